@@ -1,0 +1,165 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+)
+
+// EventType names an event in the log. Values are permanent: add, never rename.
+type EventType string
+
+// The events studyd records.
+const (
+	// EventUptakeReported is one uptake status of a run (runner, action or recipe).
+	EventUptakeReported EventType = "uptake_reported"
+	// EventEnrolled is the seed's enroll: a client joined a study branch.
+	EventEnrolled EventType = "enrolled"
+	// EventEnrollFailed is the seed's enrollFailed: an add-on study could not start.
+	EventEnrollFailed EventType = "enroll_failed"
+	// EventUnenrolled is the seed's unenroll: an enrollment ended with a reason.
+	EventUnenrolled EventType = "unenrolled"
+	// EventStudiesOptOutChanged records the studies opt-out pref; it has no telemetry.
+	EventStudiesOptOutChanged EventType = "studies_opt_out_changed"
+)
+
+// EventTypes lists every event type.
+var EventTypes = []EventType{EventUptakeReported, EventEnrolled, EventEnrollFailed, EventUnenrolled, EventStudiesOptOutChanged}
+
+// ParseEventType accepts a known event type.
+func ParseEventType(v string) (EventType, error) { return parseEnum("event type", v, EventTypes) }
+
+// Method is the telemetry method an event type is sent as, or "" if it is not an
+// enrollment event.
+func (t EventType) Method() Method {
+	switch t {
+	case EventEnrolled:
+		return MethodEnroll
+	case EventEnrollFailed:
+		return MethodEnrollFailed
+	case EventUnenrolled:
+		return MethodUnenroll
+	}
+	return ""
+}
+
+// Event is one fact in a commit. It is flat so that its msgpack form is stable and
+// cheap to fold; each type uses the fields its comment names and leaves the rest zero.
+// Its time is the time of the commit that holds it.
+type Event struct {
+	Type EventType `msgpack:"type" json:"type"`
+
+	// uptake_reported
+	Source string       `msgpack:"source,omitempty" json:"source,omitempty"`
+	Status UptakeStatus `msgpack:"status,omitempty" json:"status,omitempty"`
+
+	// enrolled, enroll_failed, unenrolled
+	Object       Object `msgpack:"object,omitempty" json:"object,omitempty"`
+	Key          string `msgpack:"key,omitempty" json:"key,omitempty"`   // slug or recipe id
+	Slug         string `msgpack:"slug,omitempty" json:"slug,omitempty"` // the telemetry value
+	EnrollmentID string `msgpack:"enrollment_id,omitempty" json:"enrollment_id,omitempty"`
+	From         State  `msgpack:"from,omitempty" json:"from,omitempty"` // the enrollment's FSM state before
+	To           State  `msgpack:"to,omitempty" json:"to,omitempty"`     // and after
+	Branch       string `msgpack:"branch,omitempty" json:"branch,omitempty"`
+
+	ExperimentType ExperimentType `msgpack:"experiment_type,omitempty" json:"experiment_type,omitempty"` // enrolled, preference_study
+	Preference     string         `msgpack:"preference,omitempty" json:"preference,omitempty"`           // enrolled, preference_study
+	AddonID        string         `msgpack:"addon_id,omitempty" json:"addon_id,omitempty"`               // add-on study events
+	AddonVersion   string         `msgpack:"addon_version,omitempty" json:"addon_version,omitempty"`     // add-on study events
+	// Reason is the unenroll Reason, or the free-form enrollFailed reason.
+	Reason     string `msgpack:"reason,omitempty" json:"reason,omitempty"`
+	ResetValue bool   `msgpack:"reset_value,omitempty" json:"reset_value,omitempty"` // unenrolled, preference_study
+
+	// studies_opt_out_changed
+	StudiesEnabled bool `msgpack:"studies_enabled,omitempty" json:"studies_enabled,omitempty"`
+}
+
+// Study returns the study an enrollment event is about.
+func (e Event) Study() StudyRef { return StudyRef{Object: e.Object, Key: e.Key} }
+
+// Validate checks that an event read from the log is well formed for its type.
+func (e Event) Validate() error {
+	if _, err := ParseEventType(string(e.Type)); err != nil {
+		return err
+	}
+	switch e.Type {
+	case EventUptakeReported:
+		kind, err := SourceKind(e.Source)
+		if err != nil {
+			return err
+		}
+		_, err = parseEnum(kind+" status", string(e.Status), StatusesFor(kind))
+		return err
+	case EventEnrolled, EventEnrollFailed, EventUnenrolled:
+		if err := e.Study().Validate(); err != nil {
+			return err
+		}
+		if e.Type == EventUnenrolled {
+			_, err := ParseReason(e.Object, e.Reason)
+			return err
+		}
+	}
+	return nil
+}
+
+// Telemetry returns e as Firefox would have sent it, with exactly the seed's extras for
+// its method and object, values truncated to 80 bytes as Firefox truncates them. It
+// returns false for events that are not enrollment events.
+func (e Event) Telemetry(client ClientID, at time.Time) (TelemetryEvent, bool) {
+	method := e.Type.Method()
+	if method == "" {
+		return TelemetryEvent{}, false
+	}
+	extra := map[string]string{}
+	switch {
+	case method == MethodEnroll && e.Object == PreferenceStudy:
+		extra[ExtraBranch] = e.Branch
+		extra[ExtraExperimentType] = string(e.ExperimentType)
+	case method == MethodEnroll && e.Object == AddonStudy:
+		extra[ExtraAddonID] = orMarker(e.AddonID)
+		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
+	case method == MethodEnrollFailed:
+		extra[ExtraReason] = e.Reason
+	case method == MethodUnenroll && e.Object == PreferenceStudy:
+		extra[ExtraDidResetValue] = DidResetValue(e.ResetValue)
+		extra[ExtraReason] = e.Reason
+	case method == MethodUnenroll && e.Object == AddonStudy:
+		extra[ExtraAddonID] = orMarker(e.AddonID)
+		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
+		extra[ExtraReason] = e.Reason
+	}
+	for k, v := range extra {
+		extra[k] = Truncate(v, MaxTelemetryString)
+	}
+	return TelemetryEvent{
+		ClientID:  client,
+		Timestamp: at.UnixMilli(),
+		Category:  TelemetryCategory,
+		Method:    method,
+		Object:    e.Object,
+		Value:     Truncate(e.Slug, MaxTelemetryString),
+		Extra:     extra,
+	}, true
+}
+
+// orMarker is Firefox's __NO_ADDON__ for a study branch that installs no add-on.
+func orMarker(v string) string {
+	if v == "" {
+		return NoAddon
+	}
+	return v
+}
+
+// String is a one-line description for logs and audits.
+func (e Event) String() string {
+	switch e.Type {
+	case EventUptakeReported:
+		return fmt.Sprintf("%s %s=%s", e.Type, e.Source, e.Status)
+	case EventStudiesOptOutChanged:
+		return fmt.Sprintf("%s studies_enabled=%t", e.Type, e.StudiesEnabled)
+	}
+	s := fmt.Sprintf("%s %s %s→%s", e.Type, e.Study(), e.From, e.To)
+	if e.Reason != "" {
+		s += " reason=" + e.Reason
+	}
+	return s
+}

@@ -1,0 +1,117 @@
+package domain
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// UptakeStatus is one of the status constants of the seed's Uptake section. The
+// constant's name (RUNNER_SUCCESS) is what commands carry and what tallies count; Label
+// gives the value Firefox put on the wire.
+type UptakeStatus string
+
+// Runner statuses, reported once per fetch and execution under normandy/runner.
+const (
+	RunnerInvalidSignature UptakeStatus = "RUNNER_INVALID_SIGNATURE"
+	RunnerNetworkError     UptakeStatus = "RUNNER_NETWORK_ERROR"
+	RunnerServerError      UptakeStatus = "RUNNER_SERVER_ERROR"
+	RunnerSuccess          UptakeStatus = "RUNNER_SUCCESS"
+)
+
+// Action statuses, reported per action under normandy/action/<action name>.
+const (
+	ActionNetworkError       UptakeStatus = "ACTION_NETWORK_ERROR"
+	ActionPreExecutionError  UptakeStatus = "ACTION_PRE_EXECUTION_ERROR"
+	ActionPostExecutionError UptakeStatus = "ACTION_POST_EXECUTION_ERROR"
+	ActionServerError        UptakeStatus = "ACTION_SERVER_ERROR"
+	ActionSuccess            UptakeStatus = "ACTION_SUCCESS"
+)
+
+// Recipe statuses, reported per executed recipe under normandy/recipe/<recipe id>.
+const (
+	RecipeActionDisabled UptakeStatus = "RECIPE_ACTION_DISABLED"
+	RecipeExecutionError UptakeStatus = "RECIPE_EXECUTION_ERROR"
+	RecipeInvalidAction  UptakeStatus = "RECIPE_INVALID_ACTION"
+	RecipeSuccess        UptakeStatus = "RECIPE_SUCCESS"
+)
+
+// RunnerStatuses, ActionStatuses and RecipeStatuses are the seed's sets, in its order.
+var (
+	RunnerStatuses = []UptakeStatus{RunnerInvalidSignature, RunnerNetworkError, RunnerServerError, RunnerSuccess}
+	ActionStatuses = []UptakeStatus{ActionNetworkError, ActionPreExecutionError, ActionPostExecutionError, ActionServerError, ActionSuccess}
+	RecipeStatuses = []UptakeStatus{RecipeActionDisabled, RecipeExecutionError, RecipeInvalidAction, RecipeSuccess}
+)
+
+// uptakeLabels maps each status to the UptakeTelemetry label Firefox sent for it.
+var uptakeLabels = map[UptakeStatus]string{
+	RunnerInvalidSignature: "sign_error", RunnerNetworkError: "network_error",
+	RunnerServerError: "server_error", RunnerSuccess: "success",
+	ActionNetworkError: "network_error", ActionPreExecutionError: "custom_1_error",
+	ActionPostExecutionError: "custom_2_error", ActionServerError: "server_error", ActionSuccess: "success",
+	RecipeActionDisabled: "custom_1_error", RecipeExecutionError: "apply_error",
+	RecipeInvalidAction: "download_error", RecipeSuccess: "success",
+}
+
+// Label is the UptakeTelemetry label Firefox reported for s (e.g. "custom_1_error").
+// The same label means different things under different sources, so tallies count the
+// constant, not the label.
+func (s UptakeStatus) Label() string { return uptakeLabels[s] }
+
+// ParseRunnerStatus, ParseActionStatus and ParseRecipeStatus accept only their own set.
+func ParseRunnerStatus(v string) (UptakeStatus, error) {
+	return parseEnum("runner status", v, RunnerStatuses)
+}
+
+// ParseActionStatus accepts only an ACTION_* status.
+func ParseActionStatus(v string) (UptakeStatus, error) {
+	return parseEnum("action status", v, ActionStatuses)
+}
+
+// ParseRecipeStatus accepts only a RECIPE_* status.
+func ParseRecipeStatus(v string) (UptakeStatus, error) {
+	return parseEnum("recipe status", v, RecipeStatuses)
+}
+
+// Uptake source keys (the seed's "key" of each status report).
+const (
+	SourceRunner       = "normandy/runner"
+	sourceActionPrefix = "normandy/action/"
+	sourceRecipePrefix = "normandy/recipe/"
+)
+
+// ActionSource is the uptake source key of an action: normandy/action/<action name>.
+func ActionSource(action string) string { return sourceActionPrefix + action }
+
+// RecipeSource is the uptake source key of a recipe: normandy/recipe/<recipe id>.
+func RecipeSource(id RecipeID) string { return sourceRecipePrefix + id.String() }
+
+// SourceKind names which of the three seed families a source key belongs to:
+// "runner", "action" or "recipe". It returns an error for anything else.
+func SourceKind(source string) (string, error) {
+	switch {
+	case source == SourceRunner:
+		return "runner", nil
+	case strings.HasPrefix(source, sourceActionPrefix) && len(source) > len(sourceActionPrefix):
+		return "action", nil
+	case strings.HasPrefix(source, sourceRecipePrefix):
+		if _, err := strconv.ParseUint(strings.TrimPrefix(source, sourceRecipePrefix), 10, 64); err == nil {
+			return "recipe", nil
+		}
+	}
+	return "", fmt.Errorf("%w: unknown uptake source %q (allowed: %s, %s<action name>, %s<recipe id>)",
+		ErrInvalid, source, SourceRunner, sourceActionPrefix, sourceRecipePrefix)
+}
+
+// StatusesFor returns the statuses allowed under a source kind from SourceKind.
+func StatusesFor(kind string) []UptakeStatus {
+	switch kind {
+	case "runner":
+		return RunnerStatuses
+	case "action":
+		return ActionStatuses
+	case "recipe":
+		return RecipeStatuses
+	}
+	return nil
+}
