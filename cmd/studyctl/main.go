@@ -1,0 +1,68 @@
+// Command studyctl is the operator's and auditor's tool for studyd: publish commands,
+// simulate a fleet, query and watch projections, replay and verify the log.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "studyctl:", err)
+		os.Exit(1)
+	}
+}
+
+// subcommand is one studyctl verb. Each lives in its own file.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, env *env, args []string) error
+}
+
+// subcommands lists every verb; `studyctl help` prints them.
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"publish":  {"send one command (flags, a JSON file or stdin) and print its outcome", runPublish},
+		"simulate": {"simulate a fleet of clients running recipes over days", runSimulate},
+	}
+}
+
+// run parses the global flags and dispatches to a subcommand. Tests call it directly.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cmds := subcommands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout, cmds)
+		return nil
+	}
+	sc, ok := cmds[args[0]]
+	if !ok {
+		usage(stderr, cmds)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+	e := &env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, name: args[0]}
+	return sc.run(ctx, e, args[1:])
+}
+
+func usage(w io.Writer, cmds map[string]subcommand) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "usage: studyctl <command> [flags]   (studyctl <command> -h for its flags)")
+	fmt.Fprintln(w, "\ncommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nconnection flags (every command): --server URL (env NATS_URL), --user/--password, --nkey FILE, --creds FILE, --tlscert/--tlskey/--tlsca")
+	_ = strings.TrimSpace
+}
