@@ -1,0 +1,137 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/studyd/studyd/domain"
+)
+
+// Decision is what one command does to one client: the events to record, in order, and
+// the client's state after them. Both go into one commit.
+type Decision struct {
+	Events []domain.Event
+	State  domain.ClientState
+}
+
+// Decide returns what cmd does to a client in state s. It is pure: time comes from
+// cmd.At, and the same state and command always give the same decision, so a retry
+// after a conflict or a replay decides exactly as the first time.
+//
+// A command is validated first (errors wrap domain.ErrInvalid). A state with no client
+// is a new client and takes cmd.ClientID; a command for another client is invalid.
+// Every enrollment event's From and To come from firing the transition table. A
+// command the client's state does not allow returns an error wrapping
+// domain.ErrIllegalTransition, and a recipe run older than the newest applied one an
+// error wrapping domain.ErrStaleRun; no events are decided then. ctx is passed to the
+// state machine only; Decide never blocks.
+func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Decision, error) {
+	if err := cmd.Validate(); err != nil {
+		return Decision{}, fmt.Errorf("decide %s: %w", cmd.Type, err)
+	}
+	switch {
+	case s.Client == "":
+		s.Client = cmd.ClientID
+	case s.Client != cmd.ClientID:
+		return Decision{}, fmt.Errorf("decide %s: %w: command is for client %q, state is client %q",
+			cmd.Type, domain.ErrInvalid, cmd.ClientID, s.Client)
+	}
+	d := &decider{ctx: ctx, cmd: cmd, state: s}
+	var err error
+	switch cmd.Type {
+	case domain.CommandRecipeRun:
+		err = d.recipeRun()
+	case domain.CommandOptOut:
+		err = d.optOut()
+	case domain.CommandStudyRemoved:
+		err = d.studyRemoved()
+	case domain.CommandAddonUninstalled:
+		err = d.addonUninstalled()
+	case domain.CommandPrefChanged:
+		err = d.prefChanged()
+	case domain.CommandUnenroll:
+		err = d.unenroll()
+	default: // Validate accepts only known types; this guards a type added without a rule.
+		err = fmt.Errorf("%w: no decision rule for command type %q", domain.ErrUnknownCommandType, cmd.Type)
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("decide %s: %w", cmd.Type, err)
+	}
+	return Decision{Events: d.events, State: d.state}, nil
+}
+
+// decider accumulates one command's events and the state they lead to.
+type decider struct {
+	ctx    context.Context
+	cmd    domain.Command
+	state  domain.ClientState
+	events []domain.Event
+}
+
+// emit records an event that is not an enrollment transition.
+func (d *decider) emit(e domain.Event) { d.events = append(d.events, e) }
+
+// transition fires ev's method on enrollment en, records ev with the From and To the
+// machine gives, and stores en in that state.
+func (d *decider) transition(en domain.Enrollment, ev domain.Event) error {
+	from := d.state.StateOf(en.Study())
+	to, err := fire(d.ctx, from, ev.Type.Method())
+	if err != nil {
+		return fmt.Errorf("%s: %w", en.Study(), err)
+	}
+	ev.Object, ev.Key, ev.From, ev.To = en.Object, en.Key, from, to
+	en.State = to
+	d.events = append(d.events, ev)
+	d.state = d.state.With(en)
+	return nil
+}
+
+// enroll starts enrollment en (its study fields filled in) at the command's time.
+func (d *decider) enroll(en domain.Enrollment) error {
+	if prev, ok := d.state.Find(en.Study()); ok {
+		en.Failures = prev.Failures // the history of failed installs survives the enrollment
+	}
+	en.EnrollmentID = domain.EnrollmentID(d.state.Client, en.Study(), d.cmd.CommandID)
+	en.EnrolledAt, en.LastSeen = d.cmd.At, d.cmd.At
+	en.EndedAt, en.Reason = time.Time{}, "" // a failed install's reason is history once enrolled
+	return d.transition(en, domain.Event{
+		Type:           domain.EventEnrolled,
+		Slug:           en.Slug,
+		EnrollmentID:   en.EnrollmentID,
+		Branch:         en.Branch,
+		ExperimentType: en.ExperimentType,
+		Preference:     en.Preference,
+		AddonID:        en.AddonID,
+		AddonVersion:   en.AddonVersion,
+	})
+}
+
+// enrollFailed records a failed start of study en with the client's reason.
+func (d *decider) enrollFailed(en domain.Enrollment, reason string) error {
+	if prev, ok := d.state.Find(en.Study()); ok {
+		en.Failures = prev.Failures
+	}
+	en.Failures++
+	en.Reason = reason
+	return d.transition(en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
+}
+
+// end unenrolls en with reason. resetValue is the requested didResetValue of a
+// preference study (what Firefox asked for, not whether anything changed); it is
+// always false for add-on studies, whose telemetry has no such extra.
+func (d *decider) end(en domain.Enrollment, reason domain.Reason, resetValue bool) error {
+	en.EndedAt = d.cmd.At
+	en.Reason = string(reason)
+	return d.transition(en, domain.Event{
+		Type:         domain.EventUnenrolled,
+		Slug:         en.Slug,
+		EnrollmentID: en.EnrollmentID,
+		Branch:       en.Branch,
+		Preference:   en.Preference,
+		AddonID:      en.AddonID,
+		AddonVersion: en.AddonVersion,
+		Reason:       string(reason),
+		ResetValue:   resetValue && en.Object == domain.PreferenceStudy,
+	})
+}

@@ -1,0 +1,44 @@
+package fsm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/studyd/studyd/domain"
+)
+
+// Mermaid renders the transition table as a Mermaid stateDiagram-v2, edges in table
+// order, with none as the start and every state without outgoing edges as an end. It
+// is kept as the golden file testdata/enrollment.mmd and shown in the README.
+func Mermaid() string {
+	var b strings.Builder
+	b.WriteString("stateDiagram-v2\n")
+	fmt.Fprintf(&b, "    [*] --> %s\n", domain.StateNone)
+	for _, t := range table {
+		fmt.Fprintf(&b, "    %s --> %s: %s\n", t.From, t.To, t.Event)
+	}
+	for _, s := range domain.States {
+		if isTerminal(s) && isReachable(s) {
+			fmt.Fprintf(&b, "    %s --> [*]\n", s)
+		}
+	}
+	return b.String()
+}
+
+func isTerminal(s domain.State) bool {
+	for _, t := range table {
+		if t.From == s {
+			return false
+		}
+	}
+	return true
+}
+
+func isReachable(s domain.State) bool {
+	for _, t := range table {
+		if t.To == s {
+			return true
+		}
+	}
+	return false
+}

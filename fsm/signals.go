@@ -1,0 +1,121 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/studyd/studyd/domain"
+)
+
+// optOut decides a change of the studies opt-out pref (app.shield.optoutstudies.enabled).
+//
+// Opting out (studies_enabled false) records the change and ends every enrolled add-on
+// study with general-opt-out: in 2018 the pref observer stopped add-on studies only.
+// Enrolled preference studies stay enrolled until the next run, where their action
+// skips them and its finalize ends them with recipe-not-seen (later Firefox ended them
+// at once with general-opt-out, a reason the seed does not list for preference studies).
+// Opting back in records the change and restores nothing. A value equal to the current
+// one decides no events.
+func (d *decider) optOut() error {
+	disabled := !d.cmd.StudiesEnabled
+	if disabled == d.state.StudiesDisabled {
+		return nil
+	}
+	d.state.StudiesDisabled = disabled
+	d.emit(domain.Event{Type: domain.EventStudiesOptOutChanged, StudiesEnabled: d.cmd.StudiesEnabled})
+	if !disabled {
+		return nil
+	}
+	for _, en := range d.state.Active() {
+		if en.Object != domain.AddonStudy {
+			continue
+		}
+		if err := d.end(en, domain.ReasonGeneralOptOut, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// studyRemoved decides the user's "Remove" of one study in about:studies. An enrolled
+// add-on study ends with individual-opt-out; one already ended decides nothing
+// (Firefox swallows its "already inactive" error); one the client never enrolled in is
+// refused. A preference study is refused: the seed lists no individual-opt-out reason
+// for preference studies (later Firefox added one).
+func (d *decider) studyRemoved() error {
+	ref := *d.cmd.Study
+	if ref.Object == domain.PreferenceStudy {
+		return fmt.Errorf("%w: %s cannot be removed individually: individual-opt-out is not a %s unenroll reason in the seed "+
+			"(allowed reasons: %v; use an unenroll command)", domain.ErrIllegalTransition, ref, domain.PreferenceStudy,
+			domain.Reasons(domain.PreferenceStudy))
+	}
+	switch st := d.state.StateOf(ref); st {
+	case domain.StateEnrolled:
+		en, _ := d.state.Find(ref)
+		return d.end(en, domain.ReasonIndividualOptOut, false)
+	case domain.StateUnenrolled:
+		return nil
+	default:
+		return fmt.Errorf("%w: %s is not a study of this client (state %s; only an enrolled study can be removed)",
+			domain.ErrIllegalTransition, ref, st)
+	}
+}
+
+// addonUninstalled decides the uninstall of an add-on: every enrolled add-on study that
+// installed it ends with uninstalled, or uninstalled-sideload when the add-on was found
+// missing at startup (removed while Normandy was inactive). An add-on no study
+// installed decides nothing: most add-ons are not studies.
+func (d *decider) addonUninstalled() error {
+	reason := domain.ReasonUninstalled
+	if d.cmd.Sideload {
+		reason = domain.ReasonUninstalledSideload
+	}
+	for _, en := range d.state.Active() {
+		if en.Object != domain.AddonStudy || en.AddonID != d.cmd.AddonID {
+			continue
+		}
+		if err := d.end(en, reason, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prefChanged decides a user change of a preference: the enrolled preference study
+// using it ends with user-preference-changed (or -sideload when the change happened
+// while Normandy was inactive) and leaves the user's value (didResetValue "false").
+// This is the 2018 rule; later Firefox kept the study and recorded the preference as
+// overridden. A preference no study uses decides nothing.
+func (d *decider) prefChanged() error {
+	reason := domain.ReasonUserPreferenceChanged
+	if d.cmd.Sideload {
+		reason = domain.ReasonUserPreferenceChangedSideload
+	}
+	for _, en := range d.state.Active() {
+		if en.Object != domain.PreferenceStudy || en.Preference != d.cmd.Preference {
+			continue
+		}
+		if err := d.end(en, reason, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unenroll decides an operator's end of one enrollment, with the command's reason
+// (unknown when none is given, as Firefox's stop defaulted). A preference study asks
+// for its preference to be reset. Only an enrolled study can be ended.
+func (d *decider) unenroll() error {
+	ref := *d.cmd.Study
+	en, ok := d.state.Find(ref)
+	if !ok {
+		en = domain.Enrollment{Object: ref.Object, Key: ref.Key} // the machine refuses unenroll from none
+	}
+	reason := d.cmd.Reason
+	if reason == "" {
+		reason = domain.ReasonUnknown
+	}
+	if err := d.end(en, reason, true); err != nil {
+		return fmt.Errorf("only an enrolled study can be unenrolled: %w", err)
+	}
+	return nil
+}
