@@ -205,8 +205,8 @@ func TestDecide(t *testing.T) {
 		{name: "invalid command", cmd: domain.Command{Type: domain.CommandOptOut, ClientID: client, At: at(1)},
 			wantErr: domain.ErrInvalid},
 		{name: "command for another client",
-			setup: enrolledPref(),
-			cmd: domain.Command{Type: domain.CommandOptOut, CommandID: "x", ClientID: "client-2", At: at(2)},
+			setup:   enrolledPref(),
+			cmd:     domain.Command{Type: domain.CommandOptOut, CommandID: "x", ClientID: "client-2", At: at(2)},
 			wantErr: domain.ErrInvalid},
 	}
 	for _, tt := range tests {
