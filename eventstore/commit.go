@@ -55,8 +55,9 @@ type Rejection struct {
 	Subject   string               `msgpack:"subject,omitempty"`
 	Code      domain.RejectionCode `msgpack:"code"`
 	Error     string               `msgpack:"error"`
-	At        time.Time            `msgpack:"at"`                // when studyd refused it
-	Payload   []byte               `msgpack:"payload,omitempty"` // the first bytes of what arrived
+	At        time.Time            `msgpack:"at"`                   // when studyd refused it
+	Payload   []byte               `msgpack:"payload,omitempty"`    // the first bytes of what arrived
+	StreamSeq uint64               `msgpack:"stream_seq,omitempty"` // its STUDYD_CMDS sequence; 0 if it did not come through the stream
 }
 
 // MaxRejectedPayload is how much of a rejected command's payload is kept as evidence.

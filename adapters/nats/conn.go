@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
 
@@ -95,6 +96,15 @@ func Connect(c ConnConfig) (*nats.Conn, error) {
 	nc, err := nats.Connect(strings.TrimSpace(c.URLs), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("nats: connect %s: %w", c.URLs, err)
+	}
+	return nc, nil
+}
+
+// ConnectInProcess connects to an embedded server without a socket.
+func ConnectInProcess(ns *server.Server, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("nats: connect in-process: %w", err)
 	}
 	return nc, nil
 }

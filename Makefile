@@ -1,0 +1,56 @@
+# studyd — see README.md. `make test` is what CI runs.
+SHELL         := /bin/bash
+GO            ?= go
+BIN           := $(CURDIR)/bin
+STATICCHECK   := $(BIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME      ?= 10s
+# Unit and adapter tests (embedded nats-server); integration tests run in containers.
+UNIT_PKGS     = $(shell $(GO) list ./... | grep -v /tests/integration)
+
+.PHONY: all build run demo test test-unit test-integration lint fuzz bench docs tools clean
+
+all: lint test
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+run:
+	$(GO) run ./cmd/studyd
+
+# demo: start studyd, simulate a small fleet, show the views, stop.
+demo: build
+	./scripts/demo.sh
+
+test: test-unit test-integration
+
+test-unit:
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+test-integration:
+	$(GO) test -count=1 -timeout 25m -v ./tests/integration/
+
+lint: $(STATICCHECK)
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+$(STATICCHECK):
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# fuzz: every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) run ./cmd/studybench
+
+docs:
+	$(GO) run ./internal/docgen
+
+clean:
+	rm -rf $(BIN) data integration.log

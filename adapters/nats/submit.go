@@ -1,0 +1,132 @@
+package natsadapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
+const SubmitTimeout = 10 * time.Second
+
+// StartSubmitService serves the micro endpoint studyd.submit: a request carrying one
+// command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
+// command — so it is applied in order with the client's other commands, by whichever
+// instance owns the partition — and the reply is its Outcome as JSON.
+func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (micro.Service, error) {
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        "studyd-submit",
+		Version:     "1.0.0",
+		Description: "submit one studyd command and get its outcome",
+		Endpoint: &micro.EndpointConfig{
+			Subject: SubmitSubject,
+			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, store, req) }),
+			// Every instance serves it; any one answering is enough.
+			QueueGroup: "studyd-submit",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", SubmitSubject, err)
+	}
+	return svc, nil
+}
+
+// submit handles one studyd.submit request.
+func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req micro.Request) {
+	contentType := req.Headers().Get(HeaderContentType)
+	cmd, err := DecodeCommand(contentType, req.Data())
+	if err == nil && cmd.ClientID.Validate() != nil {
+		err = cmd.ClientID.Validate()
+	}
+	if err != nil {
+		// Not routable to a client's partition: record the rejection here and answer.
+		code := domain.RejectMalformed
+		if errors.Is(err, domain.ErrInvalid) {
+			code = domain.RejectInvalid
+		}
+		payload := req.Data()[:min(len(req.Data()), eventstore.MaxRejectedPayload)]
+		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
+			Schema: eventstore.SchemaVersion, CommandID: cmd.CommandID, Subject: SubmitSubject,
+			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: payload,
+		})
+		if rerr != nil {
+			_ = req.Error("503", "record rejection: "+rerr.Error(), nil)
+			return
+		}
+		out, _ := json.Marshal(Outcome{CommandID: cmd.CommandID, Status: OutcomeRejected, Seq: pos, Code: code, Error: err.Error()})
+		_ = req.Respond(out)
+		return
+	}
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		_ = req.Error("503", "subscribe for outcome: "+err.Error(), nil)
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), SubmitTimeout)
+	defer cancel()
+	msg := nats.NewMsg(CommandSubject(cmd.ClientID))
+	msg.Data = req.Data()
+	msg.Header.Set(HeaderReplyTo, inbox)
+	if contentType != "" {
+		msg.Header.Set(HeaderContentType, contentType)
+	}
+	var opts []jetstream.PublishOpt
+	if cmd.CommandID != "" {
+		opts = append(opts, jetstream.WithMsgID(cmd.CommandID))
+	}
+	if _, err := js.PublishMsg(ctx, msg, opts...); err != nil {
+		_ = req.Error("503", "publish to "+CommandsStream+": "+err.Error(), nil)
+		return
+	}
+	reply, err := sub.NextMsgWithContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = req.Error("504", fmt.Sprintf("command %s accepted but no outcome within %s (it will still be applied)", cmd.CommandID, SubmitTimeout), nil)
+		return
+	}
+	if err != nil {
+		_ = req.Error("503", "wait for outcome: "+err.Error(), nil)
+		return
+	}
+	_ = req.Respond(reply.Data, micro.WithHeaders(micro.Headers{HeaderContentType: []string{ContentTypeJSON}}))
+}
+
+// Submit sends cmd to studyd.submit and returns its outcome. It is the client side of
+// StartSubmitService, for studyctl and tests.
+func Submit(ctx context.Context, nc *nats.Conn, cmd domain.Command) (Outcome, error) {
+	body, err := json.Marshal(cmd)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("submit: encode: %w", err)
+	}
+	return SubmitRaw(ctx, nc, ContentTypeJSON, body)
+}
+
+// SubmitRaw sends an already encoded command to studyd.submit.
+func SubmitRaw(ctx context.Context, nc *nats.Conn, contentType string, body []byte) (Outcome, error) {
+	msg := nats.NewMsg(SubmitSubject)
+	msg.Data = body
+	msg.Header.Set(HeaderContentType, contentType)
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("submit: %w", err)
+	}
+	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return Outcome{}, fmt.Errorf("submit: %s %s", code, reply.Header.Get(micro.ErrorHeader))
+	}
+	var out Outcome
+	if err := json.Unmarshal(reply.Data, &out); err != nil {
+		return Outcome{}, fmt.Errorf("submit: decode outcome: %w", err)
+	}
+	return out, nil
+}
