@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/studyd/studyd/domain"
@@ -37,7 +39,11 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 		return Decision{}, fmt.Errorf("decide %s: %w: command is for client %q, state is client %q",
 			cmd.Type, domain.ErrInvalid, cmd.ClientID, s.Client)
 	}
-	d := &decider{ctx: ctx, cmd: cmd, state: s}
+	// The decider owns a copy of the enrollments, so it can update them in place
+	// without touching the caller's state.
+	s.Enrollments = slices.Clone(s.Enrollments)
+	d := &decider{ctx: ctx, cmd: cmd, state: s,
+		events: make([]domain.Event, 0, 1+len(cmd.Actions)+2*len(cmd.Recipes)+len(s.Enrollments))}
 	var err error
 	switch cmd.Type {
 	case domain.CommandRecipeRun:
@@ -57,6 +63,9 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 	}
 	if err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", cmd.Type, err)
+	}
+	if len(d.events) == 0 {
+		d.events = nil
 	}
 	return Decision{Events: d.events, State: d.state}, nil
 }
@@ -83,8 +92,37 @@ func (d *decider) transition(en domain.Enrollment, ev domain.Event) error {
 	ev.Object, ev.Key, ev.From, ev.To = en.Object, en.Key, from, to
 	en.State = to
 	d.events = append(d.events, ev)
-	d.state = d.state.With(en)
+	d.put(en)
 	return nil
+}
+
+// enrolled calls fn with each enrolled study of object o (any object if o is empty),
+// in canonical order, stopping at fn's first error. fn may end the study it is given:
+// ending replaces an enrollment in place, so the iteration is unaffected.
+func (d *decider) enrolled(o domain.Object, fn func(en domain.Enrollment) error) error {
+	for i := range d.state.Enrollments {
+		en := d.state.Enrollments[i]
+		if en.State != domain.StateEnrolled || (o != "" && en.Object != o) {
+			continue
+		}
+		if err := fn(en); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// put stores en in the decider's own copy of the enrollments, in canonical order (as
+// domain.ClientState.With does, without copying the slice for every change).
+func (d *decider) put(en domain.Enrollment) {
+	i, found := slices.BinarySearchFunc(d.state.Enrollments, en.Study(), func(e domain.Enrollment, s domain.StudyRef) int {
+		return cmp.Or(cmp.Compare(e.Object, s.Object), cmp.Compare(e.Key, s.Key))
+	})
+	if found {
+		d.state.Enrollments[i] = en
+		return
+	}
+	d.state.Enrollments = slices.Insert(d.state.Enrollments, i, en)
 }
 
 // enroll starts enrollment en (its study fields filled in) at the command's time.

@@ -71,7 +71,7 @@ func (d *decider) studyRecipe(r domain.RecipeReport, study domain.StudyRef) erro
 	case domain.StateEnrolled:
 		en, _ := d.state.Find(study)
 		en.LastSeen = d.cmd.At
-		d.state = d.state.With(en)
+		d.put(en)
 		return nil
 	case domain.StateUnenrolled:
 		return nil
@@ -97,12 +97,16 @@ func (d *decider) newEnrollment(r domain.RecipeReport, study domain.StudyRef) do
 // RECIPE_EXECUTION_ERROR, so a run claiming success for such a recipe is refused.
 func (d *decider) enrollPreference(r domain.RecipeReport, study domain.StudyRef) error {
 	a := r.Arguments
-	for _, other := range d.state.Active() {
-		if other.Object == domain.PreferenceStudy && other.Key != study.Key && other.Preference == a.PreferenceName {
+	err := d.enrolled(domain.PreferenceStudy, func(other domain.Enrollment) error {
+		if other.Key != study.Key && other.Preference == a.PreferenceName {
 			return fmt.Errorf("%w: preference study %q cannot enroll: preference %q belongs to enrolled study %q "+
 				"(Firefox refuses and reports %s for this recipe)",
 				domain.ErrIllegalTransition, study.Key, a.PreferenceName, other.Key, domain.RecipeExecutionError)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	branch, err := sampleBranch(domain.PreferenceBranchInput(d.state.Client, a.StudySlug()), a.Branches)
 	if err != nil {
@@ -159,13 +163,14 @@ func (d *decider) finalize(seen map[domain.StudyRef]bool) error {
 		if _, isStudy := domain.StudyObjectForAction(a.Name); !isStudy || a.Status != domain.ActionSuccess {
 			continue
 		}
-		for _, en := range d.state.Active() {
+		err := d.enrolled("", func(en domain.Enrollment) error {
 			if en.Action != a.Name || seen[en.Study()] {
-				continue
+				return nil
 			}
-			if err := d.end(en, domain.ReasonRecipeNotSeen, true); err != nil {
-				return fmt.Errorf("finalize %s: %w", a.Name, err)
-			}
+			return d.end(en, domain.ReasonRecipeNotSeen, true)
+		})
+		if err != nil {
+			return fmt.Errorf("finalize %s: %w", a.Name, err)
 		}
 	}
 	return nil

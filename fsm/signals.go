@@ -25,15 +25,9 @@ func (d *decider) optOut() error {
 	if !disabled {
 		return nil
 	}
-	for _, en := range d.state.Active() {
-		if en.Object != domain.AddonStudy {
-			continue
-		}
-		if err := d.end(en, domain.ReasonGeneralOptOut, false); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.enrolled(domain.AddonStudy, func(en domain.Enrollment) error {
+		return d.end(en, domain.ReasonGeneralOptOut, false)
+	})
 }
 
 // studyRemoved decides the user's "Remove" of one study in about:studies. An enrolled
@@ -69,15 +63,12 @@ func (d *decider) addonUninstalled() error {
 	if d.cmd.Sideload {
 		reason = domain.ReasonUninstalledSideload
 	}
-	for _, en := range d.state.Active() {
-		if en.Object != domain.AddonStudy || en.AddonID != d.cmd.AddonID {
-			continue
+	return d.enrolled(domain.AddonStudy, func(en domain.Enrollment) error {
+		if en.AddonID != d.cmd.AddonID {
+			return nil
 		}
-		if err := d.end(en, reason, false); err != nil {
-			return err
-		}
-	}
-	return nil
+		return d.end(en, reason, false)
+	})
 }
 
 // prefChanged decides a user change of a preference: the enrolled preference study
@@ -90,15 +81,12 @@ func (d *decider) prefChanged() error {
 	if d.cmd.Sideload {
 		reason = domain.ReasonUserPreferenceChangedSideload
 	}
-	for _, en := range d.state.Active() {
-		if en.Object != domain.PreferenceStudy || en.Preference != d.cmd.Preference {
-			continue
+	return d.enrolled(domain.PreferenceStudy, func(en domain.Enrollment) error {
+		if en.Preference != d.cmd.Preference {
+			return nil
 		}
-		if err := d.end(en, reason, false); err != nil {
-			return err
-		}
-	}
-	return nil
+		return d.end(en, reason, false)
+	})
 }
 
 // unenroll decides an operator's end of one enrollment, with the command's reason
