@@ -11,10 +11,11 @@ import (
 	"github.com/studyd/studyd/fsm"
 )
 
+const client domain.ClientID = "client-1"
+
 const (
-	client     domain.ClientID = "client-1"
-	prefAction                 = "preference-experiment"
-	addonAct                   = "opt-out-study"
+	prefAction = "preference-experiment"
+	addonAct   = "opt-out-study"
 )
 
 var t0 = time.Date(2018, 3, 10, 12, 0, 0, 0, time.UTC)
