@@ -27,7 +27,8 @@ type Decision struct {
 // command the client's state does not allow returns an error wrapping
 // domain.ErrIllegalTransition, and a recipe run older than the newest applied one an
 // error wrapping domain.ErrStaleRun; no events are decided then. ctx is passed to the
-// state machine only; Decide never blocks.
+// state machine, which fails a transition with ctx's error once ctx is done; Decide
+// never blocks.
 func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Decision, error) {
 	if err := cmd.Validate(); err != nil {
 		return Decision{}, fmt.Errorf("decide %s: %w", cmd.Type, err)
@@ -42,22 +43,22 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 	// The decider owns a copy of the enrollments, so it can update them in place
 	// without touching the caller's state.
 	s.Enrollments = slices.Clone(s.Enrollments)
-	d := &decider{ctx: ctx, cmd: cmd, state: s,
+	d := &decider{cmd: cmd, state: s,
 		events: make([]domain.Event, 0, 1+len(cmd.Actions)+2*len(cmd.Recipes)+len(s.Enrollments))}
 	var err error
 	switch cmd.Type {
 	case domain.CommandRecipeRun:
-		err = d.recipeRun()
+		err = d.recipeRun(ctx)
 	case domain.CommandOptOut:
-		err = d.optOut()
+		err = d.optOut(ctx)
 	case domain.CommandStudyRemoved:
-		err = d.studyRemoved()
+		err = d.studyRemoved(ctx)
 	case domain.CommandAddonUninstalled:
-		err = d.addonUninstalled()
+		err = d.addonUninstalled(ctx)
 	case domain.CommandPrefChanged:
-		err = d.prefChanged()
+		err = d.prefChanged(ctx)
 	case domain.CommandUnenroll:
-		err = d.unenroll()
+		err = d.unenroll(ctx)
 	default: // Validate accepts only known types; this guards a type added without a rule.
 		err = fmt.Errorf("%w: no decision rule for command type %q", domain.ErrUnknownCommandType, cmd.Type)
 	}
@@ -72,7 +73,6 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 
 // decider accumulates one command's events and the state they lead to.
 type decider struct {
-	ctx    context.Context
 	cmd    domain.Command
 	state  domain.ClientState
 	events []domain.Event
@@ -83,9 +83,9 @@ func (d *decider) emit(e domain.Event) { d.events = append(d.events, e) }
 
 // transition fires ev's method on enrollment en, records ev with the From and To the
 // machine gives, and stores en in that state.
-func (d *decider) transition(en domain.Enrollment, ev domain.Event) error {
+func (d *decider) transition(ctx context.Context, en domain.Enrollment, ev domain.Event) error {
 	from := d.state.StateOf(en.Study())
-	to, err := fire(d.ctx, from, ev.Type.Method())
+	to, err := fire(ctx, from, ev.Type.Method())
 	if err != nil {
 		return fmt.Errorf("%s: %w", en.Study(), err)
 	}
@@ -126,14 +126,14 @@ func (d *decider) put(en domain.Enrollment) {
 }
 
 // enroll starts enrollment en (its study fields filled in) at the command's time.
-func (d *decider) enroll(en domain.Enrollment) error {
+func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 	if prev, ok := d.state.Find(en.Study()); ok {
 		en.Failures = prev.Failures // the history of failed installs survives the enrollment
 	}
 	en.EnrollmentID = domain.EnrollmentID(d.state.Client, en.Study(), d.cmd.CommandID)
 	en.EnrolledAt, en.LastSeen = d.cmd.At, d.cmd.At
 	en.EndedAt, en.Reason = time.Time{}, "" // a failed install's reason is history once enrolled
-	return d.transition(en, domain.Event{
+	return d.transition(ctx, en, domain.Event{
 		Type:           domain.EventEnrolled,
 		Slug:           en.Slug,
 		EnrollmentID:   en.EnrollmentID,
@@ -146,22 +146,22 @@ func (d *decider) enroll(en domain.Enrollment) error {
 }
 
 // enrollFailed records a failed start of study en with the client's reason.
-func (d *decider) enrollFailed(en domain.Enrollment, reason string) error {
+func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason string) error {
 	if prev, ok := d.state.Find(en.Study()); ok {
 		en.Failures = prev.Failures
 	}
 	en.Failures++
 	en.Reason = reason
-	return d.transition(en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
+	return d.transition(ctx, en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
 }
 
 // end unenrolls en with reason. resetValue is the requested didResetValue of a
 // preference study (what Firefox asked for, not whether anything changed); it is
 // always false for add-on studies, whose telemetry has no such extra.
-func (d *decider) end(en domain.Enrollment, reason domain.Reason, resetValue bool) error {
+func (d *decider) end(ctx context.Context, en domain.Enrollment, reason domain.Reason, resetValue bool) error {
 	en.EndedAt = d.cmd.At
 	en.Reason = string(reason)
-	return d.transition(en, domain.Event{
+	return d.transition(ctx, en, domain.Event{
 		Type:         domain.EventUnenrolled,
 		Slug:         en.Slug,
 		EnrollmentID: en.EnrollmentID,

@@ -247,3 +247,16 @@ func TestOptOutDoesNotEndPreferenceStudies(t *testing.T) {
 		t.Errorf("got StudiesDisabled true after opting back in, want false")
 	}
 }
+
+func TestDecideCanceledContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := fsm.Decide(ctx, domain.ClientState{}, run(1, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	if errors.Is(err, domain.ErrIllegalTransition) {
+		t.Errorf("got %v, a canceled decision is not an illegal transition", err)
+	}
+}

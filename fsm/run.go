@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -23,7 +24,7 @@ import (
 //     study seen; see studyRecipe for what it does to the enrollment.
 //   - finalize then ends, with recipe-not-seen, the unseen enrolled studies of each
 //     study action reported with ACTION_SUCCESS.
-func (d *decider) recipeRun() error {
+func (d *decider) recipeRun(ctx context.Context) error {
 	cmd := d.cmd
 	if cmd.At.Before(d.state.LastRunAt) {
 		return fmt.Errorf("%w: run at %s is older than the run already applied at %s (send runs in the order they happened)",
@@ -50,12 +51,12 @@ func (d *decider) recipeRun() error {
 				continue
 			}
 			seen[study] = true
-			if err := d.studyRecipe(r, study); err != nil {
+			if err := d.studyRecipe(ctx, r, study); err != nil {
 				return fmt.Errorf("recipes: recipe %d: %w", r.ID, err)
 			}
 		}
 	}
-	return d.finalize(seen)
+	return d.finalize(ctx, seen)
 }
 
 // studyRecipe applies one executed study recipe to its enrollment:
@@ -66,7 +67,7 @@ func (d *decider) recipeRun() error {
 //   - none or enroll_failed: RECIPE_SUCCESS enrolls; an add-on study's
 //     RECIPE_EXECUTION_ERROR with an installError is an enrollFailed; anything else
 //     leaves the study untouched.
-func (d *decider) studyRecipe(r domain.RecipeReport, study domain.StudyRef) error {
+func (d *decider) studyRecipe(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
 	switch d.state.StateOf(study) {
 	case domain.StateEnrolled:
 		en, _ := d.state.Find(study)
@@ -78,11 +79,11 @@ func (d *decider) studyRecipe(r domain.RecipeReport, study domain.StudyRef) erro
 	}
 	switch {
 	case study.Object == domain.PreferenceStudy && r.Status == domain.RecipeSuccess:
-		return d.enrollPreference(r, study)
+		return d.enrollPreference(ctx, r, study)
 	case study.Object == domain.AddonStudy && r.Status == domain.RecipeSuccess:
-		return d.enrollAddon(r, study)
+		return d.enrollAddon(ctx, r, study)
 	case study.Object == domain.AddonStudy && r.Status == domain.RecipeExecutionError && r.Arguments.InstallError != "":
-		return d.enrollFailed(d.newEnrollment(r, study), r.Arguments.InstallError)
+		return d.enrollFailed(ctx, d.newEnrollment(r, study), r.Arguments.InstallError)
 	}
 	return nil
 }
@@ -95,7 +96,7 @@ func (d *decider) newEnrollment(r domain.RecipeReport, study domain.StudyRef) do
 // enrollPreference enrolls a preference study. Its guard is Firefox's: a preference can
 // belong to one enrolled preference study at a time. Firefox threw there, reporting
 // RECIPE_EXECUTION_ERROR, so a run claiming success for such a recipe is refused.
-func (d *decider) enrollPreference(r domain.RecipeReport, study domain.StudyRef) error {
+func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
 	a := r.Arguments
 	err := d.enrolled(domain.PreferenceStudy, func(other domain.Enrollment) error {
 		if other.Key != study.Key && other.Preference == a.PreferenceName {
@@ -116,12 +117,12 @@ func (d *decider) enrollPreference(r domain.RecipeReport, study domain.StudyRef)
 	en.Branch = branch
 	en.ExperimentType = domain.ExperimentTypeFor(a.IsHighPopulation)
 	en.Preference = a.PreferenceName
-	return d.enroll(en)
+	return d.enroll(ctx, en)
 }
 
 // enrollAddon enrolls an add-on study with the add-on the client installed. A recipe
 // without branches (the 2018 opt-out-study action) enrolls with no branch.
-func (d *decider) enrollAddon(r domain.RecipeReport, study domain.StudyRef) error {
+func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
 	a := r.Arguments
 	if a.AddonID == "" || a.AddonVersion == "" {
 		return fmt.Errorf("%w: add-on study %q reports %s without the installed add-on "+
@@ -137,7 +138,7 @@ func (d *decider) enrollAddon(r domain.RecipeReport, study domain.StudyRef) erro
 		en.Branch = branch
 	}
 	en.AddonID, en.AddonVersion = a.AddonID, a.AddonVersion
-	return d.enroll(en)
+	return d.enroll(ctx, en)
 }
 
 // sampleBranch picks the branch Firefox would pick for input.
@@ -158,7 +159,7 @@ func sampleBranch(input string, branches []domain.Branch) (string, error) {
 // did not see. An action not reported, or reported with an error status, did not run
 // its postExecution cleanly, so it ends nothing; nor does an action that runs no study.
 // Preference studies ask for their preference to be reset (didResetValue "true").
-func (d *decider) finalize(seen map[domain.StudyRef]bool) error {
+func (d *decider) finalize(ctx context.Context, seen map[domain.StudyRef]bool) error {
 	for _, a := range d.cmd.Actions {
 		if _, isStudy := domain.StudyObjectForAction(a.Name); !isStudy || a.Status != domain.ActionSuccess {
 			continue
@@ -167,7 +168,7 @@ func (d *decider) finalize(seen map[domain.StudyRef]bool) error {
 			if en.Action != a.Name || seen[en.Study()] {
 				return nil
 			}
-			return d.end(en, domain.ReasonRecipeNotSeen, true)
+			return d.end(ctx, en, domain.ReasonRecipeNotSeen, true)
 		})
 		if err != nil {
 			return fmt.Errorf("finalize %s: %w", a.Name, err)

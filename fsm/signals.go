@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/studyd/studyd/domain"
@@ -15,7 +16,7 @@ import (
 // at once with general-opt-out, a reason the seed does not list for preference studies).
 // Opting back in records the change and restores nothing. A value equal to the current
 // one decides no events.
-func (d *decider) optOut() error {
+func (d *decider) optOut(ctx context.Context) error {
 	disabled := !d.cmd.StudiesEnabled
 	if disabled == d.state.StudiesDisabled {
 		return nil
@@ -26,7 +27,7 @@ func (d *decider) optOut() error {
 		return nil
 	}
 	return d.enrolled(domain.AddonStudy, func(en domain.Enrollment) error {
-		return d.end(en, domain.ReasonGeneralOptOut, false)
+		return d.end(ctx, en, domain.ReasonGeneralOptOut, false)
 	})
 }
 
@@ -35,7 +36,7 @@ func (d *decider) optOut() error {
 // (Firefox swallows its "already inactive" error); one the client never enrolled in is
 // refused. A preference study is refused: the seed lists no individual-opt-out reason
 // for preference studies (later Firefox added one).
-func (d *decider) studyRemoved() error {
+func (d *decider) studyRemoved(ctx context.Context) error {
 	ref := *d.cmd.Study
 	if ref.Object == domain.PreferenceStudy {
 		return fmt.Errorf("%w: %s cannot be removed individually: individual-opt-out is not a %s unenroll reason in the seed "+
@@ -45,7 +46,7 @@ func (d *decider) studyRemoved() error {
 	switch st := d.state.StateOf(ref); st {
 	case domain.StateEnrolled:
 		en, _ := d.state.Find(ref)
-		return d.end(en, domain.ReasonIndividualOptOut, false)
+		return d.end(ctx, en, domain.ReasonIndividualOptOut, false)
 	case domain.StateUnenrolled:
 		return nil
 	default:
@@ -58,7 +59,7 @@ func (d *decider) studyRemoved() error {
 // installed it ends with uninstalled, or uninstalled-sideload when the add-on was found
 // missing at startup (removed while Normandy was inactive). An add-on no study
 // installed decides nothing: most add-ons are not studies.
-func (d *decider) addonUninstalled() error {
+func (d *decider) addonUninstalled(ctx context.Context) error {
 	reason := domain.ReasonUninstalled
 	if d.cmd.Sideload {
 		reason = domain.ReasonUninstalledSideload
@@ -67,7 +68,7 @@ func (d *decider) addonUninstalled() error {
 		if en.AddonID != d.cmd.AddonID {
 			return nil
 		}
-		return d.end(en, reason, false)
+		return d.end(ctx, en, reason, false)
 	})
 }
 
@@ -76,7 +77,7 @@ func (d *decider) addonUninstalled() error {
 // while Normandy was inactive) and leaves the user's value (didResetValue "false").
 // This is the 2018 rule; later Firefox kept the study and recorded the preference as
 // overridden. A preference no study uses decides nothing.
-func (d *decider) prefChanged() error {
+func (d *decider) prefChanged(ctx context.Context) error {
 	reason := domain.ReasonUserPreferenceChanged
 	if d.cmd.Sideload {
 		reason = domain.ReasonUserPreferenceChangedSideload
@@ -85,14 +86,14 @@ func (d *decider) prefChanged() error {
 		if en.Preference != d.cmd.Preference {
 			return nil
 		}
-		return d.end(en, reason, false)
+		return d.end(ctx, en, reason, false)
 	})
 }
 
 // unenroll decides an operator's end of one enrollment, with the command's reason
 // (unknown when none is given, as Firefox's stop defaulted). A preference study asks
 // for its preference to be reset. Only an enrolled study can be ended.
-func (d *decider) unenroll() error {
+func (d *decider) unenroll(ctx context.Context) error {
 	ref := *d.cmd.Study
 	en, ok := d.state.Find(ref)
 	if !ok {
@@ -102,7 +103,7 @@ func (d *decider) unenroll() error {
 	if reason == "" {
 		reason = domain.ReasonUnknown
 	}
-	if err := d.end(en, reason, true); err != nil {
+	if err := d.end(ctx, en, reason, true); err != nil {
 		return fmt.Errorf("only an enrolled study can be unenrolled: %w", err)
 	}
 	return nil
