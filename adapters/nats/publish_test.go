@@ -153,3 +153,33 @@ func TestPublishCommandsStopsWithContext(t *testing.T) {
 		t.Errorf("sent %d, want the 10 before the cancel", stats.Sent)
 	}
 }
+
+// BenchmarkPublishCommands measures the load publisher against an in-process server
+// with a file-backed work-queue stream: acked commands per second.
+func BenchmarkPublishCommands(b *testing.B) {
+	_, nc, js := natstest.Start(b)
+	stream, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: natsadapter.CommandsStream, Subjects: []string{"studyd.cmd.>"},
+		Retention: jetstream.WorkQueuePolicy, Duplicates: time.Minute,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := simulate.New(simulate.Config{Clients: 10_000, Days: 365, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmds := make([]domain.Command, b.N)
+	for i := range cmds {
+		cmds[i], _ = f.Next()
+	}
+	b.ResetTimer()
+	stats, err := natsadapter.PublishCommands(context.Background(), nc, iter(cmds), natsadapter.PublishOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(stats.Rate(), "cmds/s")
+	if info, _ := stream.Info(context.Background()); info.State.Msgs != uint64(b.N) {
+		b.Fatalf("stream holds %d, want %d", info.State.Msgs, b.N)
+	}
+}
