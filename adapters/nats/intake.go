@@ -236,7 +236,6 @@ func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, seq uint64, cmd
 		payload = payload[:eventstore.MaxRejectedPayload]
 	}
 	pos, err := in.store.Reject(ctx, eventstore.Rejection{
-		Schema:    eventstore.SchemaVersion,
 		CommandID: cmd.CommandID,
 		Client:    client,
 		Subject:   msg.Subject(),

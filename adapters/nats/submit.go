@@ -55,7 +55,7 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 		}
 		payload := req.Data()[:min(len(req.Data()), eventstore.MaxRejectedPayload)]
 		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
-			Schema: eventstore.SchemaVersion, CommandID: cmd.CommandID, Subject: SubmitSubject,
+			CommandID: cmd.CommandID, Subject: SubmitSubject,
 			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: payload,
 		})
 		if rerr != nil {
