@@ -20,6 +20,10 @@ func TestDecodeCommandRoundTripAndErrors(t *testing.T) {
 	if err != nil || got.CommandID != "c1" || !got.At.Equal(cmd.At) {
 		t.Fatalf("DecodeCommand(msgpack) = %+v, %v; want %+v", got, err, cmd)
 	}
+	sniffed, err := DecodeCommand("", []byte(` {"type":"opt_out","command_id":"c2"}`))
+	if err != nil || sniffed.CommandID != "c2" {
+		t.Errorf("DecodeCommand(JSON without content type) = %+v, %v; want command c2", sniffed, err)
+	}
 	tests := []struct {
 		name        string
 		contentType string
@@ -31,6 +35,7 @@ func TestDecodeCommandRoundTripAndErrors(t *testing.T) {
 		{name: "not json", contentType: ContentTypeJSON, body: `type=opt_out`, want: ErrMalformed},
 		{name: "trailing msgpack", contentType: "", body: string(packed) + "x", want: ErrMalformed},
 		{name: "garbage msgpack", contentType: ContentTypeMsgpack, body: "\xc1\xc1", want: ErrMalformed},
+		{name: "text without content type", contentType: "", body: "garbage", want: ErrMalformed},
 		{name: "xml", contentType: "application/xml", body: "<a/>", want: ErrUnsupportedContent},
 	}
 	for _, tt := range tests {
