@@ -1,0 +1,186 @@
+package audit_test
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+func export(t *testing.T, f audit.Format, sel audit.Selection) (string, *audit.Exporter, int) {
+	t.Helper()
+	recs, err := fleet(t).Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	x, err := audit.NewExporter(&buf, f, sel, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := 0
+	for _, r := range recs {
+		if err := x.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+		if sel.Match(&r.Commit) {
+			_ = sel.Events(&r.Commit, func(int, *domain.Event) error { events++; return nil })
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String(), x, events
+}
+
+// anyStudy is a study that some commit of the fleet enrolls into.
+func anyStudy(t *testing.T) domain.StudyRef {
+	t.Helper()
+	recs, _ := fleet(t).Records()
+	for _, r := range recs {
+		for _, e := range r.Commit.Events {
+			if e.Type == domain.EventEnrolled {
+				return e.Study()
+			}
+		}
+	}
+	t.Fatal("no enrollment in the fleet log")
+	return domain.StudyRef{}
+}
+
+func TestExportTelemetry(t *testing.T) {
+	t.Parallel()
+	out, x, _ := export(t, audit.FormatTelemetry, audit.Selection{})
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if x.Lines == 0 || len(lines) != int(x.Lines) {
+		t.Fatalf("got %d lines, exporter counted %d; want some and equal", len(lines), x.Lines)
+	}
+	want := []string{"category", "client_id", "extra", "method", "object", "timestamp", "value"}
+	for _, l := range lines {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, want) {
+			t.Fatalf("line %s: keys %v, want exactly %v", l, keys, want)
+		}
+		var te domain.TelemetryEvent
+		if err := json.Unmarshal([]byte(l), &te); err != nil {
+			t.Fatal(err)
+		}
+		if te.Category != "normandy" || te.Timestamp < 1e12 || len(te.Extra) == 0 {
+			t.Fatalf("line %s: want category normandy, a millisecond timestamp and extras", l)
+		}
+		if _, err := domain.ParseMethod(string(te.Method)); err != nil {
+			t.Fatalf("line %s: %v", l, err)
+		}
+	}
+}
+
+func TestExportCSVOneRowPerEvent(t *testing.T) {
+	t.Parallel()
+	study := anyStudy(t)
+	for _, sel := range []audit.Selection{{}, {Study: study}} {
+		out, x, events := export(t, audit.FormatCSV, sel)
+		rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows)-1 != events || events == 0 || uint64(events) != x.Lines {
+			t.Errorf("study %q: got %d rows, want %d events", sel.Study, len(rows)-1, events)
+		}
+		if !slices.Equal(rows[0], audit.CSVHeader) {
+			t.Errorf("header %v, want %v", rows[0], audit.CSVHeader)
+		}
+		if sel.Study.Object != "" {
+			for _, r := range rows[1:] {
+				if r[10] != string(study.Object) || r[11] != study.Key {
+					t.Fatalf("row %v is not about %s", r, study)
+				}
+			}
+		}
+	}
+}
+
+func TestExportJSONLEnvelopes(t *testing.T) {
+	t.Parallel()
+	out, x, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	recs, _ := fleet(t).Records()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != len(recs) || x.Commits != uint64(len(recs)) {
+		t.Fatalf("got %d envelopes, want %d", len(lines), len(recs))
+	}
+	var env audit.Envelope
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &env); err != nil {
+		t.Fatal(err)
+	}
+	last := recs[len(recs)-1]
+	if env.Seq != last.Position || env.Hash != last.Hash || env.PrevHash != last.Commit.PrevHash || env.CommandID != last.Commit.CommandID {
+		t.Errorf("envelope %+v does not match record at %d", env, last.Position)
+	}
+}
+
+func TestExportRejections(t *testing.T) {
+	t.Parallel()
+	if _, err := audit.NewExporter(&bytes.Buffer{}, audit.FormatTelemetry, audit.Selection{}, true); !errors.Is(err, audit.ErrFormat) {
+		t.Errorf("telemetry rejections: got %v, want ErrFormat", err)
+	}
+	if _, err := audit.ParseFormat("xml"); !errors.Is(err, audit.ErrFormat) {
+		t.Errorf("ParseFormat(xml): got %v, want ErrFormat", err)
+	}
+	var buf bytes.Buffer
+	x, err := audit.NewExporter(&buf, audit.FormatJSONL, audit.Selection{}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej := eventstore.Rejection{CommandID: "c1", Client: "x", Code: domain.RejectStale, Error: "stale run", Payload: []byte("{}")}
+	if err := x.Rejection(9, rej); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var got audit.RejectionLine
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != 9 || got.Code != domain.RejectStale || got.Payload != "{}" {
+		t.Errorf("got %+v, want seq 9, code stale, payload {}", got)
+	}
+}
+
+func TestParseStudy(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want domain.StudyRef
+		ok   bool
+	}{
+		{in: "preference_study/pref-1", want: domain.StudyRef{Object: domain.PreferenceStudy, Key: "pref-1"}, ok: true},
+		{in: "addon_study/42", want: domain.StudyRef{Object: domain.AddonStudy, Key: "42"}, ok: true},
+		{in: "addon_study/slug"},
+		{in: "pref-1"},
+		{in: "experiment/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Parallel()
+			got, err := audit.ParseStudy(tt.in)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseStudy(%q) = %v, %v; want %v, ok %t", tt.in, got, err, tt.want, tt.ok)
+			}
+		})
+	}
+}

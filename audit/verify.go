@@ -1,0 +1,394 @@
+package audit
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/fsm"
+)
+
+// ErrFault is wrapped by every *Fault: the log failed verification.
+var ErrFault = errors.New("audit: log verification failed")
+
+// FaultKind names what is wrong.
+type FaultKind string
+
+// Fault kinds.
+const (
+	// FaultUndecodable: a message on a commit or rejection subject does not decode.
+	FaultUndecodable FaultKind = "undecodable"
+	// FaultSubject: a commit sits on another client's subject.
+	FaultSubject FaultKind = "subject_mismatch"
+	// FaultInvalidEvent: an event is not well formed for its type.
+	FaultInvalidEvent FaultKind = "invalid_event"
+	// FaultIllegalTransition: an event's from → to is not an edge of the state machine.
+	FaultIllegalTransition FaultKind = "illegal_transition"
+	// FaultState: an event's from is not the state the client's previous commit
+	// recorded, or the commit's state disagrees with its events' to.
+	FaultState FaultKind = "state_mismatch"
+	// FaultChain: a commit's PrevHash is not the hash of the client's previous commit
+	// (an edited, removed, reordered or inserted commit).
+	FaultChain FaultKind = "chain_broken"
+	// FaultCheckpoint: the log's running digest differs from a signed checkpoint, or
+	// the log ends before a checkpoint's sequence.
+	FaultCheckpoint FaultKind = "checkpoint_mismatch"
+	// FaultSignature: a checkpoint's signature does not verify.
+	FaultSignature FaultKind = "bad_signature"
+	// FaultView: a live KV view differs from the fold of the log at its sequence.
+	FaultView FaultKind = "view_mismatch"
+)
+
+// Fault is one thing wrong with the log, named by where it was found.
+type Fault struct {
+	Kind    FaultKind       `json:"kind"`
+	Seq     uint64          `json:"seq"`               // where it was detected
+	Client  domain.ClientID `json:"client,omitempty"`  // whose chain or commit
+	Related uint64          `json:"related,omitempty"` // the other sequence involved, if any
+	Detail  string          `json:"detail"`
+}
+
+func (f *Fault) Error() string {
+	who := ""
+	if f.Client != "" {
+		who = " client " + string(f.Client)
+	}
+	return fmt.Sprintf("%s at seq %d%s: %s", f.Kind, f.Seq, who, f.Detail)
+}
+
+// Is makes errors.Is(f, ErrFault) hold.
+func (f *Fault) Is(target error) bool { return target == ErrFault }
+
+// MaxFaults bounds the faults a report keeps; later ones are only counted.
+const MaxFaults = 10000
+
+// VerifyOptions configure a Verifier.
+type VerifyOptions struct {
+	// Anchored says the replay starts at the stream's first message, so a client's
+	// first commit must name no predecessor and checkpoints can be checked. A replay of
+	// a window takes each client's first commit in it on trust.
+	Anchored bool
+	// Checkpoints to check, in sequence order (needs Anchored).
+	Checkpoints []Checkpoint
+	// PublicKey checks the checkpoints' signatures; nil leaves them unchecked.
+	PublicKey ed25519.PublicKey
+	// Views, if set, is fed every commit, and its result joins the report.
+	Views *ViewCheck
+}
+
+// Report is what a verification found.
+type Report struct {
+	Messages    uint64            `json:"messages"`
+	Commits     uint64            `json:"commits"`
+	Rejections  uint64            `json:"rejections"`
+	Other       uint64            `json:"other"`
+	Events      uint64            `json:"events"`
+	Transitions uint64            `json:"transitions"`
+	Clients     int               `json:"clients"`
+	FirstSeq    uint64            `json:"first_seq"`
+	LastSeq     uint64            `json:"last_seq"`
+	Digest      string            `json:"digest,omitempty"` // the running digest at LastSeq (anchored replays)
+	FSMVersions map[string]uint64 `json:"fsm_versions"`     // commits per transition-table version
+	// CheckpointsChecked counts checkpoints compared with the log; SignaturesChecked
+	// says whether their signatures were verified too.
+	CheckpointsChecked int         `json:"checkpoints_checked"`
+	SignaturesChecked  bool        `json:"signatures_checked"`
+	Views              *ViewResult `json:"views,omitempty"`
+	Faults             []Fault     `json:"faults"`
+	FaultCount         int         `json:"fault_count"`
+}
+
+// Err returns the first fault, or nil if the log verified.
+func (r *Report) Err() error {
+	if len(r.Faults) == 0 {
+		return nil
+	}
+	return &r.Faults[0]
+}
+
+// chain is what the verifier remembers of one client.
+type chain struct {
+	lastSeq  uint64
+	lastHash string
+	state    domain.ClientState
+	recent   [4]link // older commits, to tell a reorder from an edit
+}
+
+type link struct {
+	seq  uint64
+	hash string
+}
+
+type transitionKey struct {
+	t        domain.EventType
+	from, to domain.State
+}
+
+// Verifier checks a replayed stream message by message. It is not safe for
+// concurrent use.
+type Verifier struct {
+	opts     VerifyOptions
+	clients  map[domain.ClientID]*chain
+	dangling map[string]link // prev hashes no commit had yet: seq and client of who named them
+	legal    map[transitionKey]error
+	digest   LogDigest
+	nextCP   int
+	report   Report
+	touched  []touch
+}
+
+type touch struct {
+	study domain.StudyRef
+	state domain.State
+}
+
+// NewVerifier returns a verifier with opts.
+func NewVerifier(opts VerifyOptions) *Verifier {
+	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
+		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}}
+}
+
+func (v *Verifier) fault(f Fault) {
+	v.report.FaultCount++
+	if len(v.report.Faults) < MaxFaults {
+		v.report.Faults = append(v.report.Faults, f)
+	}
+}
+
+// Add checks the next message. It returns the decoded commit (ok true) when e is a
+// commit that decoded, so a caller can also export or fold it.
+func (v *Verifier) Add(e Entry) (eventstore.Record, bool) {
+	r := &v.report
+	if r.Messages == 0 {
+		r.FirstSeq = e.Seq
+	}
+	r.Messages++
+	r.LastSeq = e.Seq
+	s := sum(e.Data)
+	if v.opts.Anchored {
+		v.checkpointsBefore(e.Seq)
+		v.digest.Add(e.Seq, e.Subject, s)
+		v.checkpointAt(e.Seq)
+	}
+	switch e.Kind() {
+	case KindRejection:
+		r.Rejections++
+		if _, err := e.Rejection(); err != nil {
+			v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+		}
+		return eventstore.Record{}, false
+	case KindOther:
+		r.Other++
+		return eventstore.Record{}, false
+	}
+	r.Commits++
+	rec, err := recordWithSum(e, s)
+	if err != nil {
+		v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+		return eventstore.Record{}, false
+	}
+	c := &rec.Commit
+	r.FSMVersions[c.FSMVersion]++
+	if sc := e.SubjectClient(); sc != c.Client {
+		v.fault(Fault{Kind: FaultSubject, Seq: e.Seq, Client: sc,
+			Detail: fmt.Sprintf("commit of client %q stored on %s", c.Client, e.Subject)})
+	}
+	ch := v.clients[c.Client]
+	v.checkChain(e.Seq, c, rec.Hash, ch)
+	v.checkEvents(e.Seq, c, ch)
+	if ch == nil {
+		ch = &chain{}
+		v.clients[c.Client] = ch
+	}
+	copy(ch.recent[1:], ch.recent[:len(ch.recent)-1])
+	ch.recent[0] = link{seq: ch.lastSeq, hash: ch.lastHash}
+	ch.lastSeq, ch.lastHash, ch.state = e.Seq, rec.Hash, c.State
+	if v.opts.Views != nil {
+		v.opts.Views.Apply(e.Seq, c)
+	}
+	return rec, true
+}
+
+// checkChain compares c's PrevHash with the hash of the client's previous commit ch.
+func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch *chain) {
+	if l, ok := v.dangling[hash]; ok {
+		delete(v.dangling, hash)
+		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: l.seq,
+			Detail: fmt.Sprintf("this commit is the predecessor that seq %d named, but it comes after it: commits reordered", l.seq)})
+	}
+	switch {
+	case ch == nil && !v.opts.Anchored:
+		return // the window's first commit of this client anchors its chain
+	case ch == nil && c.PrevHash == "":
+		return
+	case ch == nil:
+		v.dangling[c.PrevHash] = link{seq: seq}
+		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client,
+			Detail: fmt.Sprintf("the client's first commit in the log names a predecessor %s: a commit before it was removed or edited", short(c.PrevHash))})
+		return
+	case c.PrevHash == ch.lastHash:
+		return
+	case c.PrevHash == "":
+		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
+			Detail: fmt.Sprintf("commit claims to be the client's first, but seq %d came before it: inserted or reordered", ch.lastSeq)})
+		return
+	}
+	for _, l := range ch.recent {
+		if l.hash != "" && l.hash == c.PrevHash {
+			v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
+				Detail: fmt.Sprintf("prev_hash names seq %d, but the client's previous commit is seq %d: seq %d was inserted, or commits reordered", l.seq, ch.lastSeq, ch.lastSeq)})
+			return
+		}
+	}
+	v.dangling[c.PrevHash] = link{seq: seq}
+	v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
+		Detail: fmt.Sprintf("prev_hash %s is not the hash %s of the client's previous commit at seq %d: seq %d was edited, or a commit between was removed",
+			short(c.PrevHash), short(ch.lastHash), ch.lastSeq, ch.lastSeq)})
+}
+
+// checkEvents checks every event of c: well formed, a legal transition, from the state
+// the client was in, and ending in the state the commit records.
+func (v *Verifier) checkEvents(seq uint64, c *eventstore.Commit, ch *chain) {
+	v.touched = v.touched[:0]
+	for i := range c.Events {
+		e := &c.Events[i]
+		v.report.Events++
+		if err := e.Validate(); err != nil {
+			v.fault(Fault{Kind: FaultInvalidEvent, Seq: seq, Client: c.Client, Detail: fmt.Sprintf("events[%d]: %v", i, err)})
+			continue
+		}
+		if err := v.checkTransition(e); err != nil {
+			v.fault(Fault{Kind: FaultIllegalTransition, Seq: seq, Client: c.Client, Detail: fmt.Sprintf("events[%d]: %v", i, err)})
+			continue
+		}
+		if e.Type.Method() == "" {
+			continue
+		}
+		v.report.Transitions++
+		study := e.Study()
+		j := v.touchedIndex(study)
+		switch {
+		case j >= 0:
+			if v.touched[j].state != e.From {
+				v.fault(Fault{Kind: FaultState, Seq: seq, Client: c.Client,
+					Detail: fmt.Sprintf("events[%d] %s starts from %s, but the commit's previous event left it %s", i, study, e.From, v.touched[j].state)})
+			}
+			v.touched[j].state = e.To
+			continue
+		case ch != nil:
+			if was := ch.state.StateOf(study); was != e.From {
+				v.fault(Fault{Kind: FaultState, Seq: seq, Client: c.Client, Related: ch.lastSeq,
+					Detail: fmt.Sprintf("events[%d] %s starts from %s, but the client's previous commit (seq %d) left it %s", i, study, e.From, ch.lastSeq, was)})
+			}
+		case v.opts.Anchored && e.From != domain.StateNone:
+			v.fault(Fault{Kind: FaultState, Seq: seq, Client: c.Client,
+				Detail: fmt.Sprintf("events[%d] %s starts from %s in the client's first commit", i, study, e.From)})
+		}
+		v.touched = append(v.touched, touch{study: study, state: e.To})
+	}
+	for _, t := range v.touched {
+		if got := c.State.StateOf(t.study); got != t.state {
+			v.fault(Fault{Kind: FaultState, Seq: seq, Client: c.Client,
+				Detail: fmt.Sprintf("the commit's events leave %s %s, but its state records %s", t.study, t.state, got)})
+		}
+	}
+}
+
+func (v *Verifier) touchedIndex(s domain.StudyRef) int {
+	for i := range v.touched {
+		if v.touched[i].study == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkTransition is fsm.CheckTransition, remembered per (type, from, to): the table
+// is fixed, and building a state machine per event would dominate a replay.
+func (v *Verifier) checkTransition(e *domain.Event) error {
+	k := transitionKey{t: e.Type, from: e.From, to: e.To}
+	err, ok := v.legal[k]
+	if !ok {
+		err = fsm.CheckTransition(domain.Event{Type: e.Type, From: e.From, To: e.To, Object: e.Object, Key: e.Key})
+		v.legal[k] = err
+	}
+	return err
+}
+
+// checkpointsBefore checks the checkpoints whose sequence lies before seq: the log has
+// no message at their own sequence, so the digest so far must match.
+func (v *Verifier) checkpointsBefore(seq uint64) {
+	for v.nextCP < len(v.opts.Checkpoints) && v.opts.Checkpoints[v.nextCP].Seq < seq {
+		v.checkCheckpoint(v.opts.Checkpoints[v.nextCP], seq)
+		v.nextCP++
+	}
+}
+
+// checkpointAt checks the checkpoints at exactly seq, once the message is digested.
+func (v *Verifier) checkpointAt(seq uint64) {
+	for v.nextCP < len(v.opts.Checkpoints) && v.opts.Checkpoints[v.nextCP].Seq == seq {
+		v.checkCheckpoint(v.opts.Checkpoints[v.nextCP], seq)
+		v.nextCP++
+	}
+}
+
+func (v *Verifier) checkCheckpoint(cp Checkpoint, at uint64) {
+	v.report.CheckpointsChecked++
+	if v.opts.PublicKey != nil {
+		if err := cp.VerifySignature(v.opts.PublicKey); err != nil {
+			v.fault(Fault{Kind: FaultSignature, Seq: cp.Seq, Detail: err.Error()})
+		}
+	}
+	switch {
+	case cp.Digest == v.digest.Hex() && cp.Count == v.digest.Count:
+	case cp.Seq != v.digest.Seq:
+		v.fault(Fault{Kind: FaultCheckpoint, Seq: cp.Seq, Related: at,
+			Detail: fmt.Sprintf("the checkpoint covers %d messages through seq %d, but the log has no message at seq %d (%d messages up to it): messages removed", cp.Count, cp.Seq, cp.Seq, v.digest.Count)})
+	default:
+		v.fault(Fault{Kind: FaultCheckpoint, Seq: cp.Seq,
+			Detail: fmt.Sprintf("digest of the %d messages through seq %d is %s, the signed checkpoint says %s over %d: a message at or before seq %d was edited, removed, reordered or inserted",
+				v.digest.Count, cp.Seq, short(v.digest.Hex()), short(cp.Digest), cp.Count, cp.Seq)})
+	}
+}
+
+// Finish completes the report: checkpoints beyond the end of the log, and the views.
+func (v *Verifier) Finish() Report {
+	r := v.report
+	if v.opts.Anchored {
+		for ; v.nextCP < len(v.opts.Checkpoints); v.nextCP++ {
+			cp := v.opts.Checkpoints[v.nextCP]
+			r.CheckpointsChecked++
+			if v.opts.PublicKey != nil {
+				if err := cp.VerifySignature(v.opts.PublicKey); err != nil {
+					v.fault(Fault{Kind: FaultSignature, Seq: cp.Seq, Detail: err.Error()})
+				}
+			}
+			v.fault(Fault{Kind: FaultCheckpoint, Seq: cp.Seq, Related: v.digest.Seq,
+				Detail: fmt.Sprintf("the log ends at seq %d, before the checkpoint at seq %d: messages removed from the end", v.digest.Seq, cp.Seq)})
+		}
+		r.Digest = v.digest.Hex()
+		r.SignaturesChecked = v.opts.PublicKey != nil && len(v.opts.Checkpoints) > 0
+	}
+	if v.opts.Views != nil {
+		res := v.opts.Views.Finish(r.LastSeq)
+		r.Views = &res
+		for _, m := range res.Mismatches {
+			v.fault(Fault{Kind: FaultView, Seq: m.Seq, Detail: m.String()})
+		}
+	}
+	r.Clients = len(v.clients)
+	r.Faults, r.FaultCount = v.report.Faults, v.report.FaultCount
+	return r
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "(none)"
+	}
+	return h
+}

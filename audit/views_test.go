@@ -1,0 +1,105 @@
+package audit_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
+)
+
+// liveAt folds recs up to seq and renders the views as a projector that flushed
+// exactly then would have stored them: every value stamped with seq.
+func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
+	u, s := projections.NewUptake(), projections.NewStudies()
+	for i := range recs {
+		if recs[i].Position > seq {
+			break
+		}
+		u.Apply(recs[i].Position, &recs[i].Commit)
+		s.Apply(recs[i].Position, &recs[i].Commit)
+	}
+	live := audit.LiveViews{Checkpoint: seq}
+	for _, v := range s.Views {
+		c := *v
+		c.Seq = seq
+		live.Studies = append(live.Studies, c)
+	}
+	for k, n := range u.Counts {
+		live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: n, Seq: seq})
+	}
+	return live
+}
+
+func checkViews(recs []eventstore.Record, live audit.LiveViews) audit.ViewResult {
+	vc := audit.NewViewCheck(live)
+	last := uint64(0)
+	for i := range recs {
+		vc.Apply(recs[i].Position, &recs[i].Commit)
+		last = recs[i].Position
+	}
+	return vc.Finish(last)
+}
+
+func TestViewCheck(t *testing.T) {
+	t.Parallel()
+	recs, err := fleet(t).Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := recs[len(recs)/2].Position
+	end := recs[len(recs)-1].Position
+	tests := []struct {
+		name     string
+		live     func() audit.LiveViews
+		equal    bool
+		mismatch string
+	}{
+		{name: "idle projector at the end", live: func() audit.LiveViews { return liveAt(recs, end) }, equal: true},
+		{name: "projector behind", live: func() audit.LiveViews { return liveAt(recs, mid) }, equal: true},
+		{name: "keys flushed beyond the checkpoint", equal: true, live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Checkpoint = mid // the checkpoint write after the flush has not landed
+			return l
+		}},
+		{name: "a tally off by one", mismatch: "uptake ", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Uptake[0].Count++
+			return l
+		}},
+		{name: "a study view edited", mismatch: "study ", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Studies[0].Enrolled += 5
+			return l
+		}},
+		{name: "a study missing from KV", mismatch: "missing from KV", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Studies = l.Studies[1:]
+			return l
+		}},
+		{name: "a key ahead of the log", mismatch: "the log ends", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Uptake[0].Seq = end + 10
+			return l
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			res := checkViews(recs, tt.live())
+			if res.Equal() != tt.equal || (len(res.Mismatches) == 0) != tt.equal {
+				t.Fatalf("equal %t with mismatches %v; want equal %t", res.Equal(), res.Mismatches, tt.equal)
+			}
+			if res.Keys == 0 {
+				t.Fatalf("compared no keys")
+			}
+			if !tt.equal {
+				got := res.Mismatches[0].String()
+				if len(res.Mismatches) != 1 || !strings.Contains(got, tt.mismatch) {
+					t.Errorf("mismatches %v: want one saying %q", res.Mismatches, tt.mismatch)
+				}
+			}
+		})
+	}
+}
