@@ -85,6 +85,20 @@ func DecodeCommit(b []byte) (Commit, error) {
 	return c, nil
 }
 
+// Canonical returns c as DecodeCommit(EncodeCommit(c)) would return it: Schema set,
+// times in UTC, empty slices nil, no slice shared with c. A Store returns it for the
+// commit it just appended, which is cheaper than decoding the bytes again.
+func (c Commit) Canonical() Commit {
+	if c.Schema == 0 {
+		c.Schema = SchemaVersion
+	}
+	c.Events = slices.Clone(c.Events)
+	c.Recent = slices.Clone(c.Recent)
+	c.State.Enrollments = slices.Clone(c.State.Enrollments)
+	normalizeCommit(&c)
+	return c
+}
+
 // Hash is the hex sha256 of a commit's encoded bytes: its Record.Hash, and the PrevHash
 // of the client's next commit.
 func Hash(raw []byte) string {

@@ -169,6 +169,33 @@ func TestEncodeCommitIsDeterministic(t *testing.T) {
 	}
 }
 
+func TestCanonicalIsWhatDecodeReturns(t *testing.T) {
+	c := everyEvent()
+	c.Schema = 0
+	c.At = c.At.In(time.FixedZone("CEST", 2*3600))
+	c.State.Enrollments[0].EnrolledAt = c.State.Enrollments[0].EnrolledAt.Local()
+	c.Recent = []eventstore.Applied{}
+	raw, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := eventstore.DecodeCommit(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.State.Enrollments[0].EnrolledAt
+	got := c.Canonical()
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Canonical differs from a decode (-decode +canonical):\n%s", diff)
+	}
+	if got.Recent != nil || got.At.Location() != time.UTC {
+		t.Errorf("got Recent %#v and zone %v, want nil and UTC", got.Recent, got.At.Location())
+	}
+	if c.State.Enrollments[0].EnrolledAt != before {
+		t.Errorf("Canonical changed its receiver's enrollments")
+	}
+}
+
 func TestHashChainsPrevHash(t *testing.T) {
 	c := everyEvent()
 	a, _ := eventstore.EncodeCommit(c)

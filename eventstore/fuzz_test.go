@@ -26,6 +26,9 @@ func FuzzDecodeCommit(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if canon := c.Canonical(); !reflect.DeepEqual(c, canon) {
+			t.Fatalf("a decoded commit is not canonical: %+v vs %+v", c, canon)
+		}
 		raw, err := eventstore.EncodeCommit(c)
 		if err != nil {
 			t.Fatalf("a decoded commit does not encode: %v", err)

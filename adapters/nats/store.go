@@ -83,13 +83,8 @@ func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64
 		}
 		return eventstore.Record{}, &eventstore.DuplicateError{Original: orig}
 	}
-	c.Schema = eventstore.SchemaVersion
 	// Return what a reader will decode (UTC times, nil empties), not the caller's value.
-	stored, err := eventstore.DecodeCommit(raw)
-	if err != nil {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
-	}
-	return eventstore.Record{Position: ack.Sequence, Commit: stored, Hash: eventstore.Hash(raw)}, nil
+	return eventstore.Record{Position: ack.Sequence, Commit: c.Canonical(), Hash: eventstore.Hash(raw)}, nil
 }
 
 // conflictOrDuplicate decides what a failed concurrency check means: if the client's
