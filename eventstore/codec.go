@@ -41,6 +41,12 @@ func EncodeCommit(c Commit) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("encode commit: %w", err)
 	}
+	return appendCommit(make([]byte, 0, 1024), &c), nil
+}
+
+// encodeCommitReflect is the reference encoding appendCommit must reproduce: msgpack's
+// reflective encoder, with nil slices written as empty arrays.
+func encodeCommitReflect(c Commit) ([]byte, error) {
 	c.Events = nonNil(c.Events)
 	c.Recent = nonNil(c.Recent)
 	c.State.Enrollments = nonNil(c.State.Enrollments)

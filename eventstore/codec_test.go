@@ -132,6 +132,39 @@ func TestEncodeCommitGolden(t *testing.T) {
 	}
 }
 
+func TestFastEncoderMatchesReflection(t *testing.T) {
+	zero := everyEvent()
+	zero.At, zero.State.LastRunAt = time.Time{}, time.Time{}
+	zero.Events, zero.Recent, zero.State.Enrollments = nil, nil, nil
+	long := everyEvent()
+	long.CommitID = string(bytes.Repeat([]byte("x"), 300)) // str16
+	long.CommandSeq = 1 << 40
+	long.State.Enrollments[0].Failures = 70000
+	long.At = time.Date(2600, 1, 1, 0, 0, 0, 1, time.UTC) // 12-byte timestamp
+	for i := range 20 {                                   // array16
+		long.Events = append(long.Events, domain.Event{Type: domain.EventStudiesOptOutChanged, StudiesEnabled: i%2 == 0})
+	}
+	noCorr := everyEvent()
+	noCorr.CorrelationID = ""
+	noCorr.State.StudiesDisabled = true
+	for name, c := range map[string]eventstore.Commit{"every event": everyEvent(), "zero": zero, "long": long, "no correlation": noCorr} {
+		t.Run(name, func(t *testing.T) {
+			c.Schema = eventstore.SchemaVersion
+			got, err := eventstore.EncodeCommit(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := eventstore.EncodeCommitReflect(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("got\n%x\nwant (reflective msgpack)\n%x", got, want)
+			}
+		})
+	}
+}
+
 func TestEncodeCommitIsDeterministic(t *testing.T) {
 	c := everyEvent()
 	a, err := eventstore.EncodeCommit(c)

@@ -33,6 +33,9 @@ func FuzzDecodeCommit(f *testing.F) {
 		if err != nil {
 			t.Fatalf("a decoded commit does not encode: %v", err)
 		}
+		if ref, err := eventstore.EncodeCommitReflect(c); err != nil || !bytes.Equal(raw, ref) {
+			t.Fatalf("the fast encoder differs from msgpack's: %x vs %x (%v)", raw, ref, err)
+		}
 		again, err := eventstore.DecodeCommit(raw)
 		if err != nil {
 			t.Fatalf("a re-encoded commit does not decode: %v", err)
