@@ -66,11 +66,14 @@ const MaxFaults = 10000
 
 // VerifyOptions configure a Verifier.
 type VerifyOptions struct {
-	// Anchored says the replay starts at the stream's first message, so a client's
-	// first commit must name no predecessor and checkpoints can be checked. A replay of
-	// a window takes each client's first commit in it on trust.
+	// Anchored says each client's commits are replayed from its first, so that first
+	// commit must name no predecessor and start from no state. A replay of a window
+	// takes each client's first commit in it on trust.
 	Anchored bool
-	// Checkpoints to check, in sequence order (needs Anchored).
+	// Complete says every message of the stream is replayed from its first: the
+	// running digest is computed and Checkpoints are checked. It implies Anchored.
+	Complete bool
+	// Checkpoints to check, in sequence order (needs Complete).
 	Checkpoints []Checkpoint
 	// PublicKey checks the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
@@ -89,7 +92,7 @@ type Report struct {
 	Clients     int               `json:"clients"`
 	FirstSeq    uint64            `json:"first_seq"`
 	LastSeq     uint64            `json:"last_seq"`
-	Digest      string            `json:"digest,omitempty"` // the running digest at LastSeq (anchored replays)
+	Digest      string            `json:"digest,omitempty"` // the running digest at LastSeq (complete replays)
 	FSMVersions map[string]uint64 `json:"fsm_versions"`     // commits per transition-table version
 	// CheckpointsChecked counts checkpoints compared with the log; SignaturesChecked
 	// says whether their signatures were verified too.
@@ -146,6 +149,7 @@ type touch struct {
 
 // NewVerifier returns a verifier with opts.
 func NewVerifier(opts VerifyOptions) *Verifier {
+	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
 		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}}
 }
@@ -167,7 +171,7 @@ func (v *Verifier) Add(e Entry) (eventstore.Record, bool) {
 	r.Messages++
 	r.LastSeq = e.Seq
 	s := sum(e.Data)
-	if v.opts.Anchored {
+	if v.opts.Complete {
 		v.checkpointsBefore(e.Seq)
 		v.digest.Add(e.Seq, e.Subject, s)
 		v.checkpointAt(e.Seq)
@@ -356,7 +360,7 @@ func (v *Verifier) checkCheckpoint(cp Checkpoint, at uint64) {
 // Finish completes the report: checkpoints beyond the end of the log, and the views.
 func (v *Verifier) Finish() Report {
 	r := v.report
-	if v.opts.Anchored {
+	if v.opts.Complete {
 		for ; v.nextCP < len(v.opts.Checkpoints); v.nextCP++ {
 			cp := v.opts.Checkpoints[v.nextCP]
 			r.CheckpointsChecked++

@@ -325,7 +325,7 @@ func TestVerifyCheckpoints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			es := tt.tamper(slices.Clone(l.Entries))
-			r := verify(es, audit.VerifyOptions{Anchored: true, Checkpoints: tt.cps, PublicKey: pub})
+			r := verify(es, audit.VerifyOptions{Complete: true, Checkpoints: tt.cps, PublicKey: pub})
 			if r.CheckpointsChecked != len(tt.cps) || !r.SignaturesChecked {
 				t.Errorf("checked %d checkpoints (signatures %t), want %d (true)", r.CheckpointsChecked, r.SignaturesChecked, len(tt.cps))
 			}

@@ -1,0 +1,425 @@
+package natsadapter
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
+)
+
+// ReplayOptions select the part of a stream a replay reads. Zero fields select
+// everything: the whole of STUDYD_EVENTS, commits and rejections.
+type ReplayOptions struct {
+	// Stream is the stream to read (default EventsStream): audits of a copy or a
+	// restored backup name theirs.
+	Stream string
+	// Subjects filter the stream (e.g. EventSubject(client) for one client's commits).
+	Subjects []string
+	// From and To bound the stream sequence, inclusive; To 0 is the stream's last
+	// sequence when the replay starts, so a replay racing with appends ends.
+	From, To uint64
+	// Since and Until bound the time the stream stored a message (not the commit's
+	// own At): the consumer starts at Since; Until (exclusive) ends the replay.
+	Since, Until time.Time
+	// Batch is how many messages one pull asks for (default 1024).
+	Batch int
+}
+
+func (o ReplayOptions) stream() string {
+	if o.Stream == "" {
+		return EventsStream
+	}
+	return o.Stream
+}
+
+// ReplayBounds returns the first and last sequence a replay with o can deliver (for
+// progress), and ok false if it has nothing to read.
+func ReplayBounds(ctx context.Context, js jetstream.JetStream, o ReplayOptions) (first, last uint64, ok bool, err error) {
+	st, err := js.Stream(ctx, o.stream())
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("replay %s: %w", o.stream(), err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("replay %s: %w", o.stream(), err)
+	}
+	first, last = max(o.From, info.State.FirstSeq, 1), info.State.LastSeq
+	if o.To != 0 && o.To < last {
+		last = o.To
+	}
+	return first, last, info.State.Msgs > 0 && first <= last, nil
+}
+
+// Replay delivers the selected messages of a stream to fn in sequence order, through an
+// ordered consumer (ephemeral, flow-controlled, recreated by the client library on a
+// gap), until the selection ends or fn returns an error (which Replay returns). The
+// entry's Data is fn's to keep.
+func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn func(audit.Entry) error) error {
+	name := o.stream()
+	first, last, ok, err := ReplayBounds(ctx, js, o)
+	if err != nil || !ok {
+		return err
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, InactiveThreshold: scanInactive}
+	switch {
+	case !o.Since.IsZero() && o.From <= 1:
+		since := o.Since
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	default:
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, first
+	}
+	cons, err := js.OrderedConsumer(ctx, name, cfg)
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", name, err)
+	}
+	ci := cons.CachedInfo()
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = js.DeleteConsumer(dctx, name, ci.Name) // best effort: it also expires on its own
+	}()
+	if ci.NumPending == 0 {
+		return nil
+	}
+	batch := o.Batch
+	if batch <= 0 {
+		batch = 1024
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(int(min(ci.NumPending, uint64(batch)))))
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", name, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", name, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", name, err)
+		}
+		seq := meta.Sequence.Stream
+		if seq > last || (!o.Since.IsZero() && meta.Timestamp.Before(o.Since)) {
+			return nil
+		}
+		if !o.Until.IsZero() && !meta.Timestamp.Before(o.Until) {
+			return nil
+		}
+		if seq >= first {
+			if err := fn(audit.Entry{Seq: seq, Subject: msg.Subject(), Stored: meta.Timestamp, Data: msg.Data()}); err != nil {
+				return err
+			}
+		}
+		if seq == last || meta.NumPending == 0 {
+			return nil
+		}
+	}
+}
+
+// ReplayCommits replays the selected commits (rejections and anything else skipped),
+// decoded. An undecodable commit ends the replay with an error wrapping
+// eventstore.ErrCorrupt (or ErrUnknownSchema): an audit must not skip one silently.
+func ReplayCommits(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn func(eventstore.Record) error) error {
+	if len(o.Subjects) == 0 {
+		o.Subjects = []string{EventSubjects}
+	}
+	return Replay(ctx, js, o, func(e audit.Entry) error {
+		if e.Kind() != audit.KindCommit {
+			return nil
+		}
+		r, err := e.Record()
+		if err != nil {
+			return err
+		}
+		return fn(r)
+	})
+}
+
+// ClientAsOf returns the client's last commit at or before sequence upToSeq, or stored
+// at or before upToTime (one of them; both zero: the latest), with the time the stream
+// stored it. A client with no commit by then gives a zero Record and no error.
+//
+// It is one direct get ("multi_last" with up_to_seq / up_to_time, nats-server 2.11+),
+// which nats.go v1.55.0 does not wrap, so the request is made here; a stream without
+// direct get is scanned with a subject-filtered ordered consumer instead.
+func ClientAsOf(ctx context.Context, js jetstream.JetStream, stream string, client domain.ClientID, upToSeq uint64, upToTime time.Time) (eventstore.Record, time.Time, error) {
+	if err := client.Validate(); err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	if stream == "" {
+		stream = EventsStream
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	if st.CachedInfo().Config.AllowDirect {
+		return directAsOf(ctx, js, stream, client, upToSeq, upToTime)
+	}
+	var found audit.Entry
+	err = Replay(ctx, js, ReplayOptions{Stream: stream, Subjects: []string{EventSubject(client)}, To: upToSeq},
+		func(e audit.Entry) error {
+			if !upToTime.IsZero() && e.Stored.After(upToTime) {
+				return errStopReplay
+			}
+			found = e
+			return nil
+		})
+	if err != nil && !errors.Is(err, errStopReplay) {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	if found.Seq == 0 {
+		return eventstore.Record{}, time.Time{}, nil
+	}
+	r, err := found.Record()
+	return r, found.Stored, err
+}
+
+var errStopReplay = errors.New("stop replay")
+
+// directGetRequest is the server's JSApiMsgGetRequest, the fields used here.
+type directGetRequest struct {
+	MultiLastFor []string   `json:"multi_last"`
+	UpToSeq      uint64     `json:"up_to_seq,omitempty"`
+	UpToTime     *time.Time `json:"up_to_time,omitempty"`
+}
+
+func directAsOf(ctx context.Context, js jetstream.JetStream, stream string, client domain.ClientID, upToSeq uint64, upToTime time.Time) (eventstore.Record, time.Time, error) {
+	req := directGetRequest{MultiLastFor: []string{EventSubject(client)}, UpToSeq: upToSeq}
+	if !upToTime.IsZero() {
+		// The server excludes a message stored at exactly up_to_time; "as of" includes it.
+		t := upToTime.UTC().Add(time.Nanosecond)
+		req.UpToTime = &t
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	prefix := js.Options().APIPrefix
+	if prefix == "" {
+		prefix = jetstream.DefaultAPIPrefix
+	}
+	if !strings.HasSuffix(prefix, ".") {
+		prefix += "."
+	}
+	nc := js.Conn()
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(prefix+"DIRECT.GET."+stream, inbox, body); err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of: %w", err)
+	}
+	// The answer is the message (if any), then an end-of-batch status; or one status.
+	var found *nats.Msg
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return eventstore.Record{}, time.Time{}, fmt.Errorf("as of %s: %w", client, err)
+		}
+		status := m.Header.Get("Status")
+		switch {
+		case status == "" && len(m.Data) > 0 || m.Header.Get(jetstream.SequenceHeader) != "":
+			found = m
+			continue
+		case status == "204": // end of batch
+		case status == "404": // no message on the subject by then
+			return eventstore.Record{}, time.Time{}, nil
+		default:
+			return eventstore.Record{}, time.Time{}, fmt.Errorf("as of %s: direct get answered %s %s", client, status, m.Header.Get("Description"))
+		}
+		break
+	}
+	if found == nil {
+		return eventstore.Record{}, time.Time{}, nil
+	}
+	seq, err := strconv.ParseUint(found.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of %s: sequence header: %w", client, err)
+	}
+	stored, _ := time.Parse(time.RFC3339Nano, found.Header.Get(jetstream.TimeStampHeaer))
+	e := audit.Entry{Seq: seq, Subject: found.Header.Get(jetstream.SubjectHeader), Stored: stored, Data: found.Data}
+	r, err := e.Record()
+	return r, stored, err
+}
+
+// ReadLiveViews reads the projector's checkpoint and every live view with the stream
+// sequence it reflects, for audit.ViewCheck. It retries (a few times) if the
+// checkpoint moved while the values were read, so the snapshot is of one moment when
+// the projector is idle.
+func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, error) {
+	proj, err := js.KeyValue(ctx, ProjectionBucket)
+	if err != nil {
+		return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+	}
+	var live audit.LiveViews
+	for range 5 {
+		before, _, err := loadCheckpoint(ctx, proj)
+		if err != nil {
+			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+		}
+		live = audit.LiveViews{Checkpoint: before.Seq}
+		err = eachLive(ctx, js, UptakeBucket, func(b []byte) error {
+			var v UptakeValue
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			k, err := v.Key()
+			if err != nil {
+				return err
+			}
+			live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: v.Count, Seq: v.Seq})
+			return nil
+		})
+		if err != nil {
+			return audit.LiveViews{}, err
+		}
+		err = eachLive(ctx, js, StudiesBucket, func(b []byte) error {
+			var v projections.StudyView
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			live.Studies = append(live.Studies, v)
+			return nil
+		})
+		if err != nil {
+			return audit.LiveViews{}, err
+		}
+		after, _, err := loadCheckpoint(ctx, proj)
+		if err != nil {
+			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+		}
+		if after.Seq == before.Seq {
+			break
+		}
+	}
+	return live, nil
+}
+
+// eachLive calls fn with the value of every live key of a bucket.
+func eachLive(ctx context.Context, js jetstream.JetStream, bucket string, fn func([]byte) error) error {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", bucket, err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read %s: %w", bucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("read %s: watcher closed", bucket)
+			}
+			if e == nil {
+				return nil
+			}
+			if err := fn(e.Value()); err != nil {
+				return fmt.Errorf("read %s key %s: %w", bucket, e.Key(), err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("read %s: %w", bucket, ctx.Err())
+		}
+	}
+}
+
+// VerifyConfig configures VerifyLog.
+type VerifyConfig struct {
+	// Replay selects what to verify. A replay of the whole stream checks everything; one
+	// client's subject from the start checks that client's chain and transitions; a
+	// window takes each client's first commit in it on trust.
+	Replay ReplayOptions
+	// CheckpointsStream holds the signed checkpoints (default CheckpointsStream);
+	// CheckpointsOf is the stream name they must be about (default EventsStream), so a
+	// copy of the log under another name is verified against the original's.
+	CheckpointsStream, CheckpointsOf string
+	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
+	PublicKey ed25519.PublicKey
+	// Views compares the live KV views with the fold of the log (whole-stream replays).
+	Views bool
+	// Progress, if set, is called with each sequence verified.
+	Progress func(seq uint64)
+}
+
+// VerifyLog replays the selected log through audit.Verifier: legal transitions,
+// per-client hash chains, signed checkpoints and (optionally) the live views. The
+// report lists every fault; the error is for the replay itself failing.
+func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (audit.Report, error) {
+	o := cfg.Replay
+	first, _, _, err := ReplayBounds(ctx, js, ReplayOptions{Stream: o.stream()})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	fromStart := o.From <= first && o.Since.IsZero()
+	opts := audit.VerifyOptions{
+		Complete:  fromStart && len(o.Subjects) == 0 && o.Until.IsZero(),
+		Anchored:  fromStart && (len(o.Subjects) == 0 || allClientSubjects(o.Subjects)),
+		PublicKey: cfg.PublicKey,
+	}
+	if opts.Complete {
+		of := cfg.CheckpointsOf
+		if of == "" {
+			of = EventsStream
+		}
+		if opts.Checkpoints, err = ReadCheckpoints(ctx, js, cfg.CheckpointsStream, of); err != nil {
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		}
+		if o.To != 0 {
+			opts.Checkpoints = slices.DeleteFunc(opts.Checkpoints, func(c audit.Checkpoint) bool { return c.Seq > o.To })
+		}
+	}
+	if cfg.Views {
+		if !opts.Complete {
+			return audit.Report{}, fmt.Errorf("verify: comparing views needs a replay of the whole stream (no client, time or start selection)")
+		}
+		live, err := ReadLiveViews(ctx, js)
+		if err != nil {
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		}
+		opts.Views = audit.NewViewCheck(live)
+	}
+	v := audit.NewVerifier(opts)
+	err = Replay(ctx, js, o, func(e audit.Entry) error {
+		v.Add(e)
+		if cfg.Progress != nil {
+			cfg.Progress(e.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	return v.Finish(), nil
+}
+
+// allClientSubjects reports whether every filter is one client's commit subject, whose
+// chain a replay from the start sees whole.
+func allClientSubjects(subjects []string) bool {
+	for _, s := range subjects {
+		if !strings.HasPrefix(s, eventPrefix) || strings.ContainsAny(s, "*>") {
+			return false
+		}
+	}
+	return true
+}
