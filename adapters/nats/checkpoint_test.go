@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	natsadapter "github.com/studyd/studyd/adapters/nats"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/audit"
@@ -245,4 +244,3 @@ func TestVerifyTamperedCopy(t *testing.T) {
 		})
 	}
 }
-
