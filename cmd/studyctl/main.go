@@ -29,8 +29,15 @@ type subcommand struct {
 // subcommands lists every verb; `studyctl help` prints them.
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"publish":  {"send one command (flags, a JSON file or stdin) and print its outcome", runPublish},
-		"simulate": {"simulate a fleet of clients running recipes over days", runSimulate},
+		"publish":    {"send one command (flags, a JSON file or stdin) and print its outcome", runPublish},
+		"simulate":   {"simulate a fleet of clients running recipes over days", runSimulate},
+		"audit":      {"export the log (jsonl, csv, Telemetry shape) or its rejections", runAudit},
+		"verify":     {"replay and verify the log: transitions, hash chains, signed checkpoints, views", runVerify},
+		"checkpoint": {"sign and publish a checkpoint of the log now (--key)", runCheckpoint},
+		"keygen":     {"write a new ed25519 key for signing checkpoints", runKeygen},
+		"asof":       {"a client's state as it was at a stream sequence or time", runAsOf},
+		"explain":    {"an enrollment's full history, transition by transition", runExplain},
+		"health":     {"a study's enrollment per branch with a sample-ratio-mismatch test", runHealth},
 	}
 }
 
