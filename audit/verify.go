@@ -161,26 +161,55 @@ func (v *Verifier) fault(f Fault) {
 	}
 }
 
+// Decoded is an entry with the work that does not depend on the log's order done:
+// the sha256 of its bytes and, for a commit, its decoded record (or the decode error),
+// so that a replay can decode on several cores and verify in order.
+type Decoded struct {
+	Entry
+	Sum       [32]byte
+	Record    eventstore.Record // commits only
+	Rejection eventstore.Rejection
+	Err       error // the decode error of a commit or rejection
+}
+
+// Decode does e's order-free work.
+func Decode(e Entry) Decoded {
+	d := Decoded{Entry: e, Sum: sum(e.Data)}
+	switch e.Kind() {
+	case KindCommit:
+		d.Record, d.Err = recordWithSum(e, d.Sum)
+		if d.Err != nil {
+			d.Err = fmt.Errorf("commit at seq %d (%s): %w", e.Seq, e.Subject, d.Err)
+		}
+	case KindRejection:
+		d.Rejection, d.Err = e.Rejection()
+	}
+	return d
+}
+
 // Add checks the next message. It returns the decoded commit (ok true) when e is a
 // commit that decoded, so a caller can also export or fold it.
-func (v *Verifier) Add(e Entry) (eventstore.Record, bool) {
+func (v *Verifier) Add(e Entry) (eventstore.Record, bool) { return v.AddDecoded(Decode(e)) }
+
+// AddDecoded is Add for an entry already decoded (see Decode).
+func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
+	e := d.Entry
 	r := &v.report
 	if r.Messages == 0 {
 		r.FirstSeq = e.Seq
 	}
 	r.Messages++
 	r.LastSeq = e.Seq
-	s := sum(e.Data)
 	if v.opts.Complete {
 		v.checkpointsBefore(e.Seq)
-		v.digest.Add(e.Seq, e.Subject, s)
+		v.digest.Add(e.Seq, e.Subject, d.Sum)
 		v.checkpointAt(e.Seq)
 	}
 	switch e.Kind() {
 	case KindRejection:
 		r.Rejections++
-		if _, err := e.Rejection(); err != nil {
-			v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+		if d.Err != nil {
+			v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: d.Err.Error()})
 		}
 		return eventstore.Record{}, false
 	case KindOther:
@@ -188,11 +217,11 @@ func (v *Verifier) Add(e Entry) (eventstore.Record, bool) {
 		return eventstore.Record{}, false
 	}
 	r.Commits++
-	rec, err := recordWithSum(e, s)
-	if err != nil {
-		v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+	if d.Err != nil {
+		v.fault(Fault{Kind: FaultUndecodable, Seq: e.Seq, Client: e.SubjectClient(), Detail: d.Err.Error()})
 		return eventstore.Record{}, false
 	}
+	rec := d.Record
 	c := &rec.Commit
 	r.FSMVersions[c.FSMVersion]++
 	if sc := e.SubjectClient(); sc != c.Client {
