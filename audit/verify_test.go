@@ -21,7 +21,7 @@ var (
 )
 
 // fleet is a shared simulated log; tests copy its entries before tampering.
-func fleet(t *testing.T) *audittest.Log {
+func fleet(t testing.TB) *audittest.Log {
 	t.Helper()
 	fleetOnce.Do(func() { fleetLog, fleetErr = audittest.Fleet(40, 6, 7) })
 	if fleetErr != nil {
