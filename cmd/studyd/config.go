@@ -26,6 +26,10 @@ type config struct {
 	LogLevel   slog.Level
 	LogFormat  string
 	Conn       natsadapter.ConnConfig
+	// CheckpointKey is an ed25519 private key (PEM, from `studyctl keygen`); when set,
+	// studyd writes a signed audit checkpoint every CheckpointEvery.
+	CheckpointKey   string
+	CheckpointEvery time.Duration
 }
 
 // defaults, documented in the README.
@@ -39,6 +43,8 @@ func defaultConfig() config {
 		AckWait:    5 * time.Second,
 		CacheSize:  100_000,
 		LogFormat:  "text",
+
+		CheckpointEvery: time.Minute,
 	}
 }
 
@@ -62,6 +68,9 @@ func (c config) Validate() error {
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("--ack-wait %s: want at least 1s", c.AckWait))
+	}
+	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
+		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -89,13 +98,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		}
 		return def
 	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		if v, err := time.ParseDuration(getenv(name)); err == nil {
+			return v
+		}
+		return def
+	}
 	fs.StringVar(&cfg.DataDir, "data", env("STUDYD_DATA", cfg.DataDir), "data directory of the embedded nats-server (env STUDYD_DATA)")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", env("STUDYD_NATS_LISTEN", cfg.NATSListen), "client address of the embedded nats-server (env STUDYD_NATS_LISTEN)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", env("STUDYD_NATS_URL", ""), "use this NATS server or cluster (comma-separated URLs) instead of embedding one (env STUDYD_NATS_URL)")
 	fs.StringVar(&cfg.HTTP, "http", env("STUDYD_HTTP", cfg.HTTP), "address for /healthz, /readyz and /metrics; empty disables (env STUDYD_HTTP)")
 	fs.IntVar(&cfg.Partitions, "partitions", envInt("STUDYD_PARTITIONS", cfg.Partitions), "command partitions (fixed when STUDYD_CMDS is created) (env STUDYD_PARTITIONS)")
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("STUDYD_REPLICAS", cfg.Replicas), "stream replicas: 1, or 3/5 on a cluster (env STUDYD_REPLICAS)")
-	fs.DurationVar(&cfg.AckWait, "ack-wait", cfg.AckWait, "how long a command may be in flight before another instance takes it over")
+	fs.DurationVar(&cfg.AckWait, "ack-wait", envDuration("STUDYD_ACK_WAIT", cfg.AckWait), "how long a command may be in flight before another instance takes it over (env STUDYD_ACK_WAIT)")
 	fs.IntVar(&cfg.CacheSize, "cache", envInt("STUDYD_CACHE", cfg.CacheSize), "clients whose latest state is cached (env STUDYD_CACHE)")
 	level := fs.String("log-level", env("STUDYD_LOG_LEVEL", "info"), "debug, info, warn or error (env STUDYD_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("STUDYD_LOG_FORMAT", cfg.LogFormat), "text or json (env STUDYD_LOG_FORMAT)")
@@ -107,6 +122,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSCert, "tlscert", env("STUDYD_NATS_TLSCERT", ""), "TLS client certificate (env STUDYD_NATS_TLSCERT)")
 	fs.StringVar(&cfg.Conn.TLSKey, "tlskey", env("STUDYD_NATS_TLSKEY", ""), "TLS client key (env STUDYD_NATS_TLSKEY)")
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
+	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
+	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
