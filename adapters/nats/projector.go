@@ -1,0 +1,593 @@
+package natsadapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
+)
+
+// eventsFilter selects the commits of STUDYD_EVENTS (not the rejections).
+const eventsFilter = "studyd.evt.>"
+
+// ProjectorOptions tune a Projector. Zero values take the defaults.
+type ProjectorOptions struct {
+	// FlushInterval bounds how long a folded commit waits before its keys are written
+	// (default 100 ms): the lag a watcher sees.
+	FlushInterval time.Duration
+	// FlushCommits flushes early after this many commits (default 2000), bounding the
+	// work a restart may redo.
+	FlushCommits int
+	// LeaseTTL is how long the single-writer lease outlives a dead holder (default 5 s;
+	// fixed by the first instance that creates the lease bucket).
+	LeaseTTL time.Duration
+	// Replicas of the KV buckets (default 1).
+	Replicas int
+	// Holder names this projector in the lease and checkpoint (default a random id).
+	Holder string
+	// Logger receives state changes (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o ProjectorOptions) withDefaults() ProjectorOptions {
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 100 * time.Millisecond
+	}
+	if o.FlushCommits <= 0 {
+		o.FlushCommits = 2000
+	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Holder == "" {
+		o.Holder = nuid.Next()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Projector folds STUDYD_EVENTS into the studyd_uptake and studyd_studies KV buckets.
+//
+// Single writer: any number of studyd instances may run a Projector; only the holder
+// of the lease key in studyd_projection_lease writes. The lease is a KV Create (fails
+// if the key exists), renewed by compare-and-set Update on its revision, and it lapses
+// by itself through the bucket's TTL if its holder dies, so no clock is compared across
+// machines. The lease alone cannot fence a holder that stalled past its TTL, so every
+// view write and the checkpoint are compare-and-set too (expected last subject
+// sequence = the revision this projector read or wrote): a stale holder's next write
+// fails, and it drops its state and competes again (ErrLeaseLost).
+//
+// Restart anywhere: a flush writes the dirty keys, each stamped with the sequence S
+// folded so far, then the checkpoint S. On start the projector reads from the
+// checkpoint + 1 and, for each key it touches, loads the stored value and skips
+// commits at or below that value's stamp, so keys written by a flush whose checkpoint
+// never landed are not counted twice.
+type Projector struct {
+	js   jetstream.JetStream
+	opts ProjectorOptions
+	log  *slog.Logger
+
+	uptake, studies, proj, lease jetstream.KeyValue
+
+	seq     atomic.Uint64 // the latest flushed sequence
+	leading atomic.Bool
+	rebuild chan rebuildRequest
+	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
+	// error there is a crash at the worst moment.
+	afterKeys func() error
+}
+
+// NewProjector opens (creating if needed) the projection buckets.
+func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, error) {
+	opts = opts.withDefaults()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := &Projector{js: js, opts: opts, log: opts.Logger.With("component", "projector", "holder", opts.Holder),
+		rebuild: make(chan rebuildRequest)}
+	var err error
+	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, js, opts.Replicas, opts.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("new projector: %w", err)
+	}
+	if cp, _, err := loadCheckpoint(ctx, p.proj); err == nil {
+		p.seq.Store(cp.Seq)
+	}
+	return p, nil
+}
+
+// Seq returns the latest sequence this projector knows flushed (its own flushes, or
+// the checkpoint it found when it started or took over).
+func (p *Projector) Seq() uint64 { return p.seq.Load() }
+
+// Leading reports whether this projector holds the lease now.
+func (p *Projector) Leading() bool { return p.leading.Load() }
+
+// Run competes for the lease and, while holding it, folds the log into the views. It
+// blocks until ctx is done, then flushes what it folded, releases the lease (so a
+// standby takes over at once) and returns nil. It returns an error only for a fault it
+// cannot ride out, such as an undecodable commit (ErrUndecodable).
+func (p *Projector) Run(ctx context.Context) error {
+	for ctx.Err() == nil {
+		rev, err := p.acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			p.log.Warn("projector lease", "err", err)
+			sleep(ctx, p.opts.LeaseTTL/4)
+			continue
+		}
+		p.leading.Store(true)
+		p.log.Info("projector leading")
+		stopAdmin, aerr := p.serveRebuild(p.js.Conn())
+		if aerr != nil {
+			p.log.Warn("projector admin endpoint", "err", aerr)
+			stopAdmin = func() {}
+		}
+		l := &leader{p: p, leaseRev: rev}
+		err = l.run(ctx)
+		p.leading.Store(false)
+		stopAdmin()
+		l.release()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, ErrUndecodable):
+			return err
+		case errors.Is(err, errRestart):
+			p.log.Info("projector restarting from its checkpoint")
+		default:
+			p.log.Warn("projector stopped leading", "err", err)
+			sleep(ctx, p.opts.FlushInterval)
+		}
+	}
+	return nil
+}
+
+// errRestart asks Run to reload from the checkpoint (after a rebuild).
+var errRestart = errors.New("natsadapter: projector restart")
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+type leaseValue struct {
+	Holder string `json:"holder"`
+}
+
+// acquire blocks until this projector holds the lease, and returns its revision.
+func (p *Projector) acquire(ctx context.Context) (uint64, error) {
+	val, _ := json.Marshal(leaseValue{Holder: p.opts.Holder})
+	for {
+		rev, err := p.lease.Create(ctx, leaseKey, val)
+		if err == nil {
+			return rev, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return 0, fmt.Errorf("acquire lease: %w", err)
+		}
+		// Someone else leads; its lease lapses LeaseTTL after its last renewal.
+		sleep(ctx, p.opts.LeaseTTL/4)
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
+}
+
+func loadCheckpoint(ctx context.Context, kv jetstream.KeyValue) (Checkpoint, uint64, error) {
+	e, err := kv.Get(ctx, checkpointKey)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return Checkpoint{}, 0, nil
+	case errors.Is(err, jetstream.ErrKeyDeleted):
+		return Checkpoint{}, e.Revision(), nil
+	case err != nil:
+		return Checkpoint{}, 0, fmt.Errorf("load checkpoint: %w", err)
+	}
+	var cp Checkpoint
+	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+		return Checkpoint{}, 0, fmt.Errorf("load checkpoint: %w", err)
+	}
+	return cp, e.Revision(), nil
+}
+
+// uptakeEntry and studyEntry are a view key as this leader knows it: its value, the
+// sequence stamped on the stored value (commits at or below it are already counted),
+// and the revision to compare-and-set against.
+type uptakeEntry struct {
+	key   projections.UptakeKey
+	count uint64
+	stamp uint64
+	rev   uint64
+	dirty bool
+}
+
+type studyEntry struct {
+	view  projections.StudyView
+	rev   uint64
+	dirty bool
+}
+
+// leader is one term of holding the lease: the in-memory views it folded since its
+// checkpoint, and what it has yet to flush.
+type leader struct {
+	p        *Projector
+	leaseRev uint64
+	renewed  time.Time
+
+	cp, cpRev uint64 // the checkpoint as last written or read
+	applied   uint64 // the last sequence folded
+	pending   int    // commits folded since the last flush
+
+	uptake  map[projections.UptakeKey]*uptakeEntry
+	studies map[domain.StudyRef]*studyEntry
+	dirtyU  []*uptakeEntry
+	dirtyS  []*studyEntry
+	// emptyU/emptyS: the bucket held nothing when this term began, so a key not yet in
+	// memory does not exist and need not be read.
+	emptyU, emptyS bool
+}
+
+func (l *leader) run(ctx context.Context) error {
+	p := l.p
+	l.renewed = time.Now()
+	if err := l.load(ctx); err != nil {
+		return err
+	}
+	msgs, stop, err := tailLog(ctx, p.js, l.cp+1)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	tick := time.NewTicker(p.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Flush what was folded, with a fresh deadline: shutdown drains.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			return l.flush(fctx)
+		case m, ok := <-msgs:
+			if !ok {
+				return fmt.Errorf("projector: event stream consumer stopped")
+			}
+			if m.err != nil {
+				return m.err
+			}
+			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
+				return err
+			}
+			if l.pending >= p.opts.FlushCommits {
+				if err := l.flush(ctx); err != nil {
+					return err
+				}
+			}
+		case <-tick.C:
+			if err := l.flush(ctx); err != nil {
+				return err
+			}
+		case req := <-p.rebuild:
+			if err := l.flush(ctx); err != nil {
+				req.reply <- rebuildReply{err: err}
+				return err
+			}
+			res, err := p.rebuildViews(ctx, l, req.progress)
+			req.reply <- rebuildReply{res: res, err: err}
+			if err != nil {
+				return err
+			}
+			return errRestart
+		}
+	}
+}
+
+// load reads the checkpoint and whether each view bucket is empty.
+func (l *leader) load(ctx context.Context) error {
+	p := l.p
+	cp, rev, err := loadCheckpoint(ctx, p.proj)
+	if err != nil {
+		return err
+	}
+	l.cp, l.cpRev, l.applied = cp.Seq, rev, cp.Seq
+	p.seq.Store(cp.Seq)
+	l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
+	l.studies = make(map[domain.StudyRef]*studyEntry)
+	for _, b := range []struct {
+		kv    jetstream.KeyValue
+		empty *bool
+	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}} {
+		st, err := b.kv.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("projector: status of %s: %w", b.kv.Bucket(), err)
+		}
+		*b.empty = st.Values() == 0
+	}
+	p.log.Info("projector resuming", "seq", cp.Seq)
+	return nil
+}
+
+// tailMsg is one decoded commit from the log, or the error that ended the tail.
+type tailMsg struct {
+	seq     uint64
+	pending uint64 // matching messages after this one when it was delivered
+	commit  eventstore.Commit
+	err     error
+}
+
+// tailLog reads the commits from sequence from on, decoded, through an ordered consumer
+// (ephemeral, in order, recreated by the client library on a gap). Decoding happens in
+// the pump goroutine so that it overlaps with folding. stop ends the pump and waits.
+func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsFilter}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := js.OrderedConsumer(ctx, EventsStream, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", EventsStream, from, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", EventsStream, from, err)
+	}
+	out := make(chan tailMsg, 256)
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer close(out)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					select {
+					case out <- tailMsg{err: fmt.Errorf("projector: read %s: %w", EventsStream, err)}:
+					case <-done:
+					}
+				}
+				return
+			}
+			tm := decodeTail(m)
+			select {
+			case out <- tm:
+			case <-done:
+				return
+			}
+			if tm.err != nil {
+				return
+			}
+		}
+	}()
+	stop := func() {
+		close(done)
+		it.Stop()
+		<-exited
+	}
+	return out, stop, nil
+}
+
+func decodeTail(m jetstream.Msg) tailMsg {
+	meta, err := m.Metadata()
+	if err != nil {
+		return tailMsg{err: fmt.Errorf("projector: message metadata: %w", err)}
+	}
+	seq := meta.Sequence.Stream
+	c, err := eventstore.DecodeCommit(m.Data())
+	if err != nil {
+		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}
+	}
+	return tailMsg{seq: seq, pending: meta.NumPending, commit: c}
+}
+
+// apply folds the commit at seq into the keys it touches, each under its own stamp.
+func (l *leader) apply(ctx context.Context, seq uint64, c *eventstore.Commit) error {
+	var err error
+	projections.EachUptake(c, func(k projections.UptakeKey) {
+		if err != nil {
+			return
+		}
+		var e *uptakeEntry
+		if e, err = l.uptakeEntry(ctx, k); err != nil || seq <= e.stamp {
+			return
+		}
+		e.count++
+		if !e.dirty {
+			e.dirty = true
+			l.dirtyU = append(l.dirtyU, e)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i := range c.Events {
+		ev := &c.Events[i]
+		if !projections.IsStudyEvent(ev) {
+			continue
+		}
+		e, err := l.studyEntry(ctx, ev.Study())
+		if err != nil {
+			return err
+		}
+		if seq <= e.view.Seq {
+			continue
+		}
+		e.view.Apply(ev)
+		if !e.dirty {
+			e.dirty = true
+			l.dirtyS = append(l.dirtyS, e)
+		}
+	}
+	l.applied = seq
+	l.pending++
+	return nil
+}
+
+func (l *leader) uptakeEntry(ctx context.Context, k projections.UptakeKey) (*uptakeEntry, error) {
+	if e, ok := l.uptake[k]; ok {
+		return e, nil
+	}
+	e := &uptakeEntry{key: k}
+	if !l.emptyU {
+		kve, err := l.p.uptake.Get(ctx, UptakeKey(k))
+		switch {
+		case err == nil:
+			var v UptakeValue
+			if err := json.Unmarshal(kve.Value(), &v); err != nil {
+				return nil, fmt.Errorf("projector: load %s %s: %w", UptakeBucket, UptakeKey(k), err)
+			}
+			e.count, e.stamp, e.rev = v.Count, v.Seq, kve.Revision()
+		case errors.Is(err, jetstream.ErrKeyDeleted):
+			e.rev = kve.Revision()
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		default:
+			return nil, fmt.Errorf("projector: load %s %s: %w", UptakeBucket, UptakeKey(k), err)
+		}
+	}
+	l.uptake[k] = e
+	return e, nil
+}
+
+func (l *leader) studyEntry(ctx context.Context, ref domain.StudyRef) (*studyEntry, error) {
+	if e, ok := l.studies[ref]; ok {
+		return e, nil
+	}
+	e := &studyEntry{view: projections.StudyView{Object: ref.Object, Key: ref.Key}}
+	if !l.emptyS {
+		kve, err := l.p.studies.Get(ctx, StudyKey(ref))
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(kve.Value(), &e.view); err != nil {
+				return nil, fmt.Errorf("projector: load %s %s: %w", StudiesBucket, StudyKey(ref), err)
+			}
+			e.rev = kve.Revision()
+		case errors.Is(err, jetstream.ErrKeyDeleted):
+			e.rev = kve.Revision()
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		default:
+			return nil, fmt.Errorf("projector: load %s %s: %w", StudiesBucket, StudyKey(ref), err)
+		}
+	}
+	l.studies[ref] = e
+	return e, nil
+}
+
+// writeChunk bounds the async publishes in flight in one flush.
+const writeChunk = 512
+
+// flush renews the lease, writes the dirty keys stamped with the sequence folded so
+// far, then the checkpoint. Keys first: a crash in between leaves keys ahead of the
+// checkpoint, which their stamps make harmless.
+func (l *leader) flush(ctx context.Context) error {
+	p := l.p
+	if time.Since(l.renewed) >= p.opts.LeaseTTL/3 || l.applied != l.cp {
+		if err := l.renew(ctx); err != nil {
+			return err
+		}
+	}
+	if l.applied == l.cp {
+		return nil
+	}
+	seq := l.applied
+	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS), writeChunk))
+	send := func(force bool) error {
+		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
+			return nil
+		}
+		err := writeAll(ctx, p.js, writes)
+		writes = writes[:0]
+		return err
+	}
+	for _, e := range l.dirtyU {
+		val, err := json.Marshal(uptakeValue(e.key, e.count, seq))
+		if err != nil {
+			return fmt.Errorf("projector: encode uptake: %w", err)
+		}
+		e := e
+		writes = append(writes, kvWrite{bucket: p.uptake, key: UptakeKey(e.key), value: val, rev: e.rev,
+			done: func(rev uint64) { e.rev, e.stamp, e.dirty = rev, seq, false }})
+		if err := send(false); err != nil {
+			return err
+		}
+	}
+	for _, e := range l.dirtyS {
+		e.view.Seq = seq
+		val, err := json.Marshal(&e.view)
+		if err != nil {
+			return fmt.Errorf("projector: encode study view: %w", err)
+		}
+		e := e
+		writes = append(writes, kvWrite{bucket: p.studies, key: StudyKey(e.view.Study()), value: val, rev: e.rev,
+			done: func(rev uint64) { e.rev, e.dirty = rev, false }})
+		if err := send(false); err != nil {
+			return err
+		}
+	}
+	if err := send(true); err != nil {
+		return err
+	}
+	l.dirtyU, l.dirtyS = l.dirtyU[:0], l.dirtyS[:0]
+	if p.afterKeys != nil {
+		if err := p.afterKeys(); err != nil {
+			return err
+		}
+	}
+	if err := l.writeCheckpoint(ctx, seq); err != nil {
+		return err
+	}
+	l.pending = 0
+	return nil
+}
+
+func (l *leader) writeCheckpoint(ctx context.Context, seq uint64) error {
+	val, _ := json.Marshal(Checkpoint{Seq: seq, Holder: l.p.opts.Holder})
+	rev, err := l.p.proj.Update(ctx, checkpointKey, val, l.cpRev)
+	if err != nil {
+		if isWrongLastSeq(err) {
+			return fmt.Errorf("%w: checkpoint changed under us: %w", ErrLeaseLost, err)
+		}
+		return fmt.Errorf("projector: write checkpoint %d: %w", seq, err)
+	}
+	l.cp, l.cpRev = seq, rev
+	l.p.seq.Store(seq)
+	return nil
+}
+
+// renew extends the lease by rewriting it on its revision.
+func (l *leader) renew(ctx context.Context) error {
+	val, _ := json.Marshal(leaseValue{Holder: l.p.opts.Holder})
+	rev, err := l.p.lease.Update(ctx, leaseKey, val, l.leaseRev)
+	if err != nil {
+		if isWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		}
+		return fmt.Errorf("projector: renew lease: %w", err)
+	}
+	l.leaseRev, l.renewed = rev, time.Now()
+	return nil
+}
+
+// release deletes the lease if this projector still holds it, so a standby need not
+// wait for the TTL.
+func (l *leader) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = l.p.lease.Delete(ctx, leaseKey, jetstream.LastRevision(l.leaseRev))
+}

@@ -1,0 +1,443 @@
+package natsadapter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
+)
+
+// Query endpoints (NATS micro service "studyd-query", in queue group "q" so every
+// studyd instance can answer).
+const (
+	QueryStudySubject  = "studyd.query.study"
+	QueryUptakeSubject = "studyd.query.uptake"
+	QueryClientSubject = "studyd.query.client"
+)
+
+// DefaultMinSeqWait bounds how long a query waits for the views to reach its min_seq.
+const DefaultMinSeqWait = 2 * time.Second
+
+// StudyRequest asks for one study's view. MinSeq (e.g. the seq of a command's Outcome)
+// makes the query wait, briefly, until the view reflects at least that sequence.
+type StudyRequest struct {
+	Object domain.Object `json:"object"`
+	Key    string        `json:"key"`
+	MinSeq uint64        `json:"min_seq,omitempty"`
+}
+
+// StudyResponse is a study's view and the sequence it reflects at least.
+type StudyResponse struct {
+	Seq  uint64                `json:"seq"`
+	View projections.StudyView `json:"view"`
+}
+
+// UptakeRequest asks for uptake tallies: the sources starting with Source (e.g.
+// "normandy/action/"; empty = all), over Period (total, hour or day; default total).
+type UptakeRequest struct {
+	Source string `json:"source,omitempty"`
+	Period string `json:"period,omitempty"`
+	MinSeq uint64 `json:"min_seq,omitempty"`
+}
+
+// UptakeResponse lists the matching tallies sorted by source, bucket and status, with
+// the health of each source's totals over the rows returned.
+type UptakeResponse struct {
+	Seq    uint64                              `json:"seq"`
+	Rows   []UptakeValue                       `json:"rows"`
+	Health map[string]projections.HealthCounts `json:"health"`
+}
+
+// ClientRequest asks for one client's enrollments.
+type ClientRequest struct {
+	Client domain.ClientID `json:"client"`
+	MinSeq uint64          `json:"min_seq,omitempty"`
+}
+
+// ClientResponse is a client's view, read from its latest commit.
+type ClientResponse struct {
+	Seq  uint64                 `json:"seq"`
+	View projections.ClientView `json:"view"`
+}
+
+// QueryError is an error answer of a studyd micro endpoint (its Nats-Service-Error
+// headers).
+type QueryError struct {
+	Code        string
+	Description string
+}
+
+func (e *QueryError) Error() string { return fmt.Sprintf("%s (code %s)", e.Description, e.Code) }
+
+// QueryOptions tune the query service.
+type QueryOptions struct {
+	MinSeqWait time.Duration // default DefaultMinSeqWait
+}
+
+// StartQueryService serves the query endpoints on nc until ctx is done or stop is
+// called. Study and uptake answers come from the KV views; client answers from the
+// store's latest commit of the client (one direct get, always current).
+func StartQueryService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (stop func() error, err error) {
+	return StartQueryServiceWith(ctx, nc, js, store, QueryOptions{})
+}
+
+// StartQueryServiceWith is StartQueryService with options.
+func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, opts QueryOptions) (stop func() error, err error) {
+	if opts.MinSeqWait <= 0 {
+		opts.MinSeqWait = DefaultMinSeqWait
+	}
+	q := &queries{js: js, store: store, opts: opts}
+	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, js, 1, DefaultLeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
+	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-query", Version: "1.0.0",
+		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: "q"})
+	if err != nil {
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
+	g := svc.AddGroup("studyd.query")
+	for name, h := range map[string]micro.HandlerFunc{"study": q.study, "uptake": q.uptakeQuery, "client": q.client} {
+		if err := g.AddEndpoint(name, h); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	q.ctx = ctx
+	go func() {
+		<-ctx.Done()
+		_ = svc.Stop()
+	}()
+	return func() error {
+		cancel()
+		return svc.Stop()
+	}, nil
+}
+
+type queries struct {
+	ctx                   context.Context
+	js                    jetstream.JetStream
+	store                 eventstore.Store
+	opts                  QueryOptions
+	uptake, studies, proj jetstream.KeyValue
+}
+
+// reqCtx bounds one request's work.
+func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(q.ctx, q.opts.MinSeqWait+5*time.Second)
+}
+
+func decodeRequest(req micro.Request, v any) bool {
+	if err := json.Unmarshal(req.Data(), v); err != nil {
+		_ = req.Error("400", "request is not the endpoint's JSON: "+err.Error(), nil)
+		return false
+	}
+	return true
+}
+
+func respondErr(req micro.Request, err error) {
+	var qe *QueryError
+	switch {
+	case errors.As(err, &qe):
+		_ = req.Error(qe.Code, qe.Description, nil)
+	case errors.Is(err, domain.ErrInvalid):
+		_ = req.Error("400", err.Error(), nil)
+	case errors.Is(err, context.DeadlineExceeded):
+		_ = req.Error("504", err.Error(), nil)
+	default:
+		_ = req.Error("500", err.Error(), nil)
+	}
+}
+
+// waitSeq returns the checkpoint once it reaches minSeq, or a 504 QueryError after
+// MinSeqWait.
+func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
+	cp, _, err := loadCheckpoint(ctx, q.proj)
+	if err != nil {
+		return 0, err
+	}
+	if cp.Seq >= minSeq {
+		return cp.Seq, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, q.opts.MinSeqWait)
+	defer cancel()
+	w, err := q.proj.Watch(wctx, checkpointKey, jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, fmt.Errorf("wait for seq %d: %w", minSeq, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return 0, fmt.Errorf("wait for seq %d: watcher closed", minSeq)
+			}
+			if e == nil {
+				continue
+			}
+			var c Checkpoint
+			if json.Unmarshal(e.Value(), &c) == nil && c.Seq > cp.Seq {
+				cp = c
+			}
+			if cp.Seq >= minSeq {
+				return cp.Seq, nil
+			}
+		case <-wctx.Done():
+			return 0, &QueryError{Code: "504", Description: fmt.Sprintf(
+				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.opts.MinSeqWait)}
+		}
+	}
+}
+
+func (q *queries) study(req micro.Request) {
+	var r StudyRequest
+	if !decodeRequest(req, &r) {
+		return
+	}
+	ref := domain.StudyRef{Object: r.Object, Key: r.Key}
+	if err := ref.Validate(); err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	// The checkpoint first: a key read after it reflects at least the checkpoint.
+	cp, err := q.waitSeq(ctx, r.MinSeq)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	e, err := q.studies.Get(ctx, StudyKey(ref))
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		respondErr(req, &QueryError{Code: "404", Description: fmt.Sprintf("no events for study %s in the log up to seq %d", ref, cp)})
+		return
+	}
+	if err != nil {
+		respondErr(req, fmt.Errorf("get study %s: %w", ref, err))
+		return
+	}
+	var resp StudyResponse
+	if err := json.Unmarshal(e.Value(), &resp.View); err != nil {
+		respondErr(req, fmt.Errorf("decode study %s: %w", ref, err))
+		return
+	}
+	resp.Seq = max(cp, resp.View.Seq)
+	_ = req.RespondJSON(resp)
+}
+
+func (q *queries) uptakeQuery(req micro.Request) {
+	var r UptakeRequest
+	if len(req.Data()) > 0 && !decodeRequest(req, &r) {
+		return
+	}
+	period, err := projections.ParsePeriod(r.Period)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	cp, err := q.waitSeq(ctx, r.MinSeq)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	filters := uptakeTotalFilters
+	switch period {
+	case projections.PeriodHour:
+		filters = []string{"hour.>"}
+	case projections.PeriodDay:
+		filters = []string{"day.>"}
+	}
+	resp := UptakeResponse{Seq: cp, Rows: []UptakeValue{}, Health: map[string]projections.HealthCounts{}}
+	for _, f := range filters {
+		err := eachValue(ctx, q.js, UptakeBucket, f, func(_ string, b []byte) error {
+			var v UptakeValue
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(v.Source, r.Source) {
+				return nil
+			}
+			resp.Rows = append(resp.Rows, v)
+			h := resp.Health[v.Source]
+			h.Add(v.Status, v.Count)
+			resp.Health[v.Source] = h
+			resp.Seq = max(resp.Seq, v.Seq)
+			return nil
+		})
+		if err != nil {
+			respondErr(req, err)
+			return
+		}
+	}
+	sort.Slice(resp.Rows, func(i, j int) bool {
+		a, b := resp.Rows[i], resp.Rows[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if !a.Start.Equal(b.Start) {
+			return a.Start.Before(b.Start)
+		}
+		return a.Status < b.Status
+	})
+	_ = req.RespondJSON(resp)
+}
+
+// client answers from the store: every commit carries the client's whole state, so
+// the latest commit is the current view and min_seq needs no wait (a commit returned
+// to a writer is already readable by direct get).
+func (q *queries) client(req micro.Request) {
+	var r ClientRequest
+	if !decodeRequest(req, &r) {
+		return
+	}
+	if err := r.Client.Validate(); err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	rec, err := q.store.Load(ctx, r.Client)
+	if err != nil {
+		respondErr(req, fmt.Errorf("load client %s: %w", r.Client, err))
+		return
+	}
+	if rec.Position == 0 {
+		respondErr(req, &QueryError{Code: "404", Description: fmt.Sprintf("client %s has no commits", r.Client)})
+		return
+	}
+	v := projections.ClientViewOf(r.Client, rec)
+	_ = req.RespondJSON(ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+}
+
+// request sends a JSON request to a studyd micro endpoint and decodes the JSON answer
+// into out; an error answer comes back as *QueryError. ctx bounds the wait (a default
+// of 10 s applies if it has no deadline).
+func request(ctx context.Context, nc *nats.Conn, subject string, body, out any) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, b)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("request %s: nothing serves it (is studyd running?): %w", subject, err)
+		}
+		return fmt.Errorf("request %s: %w", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return &QueryError{Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
+	}
+	if err := json.Unmarshal(msg.Data, out); err != nil {
+		return fmt.Errorf("decode %s answer: %w", subject, err)
+	}
+	return nil
+}
+
+// QueryStudy asks studyd for a study's view.
+func QueryStudy(ctx context.Context, nc *nats.Conn, r StudyRequest) (StudyResponse, error) {
+	var out StudyResponse
+	return out, request(ctx, nc, QueryStudySubject, r, &out)
+}
+
+// QueryUptake asks studyd for uptake tallies.
+func QueryUptake(ctx context.Context, nc *nats.Conn, r UptakeRequest) (UptakeResponse, error) {
+	var out UptakeResponse
+	return out, request(ctx, nc, QueryUptakeSubject, r, &out)
+}
+
+// QueryClient asks studyd for a client's enrollments.
+func QueryClient(ctx context.Context, nc *nats.Conn, r ClientRequest) (ClientResponse, error) {
+	var out ClientResponse
+	return out, request(ctx, nc, QueryClientSubject, r, &out)
+}
+
+// WatchUpdate is one change of a watched view key.
+type WatchUpdate struct {
+	Bucket   string          `json:"bucket"`
+	Key      string          `json:"key"`
+	Revision uint64          `json:"revision"`
+	Op       string          `json:"op"` // put, delete or purge
+	Value    json.RawMessage `json:"value,omitempty"`
+}
+
+// ViewBucket returns the bucket name for "studies" or "uptake".
+func ViewBucket(name string) (string, error) {
+	switch name {
+	case "studies", "study", StudiesBucket:
+		return StudiesBucket, nil
+	case "uptake", UptakeBucket:
+		return UptakeBucket, nil
+	}
+	return "", fmt.Errorf("%w: unknown view %q (allowed: studies, uptake)", domain.ErrInvalid, name)
+}
+
+// WatchView calls fn for the current value of every key of bucket matching pattern
+// (">" for all), then for every change, until ctx is done (nil) or fn fails. With
+// updatesOnly it skips the current values.
+func WatchView(ctx context.Context, js jetstream.JetStream, bucket, pattern string, updatesOnly bool, fn func(WatchUpdate) error) error {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", bucket, err)
+	}
+	var opts []jetstream.WatchOpt
+	if updatesOnly {
+		opts = append(opts, jetstream.UpdatesOnly())
+	}
+	if pattern == "" {
+		pattern = ">"
+	}
+	w, err := kv.Watch(ctx, pattern, opts...)
+	if err != nil {
+		return fmt.Errorf("watch %s %s: %w", bucket, pattern, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			u := WatchUpdate{Bucket: bucket, Key: e.Key(), Revision: e.Revision(), Op: strings.ToLower(e.Operation().String())}
+			switch e.Operation() {
+			case jetstream.KeyValuePut:
+				u.Op = "put"
+				if json.Valid(e.Value()) {
+					u.Value = e.Value()
+				} else {
+					u.Value, _ = json.Marshal(string(e.Value()))
+				}
+			case jetstream.KeyValueDelete:
+				u.Op = "delete"
+			case jetstream.KeyValuePurge:
+				u.Op = "purge"
+			}
+			if err := fn(u); err != nil {
+				return err
+			}
+		}
+	}
+}
