@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/domain"
+)
+
+// syncBuffer is a bytes.Buffer safe for the service's writers and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestRunServesCommandsAndDrains(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const listen = "127.0.0.1:14299"
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "--nats-listen", listen, "--http", "", "--partitions", "2"},
+			func(string) string { return "" }, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "studyd ready") {
+		if time.Now().After(deadline) {
+			t.Fatalf("studyd not ready; log:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	nc, err := natsadapter.Connect(natsadapter.ConnConfig{URLs: "nats://" + listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	out, err := natsadapter.Submit(ctx, nc, domain.Command{Type: domain.CommandOptOut, CommandID: "t1", ClientID: "client-1",
+		At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)})
+	if err != nil || out.Status != natsadapter.OutcomeApplied {
+		t.Fatalf("Submit = %+v, %v; want applied", out, err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("run returned %v, want nil after a clean shutdown", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	if !strings.Contains(stderr.String(), "studyd stopped") {
+		t.Errorf("log lacks the drain message; log:\n%s", stderr.String())
+	}
+}
+
+func TestParseConfigRejectsBadSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		mention string
+	}{
+		{name: "zero partitions", args: []string{"--partitions", "0"}, mention: "--partitions"},
+		{name: "replicas without cluster", args: []string{"--replicas", "3"}, mention: "--nats-url"},
+		{name: "two auth methods", args: []string{"--nats-url", "nats://x", "--user", "u", "--token", "t"}, mention: "only one"},
+		{name: "bad env partitions fall back, bad flag fails", args: []string{"--log-level", "loud"}, mention: "--log-level"},
+		{name: "stray argument", args: []string{"serve"}, mention: "unexpected"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			_, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.mention) {
+				t.Errorf("parseConfig(%v) error = %v, want one mentioning %q", tt.args, err, tt.mention)
+			}
+		})
+	}
+	cfg, err := parseConfig(nil, func(k string) string {
+		return map[string]string{"STUDYD_PARTITIONS": "32", "STUDYD_NATS_URL": "nats://a:4222,nats://b:4222", "STUDYD_NATS_PASSWORD": "s3cret", "STUDYD_NATS_USER": "svc"}[k]
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Partitions != 32 || cfg.embedded() || redacted(cfg).Conn.Password == "s3cret" {
+		t.Errorf("env config = %+v, want 32 partitions, external NATS, password masked when logged", cfg)
+	}
+}
