@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"time"
+)
+
+// bench runs the configured scenarios in order. A scenario that fails is reported
+// and the others still run; a failed baseline skips the figures compared with it.
+func bench(ctx context.Context, cfg config, progress func(string)) (*report, error) {
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r := &report{Machine: thisMachine(), Config: cfg, Details: map[string]any{}, started: time.Now()}
+	b := &bencher{cfg: cfg, rep: r, progress: progress}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"latency", b.latency},
+		{"replay", b.replay}, {"memory", b.memory}, {"scale", b.scale},
+	}
+	for _, s := range steps {
+		if !cfg.runs(s.name) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		progress(s.name)
+		if err := s.fn(ctx); err != nil {
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", s.name, err))
+		}
+	}
+	r.Machine.LoadEnd = loadAverage()
+	r.Duration = time.Since(r.started)
+	return r, nil
+}
+
+// bencher carries what later scenarios compare with.
+type bencher struct {
+	cfg      config
+	rep      *report
+	progress func(string)
+
+	payloads   []payload
+	rawPublish float64 // msgs/s
+	maxRate    float64 // end-to-end commands/s with cfg.Partitions
+}
+
+// sample draws the commits the baselines publish: a simulated fleet through the real
+// handler, so their sizes are studyd's.
+func (b *bencher) sample(ctx context.Context) ([]payload, error) {
+	if b.payloads != nil {
+		return b.payloads, nil
+	}
+	ps, err := samplePayloads(ctx, min(b.cfg.Size, 20_000), b.cfg.Clients, 30, 7)
+	if err != nil {
+		return nil, err
+	}
+	var bytes int
+	for _, p := range ps {
+		bytes += len(p.data)
+	}
+	b.rep.Details["commit_bytes_avg"] = bytes / len(ps)
+	b.payloads = ps
+	return ps, nil
+}
+
+func (b *bencher) baseline(ctx context.Context) error {
+	ps, err := b.sample(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := startNode(ctx, nodeConfig{})
+	if err != nil {
+		return err
+	}
+	defer n.stop()
+	_, js, err := n.client("raw")
+	if err != nil {
+		return err
+	}
+	defer js.Conn().Close()
+	if b.rawPublish, err = rawPublish(ctx, js, ps, b.cfg.Size); err != nil {
+		return err
+	}
+	avg := b.rep.Details["commit_bytes_avg"]
+	b.rep.add(row{Scenario: "baseline", Figure: "raw JetStream async publish", Value: b.rawPublish, Unit: "msgs/s",
+		Note: fmt.Sprintf("%d messages of studyd's commits (avg %v B) to STUDYD_EVENTS, %d acks outstanding", b.cfg.Size, avg, asyncPending)})
+	last, _, err := n.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	read, err := repeatRate(func() (float64, error) { return rawRead(ctx, js, last) })
+	if err != nil {
+		return err
+	}
+	b.rep.add(row{Scenario: "baseline", Figure: "raw ordered-consumer read", Value: read, Unit: "msgs/s"})
+	return nil
+}
+
+func (b *bencher) endToEnd(ctx context.Context) error {
+	f, err := fleet(b.cfg.Clients, 30, 3)
+	if err != nil {
+		return err
+	}
+	cmds, err := commands(f, b.cfg.Size)
+	if err != nil {
+		return err
+	}
+	for i, parts := range append([]int{b.cfg.Partitions}, b.cfg.MorePartitions...) {
+		b.progress(fmt.Sprintf("e2e: %d commands, %d partitions", len(cmds), parts))
+		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: parts, CacheSize: 100_000})
+		if err != nil {
+			return err
+		}
+		tp, err := endToEnd(ctx, n, cmds)
+		st := n.intakeStats()
+		n.stop()
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			b.maxRate = tp.Visible
+		}
+		b.rep.Details[fmt.Sprintf("e2e_%d_partitions", parts)] = map[string]any{"throughput": tp, "intake": st}
+		b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions", parts),
+			Value: tp.Visible, Unit: "cmds/s", Baseline: "raw publish", BaseVal: b.rawPublish, Goal: &goal{MinRatio: 0.30},
+			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack",
+				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond))})
+	}
+	return nil
+}
+
+func (b *bencher) latency(ctx context.Context) error {
+	if b.maxRate == 0 {
+		return fmt.Errorf("no end-to-end rate to take half of (run the e2e scenario too)")
+	}
+	rate := b.maxRate / 2
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000})
+	if err != nil {
+		return err
+	}
+	defer n.stop()
+	f, err := fleet(b.cfg.Clients, 30, 4)
+	if err != nil {
+		return err
+	}
+	cmds, err := commands(f, max(100, int(rate*b.cfg.Duration.Seconds())))
+	if err != nil {
+		return err
+	}
+	res, err := latencyUnderLoad(ctx, n, cmds, rate)
+	if err != nil {
+		return err
+	}
+	b.rep.Details["latency"] = res
+	note := fmt.Sprintf("%d commands at %s/s (half the end-to-end max; achieved %s/s), %d partitions",
+		res.Commands, grouped(rate), grouped(res.Achieved), b.cfg.Partitions)
+	b.rep.add(row{Scenario: "latency", Figure: "publish → appended p50", Value: ms(res.AppendP50), Unit: "ms", Note: note})
+	b.rep.add(row{Scenario: "latency", Figure: "publish → appended p99", Value: ms(res.AppendP99), Unit: "ms", Goal: &goal{MaxValue: 5}})
+	b.rep.add(row{Scenario: "latency", Figure: "publish → visible p50", Value: ms(res.VisibleP50), Unit: "ms"})
+	b.rep.add(row{Scenario: "latency", Figure: "publish → visible p99", Value: ms(res.VisibleP99), Unit: "ms", Goal: &goal{MaxValue: 100},
+		Note: fmt.Sprintf("visible = the projector's checkpoint covers the commit (polled every %s; the projector flushes every 100 ms by default)", visiblePoll)})
+	return nil
+}
+
+func (b *bencher) replay(ctx context.Context) error {
+	n, err := startNode(ctx, nodeConfig{})
+	if err != nil {
+		return err
+	}
+	defer n.stop()
+	_, js, err := n.client("prefill")
+	if err != nil {
+		return err
+	}
+	defer js.Conn().Close()
+	// A log of chained commits, as studyd writes it: the real handler's commits for a
+	// simulated fleet, published in order.
+	ps, err := samplePayloads(ctx, b.cfg.Size, b.cfg.Clients, 30, 9)
+	if err != nil {
+		return err
+	}
+	if err := publishAll(ctx, js, len(ps), func(i int) payload { return ps[i] }); err != nil {
+		return err
+	}
+	last, _, err := n.lastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	read, err := repeatRate(func() (float64, error) { return rawRead(ctx, js, last) })
+	if err != nil {
+		return err
+	}
+	var res replayResult
+	if _, err := repeatRate(func() (float64, error) {
+		r, err := auditReplay(ctx, js)
+		res = r
+		return r.MsgsPerS, err
+	}); err != nil {
+		return err
+	}
+	b.rep.Details["replay"] = res
+	b.rep.add(row{Scenario: "audit replay", Figure: "decode + verify + all folds", Value: res.MsgsPerS, Unit: "msgs/s",
+		Baseline: "raw read", BaseVal: read, Goal: &goal{MinRatio: 0.85},
+		Note: fmt.Sprintf("%d commits, %d events (%s events/s); each rate is the median of repeated whole-log reads", res.Messages, res.Events, grouped(res.EvtsPerS))})
+	return nil
+}
+
+func (b *bencher) memory(ctx context.Context) error {
+	res, err := memory(ctx, b.cfg.Enrollments)
+	if err != nil {
+		return err
+	}
+	b.rep.Details["memory"] = res
+	e := res.Enrollments
+	b.rep.add(row{Scenario: "memory", Figure: "studyd client cache per 1M enrollments", Value: perMillion(res.CacheHeap, e), Unit: "MB",
+		Goal: &goal{MaxValue: 300},
+		Note: fmt.Sprintf("%d enrollments of %d clients (%d commits): cache heap %.0f MB; process RSS %.0f MB (generator included)",
+			e, res.Clients, res.Commits, mb(res.CacheHeap), mb(res.ProcessRSS))})
+	b.rep.add(row{Scenario: "memory", Figure: "nats-server RSS per 1M enrollments", Value: perMillion(res.ServerRSS-min(res.ServerRSS, res.ServerRSS0), e), Unit: "MB",
+		Note: fmt.Sprintf("separate process: RSS %.0f MB holding the log (%.0f MB of commits), %.0f MB empty",
+			mb(res.ServerRSS), mb(res.LogBytes), mb(res.ServerRSS0))})
+	return nil
+}
+
+func (b *bencher) scale(ctx context.Context) error {
+	pts, err := scale(ctx, b.cfg, b.cfg.Scale, b.progress)
+	if err != nil {
+		return err
+	}
+	b.rep.Details["scale"] = pts
+	first := pts[0]
+	for _, p := range pts {
+		size := fmt.Sprintf("%s events (%d msgs)", count(p.Target), p.Messages)
+		var g *goal
+		if p.Target != first.Target {
+			g = &goal{MinRatio: 0.8}
+		}
+		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "end-to-end commands/s", Value: p.Throughput, Unit: "cmds/s",
+			Baseline: "at " + count(first.Target), BaseVal: first.Throughput, Goal: g,
+			Note: fmt.Sprintf("log of %s; %d commands of fresh clients; pre-filled at %s commits/s", size, b.cfg.ScaleCommands, grouped(p.Prefill))})
+		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "audit replay", Value: p.Replay.MsgsPerS, Unit: "msgs/s",
+			Baseline: "at " + count(first.Target), BaseVal: first.Replay.MsgsPerS, Goal: g,
+			Note: fmt.Sprintf("raw read of the same log %s msgs/s (replay/raw %.2f)", grouped(p.RawRead), p.Replay.MsgsPerS/p.RawRead)})
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/domain"
+)
+
+// throughput is what one end-to-end run measured.
+type throughput struct {
+	Commands  int     `json:"commands"`
+	Published float64 `json:"published_per_s"` // PubAcks from STUDYD_CMDS per second
+	Appended  float64 `json:"appended_per_s"`  // commands decided and appended per second
+	Visible   float64 `json:"visible_per_s"`   // ... and folded into the KV views per second
+	LastSeq   uint64  `json:"last_seq"`
+}
+
+// endToEnd publishes cmds as simulated clients do (natsadapter.PublishCommands) to a
+// node running studyd, and measures until every command is decided, appended, and
+// visible in the projections (the projector's checkpoint reaches the last commit).
+func endToEnd(ctx context.Context, n *node, cmds []domain.Command) (throughput, error) {
+	pub, _, err := n.client("publisher")
+	if err != nil {
+		return throughput{}, err
+	}
+	defer pub.Close()
+	first, base, err := n.lastSeq(ctx)
+	if err != nil {
+		return throughput{}, err
+	}
+	_ = first
+	want := base + uint64(len(cmds))
+	i := 0
+	next := func() (domain.Command, bool) {
+		if i == len(cmds) {
+			return domain.Command{}, false
+		}
+		i++
+		return cmds[i-1], true
+	}
+	start := time.Now()
+	stats, err := natsadapter.PublishCommands(ctx, pub, next, natsadapter.PublishOptions{})
+	if err != nil {
+		return throughput{}, fmt.Errorf("end to end: %w", err)
+	}
+	published := time.Since(start)
+	var last uint64
+	if err := waitFor(ctx, 5*time.Minute, func() (bool, error) {
+		l, msgs, err := n.lastSeq(ctx)
+		last = l
+		return msgs >= want, err
+	}, n.failed); err != nil {
+		return throughput{}, fmt.Errorf("end to end: waiting for %d commits: %w", len(cmds), err)
+	}
+	appended := time.Since(start)
+	if err := waitFor(ctx, 5*time.Minute, func() (bool, error) { return n.proj.Seq() >= last, nil }, n.failed); err != nil {
+		return throughput{}, fmt.Errorf("end to end: waiting for the projector to reach %d: %w", last, err)
+	}
+	visible := time.Since(start)
+	c := float64(len(cmds))
+	return throughput{Commands: stats.Acked, Published: c / published.Seconds(), Appended: c / appended.Seconds(),
+		Visible: c / visible.Seconds(), LastSeq: last}, nil
+}
+
+// pollEvery is how often a scenario checks whether the system caught up: small against
+// the runs' length (seconds), so it adds little to the measured time.
+const pollEvery = 5 * time.Millisecond
+
+// waitFor polls done until it holds, fails, failed reports a stopped part, or timeout.
+func waitFor(ctx context.Context, timeout time.Duration, done func() (bool, error), failed func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := done()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if err := failed(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not done after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"testing"
+)
+
+// TestMain lets the memory scenario re-execute the test binary as its server process.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childEnv); dir != "" {
+		if err := runChildServer(dir, os.Stdin, os.Stdout); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestQuickRun runs every scenario at tiny sizes and checks that each produced its
+// figures: a smoke test of the benchmark, not a measurement.
+func TestQuickRun(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"--quick", "--json"}, os.Getenv, &out, &errOut); err != nil {
+		t.Fatalf("run --quick: %v\n%s", err, errOut.String())
+	}
+	var rep report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("decode the JSON report: %v\n%s", err, out.String())
+	}
+	if len(rep.Errors) > 0 {
+		t.Fatalf("scenarios failed: %v", rep.Errors)
+	}
+	want := map[string]int{"baseline": 2, "end to end": 1, "latency": 4, "audit replay": 1, "memory": 2, "scale 2k": 2, "scale 10k": 2}
+	got := map[string]int{}
+	for _, r := range rep.Rows {
+		got[r.Scenario]++
+		if r.Value <= 0 {
+			t.Errorf("%s / %s = %g, want a positive figure", r.Scenario, r.Figure, r.Value)
+		}
+	}
+	for s, n := range want {
+		if got[s] != n {
+			t.Errorf("scenario %q has %d rows, want %d", s, got[s], n)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// scalePoint is the figures measured with a log of a given size.
+type scalePoint struct {
+	Target     uint64       `json:"target_events"`
+	Messages   uint64       `json:"messages"`
+	Events     uint64       `json:"events"`
+	Throughput float64      `json:"commands_per_s"` // end to end, commands visible in the views
+	RawRead    float64      `json:"raw_read_msgs_per_s"`
+	Replay     replayResult `json:"replay"`
+	Prefill    float64      `json:"prefill_commits_per_s"`
+}
+
+// eventsPerCommit sizes the pre-fill fleet; the simulation averages about seven.
+const eventsPerCommit = 7
+
+// scale grows one log through the target sizes (in events) and, at each, measures
+// end-to-end throughput with fresh clients and the audit replay of the whole log. The
+// log is pre-filled with the commits the real handler decides for a simulated fleet,
+// published straight to STUDYD_EVENTS (in order, so each commit's recorded positions
+// are its stream sequences), while studyd's projector folds them as they come.
+func scale(ctx context.Context, cfg config, targets []uint64, progress func(string)) ([]scalePoint, error) {
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: cfg.Partitions, CacheSize: 100_000})
+	if err != nil {
+		return nil, err
+	}
+	defer n.stop()
+	_, js, err := n.client("prefill")
+	if err != nil {
+		return nil, err
+	}
+	js, err = jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(asyncPending))
+	if err != nil {
+		return nil, fmt.Errorf("scale: %w", err)
+	}
+	defer js.Conn().Close()
+
+	maxCommits := int(targets[len(targets)-1]/eventsPerCommit) + 1
+	clients := min(max(maxCommits/20, 1000), 100_000)
+	days := maxCommits/(clients*3) + 2
+	g, err := newGenerator(clients, days, 5, false)
+	if err != nil {
+		return nil, err
+	}
+	var pubErr error
+	g.store.sink = func(subject string, raw []byte) error {
+		if _, err := js.PublishAsync(subject, raw); err != nil && pubErr == nil {
+			pubErr = err
+		}
+		return pubErr
+	}
+	var out []scalePoint
+	for i, target := range targets {
+		progress(fmt.Sprintf("scale: pre-filling to %s events", count(target)))
+		start := time.Now()
+		before := g.store.commits
+		if err := g.until(ctx, func(s *sinkStore) bool { return s.events >= target }); err != nil {
+			return nil, fmt.Errorf("scale: pre-fill: %w", err)
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(5 * time.Minute):
+			return nil, fmt.Errorf("scale: %d pre-fill appends unacknowledged", js.PublishAsyncPending())
+		}
+		p := scalePoint{Target: target, Prefill: float64(g.store.commits-before) / time.Since(start).Seconds()}
+		last, _, err := n.lastSeq(ctx)
+		if err != nil {
+			return nil, err
+		}
+		progress(fmt.Sprintf("scale: %s events: projector catching up", count(target)))
+		if err := waitFor(ctx, 10*time.Minute, func() (bool, error) { return n.proj.Seq() >= last, nil }, n.failed); err != nil {
+			return nil, fmt.Errorf("scale: projector catch-up: %w", err)
+		}
+		progress(fmt.Sprintf("scale: %s events: replay", count(target)))
+		if p.RawRead, err = repeatRate(func() (float64, error) { return rawRead(ctx, n.js, last) }); err != nil {
+			return nil, err
+		}
+		var rep replayResult
+		if _, err := repeatRate(func() (float64, error) {
+			r, err := auditReplay(ctx, n.js)
+			rep = r
+			return r.MsgsPerS, err
+		}); err != nil {
+			return nil, err
+		}
+		p.Replay, p.Messages, p.Events = rep, rep.Messages, rep.Events
+
+		progress(fmt.Sprintf("scale: %s events: end to end", count(target)))
+		f, err := fleet(cfg.Clients, 30, uint64(100+i))
+		if err != nil {
+			return nil, err
+		}
+		cmds, err := commands(f, cfg.ScaleCommands)
+		if err != nil {
+			return nil, err
+		}
+		tp, err := endToEnd(ctx, n, cmds)
+		if err != nil {
+			return nil, fmt.Errorf("scale %s: %w", count(target), err)
+		}
+		p.Throughput = tp.Visible
+		g.store.next = tp.LastSeq // the pre-fill continues after the live commits
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// repeatRate runs a rate measurement until it has taken at least minMeasure in all,
+// so that small logs are not timed on one short read, and returns the rates' median.
+func repeatRate(measure func() (float64, error)) (float64, error) {
+	var rates []float64
+	start := time.Now()
+	for len(rates) == 0 || (time.Since(start) < minMeasure && len(rates) < 50) {
+		r, err := measure()
+		if err != nil {
+			return 0, err
+		}
+		rates = append(rates, r)
+	}
+	return median(rates), nil
+}
+
+// minMeasure is the least time a repeated measurement covers.
+const minMeasure = time.Second
