@@ -70,6 +70,23 @@ type audit struct {
 // folds the commits with the pure projections.
 func readAudit(ctx context.Context, t *testing.T, js jetstream.JetStream) audit {
 	t.Helper()
+	// A cluster that just healed may answer "no responders" for a moment; a read is
+	// repeatable, so start it over.
+	var err error
+	for range 5 {
+		var a audit
+		if a, err = readAuditOnce(ctx, js); err == nil {
+			return a
+		}
+		t.Logf("read the event log: %v (retrying)", err)
+		time.Sleep(2 * time.Second)
+	}
+	t.Fatalf("read the event log: %v", err)
+	return audit{}
+}
+
+// readAuditOnce is one attempt of readAudit.
+func readAuditOnce(ctx context.Context, js jetstream.JetStream) (audit, error) {
 	a := audit{
 		Commits: map[string]int{}, CommitAt: map[string]time.Time{}, Rejections: map[string]int{}, Codes: map[domain.RejectionCode]int{},
 		Tally: simulate.Tally{Commands: map[domain.CommandType]int{}, Events: map[domain.EventType]int{},
@@ -105,10 +122,7 @@ func readAudit(ctx context.Context, t *testing.T, js jetstream.JetStream) audit 
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("read the event log: %v", err)
-	}
-	return a
+	return a, err
 }
 
 // tallyCommit counts a commit the way simulate.Tally counts a decision.
