@@ -58,6 +58,22 @@ func encodeCommitReflect(c Commit) ([]byte, error) {
 // as nil. Errors: ErrUnknownSchema for a version this build cannot read, ErrCorrupt for
 // anything else that is not exactly one well-formed commit.
 func DecodeCommit(b []byte) (Commit, error) {
+	c, ok := decodeCommitFast(b)
+	if !ok {
+		// Older schemas, and everything the fast decoder cannot vouch for: msgpack's
+		// reflective decoder then decides, and words the error.
+		return decodeCommitReflect(b)
+	}
+	normalizeCommit(&c)
+	if err := c.Validate(); err != nil {
+		return Commit{}, fmt.Errorf("decode commit: %w: %w", ErrCorrupt, err)
+	}
+	return c, nil
+}
+
+// decodeCommitReflect is DecodeCommit through msgpack's reflective decoder: the reference
+// decodeCommitFast must agree with, and the path for schema 1 and for bad input.
+func decodeCommitReflect(b []byte) (Commit, error) {
 	r := bytes.NewReader(b)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)
