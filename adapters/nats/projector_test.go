@@ -259,7 +259,10 @@ func TestProjectorSingleWriterFailover(t *testing.T) {
 
 func TestKVWatchSeesAppendedEvent(t *testing.T) {
 	t.Parallel()
-	js := startJetStream(t)
+	_, nc, js := natstest.Start(t)
+	if _, err := EnsureEventsStream(context.Background(), js, 1); err != nil {
+		t.Fatalf("EnsureEventsStream: %v", err)
+	}
 	p, err := NewProjector(js, testOptions())
 	if err != nil {
 		t.Fatalf("NewProjector: %v", err)
@@ -271,7 +274,7 @@ func TestKVWatchSeesAppendedEvent(t *testing.T) {
 	defer cancel()
 	updates := make(chan WatchUpdate, 16)
 	go func() {
-		_ = WatchView(ctx, js, StudiesBucket, "preference_study.>", true, func(u WatchUpdate) error {
+		_ = WatchView(ctx, nc, StudiesBucket, "preference_study.>", true, func(u WatchUpdate) error {
 			updates <- u
 			return nil
 		})

@@ -114,6 +114,11 @@ func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetS
 			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
 		}
 	}
+	// The server must know the subscriptions before we say we serve.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	q.ctx = ctx
 	go func() {
@@ -392,8 +397,13 @@ func ViewBucket(name string) (string, error) {
 
 // WatchView calls fn for the current value of every key of bucket matching pattern
 // (">" for all), then for every change, until ctx is done (nil) or fn fails. With
-// updatesOnly it skips the current values.
-func WatchView(ctx context.Context, js jetstream.JetStream, bucket, pattern string, updatesOnly bool, fn func(WatchUpdate) error) error {
+// updatesOnly it skips the current values. It is what `studyctl watch` runs; `nats kv
+// watch <bucket> <pattern>` shows the same values.
+func WatchView(ctx context.Context, nc *nats.Conn, bucket, pattern string, updatesOnly bool, fn func(WatchUpdate) error) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", bucket, err)
+	}
 	kv, err := js.KeyValue(ctx, bucket)
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", bucket, err)

@@ -403,6 +403,9 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 		}
 		_ = req.RespondJSON(res)
 	}), micro.WithEndpointSubject(RebuildSubject))
+	if err == nil {
+		err = nc.Flush()
+	}
 	if err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("serve rebuild: %w", err)
@@ -415,17 +418,49 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 func RequestRebuild(ctx context.Context, nc *nats.Conn, progress func(RebuildProgress)) (RebuildResult, error) {
 	var body rebuildRequestBody
 	if progress != nil {
+		// The projector publishes every progress report before its reply, on one
+		// connection, so they are all in ch once the reply is in; the rest is drained
+		// after it so that none is lost or reported late.
 		body.ProgressSubject = nc.NewRespInbox()
-		sub, err := nc.Subscribe(body.ProgressSubject, func(m *nats.Msg) {
+		ch := make(chan *nats.Msg, 4096)
+		sub, err := nc.ChanSubscribe(body.ProgressSubject, ch)
+		if err != nil {
+			return RebuildResult{}, fmt.Errorf("rebuild: %w", err)
+		}
+		report := func(m *nats.Msg) {
 			var pr RebuildProgress
 			if json.Unmarshal(m.Data, &pr) == nil {
 				progress(pr)
 			}
-		})
-		if err != nil {
+		}
+		stop, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case m := <-ch:
+					report(m)
+				case <-stop:
+					return
+				}
+			}
+		}()
+		defer func() {
+			close(stop)
+			<-stopped
+			_ = sub.Unsubscribe()
+			for {
+				select {
+				case m := <-ch:
+					report(m)
+				default:
+					return
+				}
+			}
+		}()
+		if err := nc.Flush(); err != nil {
 			return RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 		}
-		defer func() { _ = sub.Unsubscribe() }()
 	}
 	var res RebuildResult
 	if err := request(ctx, nc, RebuildSubject, body, &res); err != nil {

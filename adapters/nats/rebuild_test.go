@@ -62,7 +62,7 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = WatchView(wctx, js, bucket, ">", true, func(u WatchUpdate) error {
+			_ = WatchView(wctx, nc, bucket, ">", true, func(u WatchUpdate) error {
 				if u.Op != "put" {
 					mu.Lock()
 					deleted[bucket+" "+u.Key] = true

@@ -30,6 +30,11 @@ type subcommand struct {
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"publish":    {"send one command (flags, a JSON file or stdin) and print its outcome", runPublish},
+		"study":      {"a study's enrollment view: per branch, unenroll and failure reasons", runStudy},
+		"uptake":     {"uptake tallies per source and status (--source, --period total|hour|day)", runUptake},
+		"client":     {"a client's enrollments, from its latest commit", runClient},
+		"watch":      {"follow the studies or uptake views live (KV watch)", runWatch},
+		"rebuild":    {"refold the whole log into the views (runs in the leading studyd)", runRebuild},
 		"simulate":   {"simulate a fleet of clients running recipes over days", runSimulate},
 		"audit":      {"export the log (jsonl, csv, Telemetry shape) or its rejections", runAudit},
 		"verify":     {"replay and verify the log: transitions, hash chains, signed checkpoints, views", runVerify},

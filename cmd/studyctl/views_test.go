@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// startViews runs a real server with the events stream, a projector and the query
+// service, and appends one client's enrollment and run through the JetStream store.
+// It returns the server URL and the last appended sequence.
+func startViews(t *testing.T) (string, uint64) {
+	t.Helper()
+	s, nc, js := natstest.StartWith(t, natstest.Config{Listen: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatalf("EnsureEventsStream: %v", err)
+	}
+	store := natsadapter.NewStore(js)
+	at := time.Date(2018, 7, 14, 12, 0, 0, 0, time.UTC)
+	en := domain.Enrollment{Object: domain.PreferenceStudy, Key: "pref-x", Slug: "pref-x", State: domain.StateEnrolled,
+		Branch: "treatment", EnrolledAt: at}
+	rec, err := store.Append(ctx, eventstore.Commit{CommitID: "k1", CommandID: "k1", CommandType: domain.CommandRecipeRun,
+		Client: "alice", At: at, State: domain.ClientState{Client: "alice", LastRunAt: at, Enrollments: []domain.Enrollment{en}},
+		Events: []domain.Event{
+			{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess},
+			{Type: domain.EventUptakeReported, Source: domain.ActionSource("preference-experiment"), Status: domain.ActionSuccess},
+			{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "pref-x", Slug: "pref-x", Branch: "treatment",
+				From: domain.StateNone, To: domain.StateEnrolled, ExperimentType: domain.ExperimentTypeExp},
+		}}, 0)
+	if err != nil {
+		t.Fatalf("Append: %v", err)
+	}
+	p, err := natsadapter.NewProjector(js, natsadapter.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	stop, err := natsadapter.StartQueryService(ctx, nc, js, store)
+	if err != nil {
+		t.Fatalf("StartQueryService: %v", err)
+	}
+	t.Cleanup(func() { _ = stop() })
+	return s.ClientURL(), rec.Position
+}
+
+func TestViewCommands(t *testing.T) {
+	t.Parallel()
+	url, seq := startViews(t)
+	minSeq := "--min-seq=" + itoa(seq)
+	tests := []struct {
+		name string
+		args []string
+		want []string // substrings of stdout
+	}{
+		{name: "study table", args: []string{"study", "preference_study", "pref-x", "--server", url, minSeq},
+			want: []string{"preference_study/pref-x", "treatment", "exp"}},
+		{name: "study slash form", args: []string{"study", "preference_study/pref-x", "--server", url, minSeq},
+			want: []string{"enrolled 1, active 1"}},
+		{name: "uptake table", args: []string{"uptake", "--source", "normandy/", "--server", url, minSeq},
+			want: []string{"normandy/runner", "RUNNER_SUCCESS", "good", "normandy/action/preference-experiment"}},
+		{name: "uptake by day", args: []string{"uptake", "--period", "day", "--server", url, minSeq},
+			want: []string{"2018-07-14"}},
+		{name: "client table", args: []string{"client", "alice", "--server", url},
+			want: []string{"alice", "pref-x", "enrolled", "treatment", "2018-07-14T12:00:00Z"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, err := runCLI(t, "", tt.args...)
+			if err != nil {
+				t.Fatalf("studyctl %v: %v (stderr %s)", tt.args, err, stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("studyctl %v output lacks %q:\n%s", tt.args, w, out)
+				}
+			}
+		})
+	}
+
+	out, _, err := runCLI(t, "", "study", "preference_study", "pref-x", "--server", url, "--json", minSeq)
+	if err != nil {
+		t.Fatalf("study --json: %v", err)
+	}
+	var resp natsadapter.StudyResponse
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("study --json output is not a StudyResponse: %v\n%s", err, out)
+	}
+	if resp.Seq < seq || resp.View.Enrolled != 1 || resp.View.Branches["treatment"].Active != 1 {
+		t.Errorf("study --json = %+v, want seq >= %d, one active enrollment on treatment", resp, seq)
+	}
+
+	if _, _, err := runCLI(t, "", "study", "preference_study", "missing", "--server", url); err == nil {
+		t.Errorf("study of an unknown study: error nil, want a not-found error")
+	}
+}
+
+func TestWatchAndRebuildCommands(t *testing.T) {
+	t.Parallel()
+	url, seq := startViews(t)
+	if _, _, err := runCLI(t, "", "study", "preference_study/pref-x", "--server", url, "--min-seq="+itoa(seq)); err != nil {
+		t.Fatalf("views not ready: %v", err)
+	}
+	out, stderr, err := runCLI(t, "", "rebuild", "--server", url, "--json")
+	if err != nil {
+		t.Fatalf("rebuild: %v (stderr %s)", err, stderr)
+	}
+	var res natsadapter.RebuildResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("rebuild --json output: %v\n%s", err, out)
+	}
+	if res.Seq != seq || res.Commits != 1 || res.StudyKeys != 1 {
+		t.Errorf("rebuild result %+v, want seq %d, 1 commit, 1 study key", res, seq)
+	}
+	if !strings.Contains(stderr, "keys written") {
+		t.Errorf("rebuild progress on stderr lacks 'keys written': %q", stderr)
+	}
+
+	// watch prints the current values, then runs until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var stdout, errOut strings.Builder
+	if err := run(ctx, []string{"watch", "studies", "preference_study.>", "--server", url, "--json"}, noEnv,
+		strings.NewReader(""), &stdout, &errOut); err != nil {
+		t.Fatalf("watch: %v (stderr %s)", err, errOut.String())
+	}
+	var u natsadapter.WatchUpdate
+	if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &u); err != nil {
+		t.Fatalf("watch --json line: %v\n%s", err, stdout.String())
+	}
+	if u.Key != "preference_study.pref-x" || u.Op != "put" {
+		t.Errorf("watch update %+v, want a put of preference_study.pref-x", u)
+	}
+}
+
+func itoa(n uint64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
