@@ -469,6 +469,7 @@ func BenchmarkDecodeCommit(b *testing.B) {
 	}
 	b.SetBytes(int64(len(raw)))
 	b.ReportAllocs()
+	defer reportCPU(b)()
 	for b.Loop() {
 		if _, err := eventstore.DecodeCommit(raw); err != nil {
 			b.Fatal(err)

@@ -2,7 +2,6 @@ package eventstore
 
 import (
 	"encoding/binary"
-	"hash/maphash"
 	"time"
 
 	"github.com/studyd/studyd/domain"
@@ -405,8 +404,6 @@ func (r *reader) key() []byte {
 	return r.raw()
 }
 
-var strSeed = maphash.MakeSeed()
-
 // str reads a free-form string.
 func (r *reader) str() string { return r.intern(r.raw()) }
 
@@ -414,8 +411,13 @@ func (r *reader) str() string { return r.intern(r.raw()) }
 // without allocating; anything else is read as str does.
 func (r *reader) enum() string {
 	p := r.raw()
-	if s, ok := constants[string(p)]; ok {
-		return s
+	if len(p) == 0 {
+		return ""
+	}
+	for i := int(strHash(p)); constants[i] != ""; i++ {
+		if constants[i] == string(p) {
+			return constants[i]
+		}
 	}
 	return r.intern(p)
 }
@@ -425,21 +427,39 @@ func (r *reader) intern(p []byte) string {
 	if len(p) == 0 {
 		return ""
 	}
-	slot := &r.strs[maphash.Bytes(strSeed, p)%uint64(len(r.strs))]
+	slot := &r.strs[strHash(p)%uint8(len(r.strs))]
 	if *slot != string(p) {
 		*slot = string(p)
 	}
 	return *slot
 }
 
-// constants are the strings of the domain's enumerations, to hand out instead of copies.
-var constants = func() map[string]string {
-	m := map[string]string{domain.SourceRunner: domain.SourceRunner}
-	add := func(vs ...string) {
-		for _, v := range vs {
-			m[v] = v
-		}
+// strHash is a cheap hash of a non-empty string for the two tables above: its length
+// and a few bytes from where the ids and names of a commit differ (their ends).
+func strHash(p []byte) uint8 {
+	n := len(p)
+	h := uint32(n)*0x9e3779b1 ^ uint32(p[n-1])<<7 ^ uint32(p[n/2])<<14 ^ uint32(p[0])<<21
+	if n > 1 {
+		h ^= uint32(p[n-2]) * 0x85ebca6b
 	}
+	return uint8(h ^ h>>8 ^ h>>16 ^ h>>24)
+}
+
+// constants are the strings of the domain's enumerations, to hand out instead of copies:
+// an open-addressing table under strHash, probed up to the next empty slot (there are
+// far fewer constants than slots, and one extra slot ends every probe).
+var constants = func() (t [257]string) {
+	add := func(v string) {
+		i := int(strHash([]byte(v)))
+		for t[i] != "" && t[i] != v {
+			i++
+		}
+		if i == len(t)-1 {
+			panic("eventstore: constants table overflow") // unreachable with today's few dozen
+		}
+		t[i] = v
+	}
+	add(domain.SourceRunner)
 	for _, v := range domain.CommandTypes {
 		add(string(v))
 	}
@@ -463,7 +483,7 @@ var constants = func() map[string]string {
 			add(string(v))
 		}
 	}
-	return m
+	return t
 }()
 
 // uint reads an integer into a uint64 field: nil is 0, signed values wrap (msgpack's
