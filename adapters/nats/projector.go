@@ -150,7 +150,7 @@ func (p *Projector) Run(ctx context.Context) error {
 			p.log.Info("projector restarting from its checkpoint")
 		default:
 			p.log.Warn("projector stopped leading", "err", err)
-			sleep(ctx, p.opts.FlushInterval)
+			sleep(ctx, max(p.opts.FlushInterval, p.opts.LeaseTTL/4))
 		}
 	}
 	return nil
@@ -230,7 +230,6 @@ type studyEntry struct {
 type leader struct {
 	p        *Projector
 	leaseRev uint64
-	renewed  time.Time
 
 	cp, cpRev uint64 // the checkpoint as last written or read
 	applied   uint64 // the last sequence folded
@@ -245,9 +244,25 @@ type leader struct {
 	emptyU, emptyS bool
 }
 
-func (l *leader) run(ctx context.Context) error {
+func (l *leader) run(parent context.Context) error {
+	// The lease is renewed by its own goroutine, so that a long flush or rebuild does
+	// not let it lapse; losing it cancels the term.
+	ctx, lost := context.WithCancelCause(parent)
+	renewerDone := make(chan struct{})
+	go func() {
+		defer close(renewerDone)
+		l.keepLease(ctx, lost)
+	}()
+	defer func() {
+		lost(nil)
+		<-renewerDone
+	}()
+	return l.termErr(ctx, l.loop(parent, ctx))
+}
+
+// loop folds and flushes until the term ends.
+func (l *leader) loop(parent, ctx context.Context) error {
 	p := l.p
-	l.renewed = time.Now()
 	if err := l.load(ctx); err != nil {
 		return err
 	}
@@ -261,6 +276,9 @@ func (l *leader) run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if parent.Err() == nil {
+				return context.Cause(ctx) // the lease was lost
+			}
 			// Flush what was folded, with a fresh deadline: shutdown drains.
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
@@ -492,16 +510,11 @@ func (l *leader) studyEntry(ctx context.Context, ref domain.StudyRef) (*studyEnt
 // writeChunk bounds the async publishes in flight in one flush.
 const writeChunk = 512
 
-// flush renews the lease, writes the dirty keys stamped with the sequence folded so
+// flush writes the dirty keys stamped with the sequence folded so
 // far, then the checkpoint. Keys first: a crash in between leaves keys ahead of the
 // checkpoint, which their stamps make harmless.
 func (l *leader) flush(ctx context.Context) error {
 	p := l.p
-	if time.Since(l.renewed) >= p.opts.LeaseTTL/3 || l.applied != l.cp {
-		if err := l.renew(ctx); err != nil {
-			return err
-		}
-	}
 	if l.applied == l.cp {
 		return nil
 	}
@@ -553,8 +566,18 @@ func (l *leader) flush(ctx context.Context) error {
 		return err
 	}
 	l.pending = 0
+	if len(l.uptake)+len(l.studies) > maxCachedKeys {
+		// Every entry is clean now; forget them all rather than grow with every new
+		// hour bucket. A key touched again is read back from KV.
+		l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
+		l.studies = make(map[domain.StudyRef]*studyEntry)
+		l.emptyU, l.emptyS = false, false
+	}
 	return nil
 }
+
+// maxCachedKeys bounds the view keys a leader keeps in memory between flushes.
+const maxCachedKeys = 100_000
 
 func (l *leader) writeCheckpoint(ctx context.Context, seq uint64) error {
 	val, _ := json.Marshal(Checkpoint{Seq: seq, Holder: l.p.opts.Holder})
@@ -570,7 +593,39 @@ func (l *leader) writeCheckpoint(ctx context.Context, seq uint64) error {
 	return nil
 }
 
-// renew extends the lease by rewriting it on its revision.
+// termErr prefers the reason the term ended (a lost lease) over the error it caused.
+func (l *leader) termErr(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); errors.Is(cause, ErrLeaseLost) {
+		return cause
+	}
+	return err
+}
+
+// keepLease renews the lease every third of its TTL until ctx ends, and calls lost
+// when another projector has it.
+func (l *leader) keepLease(ctx context.Context, lost context.CancelCauseFunc) {
+	t := time.NewTicker(l.p.opts.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := l.renew(ctx); err != nil {
+				if errors.Is(err, ErrLeaseLost) {
+					lost(err)
+					return
+				}
+				if ctx.Err() == nil {
+					l.p.log.Warn("projector lease renewal", "err", err)
+				}
+			}
+		}
+	}
+}
+
+// renew extends the lease by rewriting it on its revision. Only keepLease calls it
+// while a term runs (release runs after), so leaseRev needs no lock.
 func (l *leader) renew(ctx context.Context) error {
 	val, _ := json.Marshal(leaseValue{Holder: l.p.opts.Holder})
 	rev, err := l.p.lease.Update(ctx, leaseKey, val, l.leaseRev)
@@ -580,7 +635,7 @@ func (l *leader) renew(ctx context.Context) error {
 		}
 		return fmt.Errorf("projector: renew lease: %w", err)
 	}
-	l.leaseRev, l.renewed = rev, time.Now()
+	l.leaseRev = rev
 	return nil
 }
 

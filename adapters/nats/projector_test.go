@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -154,7 +156,8 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 }
 
 func testOptions() ProjectorOptions {
-	return ProjectorOptions{FlushInterval: 10 * time.Millisecond, FlushCommits: 7, LeaseTTL: time.Second}
+	return ProjectorOptions{FlushInterval: 10 * time.Millisecond, FlushCommits: 7, LeaseTTL: 2 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
 func TestProjectorRestartAnywhereConverges(t *testing.T) {
@@ -170,16 +173,26 @@ func TestProjectorRestartAnywhereConverges(t *testing.T) {
 		if err != nil {
 			t.Fatalf("NewProjector: %v", err)
 		}
-		// Crash at the worst moment now and then: keys written, checkpoint not.
+		// Crash at the worst moment now and then (always at the first flush of the
+		// first round): keys written, checkpoint not.
+		var mu sync.Mutex
 		p.afterKeys = func() error {
-			if rng.IntN(3) == 0 {
+			mu.Lock()
+			defer mu.Unlock()
+			if crashes.Load() == 0 || rng.IntN(3) == 0 {
 				crashes.Add(1)
 				return errors.New("simulated crash between keys and checkpoint")
 			}
 			return nil
 		}
 		stop := runProjector(p)
-		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); crashes.Load() == 0 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
+		mu.Lock()
+		pause := time.Duration(rng.IntN(40)) * time.Millisecond
+		mu.Unlock()
+		time.Sleep(pause)
 		if err := stop(); err != nil {
 			t.Fatalf("round %d: Run: %v", round, err)
 		}
@@ -203,11 +216,13 @@ func TestProjectorSingleWriterFailover(t *testing.T) {
 	t.Parallel()
 	js := startJetStream(t)
 	g := newLogGen(4)
-	a, err := NewProjector(js, ProjectorOptions{FlushInterval: 10 * time.Millisecond, LeaseTTL: time.Second, Holder: "a"})
+	optsA, optsB := testOptions(), testOptions()
+	optsA.Holder, optsB.Holder = "a", "b"
+	a, err := NewProjector(js, optsA)
 	if err != nil {
 		t.Fatalf("NewProjector a: %v", err)
 	}
-	b, err := NewProjector(js, ProjectorOptions{FlushInterval: 10 * time.Millisecond, LeaseTTL: time.Second, Holder: "b"})
+	b, err := NewProjector(js, optsB)
 	if err != nil {
 		t.Fatalf("NewProjector b: %v", err)
 	}

@@ -45,9 +45,13 @@ type StudyResponse struct {
 
 // UptakeRequest asks for uptake tallies: the sources starting with Source (e.g.
 // "normandy/action/"; empty = all), over Period (total, hour or day; default total).
+//
+// Bucket narrows an hour or day query to buckets whose key token matches it:
+// "2018071412" (one hour), "20180714" (one day), or with NATS wildcards ("*").
 type UptakeRequest struct {
 	Source string `json:"source,omitempty"`
 	Period string `json:"period,omitempty"`
+	Bucket string `json:"bucket,omitempty"`
 	MinSeq uint64 `json:"min_seq,omitempty"`
 }
 
@@ -260,11 +264,20 @@ func (q *queries) uptakeQuery(req micro.Request) {
 		return
 	}
 	filters := uptakeTotalFilters
+	bucket := "*"
+	if r.Bucket != "" {
+		if strings.ContainsAny(r.Bucket, ".> ") {
+			respondErr(req, &QueryError{Code: "400", Description: fmt.Sprintf(
+				"bucket %q is not one key token (want e.g. 2018071412 for an hour, 20180714 for a day)", r.Bucket)})
+			return
+		}
+		bucket = r.Bucket
+	}
 	switch period {
 	case projections.PeriodHour:
-		filters = []string{"hour.>"}
+		filters = []string{"hour." + bucket + ".>"}
 	case projections.PeriodDay:
-		filters = []string{"day.>"}
+		filters = []string{"day." + bucket + ".>"}
 	}
 	resp := UptakeResponse{Seq: cp, Rows: []UptakeValue{}, Health: map[string]projections.HealthCounts{}}
 	for _, f := range filters {

@@ -20,7 +20,7 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 		t.Fatalf("EnsureEventsStream: %v", err)
 	}
 	store := eventstore.NewMemoryStore()
-	stopQ, err := StartQueryServiceWith(ctx, nc, js, store, QueryOptions{MinSeqWait: 300 * time.Millisecond})
+	stopQ, err := StartQueryServiceWith(ctx, nc, js, store, QueryOptions{MinSeqWait: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("StartQueryService: %v", err)
 	}
@@ -36,7 +36,9 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	}
 
 	// A slow flush: the query must wait for it rather than answer stale.
-	p, err := NewProjector(js, ProjectorOptions{FlushInterval: 100 * time.Millisecond})
+	opts := testOptions()
+	opts.FlushInterval = 100 * time.Millisecond
+	p, err := NewProjector(js, opts)
 	if err != nil {
 		t.Fatalf("NewProjector: %v", err)
 	}

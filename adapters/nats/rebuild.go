@@ -83,16 +83,10 @@ func (p *Projector) Rebuild(ctx context.Context, progress func(RebuildProgress))
 	}
 }
 
-// rebuildViews runs inside the leader's loop (so nothing else writes), renewing the
-// lease as it goes.
+// rebuildViews runs inside the leader's loop (so nothing else writes) while the term's
+// renewer keeps the lease.
 func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(RebuildProgress)) (RebuildResult, error) {
 	start := time.Now()
-	keepLease := func() error {
-		if time.Since(l.renewed) >= p.opts.LeaseTTL/3 {
-			return l.renew(ctx)
-		}
-		return nil
-	}
 	stream, err := p.js.Stream(ctx, EventsStream)
 	if err != nil {
 		return RebuildResult{}, fmt.Errorf("rebuild: %w", err)
@@ -104,7 +98,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(R
 	last := info.State.LastSeq
 	uptake, studies, commits, err := foldLog(ctx, p.js, last, func(done, total uint64) error {
 		progress(RebuildProgress{Phase: "fold", Done: done, Total: total})
-		return keepLease()
+		return nil
 	})
 	if err != nil {
 		return RebuildResult{}, err
@@ -132,7 +126,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(R
 		written += uint64(len(writes))
 		writes = writes[:0]
 		progress(RebuildProgress{Phase: "write", Done: min(written, total), Total: total})
-		return keepLease()
+		return nil
 	}
 	for k, n := range uptake.Counts {
 		key := UptakeKey(k)

@@ -113,6 +113,7 @@ func runUptake(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
 	source := fs.String("source", "", "only sources starting with this prefix, e.g. normandy/runner, normandy/action/, normandy/recipe/42")
 	period := fs.String("period", "total", "total, hour or day")
+	bucket := fs.String("bucket", "", "with --period hour|day: only this bucket, e.g. 2018071412 or 20180714 (* wildcards allowed)")
 	minSeq := fs.Uint64("min-seq", 0, "wait (briefly) until the tallies reflect at least this stream sequence")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -128,7 +129,7 @@ func runUptake(ctx context.Context, e *env, args []string) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	resp, err := natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: *source, Period: *period, MinSeq: *minSeq})
+	resp, err := natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
 	if err != nil {
 		return fmt.Errorf("uptake: %w", err)
 	}

@@ -71,6 +71,8 @@ func TestViewCommands(t *testing.T) {
 			want: []string{"normandy/runner", "RUNNER_SUCCESS", "good", "normandy/action/preference-experiment"}},
 		{name: "uptake by day", args: []string{"uptake", "--period", "day", "--server", url, minSeq},
 			want: []string{"2018-07-14"}},
+		{name: "uptake one hour", args: []string{"uptake", "--period", "hour", "--bucket", "2018071412", "--server", url, minSeq},
+			want: []string{"2018-07-14T12Z", "RUNNER_SUCCESS"}},
 		{name: "client table", args: []string{"client", "alice", "--server", url},
 			want: []string{"alice", "pref-x", "enrolled", "treatment", "2018-07-14T12:00:00Z"}},
 	}
