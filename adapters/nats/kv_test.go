@@ -1,0 +1,89 @@
+package natsadapter
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/projections"
+)
+
+func TestKVKeyScheme(t *testing.T) {
+	t.Parallel()
+	hour := time.Date(2018, 7, 14, 12, 0, 0, 0, time.UTC).Unix()
+	day := time.Date(2018, 7, 14, 0, 0, 0, 0, time.UTC).Unix()
+	tests := []struct {
+		name string
+		got  string
+		want string
+	}{
+		{name: "runner total", got: UptakeKey(projections.UptakeKey{Source: domain.SourceRunner, Status: domain.RunnerSuccess}),
+			want: "runner.RUNNER_SUCCESS"},
+		{name: "action total", got: UptakeKey(projections.UptakeKey{Source: domain.ActionSource("preference-experiment"), Status: domain.ActionSuccess}),
+			want: "action.preference-experiment.ACTION_SUCCESS"},
+		{name: "recipe hour", got: UptakeKey(projections.UptakeKey{Source: domain.RecipeSource(42), Status: domain.RecipeSuccess,
+			Period: projections.PeriodHour, Start: hour}), want: "hour.2018071412.recipe.42.RECIPE_SUCCESS"},
+		{name: "runner day", got: UptakeKey(projections.UptakeKey{Source: domain.SourceRunner, Status: domain.RunnerNetworkError,
+			Period: projections.PeriodDay, Start: day}), want: "day.20180714.runner.RUNNER_NETWORK_ERROR"},
+		{name: "dotted action name is escaped, not split", got: UptakeKey(projections.UptakeKey{Source: "normandy/action/a.b",
+			Status: domain.ActionSuccess}), want: "action.=YS5i.ACTION_SUCCESS"},
+		{name: "preference study", got: StudyKey(domain.StudyRef{Object: domain.PreferenceStudy, Key: "my-slug"}),
+			want: "preference_study.my-slug"},
+		{name: "addon study", got: StudyKey(domain.StudyRef{Object: domain.AddonStudy, Key: "42"}), want: "addon_study.42"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if tt.got != tt.want {
+				t.Errorf("key = %q, want %q", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestKVUptakeValueRoundTrip(t *testing.T) {
+	t.Parallel()
+	k := projections.UptakeKey{Source: domain.RecipeSource(7), Status: domain.RecipeExecutionError, Period: projections.PeriodHour,
+		Start: time.Date(2018, 7, 14, 12, 0, 0, 0, time.UTC).Unix()}
+	v := uptakeValue(k, 3, 9)
+	got, err := v.Key()
+	if err != nil || got != k {
+		t.Errorf("uptakeValue(%+v).Key() = %+v, %v; want the key back", k, got, err)
+	}
+	if v.Label != "apply_error" || v.Health != projections.HealthBad {
+		t.Errorf("label %q health %q, want apply_error bad", v.Label, v.Health)
+	}
+}
+
+// TestKVWriteAllFencesStaleWriter: a writer whose revision is stale (another wrote the
+// key since) gets ErrLeaseLost and does not overwrite the newer value.
+func TestKVWriteAllFencesStaleWriter(t *testing.T) {
+	t.Parallel()
+	_, _, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: StudiesBucket})
+	if err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	var rev uint64
+	if err := writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), done: func(r uint64) { rev = r }}}); err != nil {
+		t.Fatalf("first write: %v", err)
+	}
+	if _, err := kv.Update(ctx, "k", []byte(`{"seq":2}`), rev); err != nil {
+		t.Fatalf("newer writer: %v", err)
+	}
+	err = writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), rev: rev}})
+	if !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("stale write error = %v, want ErrLeaseLost", err)
+	}
+	e, err := kv.Get(ctx, "k")
+	if err != nil || string(e.Value()) != `{"seq":2}` {
+		t.Errorf("value after stale write = %q (%v), want the newer {\"seq\":2}", e.Value(), err)
+	}
+}
