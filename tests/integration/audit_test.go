@@ -58,6 +58,7 @@ type audit struct {
 	Commits     map[string]int // commits per command id
 	Rejections  map[string]int // rejections per command id
 	Codes       map[domain.RejectionCode]int
+	Examples    []string // the first few rejections, for the failure message
 	CommitTimes []time.Time          // when JetStream stored each commit
 	CommitAt    map[string]time.Time // when the commit of each command was stored
 	LastSeq     uint64               // sequence of the last commit
@@ -119,6 +120,10 @@ func readAuditOnce(ctx context.Context, js jetstream.JetStream) (audit, error) {
 			}
 			a.Rejections[r.CommandID]++
 			a.Codes[r.Code]++
+			if len(a.Examples) < 5 {
+				a.Examples = append(a.Examples, fmt.Sprintf("seq %d at %s: %s %s: %s",
+					seq, md.Timestamp.Format("15:04:05.000"), r.CommandID, r.Code, r.Error))
+			}
 		}
 		return nil
 	})
@@ -199,7 +204,8 @@ func checkExactlyOnce(t *testing.T, accepted []string, a audit) (lost, dup int) 
 func checkTally(t *testing.T, w workload, a audit) {
 	t.Helper()
 	if n := len(a.Rejections); n != 0 {
-		t.Errorf("got %d rejected commands (by code %v), want 0 for a clean simulation", n, a.Codes)
+		t.Errorf("got %d rejected commands (by code %v), want 0 for a clean simulation; first ones:\n%s",
+			n, a.Codes, strings.Join(a.Examples, "\n"))
 	}
 	if diff := cmp.Diff(w.Want, a.Tally, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("log tally differs from the simulation (-want +got):\n%s", diff)

@@ -101,6 +101,7 @@ func TestTakeover(t *testing.T) {
 	time.Sleep(8 * time.Second)
 	killedAt := time.Now()
 	svcs[0].Kill(t)
+	t.Logf("killed at %s", killedAt.Format("15:04:05.000"))
 	t.Logf("killed studyd %s with %d commands queued", svcs[0].Name, queuedCommands(ctx, t, js))
 
 	rep := <-done
