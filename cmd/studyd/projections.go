@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -14,20 +15,39 @@ import (
 	"github.com/studyd/studyd/eventstore"
 )
 
+// projectorRetry is how long a failed projector waits before it tries again.
+const projectorRetry = 5 * time.Second
+
+// runProjector keeps the projector running. A projector that fails — e.g. on a commit
+// this build cannot decode, after a newer studyd wrote it — stops only the views: the
+// intake keeps applying commands, the error is logged, and the projector retries from
+// its checkpoint, so the views converge once the cause is gone (say, this instance is
+// upgraded too).
+func runProjector(ctx context.Context, proj *natsadapter.Projector, log *slog.Logger) {
+	for {
+		err := proj.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Error("projector stopped; views are not advancing", "err", err, "retry_in", projectorRetry)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(projectorRetry):
+		}
+	}
+}
+
 // startProjections runs the projector (only one instance's writes at a time: it holds
 // a lease), serves the query endpoints, and, when a signing key is configured, writes
 // signed audit checkpoints periodically. Everything it starts stops when ctx ends.
-func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, errs chan<- error, nc *natsadapter.Conn,
+func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *natsadapter.Conn,
 	js jetstream.JetStream, store eventstore.Store, log *slog.Logger) error {
 	proj, err := natsadapter.NewProjector(js, natsadapter.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
 	if err != nil {
 		return err
 	}
-	wg.Go(func() {
-		if err := proj.Run(ctx); err != nil {
-			errs <- fmt.Errorf("projector: %w", err)
-		}
-	})
+	wg.Go(func() { runProjector(ctx, proj, log) })
 	stopQueries, err := natsadapter.StartQueryService(ctx, nc, js, store)
 	if err != nil {
 		return err

@@ -66,12 +66,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 1)
 	intake := natsadapter.NewIntake(nc, js, store, handler, natsadapter.IntakeConfig{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
 	})
 	wg.Go(func() { errs <- intake.Run(runCtx) })
-	if err := startProjections(runCtx, cfg, &wg, errs, nc, js, store, log); err != nil {
+	if err := startProjections(runCtx, cfg, &wg, nc, js, store, log); err != nil {
 		cancel()
 		wg.Wait()
 		return err
