@@ -58,7 +58,7 @@ type audit struct {
 	Commits     map[string]int // commits per command id
 	Rejections  map[string]int // rejections per command id
 	Codes       map[domain.RejectionCode]int
-	Examples    []string // the first few rejections, for the failure message
+	Examples    []string             // the first few rejections, for the failure message
 	CommitTimes []time.Time          // when JetStream stored each commit
 	CommitAt    map[string]time.Time // when the commit of each command was stored
 	LastSeq     uint64               // sequence of the last commit
