@@ -12,6 +12,7 @@ import (
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
 )
 
 // memoryResult is the memory held for a number of live enrollments.
@@ -22,6 +23,9 @@ type memoryResult struct {
 	// CacheHeap is the heap the handler's client cache retains (live heap with the
 	// handler minus live heap without it, both after a full GC).
 	CacheHeap uint64 `json:"cache_heap_bytes"`
+	// StateHeap is the heap that the clients' decoded states alone take (what a cache
+	// of states, without each last commit's events, would retain).
+	StateHeap uint64 `json:"state_heap_bytes"`
 	// ProcessRSS is this process's RSS with the cache full (it includes the generator).
 	ProcessRSS uint64 `json:"process_rss_bytes"`
 	// ServerRSS is the nats-server process's RSS holding the log, and ServerRSS0 its
@@ -75,9 +79,19 @@ func memory(ctx context.Context, target uint64) (memoryResult, error) {
 		return memoryResult{}, err
 	}
 	enrolled := make(map[domain.ClientID]uint16, clients) // present in both heap readings
+	states := make(map[domain.ClientID]domain.ClientState, clients)
 	g.store.sink = func(subject string, raw []byte) error {
-		_, err := js.PublishAsync(subject, raw)
-		return err
+		if _, err := js.PublishAsync(subject, raw); err != nil {
+			return err
+		}
+		// A copy of its own (not sharing the handler's strings), so that each of the
+		// two can be measured by dropping it.
+		c, err := eventstore.DecodeCommit(raw)
+		if err != nil {
+			return err
+		}
+		states[c.Client] = c.State
+		return nil
 	}
 	var total uint64
 	g.store.onAppend = func(c domain.ClientState) {
@@ -102,11 +116,12 @@ func memory(ctx context.Context, target uint64) (memoryResult, error) {
 	cached := g.handler.CachedClients()
 	g.handler = nil
 	without := liveHeap()
-	if with > without {
-		res.CacheHeap = with - without
-	}
-	if uint64(cached) != res.Clients {
-		return memoryResult{}, fmt.Errorf("memory: the cache holds %d clients, want %d", cached, res.Clients)
+	res.CacheHeap = with - min(with, without)
+	held := len(states)
+	states = nil
+	res.StateHeap = without - min(without, liveHeap())
+	if uint64(cached) != res.Clients || uint64(held) != res.Clients {
+		return memoryResult{}, fmt.Errorf("memory: the cache holds %d clients and the states %d, want %d", cached, held, res.Clients)
 	}
 	runtime.KeepAlive(enrolled)
 	// Let the server settle (flush its write cache) before reading its RSS.

@@ -9,6 +9,7 @@ import (
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
 )
 
@@ -21,24 +22,36 @@ type replayResult struct {
 	Faults   int     `json:"faults"`
 }
 
-// auditReplay replays the whole events stream the way `studyctl audit` does: every
-// message through natsadapter.Replay (an ordered consumer) into the audit verifier
+// auditReplay replays the whole events stream the way an audit does: every message
+// through an ordered consumer (natsadapter.Replay, or natsadapter.ReplayDecoded when
+// parallel, which decodes on GOMAXPROCS workers and verifies in order) into the audit
+// verifier
 // (decode, hash chains, legality of every transition under the FSM table, state
 // continuity, running digest), and every commit into all the projections' folds
 // (uptake tallies, study views). A fault in a benchmark's log is an error: the figures
 // would not be of a valid replay.
-func auditReplay(ctx context.Context, js jetstream.JetStream) (replayResult, error) {
+func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (replayResult, error) {
 	v := audit.NewVerifier(audit.VerifyOptions{Anchored: true})
 	uptake, studies := projections.NewUptake(), projections.NewStudies()
-	start := time.Now()
-	err := natsadapter.Replay(ctx, js, natsadapter.ReplayOptions{}, func(e audit.Entry) error {
-		r, ok := v.Add(e)
+	fold := func(r eventstore.Record, ok bool) {
 		if ok {
 			uptake.Apply(r.Position, &r.Commit)
 			studies.Apply(r.Position, &r.Commit)
 		}
-		return nil
-	})
+	}
+	start := time.Now()
+	var err error
+	if parallel {
+		err = natsadapter.ReplayDecoded(ctx, js, natsadapter.ReplayOptions{}, 0, func(d audit.Decoded) error {
+			fold(v.AddDecoded(d))
+			return nil
+		})
+	} else {
+		err = natsadapter.Replay(ctx, js, natsadapter.ReplayOptions{}, func(e audit.Entry) error {
+			fold(v.Add(e))
+			return nil
+		})
+	}
 	took := time.Since(start)
 	if err != nil {
 		return replayResult{}, fmt.Errorf("audit replay: %w", err)

@@ -85,7 +85,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		}
 		var rep replayResult
 		if _, err := repeatRate(func() (float64, error) {
-			r, err := auditReplay(ctx, n.js)
+			r, err := auditReplay(ctx, n.js, true)
 			rep = r
 			return r.MsgsPerS, err
 		}); err != nil {
