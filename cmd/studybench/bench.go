@@ -109,6 +109,16 @@ func (b *bencher) baseline(ctx context.Context) error {
 		return err
 	}
 	b.rep.add(row{Scenario: "baseline", Figure: "raw ordered-consumer read", Value: read, Unit: "msgs/s"})
+	for _, window := range []int{1, 256} {
+		rate, err := workQueueDrain(ctx, ps, b.cfg.Size, b.cfg.Partitions, window)
+		if err != nil {
+			return err
+		}
+		b.rep.add(row{Scenario: "baseline", Figure: fmt.Sprintf("STUDYD_CMDS drain, %d partitions, %d in flight each", b.cfg.Partitions, window),
+			Value: rate, Unit: "msgs/s", Baseline: "raw publish", BaseVal: b.rawPublish,
+			Note: map[bool]string{true: "the intake's pattern (MaxAckPending 1, pulls of 1) with no work: the ceiling of studyd's end to end",
+				false: "the same queue with a window of 256 per partition and batched pulls"}[window == 1]})
+	}
 	return nil
 }
 

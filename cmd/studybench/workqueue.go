@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	natsadapter "github.com/studyd/studyd/adapters/nats"
+)
+
+// workQueueDrain measures the intake's consumption pattern with no work: n commands
+// queued on STUDYD_CMDS (partitions partitions), then drained by one pull consumer per
+// partition as the intake configures them, acknowledging each message as soon as it
+// arrives. maxAckPending 1 with pulls of one message is the intake's setting (one
+// command in flight per partition); a larger window shows what the pattern costs.
+func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPending int) (float64, error) {
+	nd, err := startNode(ctx, nodeConfig{})
+	if err != nil {
+		return 0, err
+	}
+	defer nd.stop()
+	if _, err := natsadapter.EnsureCommandsStream(ctx, nd.js, partitions, 1); err != nil {
+		return 0, err
+	}
+	_, js, err := nd.client("queue")
+	if err != nil {
+		return 0, err
+	}
+	defer js.Conn().Close()
+	// Payloads of commit size on the clients' command subjects; the content is not read.
+	if err := publishAll(ctx, js, n, func(i int) payload {
+		p := ps[i%len(ps)]
+		return payload{subject: "studyd.cmd.c" + strconv.Itoa(i%5000), data: p.data[:min(len(p.data), 600)]}
+	}); err != nil {
+		return 0, err
+	}
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	var iters []jetstream.MessagesContext
+	start := time.Now()
+	for p := range partitions {
+		cons, err := nd.js.CreateOrUpdateConsumer(ctx, natsadapter.CommandsStream, jetstream.ConsumerConfig{
+			Durable: natsadapter.PartitionConsumer(p), FilterSubject: fmt.Sprintf("studyd.part.%d.*", p),
+			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxAckPending: maxAckPending, MaxDeliver: -1,
+		})
+		if err != nil {
+			return 0, fmt.Errorf("work queue: %w", err)
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(maxAckPending))
+		if err != nil {
+			return 0, fmt.Errorf("work queue: %w", err)
+		}
+		iters = append(iters, it)
+		wg.Go(func() {
+			for {
+				m, err := it.Next()
+				if err != nil {
+					return
+				}
+				_ = m.Ack()
+				got.Add(1)
+			}
+		})
+	}
+	err = waitFor(ctx, 5*time.Minute, func() (bool, error) { return got.Load() >= int64(n), nil }, func() error { return nil })
+	took := time.Since(start)
+	for _, it := range iters {
+		it.Stop()
+	}
+	wg.Wait()
+	if err != nil {
+		return 0, fmt.Errorf("work queue: %w", err)
+	}
+	return float64(n) / took.Seconds(), nil
+}
