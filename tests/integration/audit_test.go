@@ -71,19 +71,12 @@ type audit struct {
 // folds the commits with the pure projections.
 func readAudit(ctx context.Context, t *testing.T, js jetstream.JetStream) audit {
 	t.Helper()
-	// A cluster that just healed may answer "no responders" for a moment; a read is
-	// repeatable, so start it over.
-	var err error
-	for range 5 {
-		var a audit
-		if a, err = readAuditOnce(ctx, js); err == nil {
-			return a
-		}
-		t.Logf("read the event log: %v (retrying)", err)
-		time.Sleep(2 * time.Second)
-	}
-	t.Fatalf("read the event log: %v", err)
-	return audit{}
+	var a audit
+	retryRead(t, func() (err error) {
+		a, err = readAuditOnce(ctx, js)
+		return err
+	})
+	return a
 }
 
 // readAuditOnce is one attempt of readAudit.

@@ -46,7 +46,7 @@ func TestClusterSmoke(t *testing.T) {
 		time.Sleep(3 * time.Second) // steady load between faults
 		from := time.Now()
 		inject()
-		time.Sleep(5 * time.Second)
+		time.Sleep(8 * time.Second) // as long as in TestClusterFaults, so the figures compare
 		heal()
 		windows = append(windows, window{name, from, time.Now()})
 	}
@@ -67,14 +67,14 @@ func TestClusterSmoke(t *testing.T) {
 	if len(rep.Acked) == 0 {
 		t.Fatal("got 0 acknowledged messages, want some")
 	}
-	seen := map[string]int{}
-	err := readStream(ctx, js, "SMOKE", nil, func(m jetstream.Msg) error {
-		seen[m.Headers().Get(jetstream.MsgIDHeader)]++
-		return nil
+	var seen map[string]int
+	retryRead(t, func() error {
+		seen = map[string]int{}
+		return readStream(ctx, js, "SMOKE", nil, func(m jetstream.Msg) error {
+			seen[m.Headers().Get(jetstream.MsgIDHeader)]++
+			return nil
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	lost, dup := 0, 0
 	for _, id := range rep.Acked {
 		switch n := seen[id]; {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,4 +56,20 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, filt
 			return nil
 		}
 	}
+}
+
+// retryRead runs read up to five times until it succeeds: a cluster that just healed
+// may answer "no responders" for a moment, and a read is repeatable (read must reset
+// whatever it accumulates).
+func retryRead(t *testing.T, read func() error) {
+	t.Helper()
+	var err error
+	for range 5 {
+		if err = read(); err == nil {
+			return
+		}
+		t.Logf("read: %v (retrying)", err)
+		time.Sleep(2 * time.Second)
+	}
+	t.Fatalf("read: %v", err)
 }
