@@ -55,8 +55,9 @@ func encodeCommitReflect(c Commit) ([]byte, error) {
 
 // DecodeCommit decodes a commit of any supported schema, upcasting older ones to the
 // current Commit (Schema is then SchemaVersion). Times come back in UTC and empty slices
-// as nil. Errors: ErrUnknownSchema for a version this build cannot read, ErrCorrupt for
-// anything else that is not exactly one well-formed commit.
+// as nil, and nothing in the commit aliases b. Errors: ErrUnknownSchema for a version
+// this build cannot read, ErrCorrupt for anything else that is not exactly one
+// well-formed commit.
 func DecodeCommit(b []byte) (Commit, error) {
 	c, ok := decodeCommitFast(b)
 	if !ok {
