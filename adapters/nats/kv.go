@@ -1,10 +1,13 @@
 package natsadapter
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,4 +238,25 @@ func isWrongLastSeq(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 	}
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
+}
+
+// ListStudyViews returns every materialised study view, sorted by object and key, so
+// that a user can find what to ask for without knowing the slugs.
+func ListStudyViews(ctx context.Context, js jetstream.JetStream) ([]projections.StudyView, error) {
+	var views []projections.StudyView
+	err := eachValue(ctx, js, StudiesBucket, ">", func(key string, b []byte) error {
+		var v projections.StudyView
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("study view %s: %w", key, err)
+		}
+		views = append(views, v)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list studies: %w", err)
+	}
+	slices.SortFunc(views, func(a, b projections.StudyView) int {
+		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Key, b.Key))
+	})
+	return views, nil
 }

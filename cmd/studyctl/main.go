@@ -30,6 +30,7 @@ type subcommand struct {
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
 		"publish":    {"send one command (flags, a JSON file or stdin) and print its outcome", runPublish},
+		"studies":    {"list every study the projections know, with its totals", runStudies},
 		"study":      {"a study's enrollment view: per branch, unenroll and failure reasons", runStudy},
 		"uptake":     {"uptake tallies per source and status (--source, --period total|hour|day)", runUptake},
 		"client":     {"a client's enrollments, from its latest commit", runClient},
