@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
-# make demo: start studyd on its embedded default in a scratch data dir, simulate a
-# small fleet, show the views, stop studyd. Needs `make build` first (make demo does it).
+# make demo: start studyd on its embedded default in a scratch data dir (on spare ports),
+# simulate a small fleet, show the views and verify the log, then stop studyd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
 ./bin/studyd --data "$data" --nats-listen 127.0.0.1:14222 --http 127.0.0.1:19180 >"$data/studyd.log" 2>&1 &
 pid=$!
-for _ in $(seq 100); do curl -sf http://127.0.0.1:19180/readyz >/dev/null && break; sleep 0.1; done
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
+for _ in $(seq 200); do curl -sf http://127.0.0.1:19180/readyz >/dev/null && break; sleep 0.1; done
 export NATS_URL=nats://127.0.0.1:14222
-echo "== simulate 200 clients over 14 days"
+step() { printf '\n== %s\n' "$*"; }
+step "studyctl simulate --clients 200 --days 14"
 ./bin/studyctl simulate --clients 200 --days 14 --seed 1
-sleep 1
-echo "== uptake"
-./bin/studyctl uptake | head -20
-echo "== studies"
-./bin/studyctl study preference_study "$(./bin/studyctl study --list 2>/dev/null | head -1 || echo pref-study-1)" || true
-echo "== verify"
+step "studyctl studies"
+./bin/studyctl studies
+study=$(./bin/studyctl studies --json | sed -n 's/.*"key": "\(pref[^"]*\)".*/\1/p' | head -1)
+step "studyctl study preference_study $study"
+./bin/studyctl study preference_study "$study"
+step "studyctl uptake (runner)"
+./bin/studyctl uptake | grep -E 'SOURCE|normandy/runner'
+step "studyctl audit --format telemetry (first 3 events)"
+{ ./bin/studyctl audit --format telemetry 2>/dev/null || true; } | head -3
+step "studyctl verify"
 ./bin/studyctl verify
