@@ -67,7 +67,7 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 		return Result{}, err
 	}
 	for range h.maxConflicts {
-		last, err := h.load(ctx, cmd.ClientID)
+		last, cached, err := h.load(ctx, cmd.ClientID)
 		if err != nil {
 			return Result{}, err
 		}
@@ -75,6 +75,13 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 			return Result{Record: dup, Duplicate: ok}, err
 		}
 		d, err := fsm.Decide(ctx, last.Commit.State, cmd)
+		if err != nil && cached {
+			// The cache may be behind: another instance may have applied commands to
+			// this client since. A stale state must never reject a valid command, so
+			// decide again from the log before answering.
+			h.cache.drop(cmd.ClientID)
+			continue
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -98,16 +105,16 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 	return Result{}, fmt.Errorf("%w: client %s, command %s", ErrTooManyConflicts, cmd.ClientID, cmd.CommandID)
 }
 
-// load returns the client's latest record, from the cache when warm.
-func (h *Handler) load(ctx context.Context, client domain.ClientID) (eventstore.Record, error) {
+// load returns the client's latest record, from the cache when warm (cached true).
+func (h *Handler) load(ctx context.Context, client domain.ClientID) (r eventstore.Record, cached bool, err error) {
 	if r, ok := h.cache.get(client); ok {
-		return r, nil
+		return r, true, nil
 	}
-	r, err := h.store.Load(ctx, client)
+	r, err = h.store.Load(ctx, client)
 	if err != nil {
-		return eventstore.Record{}, fmt.Errorf("load %s: %w", client, err)
+		return eventstore.Record{}, false, fmt.Errorf("load %s: %w", client, err)
 	}
-	return r, nil
+	return r, false, nil
 }
 
 // findApplied reports whether the client's state already reflects the command: its id

@@ -160,3 +160,29 @@ func TestConcurrentHandlersApplyEachCommandOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleCacheNeverRejectsAValidCommand: another instance enrolls the client, so this
+// handler's cached state is behind; an unenroll that is legal in the real state must be
+// applied, not rejected.
+func TestStaleCacheNeverRejectsAValidCommand(t *testing.T) {
+	t.Parallel()
+	store := eventstore.NewMemoryStore()
+	ctx := context.Background()
+	mine, other := app.NewHandler(store, app.Config{}), app.NewHandler(store, app.Config{})
+	warm := domain.Command{Type: domain.CommandOptOut, CommandID: "warm", ClientID: "c1", At: t0, StudiesEnabled: true}
+	if _, err := mine.Handle(ctx, warm, app.Source{}); err != nil { // caches c1 with no enrollment
+		t.Fatal(err)
+	}
+	if _, err := other.Handle(ctx, run("c1", "enroll", t0.Add(time.Minute)), app.Source{}); err != nil {
+		t.Fatal(err)
+	}
+	unenroll := domain.Command{Type: domain.CommandUnenroll, CommandID: "end", ClientID: "c1", At: t0.Add(2 * time.Minute),
+		Study: &domain.StudyRef{Object: domain.PreferenceStudy, Key: "pref-flip"}}
+	res, err := mine.Handle(ctx, unenroll, app.Source{})
+	if err != nil {
+		t.Fatalf("Handle(unenroll) from a stale cache: %v, want it applied", err)
+	}
+	if got := res.Record.Commit.State.StateOf(*unenroll.Study); got != domain.StateUnenrolled {
+		t.Errorf("state after unenroll = %s, want %s", got, domain.StateUnenrolled)
+	}
+}

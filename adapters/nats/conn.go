@@ -72,6 +72,10 @@ func Connect(c ConnConfig) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(5 * time.Second),
+		// Notice a dead or paused server in seconds, not the default two minutes, so the
+		// client fails over to another cluster node quickly.
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
 	}
 	switch {
 	case c.User != "":
