@@ -146,7 +146,7 @@ func (f *Fleet) Next() (domain.Command, bool) {
 			return domain.Command{}, false
 		}
 		c.state, c.last = d.State, cmd.At
-		f.tally.add(cmd, d.Events)
+		f.tally.Add(cmd.Type, d.Events)
 		return cmd, true
 	}
 	return domain.Command{}, false

@@ -41,9 +41,10 @@ func newTally() Tally {
 		Uptake: map[domain.UptakeStatus]int{}, Studies: map[string]StudyTally{}}
 }
 
-// add counts one command and the events it decided.
-func (t *Tally) add(cmd domain.Command, events []domain.Event) {
-	t.Commands[cmd.Type]++
+// Add counts one command of type ct and the events it decided. Tests use it to tally
+// a log read back, so that it is counted exactly as the fleet counted its decisions.
+func (t *Tally) Add(ct domain.CommandType, events []domain.Event) {
+	t.Commands[ct]++
 	for _, e := range events {
 		t.Events[e.Type]++
 		switch e.Type {

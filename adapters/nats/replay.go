@@ -416,36 +416,14 @@ func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews
 	return live, nil
 }
 
-// eachLive calls fn with the value of every live key of a bucket.
+// eachLive calls fn with the value of every live key of a bucket; a bucket that does
+// not exist yet has none.
 func eachLive(ctx context.Context, js jetstream.JetStream, bucket string, fn func([]byte) error) error {
-	kv, err := js.KeyValue(ctx, bucket)
+	err := eachValue(ctx, js, bucket, ">", func(_ string, b []byte) error { return fn(b) })
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("read %s: %w", bucket, err)
-	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return fmt.Errorf("read %s: %w", bucket, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		select {
-		case e, ok := <-w.Updates():
-			if !ok {
-				return fmt.Errorf("read %s: watcher closed", bucket)
-			}
-			if e == nil {
-				return nil
-			}
-			if err := fn(e.Value()); err != nil {
-				return fmt.Errorf("read %s key %s: %w", bucket, e.Key(), err)
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("read %s: %w", bucket, ctx.Err())
-		}
-	}
+	return err
 }
 
 // VerifyConfig configures VerifyLog.

@@ -103,7 +103,7 @@ func readAuditOnce(ctx context.Context, js jetstream.JetStream) (audit, error) {
 			a.CommitTimes = append(a.CommitTimes, md.Timestamp)
 			a.CommitAt[c.CommandID] = md.Timestamp
 			a.LastSeq = seq
-			tallyCommit(&a.Tally, &c)
+			a.Tally.Add(c.CommandType, c.Events)
 			a.Uptake.Apply(seq, &c)
 			a.Studies.Apply(seq, &c)
 		case strings.HasPrefix(m.Subject(), "studyd.rej."):
@@ -121,36 +121,6 @@ func readAuditOnce(ctx context.Context, js jetstream.JetStream) (audit, error) {
 		return nil
 	})
 	return a, err
-}
-
-// tallyCommit counts a commit the way simulate.Tally counts a decision.
-func tallyCommit(t *simulate.Tally, c *eventstore.Commit) {
-	t.Commands[c.CommandType]++
-	for _, e := range c.Events {
-		t.Events[e.Type]++
-		switch e.Type {
-		case domain.EventUptakeReported:
-			t.Uptake[e.Status]++
-			continue
-		case domain.EventStudiesOptOutChanged:
-			continue
-		}
-		key := e.Study().String()
-		s := t.Studies[key]
-		if s.Unenrolled == nil {
-			s.Unenrolled, s.Branches = map[domain.Reason]int{}, map[string]int{}
-		}
-		switch e.Type {
-		case domain.EventEnrolled:
-			s.Enrolled++
-			s.Branches[e.Branch]++
-		case domain.EventEnrollFailed:
-			s.EnrollFailed++
-		case domain.EventUnenrolled:
-			s.Unenrolled[domain.Reason(e.Reason)]++
-		}
-		t.Studies[key] = s
-	}
 }
 
 // checkExactlyOnce asserts that every accepted command has exactly one outcome in the
