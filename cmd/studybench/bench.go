@@ -110,14 +110,17 @@ func (b *bencher) baseline(ctx context.Context) error {
 	}
 	b.rep.add(row{Scenario: "baseline", Figure: "raw ordered-consumer read", Value: read, Unit: "msgs/s"})
 	for _, window := range []int{1, 256} {
-		rate, err := workQueueDrain(ctx, ps, b.cfg.Size, b.cfg.Partitions, window)
+		rate, stalled, err := workQueueDrain(ctx, ps, b.cfg.Size, b.cfg.Partitions, window)
 		if err != nil {
 			return err
 		}
+		note := map[bool]string{true: "the intake's pattern (MaxAckPending 1, pulls of 1) with no work: the ceiling of studyd's end to end",
+			false: "the same queue with a window of 256 per partition and batched pulls"}[window == 1]
+		if stalled > 0 {
+			note += fmt.Sprintf("; STALLED: %d messages were never delivered (rate until the stall)", stalled)
+		}
 		b.rep.add(row{Scenario: "baseline", Figure: fmt.Sprintf("STUDYD_CMDS drain, %d partitions, %d in flight each", b.cfg.Partitions, window),
-			Value: rate, Unit: "msgs/s", Baseline: "raw publish", BaseVal: b.rawPublish,
-			Note: map[bool]string{true: "the intake's pattern (MaxAckPending 1, pulls of 1) with no work: the ceiling of studyd's end to end",
-				false: "the same queue with a window of 256 per partition and batched pulls"}[window == 1]})
+			Value: rate, Unit: "msgs/s", Baseline: "raw publish", BaseVal: b.rawPublish, Note: note})
 	}
 	return nil
 }
@@ -137,7 +140,7 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		tp, err := endToEnd(ctx, n, cmds)
+		tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)
 		st := n.intakeStats()
 		n.stop()
 		if err != nil {

@@ -29,6 +29,9 @@ type config struct {
 	ScaleCommands int `json:"scale_commands"`
 	// Enrollments is the live enrollments of the memory run.
 	Enrollments uint64 `json:"enrollments"`
+	// Patience bounds each wait for studyd to catch up (a stalled partition fails the
+	// scenario rather than hanging the run).
+	Patience time.Duration `json:"patience_ns"`
 	// Only, if set, runs just these scenarios.
 	Only       []string `json:"only,omitempty"`
 	JSON       bool     `json:"-"`
@@ -40,13 +43,13 @@ var scenarios = []string{"baseline", "e2e", "latency", "replay", "memory", "scal
 
 func defaultConfig() config {
 	return config{Size: 50_000, Duration: 10 * time.Second, Partitions: 16, MorePartitions: []int{64},
-		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000}, ScaleCommands: 20_000, Enrollments: 1_000_000}
+		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000, 10_000_000}, ScaleCommands: 20_000, Enrollments: 1_000_000, Patience: 5 * time.Minute}
 }
 
 // quickConfig is a smoke test's: every scenario, tiny.
 func quickConfig() config {
 	return config{Quick: true, Size: 2_000, Duration: time.Second, Partitions: 4, MorePartitions: nil,
-		Clients: 500, Scale: []uint64{2_000, 10_000}, ScaleCommands: 500, Enrollments: 10_000}
+		Clients: 500, Scale: []uint64{2_000, 10_000}, ScaleCommands: 500, Enrollments: 10_000, Patience: 45 * time.Second}
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -58,7 +61,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	duration := fs.Duration("duration", 0, fmt.Sprintf("how long the latency run publishes (default %s)", def.Duration))
 	parts := fs.String("partitions", "", "command partitions of the end-to-end runs, comma-separated; the first is also the latency run's (default 16,64)")
 	clients := fs.Int("clients", 0, fmt.Sprintf("simulated clients of the end-to-end and latency runs (default %d)", def.Clients))
-	scale := fs.String("scale", "", "log sizes in events for the scale run, e.g. 10k,100k,1M,10M (default 10k,100k,1M)")
+	scale := fs.String("scale", "", "log sizes in events for the scale run, e.g. 10k,100k,1M,10M (default 10k,100k,1M,10M)")
 	enroll := fs.String("enrollments", "", "live enrollments of the memory run (default 1M)")
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ","))
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")

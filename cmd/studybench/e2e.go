@@ -20,8 +20,9 @@ type throughput struct {
 
 // endToEnd publishes cmds as simulated clients do (natsadapter.PublishCommands) to a
 // node running studyd, and measures until every command is decided, appended, and
-// visible in the projections (the projector's checkpoint reaches the last commit).
-func endToEnd(ctx context.Context, n *node, cmds []domain.Command) (throughput, error) {
+// visible in the projections (the projector's checkpoint reaches the last commit),
+// waiting at most patience for each.
+func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time.Duration) (throughput, error) {
 	pub, _, err := n.client("publisher")
 	if err != nil {
 		return throughput{}, err
@@ -47,7 +48,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command) (throughput, 
 	}
 	published := time.Since(start)
 	var last uint64
-	if err := waitForEvery(ctx, 5*time.Minute, infoPoll, func() (bool, error) {
+	if err := waitForEvery(ctx, patience, infoPoll, func() (bool, error) {
 		l, msgs, err := n.lastSeq(ctx)
 		last = l
 		return msgs >= want, err
@@ -55,7 +56,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command) (throughput, 
 		return throughput{}, fmt.Errorf("end to end: waiting for %d commits: %w", len(cmds), err)
 	}
 	appended := time.Since(start)
-	if err := waitFor(ctx, 5*time.Minute, func() (bool, error) { return n.proj.Seq() >= last, nil }, n.failed); err != nil {
+	if err := waitFor(ctx, patience, func() (bool, error) { return n.proj.Seq() >= last, nil }, n.failed); err != nil {
 		return throughput{}, fmt.Errorf("end to end: waiting for the projector to reach %d: %w", last, err)
 	}
 	visible := time.Since(start)

@@ -50,6 +50,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 	if err != nil {
 		return nil, err
 	}
+	g.store.lean = true
 	var pubErr error
 	g.store.sink = func(subject string, raw []byte) error {
 		if _, err := js.PublishAsync(subject, raw); err != nil && pubErr == nil {
@@ -102,7 +103,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		if err != nil {
 			return nil, err
 		}
-		tp, err := endToEnd(ctx, n, cmds)
+		tp, err := endToEnd(ctx, n, cmds, cfg.Patience)
 		if err != nil {
 			return nil, fmt.Errorf("scale %s: %w", count(target), err)
 		}

@@ -18,18 +18,23 @@ import (
 // partition as the intake configures them, acknowledging each message as soon as it
 // arrives. maxAckPending 1 with pulls of one message is the intake's setting (one
 // command in flight per partition); a larger window shows what the pattern costs.
-func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPending int) (float64, error) {
+//
+// A drain that stops making progress for drainStall is cut short: the rate is that of
+// the messages drained until the stall began, and stalled says how many were left.
+// (Pull consumers with MaxAckPending 1 and immediate acks have been seen to stop
+// delivering for good on nats-server 2.15.3 / nats.go 1.55.0; see docs/BENCHMARKS.md.)
+func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPending int) (rate float64, stalled int, err error) {
 	nd, err := startNode(ctx, nodeConfig{})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer nd.stop()
 	if _, err := natsadapter.EnsureCommandsStream(ctx, nd.js, partitions, 1); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	_, js, err := nd.client("queue")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer js.Conn().Close()
 	// Payloads of commit size on the clients' command subjects; the content is not read.
@@ -37,7 +42,7 @@ func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPend
 		p := ps[i%len(ps)]
 		return payload{subject: "studyd.cmd.c" + strconv.Itoa(i%5000), data: p.data[:min(len(p.data), 600)]}
 	}); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	var got atomic.Int64
 	var wg sync.WaitGroup
@@ -49,11 +54,11 @@ func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPend
 			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxAckPending: maxAckPending, MaxDeliver: -1,
 		})
 		if err != nil {
-			return 0, fmt.Errorf("work queue: %w", err)
+			return 0, 0, fmt.Errorf("work queue: %w", err)
 		}
 		it, err := cons.Messages(jetstream.PullMaxMessages(maxAckPending))
 		if err != nil {
-			return 0, fmt.Errorf("work queue: %w", err)
+			return 0, 0, fmt.Errorf("work queue: %w", err)
 		}
 		iters = append(iters, it)
 		wg.Go(func() {
@@ -67,14 +72,26 @@ func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPend
 			}
 		})
 	}
-	err = waitFor(ctx, 5*time.Minute, func() (bool, error) { return got.Load() >= int64(n), nil }, func() error { return nil })
-	took := time.Since(start)
+	var (
+		seen     int64
+		progress = time.Now()
+	)
+	err = waitFor(ctx, 5*time.Minute, func() (bool, error) {
+		if g := got.Load(); g != seen {
+			seen, progress = g, time.Now()
+		}
+		return seen >= int64(n) || time.Since(progress) > drainStall, nil
+	}, func() error { return nil })
+	took := progress.Sub(start)
 	for _, it := range iters {
 		it.Stop()
 	}
 	wg.Wait()
 	if err != nil {
-		return 0, fmt.Errorf("work queue: %w", err)
+		return 0, 0, fmt.Errorf("work queue: %w", err)
 	}
-	return float64(n) / took.Seconds(), nil
+	return float64(seen) / took.Seconds(), n - int(seen), nil
 }
+
+// drainStall is how long a drain may make no progress before it counts as stalled.
+const drainStall = 3 * time.Second
