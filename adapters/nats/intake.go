@@ -23,6 +23,9 @@ import (
 // studyd.cmd.<client> becomes studyd.part.<n>.<client>, n = hash(client) mod P.
 const partitionPrefix = "studyd.part."
 
+// pullExpiry bounds how long one pull request waits on the server.
+const pullExpiry = 2 * time.Second
+
 // PartitionConsumer is the durable consumer of partition n.
 func PartitionConsumer(n int) string { return "studyd-part-" + strconv.Itoa(n) }
 
@@ -121,7 +124,10 @@ func (in *Intake) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", PartitionConsumer(n), err)
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1))
+		// Short-lived pull requests: a killed instance's outstanding request would
+		// otherwise keep receiving (and timing out) the partition's redeliveries until it
+		// expired, delaying the takeover by one --ack-wait per delivery.
+		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry))
 		if err != nil {
 			return fmt.Errorf("consume %s: %w", PartitionConsumer(n), err)
 		}
