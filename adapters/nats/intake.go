@@ -156,7 +156,10 @@ func (in *Intake) work(ctx context.Context, it jetstream.MessagesContext) {
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
+			// E.g. missed heartbeats while the cluster elects a leader: the iterator
+			// recovers by itself; pause so a persistent error does not spin.
 			in.cfg.Logger.Warn("intake: next", "err", err)
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		in.process(apply, msg)
