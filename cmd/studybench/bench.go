@@ -151,7 +151,7 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 		}
 		b.rep.Details[fmt.Sprintf("e2e_%d_partitions", parts)] = map[string]any{"throughput": tp, "intake": st}
 		b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions", parts),
-			Value: tp.Visible, Unit: "cmds/s", Baseline: "raw publish", BaseVal: b.rawPublish, Goal: &goal{MinRatio: 0.30},
+			Value: tp.Visible, Unit: "cmds/s", Baseline: "raw publish", BaseVal: b.rawPublish, BaseUnit: "msgs/s", Goal: &goal{MinRatio: 0.30},
 			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack",
 				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond))})
 	}

@@ -36,6 +36,7 @@ type row struct {
 	Unit     string  `json:"unit"`
 	Baseline string  `json:"baseline,omitempty"` // what the value is compared with
 	BaseVal  float64 `json:"baseline_value,omitempty"`
+	BaseUnit string  `json:"baseline_unit,omitempty"` // "" means Unit
 	Ratio    float64 `json:"ratio,omitempty"`
 	Goal     *goal   `json:"goal,omitempty"`
 	Met      *bool   `json:"met,omitempty"`
@@ -85,7 +86,11 @@ func (r *report) print(w io.Writer) {
 		if x.Baseline != "" {
 			base = x.Baseline
 			if x.BaseVal > 0 {
-				base = fmt.Sprintf("%s %s", x.Baseline, valueText(x.BaseVal, x.Unit))
+				unit := x.Unit
+				if x.BaseUnit != "" {
+					unit = x.BaseUnit
+				}
+				base = fmt.Sprintf("%s %s", x.Baseline, valueText(x.BaseVal, unit))
 			}
 		}
 		if x.Ratio > 0 {
