@@ -110,7 +110,7 @@ func NewIntake(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, ha
 // Run creates the partition consumers and processes commands until ctx is done; then
 // it stops pulling, finishes the commands in hand, and returns.
 func (in *Intake) Run(ctx context.Context) error {
-	iters := make([]jetstream.MessagesContext, in.cfg.Partitions)
+	consumers := make([]jetstream.Consumer, in.cfg.Partitions)
 	for n := range in.cfg.Partitions {
 		cons, err := in.js.CreateOrUpdateConsumer(ctx, CommandsStream, jetstream.ConsumerConfig{
 			Durable:       PartitionConsumer(n),
@@ -124,45 +124,54 @@ func (in *Intake) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", PartitionConsumer(n), err)
 		}
-		// Short-lived pull requests: a killed instance's outstanding request would
-		// otherwise keep receiving (and timing out) the partition's redeliveries until it
-		// expired, delaying the takeover by one --ack-wait per delivery.
-		it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullExpiry))
-		if err != nil {
-			return fmt.Errorf("consume %s: %w", PartitionConsumer(n), err)
-		}
-		iters[n] = it
+		consumers[n] = cons
 	}
 	var wg sync.WaitGroup
-	for _, it := range iters {
-		wg.Go(func() { in.work(ctx, it) })
-	}
-	<-ctx.Done()
-	for _, it := range iters {
-		it.Drain() // stop pulling; Next returns the buffered ones, then ErrMsgIteratorClosed
+	for _, cons := range consumers {
+		wg.Go(func() { in.work(ctx, cons) })
 	}
 	wg.Wait()
 	return nil
 }
 
-// work applies one partition's commands in order.
-func (in *Intake) work(ctx context.Context, it jetstream.MessagesContext) {
-	// Commands in hand are finished even after shutdown starts: a context that outlives
-	// ctx by a grace period lets the last append and ack complete.
+// work applies one partition's commands in order until ctx is done.
+//
+// Each command is its own short fetch rather than a long-lived Messages iterator: with
+// MaxAckPending 1 and pulls of one, the iterator was seen to stop delivering for good
+// (3 of 21 probe runs, nats.go 1.55.0 / nats-server 2.15.3), while a fresh request per
+// command cannot wedge — at worst it expires empty and the next one is sent. The short
+// expiry also means a killed instance's requests vanish quickly instead of swallowing
+// the partition's redeliveries, which would delay the takeover.
+func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
+	// A command in hand is finished even after shutdown starts, so that its append and
+	// ack complete; ctx only stops the pulling.
 	apply := context.WithoutCancel(ctx)
-	for {
-		msg, err := it.Next()
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(pullExpiry))
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				return
-			}
-			// E.g. missed heartbeats while the cluster elects a leader: the iterator
-			// recovers by itself; pause so a persistent error does not spin.
-			in.cfg.Logger.Warn("intake: next", "err", err)
-			time.Sleep(100 * time.Millisecond)
+			// E.g. no leader while the cluster elects one: pause so that a persistent
+			// error does not spin.
+			in.cfg.Logger.Warn("intake: fetch", "err", err)
+			sleepCtx(ctx, 100*time.Millisecond)
 			continue
 		}
-		in.process(apply, msg)
+		for msg := range batch.Messages() {
+			in.process(apply, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			in.cfg.Logger.Warn("intake: fetch", "err", err)
+			sleepCtx(ctx, 100*time.Millisecond)
+		}
+	}
+}
+
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
