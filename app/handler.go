@@ -71,7 +71,7 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 		if err != nil {
 			return Result{}, err
 		}
-		if dup, ok, err := h.findApplied(ctx, last, cmd.CommandID, src.Seq); err != nil || ok {
+		if dup, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID, src.Seq); err != nil || ok {
 			return Result{Record: dup, Duplicate: ok}, err
 		}
 		d, err := fsm.Decide(ctx, last.Commit.State, cmd)
@@ -89,7 +89,7 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 		var dupErr *eventstore.DuplicateError
 		switch {
 		case err == nil:
-			h.cache.put(rec)
+			h.cache.put(forCache(rec))
 			return Result{Record: rec}, nil
 		case errors.As(err, &dupErr):
 			h.cache.drop(cmd.ClientID)
@@ -120,7 +120,7 @@ func (h *Handler) load(ctx context.Context, client domain.ClientID) (r eventstor
 // findApplied reports whether the client's state already reflects the command: its id
 // is among the recent ones, or it came from the stream at or below the last sequence
 // applied (a redelivery). It returns the commit that applied it when that is known.
-func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, commandID string, seq uint64) (eventstore.Record, bool, error) {
+func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cached bool, commandID string, seq uint64) (eventstore.Record, bool, error) {
 	if last.Position == 0 {
 		return eventstore.Record{}, false, nil
 	}
@@ -128,10 +128,14 @@ func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, comma
 		if a.CommandID != commandID {
 			continue
 		}
-		if a.Position == 0 { // the last commit itself
-			return last, true, nil
+		pos := a.Position
+		if pos == 0 { // the last commit itself
+			if !cached {
+				return last, true, nil
+			}
+			pos = last.Position // the cached copy has no events: read the original
 		}
-		r, err := h.store.Get(ctx, a.Position)
+		r, err := h.store.Get(ctx, pos)
 		if err != nil {
 			return eventstore.Record{}, false, fmt.Errorf("get original of %s: %w", commandID, err)
 		}
@@ -178,6 +182,15 @@ func (h *Handler) commit(last eventstore.Record, cmd domain.Command, src Source,
 		FSMVersion:    h.fsmVersion,
 		PrevHash:      last.Hash,
 	}
+}
+
+// forCache is what the cache keeps of a record: everything deciding the client's next
+// command needs (state, position, hash, recent command ids), not the events, which
+// are often the larger half and are read back from the log in the rare case of a
+// duplicate.
+func forCache(r eventstore.Record) eventstore.Record {
+	r.Commit.Events = nil
+	return r
 }
 
 // commitID is derived from the command so that a retried decision yields the same id.

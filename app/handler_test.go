@@ -186,3 +186,23 @@ func TestStaleCacheNeverRejectsAValidCommand(t *testing.T) {
 		t.Errorf("state after unenroll = %s, want %s", got, domain.StateUnenrolled)
 	}
 }
+
+// TestDuplicateFromWarmCacheCarriesTheOriginalEvents: the cache keeps no events, so a
+// duplicate answered from it must read the original commit back.
+func TestDuplicateFromWarmCacheCarriesTheOriginalEvents(t *testing.T) {
+	t.Parallel()
+	h := app.NewHandler(eventstore.NewMemoryStore(), app.Config{})
+	ctx := context.Background()
+	first, err := h.Handle(ctx, run("c1", "cmd-1", t0), app.Source{Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.Handle(ctx, run("c1", "cmd-1", t0), app.Source{Seq: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Duplicate || len(again.Record.Commit.Events) != len(first.Record.Commit.Events) || len(first.Record.Commit.Events) == 0 {
+		t.Errorf("duplicate = %t with %d events, want true with the original's %d", again.Duplicate,
+			len(again.Record.Commit.Events), len(first.Record.Commit.Events))
+	}
+}
