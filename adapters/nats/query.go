@@ -1,6 +1,7 @@
 package natsadapter
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ type UptakeResponse struct {
 
 // ClientRequest asks for one client's enrollments.
 type ClientRequest struct {
-	Client domain.ClientID `json:"client"`
+	Client domain.ClientID `json:"client_id"` // named as in commands
 	MinSeq uint64          `json:"min_seq,omitempty"`
 }
 
@@ -148,9 +149,13 @@ func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(q.ctx, q.opts.MinSeqWait+5*time.Second)
 }
 
+// decodeRequest reads a query's JSON body strictly: a misspelt field is an error that
+// names it, not a silently empty query.
 func decodeRequest(req micro.Request, v any) bool {
-	if err := json.Unmarshal(req.Data(), v); err != nil {
-		_ = req.Error("400", "request is not the endpoint's JSON: "+err.Error(), nil)
+	dec := json.NewDecoder(bytes.NewReader(req.Data()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		_ = req.Error("400", fmt.Sprintf("request is not the endpoint's JSON (%T): %v", v, err), nil)
 		return false
 	}
 	return true

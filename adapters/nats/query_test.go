@@ -3,6 +3,7 @@ package natsadapter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -145,5 +146,24 @@ func TestQueryClientReadsLatestCommit(t *testing.T) {
 	}
 	if resp.Seq != rec.Position || len(resp.View.Enrollments) != 1 || resp.View.Enrollments[0].Branch != "control" {
 		t.Errorf("client view %+v at seq %d, want one enrollment on control at seq %d", resp.View, resp.Seq, rec.Position)
+	}
+}
+
+func TestQueryRejectsAMisspeltField(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stopQ, err := StartQueryService(ctx, nc, js, eventstore.NewMemoryStore())
+	if err != nil {
+		t.Fatalf("StartQueryService: %v", err)
+	}
+	defer stopQ()
+	reply, err := nc.RequestWithContext(ctx, "studyd.query.client", []byte(`{"client":"alice"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, desc := reply.Header.Get("Nats-Service-Error-Code"), reply.Header.Get("Nats-Service-Error"); code != "400" || !strings.Contains(desc, `unknown field "client"`) {
+		t.Errorf("error answer = %s %q, want 400 naming the unknown field", code, desc)
 	}
 }
