@@ -63,13 +63,21 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, filt
 // whatever it accumulates).
 func retryRead(t *testing.T, read func() error) {
 	t.Helper()
-	var err error
-	for range 5 {
-		if err = read(); err == nil {
+	// A node that has just rejoined may answer "no responders" until its routes and
+	// JetStream are current again; seen lasting over 10 s on a loaded 2-core machine.
+	deadline := time.Now().Add(readRetryFor)
+	for {
+		err := read()
+		if err == nil {
 			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read: %v (still failing after %s)", err, readRetryFor)
 		}
 		t.Logf("read: %v (retrying)", err)
 		time.Sleep(2 * time.Second)
 	}
-	t.Fatalf("read: %v", err)
 }
+
+// readRetryFor bounds how long a read of the log is retried after a heal.
+const readRetryFor = 60 * time.Second
