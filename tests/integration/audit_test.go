@@ -87,7 +87,7 @@ func readAuditOnce(ctx context.Context, js jetstream.JetStream) (audit, error) {
 			Uptake: map[domain.UptakeStatus]int{}, Studies: map[string]simulate.StudyTally{}},
 		Uptake: projections.NewUptake(), Studies: projections.NewStudies(),
 	}
-	err := readStream(ctx, js, "STUDYD_EVENTS", nil, func(m jetstream.Msg) error {
+	err := readStream(ctx, js, "STUDYD_EVENTS", func(m jetstream.Msg) error {
 		md, err := m.Metadata()
 		if err != nil {
 			return err

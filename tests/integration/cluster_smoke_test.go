@@ -70,7 +70,7 @@ func TestClusterSmoke(t *testing.T) {
 	var seen map[string]int
 	retryRead(t, func() error {
 		seen = map[string]int{}
-		return readStream(ctx, js, "SMOKE", nil, func(m jetstream.Msg) error {
+		return readStream(ctx, js, "SMOKE", func(m jetstream.Msg) error {
 			seen[m.Headers().Get(jetstream.MsgIDHeader)]++
 			return nil
 		})

@@ -10,14 +10,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// readStream calls fn for every message of stream matching the filter subjects (all if
-// none), in stream order, up to the stream's last sequence at the time of the call.
-func readStream(ctx context.Context, js jetstream.JetStream, stream string, filters []string, fn func(jetstream.Msg) error) error {
+// readStream calls fn for every message of stream, in stream order, up to the stream's
+// last sequence at the time of the call.
+func readStream(ctx context.Context, js jetstream.JetStream, stream string, fn func(jetstream.Msg) error) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
-	info, err := s.Info(ctx)
+	info, err := s.Info(ctx) // answered by the stream leader
 	if err != nil {
 		return fmt.Errorf("read %s: info: %w", stream, err)
 	}
@@ -25,11 +25,15 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, filt
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: filters})
+	// The ordered consumer may be placed on a replica that is still catching up after a
+	// fault; its NumPending then says 0 early. Read until the leader's last sequence
+	// instead, and give up (so that the caller retries) only after several empty fetches.
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return fmt.Errorf("read %s: consumer: %w", stream, err)
 	}
-	for {
+	var seq uint64
+	for empty := 0; empty < 10; {
 		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return fmt.Errorf("read %s: fetch: %w", stream, err)
@@ -44,7 +48,7 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, filt
 			if err := fn(m); err != nil {
 				return err
 			}
-			if md.Sequence.Stream >= last || md.NumPending == 0 {
+			if seq = md.Sequence.Stream; seq >= last {
 				return nil
 			}
 		}
@@ -52,13 +56,13 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream string, filt
 			return fmt.Errorf("read %s: batch: %w", stream, err)
 		}
 		if n == 0 {
-			// A filtered selection may end before the stream's last sequence.
-			return nil
+			empty++
 		}
 	}
+	return fmt.Errorf("read %s: stopped at sequence %d of %d", stream, seq, last)
 }
 
-// retryRead runs read up to five times until it succeeds: a cluster that just healed
+// retryRead runs read until it succeeds (for up to readRetryFor): a cluster that just healed
 // may answer "no responders" for a moment, and a read is repeatable (read must reset
 // whatever it accumulates).
 func retryRead(t *testing.T, read func() error) {
