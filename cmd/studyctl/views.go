@@ -58,6 +58,13 @@ func runStudy(ctx context.Context, e *env, args []string) error {
 	if err := ref.Validate(); err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
+	return query(ctx, e, "study "+ref.String(), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.StudyResponse, error) {
+		return natsadapter.QueryStudy(ctx, nc, natsadapter.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: *minSeq})
+	}, printStudy)
+}
+
+// query connects, asks one query endpoint and prints the answer as a table or JSON.
+func query[R any](ctx context.Context, e *env, what string, ask func(context.Context, *natsadapter.Conn) (R, error), print func(io.Writer, R) error) error {
 	nc, err := e.connect()
 	if err != nil {
 		return err
@@ -65,14 +72,14 @@ func runStudy(ctx context.Context, e *env, args []string) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	resp, err := natsadapter.QueryStudy(ctx, nc, natsadapter.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: *minSeq})
+	resp, err := ask(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("study %s: %w", ref, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	if e.json {
 		return e.printJSON(resp)
 	}
-	return printStudy(e.stdout, resp)
+	return print(e.stdout, resp)
 }
 
 func printStudy(w io.Writer, r natsadapter.StudyResponse) error {
@@ -122,21 +129,9 @@ func runUptake(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("uptake: unexpected argument %q (use --source)", pos[0])
 	}
-	nc, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	resp, err := natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
-	if err != nil {
-		return fmt.Errorf("uptake: %w", err)
-	}
-	if e.json {
-		return e.printJSON(resp)
-	}
-	return printUptake(e.stdout, resp)
+	return query(ctx, e, "uptake", func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.UptakeResponse, error) {
+		return natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
+	}, printUptake)
 }
 
 func printUptake(w io.Writer, r natsadapter.UptakeResponse) error {
@@ -181,21 +176,9 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	nc, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
-	defer cancel()
-	resp, err := natsadapter.QueryClient(ctx, nc, natsadapter.ClientRequest{Client: id, MinSeq: *minSeq})
-	if err != nil {
-		return fmt.Errorf("client %s: %w", id, err)
-	}
-	if e.json {
-		return e.printJSON(resp)
-	}
-	return printClient(e.stdout, resp)
+	return query(ctx, e, "client "+string(id), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.ClientResponse, error) {
+		return natsadapter.QueryClient(ctx, nc, natsadapter.ClientRequest{Client: id, MinSeq: *minSeq})
+	}, printClient)
 }
 
 func printClient(w io.Writer, r natsadapter.ClientResponse) error {
