@@ -255,14 +255,31 @@ func newJS(t *testing.T, nc *nats.Conn) jetstream.JetStream {
 	return js
 }
 
-// freePort returns a loopback port nothing listens on right now.
+// handedOut remembers every port freePort returned, so that nodes started concurrently
+// never get the same one: the kernel may offer a just-closed port again.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freePort returns a loopback port nothing listens on right now and that this test
+// binary has not handed out before.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("free port: %w", err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("free port: no new port in 100 tries")
 }
 
 // dumpLogs writes the tail of a node's log to the test log, for a failed test.
