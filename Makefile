@@ -28,7 +28,7 @@ test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 test-integration:
-	$(GO) test -count=1 -timeout 25m -v ./tests/integration/
+	./scripts/test-integration.sh
 
 lint: $(STATICCHECK)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
