@@ -152,7 +152,7 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 			// E.g. no leader while the cluster elects one: pause so that a persistent
 			// error does not spin.
 			in.cfg.Logger.Warn("intake: fetch", "err", err)
-			sleepCtx(ctx, 100*time.Millisecond)
+			sleep(ctx, 100*time.Millisecond)
 			continue
 		}
 		for msg := range batch.Messages() {
@@ -160,18 +160,8 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 			in.cfg.Logger.Warn("intake: fetch", "err", err)
-			sleepCtx(ctx, 100*time.Millisecond)
+			sleep(ctx, 100*time.Millisecond)
 		}
-	}
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
@@ -249,10 +239,6 @@ func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, seq uint64, cmd
 	if client.Validate() != nil {
 		client = "" // a subject token that is not a client id; recorded under studyd.rej._
 	}
-	payload := msg.Data()
-	if len(payload) > eventstore.MaxRejectedPayload {
-		payload = payload[:eventstore.MaxRejectedPayload]
-	}
 	pos, err := in.store.Reject(ctx, eventstore.Rejection{
 		CommandID: cmd.CommandID,
 		Client:    client,
@@ -260,7 +246,7 @@ func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, seq uint64, cmd
 		Code:      code,
 		Error:     cause.Error(),
 		At:        time.Now().UTC(),
-		Payload:   payload,
+		Payload:   msg.Data(), // the codec keeps the first MaxRejectedPayload bytes
 		StreamSeq: seq,
 	})
 	if err != nil {

@@ -53,10 +53,9 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 		if errors.Is(err, domain.ErrInvalid) {
 			code = domain.RejectInvalid
 		}
-		payload := req.Data()[:min(len(req.Data()), eventstore.MaxRejectedPayload)]
 		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
 			CommandID: cmd.CommandID, Subject: SubmitSubject,
-			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: payload,
+			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: req.Data(),
 		})
 		if rerr != nil {
 			_ = req.Error("503", "record rejection: "+rerr.Error(), nil)

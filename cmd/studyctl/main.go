@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strings"
 	"syscall"
 )
 
@@ -77,5 +76,4 @@ func usage(w io.Writer, cmds map[string]subcommand) {
 		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
 	}
 	fmt.Fprintln(w, "\nconnection flags (every command): --server URL (env NATS_URL), --user/--password, --nkey FILE, --creds FILE, --tlscert/--tlskey/--tlsca")
-	_ = strings.TrimSpace
 }
