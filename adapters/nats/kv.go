@@ -185,8 +185,12 @@ type kvWrite struct {
 // writeAll publishes every write concurrently (async publishes with the expected
 // last-subject-sequence header, i.e. KeyValue.Update pipelined) and waits for all the
 // acks. A revision mismatch on any key means another writer touched it: ErrLeaseLost.
-// Keys whose write succeeded get their new revision through done.
-func writeAll(ctx context.Context, js jetstream.JetStream, writes []kvWrite) error {
+// Keys whose write succeeded get their new revision through done. Acks not back
+// within timeout fail the batch: a write may still land later, which the stamps on
+// the keys make harmless to whoever folds next.
+func writeAll(ctx context.Context, js jetstream.JetStream, writes []kvWrite, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	futures := make([]jetstream.PubAckFuture, 0, len(writes))
 	for i := range writes {
 		w := &writes[i]
@@ -216,7 +220,7 @@ func writeAll(ctx context.Context, js jetstream.JetStream, writes []kvWrite) err
 			}
 			first = cmpErr(first, err)
 		case <-ctx.Done():
-			return fmt.Errorf("write views: %w", ctx.Err())
+			return fmt.Errorf("write views: %d of %d acks missing: %w", len(futures)-i, len(futures), ctx.Err())
 		}
 	}
 	return first

@@ -3,9 +3,11 @@ package natsadapter
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/natstest"
@@ -72,18 +74,52 @@ func TestKVWriteAllFencesStaleWriter(t *testing.T) {
 		t.Fatalf("create bucket: %v", err)
 	}
 	var rev uint64
-	if err := writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), done: func(r uint64) { rev = r }}}); err != nil {
+	if err := writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), done: func(r uint64) { rev = r }}}, time.Minute); err != nil {
 		t.Fatalf("first write: %v", err)
 	}
 	if _, err := kv.Update(ctx, "k", []byte(`{"seq":2}`), rev); err != nil {
 		t.Fatalf("newer writer: %v", err)
 	}
-	err = writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), rev: rev}})
+	err = writeAll(ctx, js, []kvWrite{{bucket: kv, key: "k", value: []byte(`{"seq":1}`), rev: rev}}, time.Minute)
 	if !errors.Is(err, ErrLeaseLost) {
 		t.Fatalf("stale write error = %v, want ErrLeaseLost", err)
 	}
 	e, err := kv.Get(ctx, "k")
 	if err != nil || string(e.Value()) != `{"seq":2}` {
 		t.Errorf("value after stale write = %q (%v), want the newer {\"seq\":2}", e.Value(), err)
+	}
+}
+
+// TestKVWriteAllGivesUpOnLostAcks: JetStream never answers a publish lost in a leader
+// change. Here the bucket's stream is gone and a plain subscriber swallows its subject,
+// so no ack and no "no responders" ever comes back: writeAll must still return, with
+// an error, even under a context without a deadline (the projector's run context).
+func TestKVWriteAllGivesUpOnLostAcks(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: StudiesBucket})
+	if err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	if err := js.DeleteKeyValue(ctx, StudiesBucket); err != nil {
+		t.Fatalf("delete bucket: %v", err)
+	}
+	sub, err := nc.Subscribe("$KV."+StudiesBucket+".>", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatalf("swallower: %v", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.Flush(); err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	writes := []kvWrite{{bucket: kv, key: "a", value: []byte(`{}`)}, {bucket: kv, key: "b", value: []byte(`{}`)}}
+	err = writeAll(context.Background(), js, writes, 200*time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("writeAll with lost acks = %v, want a deadline error", err)
+	}
+	if !strings.Contains(err.Error(), "2 of 2 acks missing") {
+		t.Errorf("error %q should say how many acks were missing", err)
 	}
 }

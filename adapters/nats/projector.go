@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
@@ -31,6 +32,14 @@ type ProjectorOptions struct {
 	// LeaseTTL is how long the single-writer lease outlives a dead holder (default 5 s;
 	// fixed by the first instance that creates the lease bucket).
 	LeaseTTL time.Duration
+	// WriteTimeout bounds one batch of view writes (default 10 s). JetStream gives no
+	// answer at all to a publish lost in a leader change, so without a bound a flush
+	// would wait forever while the lease, renewed on its own, kept standbys out.
+	WriteTimeout time.Duration
+	// StallAfter is how long the log tail may deliver nothing before the projector asks
+	// the stream leader whether commits are waiting, and re-opens the tail if they are
+	// (default 10 s).
+	StallAfter time.Duration
 	// Replicas of the KV buckets (default 1).
 	Replicas int
 	// Holder names this projector in the lease and checkpoint (default a random id).
@@ -48,6 +57,12 @@ func (o ProjectorOptions) withDefaults() ProjectorOptions {
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = 10 * time.Second
 	}
 	if o.Holder == "" {
 		o.Holder = nuid.Next()
@@ -87,6 +102,8 @@ type Projector struct {
 	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
 	// error there is a crash at the worst moment.
 	afterKeys func() error
+	// openTail reads the log from a sequence on: tailLog, or a test's stand-in.
+	openTail func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error)
 }
 
 // NewProjector opens (creating if needed) the projection buckets.
@@ -95,7 +112,7 @@ func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, er
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := &Projector{js: js, opts: opts, log: opts.Logger.With("component", "projector", "holder", opts.Holder),
-		rebuild: make(chan rebuildRequest)}
+		rebuild: make(chan rebuildRequest), openTail: tailLog}
 	var err error
 	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, js, opts.Replicas, opts.LeaseTTL)
 	if err != nil {
@@ -266,11 +283,11 @@ func (l *leader) loop(parent, ctx context.Context) error {
 	if err := l.load(ctx); err != nil {
 		return err
 	}
-	msgs, stop, err := tailLog(ctx, p.js, l.cp+1)
+	tl, err := l.tail(ctx, l.cp+1)
 	if err != nil {
 		return err
 	}
-	defer stop()
+	defer func() { tl.stop() }()
 	tick := time.NewTicker(p.opts.FlushInterval)
 	defer tick.Stop()
 	for {
@@ -283,13 +300,14 @@ func (l *leader) loop(parent, ctx context.Context) error {
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			return l.flush(fctx)
-		case m, ok := <-msgs:
+		case m, ok := <-tl.msgs:
 			if !ok {
 				return fmt.Errorf("projector: event stream consumer stopped")
 			}
 			if m.err != nil {
 				return m.err
 			}
+			tl.heard = time.Now()
 			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
 				return err
 			}
@@ -300,6 +318,9 @@ func (l *leader) loop(parent, ctx context.Context) error {
 			}
 		case <-tick.C:
 			if err := l.flush(ctx); err != nil {
+				return err
+			}
+			if err := l.watchTail(ctx, &tl); err != nil {
 				return err
 			}
 		case req := <-p.rebuild:
@@ -315,6 +336,79 @@ func (l *leader) loop(parent, ctx context.Context) error {
 			return errRestart
 		}
 	}
+}
+
+// tail is the log as this term reads it.
+type tail struct {
+	msgs  <-chan tailMsg
+	stop  func()
+	heard time.Time // the last delivery, or when the tail was opened or last probed
+}
+
+func (l *leader) tail(ctx context.Context, from uint64) (tail, error) {
+	msgs, stop, err := l.p.openTail(ctx, l.p.js, from)
+	return tail{msgs: msgs, stop: stop, heard: time.Now()}, err
+}
+
+// watchTail re-opens a tail that has delivered nothing for StallAfter while the stream
+// leader holds commits past the last one folded. A stalled tail would otherwise go
+// unnoticed for good: its projector keeps renewing the lease, so no standby takes over.
+// Commits waiting in the tail's buffer mean it is not stalled, only behind a slow flush.
+func (l *leader) watchTail(ctx context.Context, tl *tail) error {
+	if len(tl.msgs) > 0 || time.Since(tl.heard) < l.p.opts.StallAfter {
+		return nil
+	}
+	tl.heard = time.Now() // probe at most once per StallAfter
+	last, err := lastCommitSeq(ctx, l.p.js.Conn())
+	if err != nil {
+		l.p.log.Warn("projector: probe the log for a stalled tail", "err", err)
+		return nil
+	}
+	if last <= l.applied {
+		return nil
+	}
+	l.p.log.Warn("projector: tail stalled; re-opening it", "folded", l.applied, "log", last)
+	tl.stop()
+	next, err := l.tail(ctx, l.applied+1)
+	if err != nil {
+		tl.stop = func() {}
+		return err
+	}
+	*tl = next
+	return nil
+}
+
+// lastCommitSeq asks the stream leader for the sequence of the log's last commit (0 if
+// there is none). It is a plain message get, not a direct get, which any replica may
+// answer from behind.
+func lastCommitSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{eventsFilter})
+	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+EventsStream, req)
+	if err != nil {
+		return 0, fmt.Errorf("last commit: %w", err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, fmt.Errorf("last commit: %w", err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil
+	case resp.Error != nil:
+		return 0, fmt.Errorf("last commit: %w", resp.Error)
+	case resp.Message == nil:
+		return 0, errors.New("last commit: empty answer")
+	}
+	return resp.Message.Seq, nil
 }
 
 // load reads the checkpoint and whether each view bucket is empty.
@@ -524,7 +618,7 @@ func (l *leader) flush(ctx context.Context) error {
 		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
 			return nil
 		}
-		err := writeAll(ctx, p.js, writes)
+		err := writeAll(ctx, p.js, writes, p.opts.WriteTimeout)
 		writes = writes[:0]
 		return err
 	}

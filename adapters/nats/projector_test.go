@@ -323,3 +323,53 @@ func TestKVWatchSeesAppendedEvent(t *testing.T) {
 		t.Fatalf("no watch update for the appended enrollment")
 	}
 }
+
+// TestProjectorReopensStalledTail: a tail that stops delivering while the log grows
+// must not stall the views for good. The first tail here delivers nothing at all.
+func TestProjectorReopensStalledTail(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	opts := testOptions()
+	opts.StallAfter = 200 * time.Millisecond
+	p, err := NewProjector(js, opts)
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	var opens atomic.Int64
+	p.openTail = func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+		if opens.Add(1) == 1 {
+			return make(chan tailMsg), func() {}, nil // stalled from the start
+		}
+		return tailLog(ctx, js, from)
+	}
+	stop := runProjector(p)
+	defer stop()
+	last := publishCommits(t, js, newLogGen(5), 50)
+	waitSeq(t, p, last)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if n := opens.Load(); n != 2 {
+		t.Errorf("tail opened %d times, want 2 (the stalled one, then its replacement)", n)
+	}
+	assertViewsMatchFold(t, js)
+}
+
+// TestLastCommitSeq: the probe behind the stall check names the last commit, not a
+// rejection recorded after it, and 0 for a log without commits.
+func TestLastCommitSeq(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := lastCommitSeq(ctx, js.Conn()); err != nil || got != 0 {
+		t.Fatalf("lastCommitSeq of an empty log = %d, %v; want 0, nil", got, err)
+	}
+	last := publishCommits(t, js, newLogGen(6), 3)
+	if _, err := js.Publish(ctx, "studyd.rej.c1", []byte("a rejection")); err != nil {
+		t.Fatalf("publish rejection: %v", err)
+	}
+	if got, err := lastCommitSeq(ctx, js.Conn()); err != nil || got != last {
+		t.Errorf("lastCommitSeq = %d, %v; want %d, nil", got, err, last)
+	}
+}

@@ -120,7 +120,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(R
 		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
 			return nil
 		}
-		if err := writeAll(ctx, p.js, writes); err != nil {
+		if err := writeAll(ctx, p.js, writes, p.opts.WriteTimeout); err != nil {
 			return fmt.Errorf("rebuild: %w", err)
 		}
 		written += uint64(len(writes))
