@@ -218,6 +218,7 @@ func checkProjections(ctx context.Context, t *testing.T, js jetstream.JetStream,
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("views reflect sequence %d (err %v), want %d (the last commit)", seq, err, a.LastSeq)
+			logReplicas(ctx, t, js, "KV_"+natsadapter.ProjectionBucket, "KV_"+natsadapter.UptakeBucket, "KV_"+natsadapter.StudiesBucket)
 			return
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -233,3 +234,26 @@ func checkProjections(ctx context.Context, t *testing.T, js jetstream.JetStream,
 
 // commitStall is the longest time between two consecutive commits within [from, to].
 func commitStall(a audit, from, to time.Time) time.Duration { return maxGap(a.CommitTimes, from, to) }
+
+// logReplicas writes where each stream's replicas stand, to tell a stalled writer from
+// a reader served by a replica that fell behind.
+func logReplicas(ctx context.Context, t *testing.T, js jetstream.JetStream, streams ...string) {
+	t.Helper()
+	for _, name := range streams {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Logf("stream %s: %v", name, err)
+			continue
+		}
+		info, err := s.Info(ctx)
+		if err != nil || info.Cluster == nil {
+			t.Logf("stream %s: info %v", name, err)
+			continue
+		}
+		line := fmt.Sprintf("stream %s: last seq %d, leader %s", name, info.State.LastSeq, info.Cluster.Leader)
+		for _, r := range info.Cluster.Replicas {
+			line += fmt.Sprintf("; replica %s current %v lag %d offline %v", r.Name, r.Current, r.Lag, r.Offline)
+		}
+		t.Log(line)
+	}
+}

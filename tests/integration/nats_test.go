@@ -292,8 +292,5 @@ func dumpLogs(t *testing.T, n *natsNode) {
 	defer rc.Close()
 	b, _ := io.ReadAll(rc)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	t.Logf("last log lines of nats node %s:\n%s", n.Name, strings.Join(lines, "\n"))
+	t.Logf("last log lines of nats node %s:\n%s", n.Name, strings.Join(lastN(lines, 40), "\n"))
 }

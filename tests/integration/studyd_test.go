@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -176,17 +175,22 @@ func (p *studydProc) Metric(t *testing.T, metric string, labels ...string) float
 	return sum
 }
 
-// dumpLog writes the tail of p's log to the test log.
+// dumpLog writes p's projector lines (the views' state changes, easily pushed out of
+// a tail by the intake's retries) and then the tail of its log to the test log.
 func (p *studydProc) dumpLog(t *testing.T) {
-	f, err := os.Open(p.logPath)
+	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return
 	}
-	defer f.Close()
-	b, _ := io.ReadAll(f)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 60 {
-		lines = lines[len(lines)-60:]
+	var proj []string
+	for _, l := range lines {
+		if strings.Contains(l, "projector") {
+			proj = append(proj, l)
+		}
 	}
-	t.Logf("last log lines of studyd %s:\n%s", p.Name, strings.Join(lines, "\n"))
+	t.Logf("projector log lines of studyd %s:\n%s", p.Name, strings.Join(lastN(proj, 30), "\n"))
+	t.Logf("last log lines of studyd %s:\n%s", p.Name, strings.Join(lastN(lines, 40), "\n"))
 }
+
+func lastN(lines []string, n int) []string { return lines[max(0, len(lines)-n):] }
