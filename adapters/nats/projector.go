@@ -98,7 +98,10 @@ type Projector struct {
 
 	seq     atomic.Uint64 // the latest flushed sequence
 	leading atomic.Bool
-	rebuild chan rebuildRequest
+	// faults counts terms ended by a fault (a lost lease, a failed write or read);
+	// reopens counts tails found stalled and re-opened. Both are exported as metrics.
+	faults, reopens atomic.Uint64
+	rebuild         chan rebuildRequest
 	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
 	// error there is a crash at the worst moment.
 	afterKeys func() error
@@ -166,6 +169,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		case errors.Is(err, errRestart):
 			p.log.Info("projector restarting from its checkpoint")
 		default:
+			p.faults.Add(1)
 			p.log.Warn("projector stopped leading", "err", err)
 			sleep(ctx, max(p.opts.FlushInterval, p.opts.LeaseTTL/4))
 		}
@@ -367,6 +371,7 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 	if last <= l.applied {
 		return nil
 	}
+	l.p.reopens.Add(1)
 	l.p.log.Warn("projector: tail stalled; re-opening it", "folded", l.applied, "log", last)
 	tl.stop()
 	next, err := l.tail(ctx, l.applied+1)

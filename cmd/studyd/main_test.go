@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -33,12 +36,12 @@ func (s *syncBuffer) String() string {
 func TestRunServesCommandsAndDrains(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	const listen = "127.0.0.1:14299"
+	const listen, httpAddr = "127.0.0.1:14299", "127.0.0.1:14298"
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--data", dir, "--nats-listen", listen, "--http", "", "--partitions", "2"},
+		done <- run(ctx, []string{"--data", dir, "--nats-listen", listen, "--http", httpAddr, "--partitions", "2"},
 			func(string) string { return "" }, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(20 * time.Second)
@@ -58,6 +61,16 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	if err != nil || out.Status != natsadapter.OutcomeApplied {
 		t.Fatalf("Submit = %+v, %v; want applied", out, err)
 	}
+	// The views catch up with the commit, and /metrics says so.
+	deadline = time.Now().Add(20 * time.Second)
+	want := fmt.Sprintf("studyd_projection_seq %d\n", out.Seq)
+	for metrics := ""; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_projector"))
+		}
+		time.Sleep(50 * time.Millisecond)
+		metrics = get(t, "http://"+httpAddr+"/metrics")
+	}
 	cancel()
 	select {
 	case err := <-done:
@@ -70,6 +83,31 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	if !strings.Contains(stderr.String(), "studyd stopped") {
 		t.Errorf("log lacks the drain message; log:\n%s", stderr.String())
 	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return string(b)
+}
+
+// grep returns the lines of s containing sub.
+func grep(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func TestParseConfigRejectsBadSettings(t *testing.T) {

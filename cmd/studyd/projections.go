@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
 	"github.com/studyd/studyd/audit"
@@ -42,11 +43,12 @@ func runProjector(ctx context.Context, proj *natsadapter.Projector, log *slog.Lo
 // a lease), serves the query endpoints, and, when a signing key is configured, writes
 // signed audit checkpoints periodically. Everything it starts stops when ctx ends.
 func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *natsadapter.Conn,
-	js jetstream.JetStream, store eventstore.Store, log *slog.Logger) error {
+	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, log *slog.Logger) error {
 	proj, err := natsadapter.NewProjector(js, natsadapter.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(natsadapter.ProjectorCollectors(proj)...)
 	wg.Go(func() { runProjector(ctx, proj, log) })
 	stopQueries, err := natsadapter.StartQueryService(ctx, nc, js, store)
 	if err != nil {

@@ -71,7 +71,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
 	})
 	wg.Go(func() { errs <- intake.Run(runCtx) })
-	if err := startProjections(runCtx, cfg, &wg, nc, js, store, log); err != nil {
+	if err := startProjections(runCtx, cfg, &wg, nc, js, store, reg, log); err != nil {
 		cancel()
 		wg.Wait()
 		return err

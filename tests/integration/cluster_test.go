@@ -23,7 +23,7 @@ func TestClusterFaults(t *testing.T) {
 	defer cancel()
 	c := startCluster(ctx, t)
 	f := newFaults(ctx, t, c)
-	startStudyd(ctx, t, "r3", c.URLs(), "--replicas", "3")
+	svc := startStudyd(ctx, t, "r3", c.URLs(), "--replicas", "3")
 	js := newJS(t, connect(t, c.URLs()))
 	events, err := js.Stream(ctx, "STUDYD_EVENTS")
 	if err != nil {
@@ -72,6 +72,8 @@ func TestClusterFaults(t *testing.T) {
 	t.Logf("FIGURE cluster_lost=%d", lost)
 	t.Logf("FIGURE cluster_duplicated=%d", dup)
 	t.Logf("FIGURE cluster_publish_retries=%d", rep.Retries)
+	t.Logf("FIGURE cluster_projector_faults=%.0f", svc.Metric(t, "studyd_projector_faults_total"))
+	t.Logf("FIGURE cluster_projector_tail_reopens=%.0f", svc.Metric(t, "studyd_projector_tail_reopens_total"))
 	for _, win := range windows {
 		t.Logf("FIGURE cluster_%s_commit_stall_ms=%d", win.name, commitStall(a, win.from, win.to.Add(5*time.Second)).Milliseconds())
 		t.Logf("FIGURE cluster_%s_publish_stall_ms=%d", win.name, maxGap(rep.AckTimes, win.from, win.to.Add(5*time.Second)).Milliseconds())
