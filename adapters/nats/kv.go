@@ -172,6 +172,68 @@ func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leas
 	return
 }
 
+// keyEntry is a key's latest value and revision. A key that never existed has
+// revision 0; a deleted one has its marker's revision and no value.
+type keyEntry struct {
+	value []byte
+	rev   uint64
+}
+
+// entryGetter reads a key's latest entry.
+type entryGetter func(ctx context.Context, kv jetstream.KeyValue, key string) (keyEntry, error)
+
+// nearestEntry reads a key with KeyValue.Get: a direct get, answered by the nearest
+// replica, which may trail the leader by a little. Right for readers, not for a
+// compare-and-set: Get reports a deleted key as missing, revision 0.
+func nearestEntry(ctx context.Context, kv jetstream.KeyValue, key string) (keyEntry, error) {
+	e, err := kv.Get(ctx, key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return keyEntry{}, nil
+	case err != nil:
+		return keyEntry{}, err
+	}
+	return keyEntry{value: e.Value(), rev: e.Revision()}, nil
+}
+
+// storedMsg is a stream message as the JetStream API's message get returns it.
+type storedMsg struct {
+	Seq    uint64 `json:"seq"`
+	Header []byte `json:"hdrs"`
+	Data   []byte `json:"data"`
+}
+
+// leaderGet fetches the last message on subject (wildcards allowed) from the stream's
+// leader, with a plain message get rather than a direct get, which any replica may
+// answer from behind. No such message is a zero storedMsg.
+func leaderGet(ctx context.Context, nc *nats.Conn, stream, subject string) (storedMsg, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, _ := json.Marshal(struct {
+		LastBySubject string `json:"last_by_subj"`
+	}{subject})
+	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return storedMsg{}, err
+	}
+	var resp struct {
+		Message *storedMsg          `json:"message"`
+		Error   *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return storedMsg{}, fmt.Errorf("message get on %s: %w", stream, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return storedMsg{}, nil
+	case resp.Error != nil:
+		return storedMsg{}, fmt.Errorf("message get on %s: %w", stream, resp.Error)
+	case resp.Message == nil:
+		return storedMsg{}, fmt.Errorf("message get on %s: empty answer", stream)
+	}
+	return *resp.Message, nil
+}
+
 // kvWrite is one compare-and-set write of a view key.
 type kvWrite struct {
 	bucket jetstream.KeyValue

@@ -123,3 +123,51 @@ func TestKVWriteAllGivesUpOnLostAcks(t *testing.T) {
 		t.Errorf("error %q should say how many acks were missing", err)
 	}
 }
+
+// TestLeaderEntry: the projector's leader read gives a key's value and revision, and
+// for a deleted or purged key the marker's revision, which KeyValue.Get does not.
+func TestLeaderEntry(t *testing.T) {
+	t.Parallel()
+	_, _, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := NewProjector(js, ProjectorOptions{})
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	kv := p.studies
+	put := func(key, val string) uint64 {
+		rev, err := kv.Put(ctx, key, []byte(val))
+		if err != nil {
+			t.Fatalf("put %s: %v", key, err)
+		}
+		return rev
+	}
+	marker := func(key string, del func(context.Context, string, ...jetstream.KVDeleteOpt) error) uint64 {
+		put(key, `{}`)
+		if err := del(ctx, key); err != nil {
+			t.Fatalf("delete %s: %v", key, err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		return st.(*jetstream.KeyValueBucketStatus).StreamInfo().State.LastSeq
+	}
+	put("live", `{"v":1}`)
+	want := map[string]keyEntry{
+		"live":    {value: []byte(`{"v":2}`), rev: put("live", `{"v":2}`)},
+		"deleted": {rev: marker("deleted", kv.Delete)},
+		"purged":  {rev: marker("purged", kv.Purge)},
+		"never":   {},
+	}
+	for key, w := range want {
+		got, err := p.leaderEntry(ctx, kv, key)
+		if err != nil {
+			t.Fatalf("leaderEntry(%s): %v", key, err)
+		}
+		if string(got.value) != string(w.value) || got.rev != w.rev || (got.value == nil) != (w.value == nil) {
+			t.Errorf("leaderEntry(%s) = %q rev %d, want %q rev %d", key, got.value, got.rev, w.value, w.rev)
+		}
+	}
+}

@@ -121,10 +121,32 @@ func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, er
 	if err != nil {
 		return nil, fmt.Errorf("new projector: %w", err)
 	}
-	if cp, _, err := loadCheckpoint(ctx, p.proj); err == nil {
+	if cp, _, err := loadCheckpoint(ctx, p.proj, nearestEntry); err == nil {
 		p.seq.Store(cp.Seq)
 	}
 	return p, nil
+}
+
+// leaderEntry reads a view key from its bucket's stream leader: the revision a
+// compare-and-set write must name. KeyValue.Get is a direct get, answered by a replica
+// (NATS prefers one on the client's own server) that may trail the leader; every write
+// based on its stale revision would fail and restart the term, for as long as that
+// replica lagged.
+func (p *Projector) leaderEntry(ctx context.Context, kv jetstream.KeyValue, key string) (keyEntry, error) {
+	m, err := leaderGet(ctx, p.js.Conn(), "KV_"+kv.Bucket(), "$KV."+kv.Bucket()+"."+key)
+	if err != nil || m.Seq == 0 {
+		return keyEntry{}, err
+	}
+	if len(m.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(m.Header)
+		if err != nil {
+			return keyEntry{}, fmt.Errorf("%s %s: headers: %w", kv.Bucket(), key, err)
+		}
+		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			return keyEntry{rev: m.Seq}, nil
+		}
+	}
+	return keyEntry{value: m.Data, rev: m.Seq}, nil
 }
 
 // Seq returns the latest sequence this projector knows flushed (its own flushes, or
@@ -212,21 +234,20 @@ func (p *Projector) acquire(ctx context.Context) (uint64, error) {
 	}
 }
 
-func loadCheckpoint(ctx context.Context, kv jetstream.KeyValue) (Checkpoint, uint64, error) {
-	e, err := kv.Get(ctx, checkpointKey)
+// loadCheckpoint reads the checkpoint and its revision through get.
+func loadCheckpoint(ctx context.Context, kv jetstream.KeyValue, get entryGetter) (Checkpoint, uint64, error) {
+	e, err := get(ctx, kv, checkpointKey)
 	switch {
-	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return Checkpoint{}, 0, nil
-	case errors.Is(err, jetstream.ErrKeyDeleted):
-		return Checkpoint{}, e.Revision(), nil
 	case err != nil:
 		return Checkpoint{}, 0, fmt.Errorf("load checkpoint: %w", err)
+	case e.value == nil:
+		return Checkpoint{}, e.rev, nil
 	}
 	var cp Checkpoint
-	if err := json.Unmarshal(e.Value(), &cp); err != nil {
+	if err := json.Unmarshal(e.value, &cp); err != nil {
 		return Checkpoint{}, 0, fmt.Errorf("load checkpoint: %w", err)
 	}
-	return cp, e.Revision(), nil
+	return cp, e.rev, nil
 }
 
 // uptakeEntry and studyEntry are a view key as this leader knows it: its value, the
@@ -384,42 +405,19 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 }
 
 // lastCommitSeq asks the stream leader for the sequence of the log's last commit (0 if
-// there is none). It is a plain message get, not a direct get, which any replica may
-// answer from behind.
+// there is none).
 func lastCommitSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, _ := json.Marshal(struct {
-		LastBySubject string `json:"last_by_subj"`
-	}{eventsFilter})
-	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+EventsStream, req)
+	m, err := leaderGet(ctx, nc, EventsStream, eventsFilter)
 	if err != nil {
 		return 0, fmt.Errorf("last commit: %w", err)
 	}
-	var resp struct {
-		Message *struct {
-			Seq uint64 `json:"seq"`
-		} `json:"message"`
-		Error *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, fmt.Errorf("last commit: %w", err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil
-	case resp.Error != nil:
-		return 0, fmt.Errorf("last commit: %w", resp.Error)
-	case resp.Message == nil:
-		return 0, errors.New("last commit: empty answer")
-	}
-	return resp.Message.Seq, nil
+	return m.Seq, nil
 }
 
 // load reads the checkpoint and whether each view bucket is empty.
 func (l *leader) load(ctx context.Context) error {
 	p := l.p
-	cp, rev, err := loadCheckpoint(ctx, p.proj)
+	cp, rev, err := loadCheckpoint(ctx, p.proj, p.leaderEntry)
 	if err != nil {
 		return err
 	}
@@ -563,19 +561,17 @@ func (l *leader) uptakeEntry(ctx context.Context, k projections.UptakeKey) (*upt
 	}
 	e := &uptakeEntry{key: k}
 	if !l.emptyU {
-		kve, err := l.p.uptake.Get(ctx, UptakeKey(k))
-		switch {
-		case err == nil:
+		kve, err := l.p.leaderEntry(ctx, l.p.uptake, UptakeKey(k))
+		if err != nil {
+			return nil, fmt.Errorf("projector: load %s %s: %w", UptakeBucket, UptakeKey(k), err)
+		}
+		e.rev = kve.rev
+		if kve.value != nil {
 			var v UptakeValue
-			if err := json.Unmarshal(kve.Value(), &v); err != nil {
+			if err := json.Unmarshal(kve.value, &v); err != nil {
 				return nil, fmt.Errorf("projector: load %s %s: %w", UptakeBucket, UptakeKey(k), err)
 			}
-			e.count, e.stamp, e.rev = v.Count, v.Seq, kve.Revision()
-		case errors.Is(err, jetstream.ErrKeyDeleted):
-			e.rev = kve.Revision()
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		default:
-			return nil, fmt.Errorf("projector: load %s %s: %w", UptakeBucket, UptakeKey(k), err)
+			e.count, e.stamp = v.Count, v.Seq
 		}
 	}
 	l.uptake[k] = e
@@ -588,18 +584,15 @@ func (l *leader) studyEntry(ctx context.Context, ref domain.StudyRef) (*studyEnt
 	}
 	e := &studyEntry{view: projections.StudyView{Object: ref.Object, Key: ref.Key}}
 	if !l.emptyS {
-		kve, err := l.p.studies.Get(ctx, StudyKey(ref))
-		switch {
-		case err == nil:
-			if err := json.Unmarshal(kve.Value(), &e.view); err != nil {
+		kve, err := l.p.leaderEntry(ctx, l.p.studies, StudyKey(ref))
+		if err != nil {
+			return nil, fmt.Errorf("projector: load %s %s: %w", StudiesBucket, StudyKey(ref), err)
+		}
+		e.rev = kve.rev
+		if kve.value != nil {
+			if err := json.Unmarshal(kve.value, &e.view); err != nil {
 				return nil, fmt.Errorf("projector: load %s %s: %w", StudiesBucket, StudyKey(ref), err)
 			}
-			e.rev = kve.Revision()
-		case errors.Is(err, jetstream.ErrKeyDeleted):
-			e.rev = kve.Revision()
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		default:
-			return nil, fmt.Errorf("projector: load %s %s: %w", StudiesBucket, StudyKey(ref), err)
 		}
 	}
 	l.studies[ref] = e

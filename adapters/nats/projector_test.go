@@ -373,3 +373,35 @@ func TestLastCommitSeq(t *testing.T) {
 		t.Errorf("lastCommitSeq = %d, %v; want %d, nil", got, err, last)
 	}
 }
+
+// TestProjectorCarriesOnAfterAKeyIsDeleted: an operator deleting a view key (say with
+// `nats kv del`) leaves a delete marker; the projector must write the key afresh on
+// the marker's revision, not wedge on a compare-and-set it can never win. (KeyValue.Get
+// reports a deleted key as never having existed, revision 0.)
+func TestProjectorCarriesOnAfterAKeyIsDeleted(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	g := newLogGen(7)
+	p, err := NewProjector(js, testOptions())
+	if err != nil {
+		t.Fatalf("NewProjector: %v", err)
+	}
+	stop := runProjector(p)
+	defer stop()
+	waitSeq(t, p, publishCommits(t, js, g, 60))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for slug := range 3 {
+		key := StudyKey(domain.StudyRef{Object: domain.PreferenceStudy, Key: fmt.Sprintf("pref-%d", slug)})
+		if err := p.studies.Delete(ctx, key); err != nil {
+			t.Fatalf("delete %s: %v", key, err)
+		}
+	}
+	waitSeq(t, p, publishCommits(t, js, g, 60))
+	for slug := range 3 {
+		key := StudyKey(domain.StudyRef{Object: domain.PreferenceStudy, Key: fmt.Sprintf("pref-%d", slug)})
+		if _, err := p.studies.Get(ctx, key); err != nil {
+			t.Errorf("study key %s after new commits: %v, want it written again", key, err)
+		}
+	}
+}

@@ -178,7 +178,7 @@ func respondErr(req micro.Request, err error) {
 // waitSeq returns the checkpoint once it reaches minSeq, or a 504 QueryError after
 // MinSeqWait.
 func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
-	cp, _, err := loadCheckpoint(ctx, q.proj)
+	cp, _, err := loadCheckpoint(ctx, q.proj, nearestEntry)
 	if err != nil {
 		return 0, err
 	}

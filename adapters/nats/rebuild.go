@@ -295,7 +295,7 @@ func ReadViews(ctx context.Context, js jetstream.JetStream) (*projections.Uptake
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("read views: %w", err)
 	}
-	cp, _, err := loadCheckpoint(ctx, proj)
+	cp, _, err := loadCheckpoint(ctx, proj, nearestEntry)
 	if err != nil {
 		return nil, nil, 0, err
 	}

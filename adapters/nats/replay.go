@@ -374,7 +374,7 @@ func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews
 	}
 	var live audit.LiveViews
 	for range 5 {
-		before, _, err := loadCheckpoint(ctx, proj)
+		before, _, err := loadCheckpoint(ctx, proj, nearestEntry)
 		if err != nil {
 			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
 		}
@@ -405,7 +405,7 @@ func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews
 		if err != nil {
 			return audit.LiveViews{}, err
 		}
-		after, _, err := loadCheckpoint(ctx, proj)
+		after, _, err := loadCheckpoint(ctx, proj, nearestEntry)
 		if err != nil {
 			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
 		}
