@@ -74,6 +74,9 @@ func TestClusterFaults(t *testing.T) {
 	t.Logf("FIGURE cluster_publish_retries=%d", rep.Retries)
 	t.Logf("FIGURE cluster_projector_faults=%.0f", svc.Metric(t, "studyd_projector_faults_total"))
 	t.Logf("FIGURE cluster_projector_tail_reopens=%.0f", svc.Metric(t, "studyd_projector_tail_reopens_total"))
+	if !t.Failed() { // a failure prints them anyway
+		svc.logProjector(t)
+	}
 	for _, win := range windows {
 		t.Logf("FIGURE cluster_%s_commit_stall_ms=%d", win.name, commitStall(a, win.from, win.to.Add(5*time.Second)).Milliseconds())
 		t.Logf("FIGURE cluster_%s_publish_stall_ms=%d", win.name, maxGap(rep.AckTimes, win.from, win.to.Add(5*time.Second)).Milliseconds())

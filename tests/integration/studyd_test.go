@@ -178,19 +178,28 @@ func (p *studydProc) Metric(t *testing.T, metric string, labels ...string) float
 // dumpLog writes p's projector lines (the views' state changes, easily pushed out of
 // a tail by the intake's retries) and then the tail of its log to the test log.
 func (p *studydProc) dumpLog(t *testing.T) {
-	b, err := os.ReadFile(p.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	p.logProjector(t)
+	t.Logf("last log lines of studyd %s:\n%s", p.Name, strings.Join(lastN(p.logLines(), 40), "\n"))
+}
+
+// logProjector writes the last 30 of p's projector log lines to the test log: how the
+// views rode out the faults (the terms that ended and why, tails re-opened).
+func (p *studydProc) logProjector(t *testing.T) {
 	var proj []string
-	for _, l := range lines {
+	for _, l := range p.logLines() {
 		if strings.Contains(l, "projector") {
 			proj = append(proj, l)
 		}
 	}
 	t.Logf("projector log lines of studyd %s:\n%s", p.Name, strings.Join(lastN(proj, 30), "\n"))
-	t.Logf("last log lines of studyd %s:\n%s", p.Name, strings.Join(lastN(lines, 40), "\n"))
+}
+
+func (p *studydProc) logLines() []string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return nil
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
 }
 
 func lastN(lines []string, n int) []string { return lines[max(0, len(lines)-n):] }
