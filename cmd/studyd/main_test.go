@@ -66,7 +66,7 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	want := fmt.Sprintf("studyd_projection_seq %d\n", out.Seq)
 	for metrics := ""; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
 		if time.Now().After(deadline) {
-			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_projector"))
+			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_project"))
 		}
 		time.Sleep(50 * time.Millisecond)
 		metrics = get(t, "http://"+httpAddr+"/metrics")
