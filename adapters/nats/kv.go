@@ -196,6 +196,28 @@ func nearestEntry(ctx context.Context, kv jetstream.KeyValue, key string) (keyEn
 	return keyEntry{value: e.Value(), rev: e.Revision()}, nil
 }
 
+// leaderEntry reads a view key from its bucket's stream leader: the revision a
+// compare-and-set write must name. KeyValue.Get is a direct get, answered by a replica
+// (NATS prefers one on the client's own server) that may trail the leader; every write
+// based on its stale revision would fail and restart the term, for as long as that
+// replica lagged.
+func (p *Projector) leaderEntry(ctx context.Context, kv jetstream.KeyValue, key string) (keyEntry, error) {
+	m, err := leaderGet(ctx, p.js.Conn(), "KV_"+kv.Bucket(), "$KV."+kv.Bucket()+"."+key)
+	if err != nil || m.Seq == 0 {
+		return keyEntry{}, err
+	}
+	if len(m.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(m.Header)
+		if err != nil {
+			return keyEntry{}, fmt.Errorf("%s %s: headers: %w", kv.Bucket(), key, err)
+		}
+		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
+			return keyEntry{rev: m.Seq}, nil
+		}
+	}
+	return keyEntry{value: m.Data, rev: m.Seq}, nil
+}
+
 // storedMsg is a stream message as the JetStream API's message get returns it.
 type storedMsg struct {
 	Seq    uint64 `json:"seq"`

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -130,28 +131,6 @@ func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, er
 		p.seq.Store(cp.Seq)
 	}
 	return p, nil
-}
-
-// leaderEntry reads a view key from its bucket's stream leader: the revision a
-// compare-and-set write must name. KeyValue.Get is a direct get, answered by a replica
-// (NATS prefers one on the client's own server) that may trail the leader; every write
-// based on its stale revision would fail and restart the term, for as long as that
-// replica lagged.
-func (p *Projector) leaderEntry(ctx context.Context, kv jetstream.KeyValue, key string) (keyEntry, error) {
-	m, err := leaderGet(ctx, p.js.Conn(), "KV_"+kv.Bucket(), "$KV."+kv.Bucket()+"."+key)
-	if err != nil || m.Seq == 0 {
-		return keyEntry{}, err
-	}
-	if len(m.Header) > 0 {
-		h, err := nats.DecodeHeadersMsg(m.Header)
-		if err != nil {
-			return keyEntry{}, fmt.Errorf("%s %s: headers: %w", kv.Bucket(), key, err)
-		}
-		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-			return keyEntry{rev: m.Seq}, nil
-		}
-	}
-	return keyEntry{value: m.Data, rev: m.Seq}, nil
 }
 
 // Seq returns the latest sequence this projector knows flushed (its own flushes, or
@@ -402,7 +381,6 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 	tl.stop()
 	next, err := l.tail(ctx, l.applied+1)
 	if err != nil {
-		tl.stop = func() {}
 		return err
 	}
 	*tl = next
@@ -454,7 +432,8 @@ type tailMsg struct {
 
 // tailLog reads the commits from sequence from on, decoded, through an ordered consumer
 // (ephemeral, in order, recreated by the client library on a gap). Decoding happens in
-// the pump goroutine so that it overlaps with folding. stop ends the pump and waits.
+// the pump goroutine so that it overlaps with folding. stop (idempotent) ends the pump
+// and waits.
 func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsFilter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
@@ -496,11 +475,11 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 			}
 		}
 	}()
-	stop := func() {
+	stop := sync.OnceFunc(func() {
 		close(done)
 		it.Stop()
 		<-exited
-	}
+	})
 	return out, stop, nil
 }
 

@@ -234,7 +234,7 @@ func (q *queries) study(req micro.Request) {
 		return
 	}
 	e, err := q.studies.Get(ctx, StudyKey(ref))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if errors.Is(err, jetstream.ErrKeyNotFound) { // Get reports a deleted key so too
 		respondErr(req, &QueryError{Code: "404", Description: fmt.Sprintf("no events for study %s in the log up to seq %d", ref, cp)})
 		return
 	}
