@@ -183,7 +183,7 @@ func TestVerifyWithCheckpoint(t *testing.T) {
 func TestTimeTravel(t *testing.T) {
 	t.Parallel()
 	as := startAuditServer(t)
-	out, _, err := runCLI(t, "", "explain", "--server", as.url, "--client", string(as.client), "--study", as.study.String(), "--json")
+	out, _, err := runCLI(t, "", "explain", "--server", as.url, string(as.client), as.study.String(), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestTimeTravel(t *testing.T) {
 		t.Errorf("first step %+v: want a start from none", first)
 	}
 	// As of the first step's commit, the study is in that step's state.
-	out, _, err = runCLI(t, "", "asof", "--server", as.url, "--client", string(as.client), "--study", as.study.String(),
+	out, _, err = runCLI(t, "", "asof", "--server", as.url, string(as.client), as.study.String(),
 		"--seq", strconv.FormatUint(first.Seq, 10), "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +226,7 @@ func TestTimeTravel(t *testing.T) {
 	if _, _, err := runCLI(t, "", "health", "--server", as.url, "preference_study"); err == nil {
 		t.Errorf("health without a key: got nil error, want a usage error")
 	}
-	if _, _, err := runCLI(t, "", "asof", "--server", as.url, "--client", "x"); err == nil {
-		t.Errorf("asof without --at or --seq: got nil error, want a usage error")
+	if _, _, err := runCLI(t, "", "asof", "--server", as.url, "x", "--at", "2018-01-01", "--seq", "3"); err == nil {
+		t.Errorf("asof with --at and --seq: got nil error, want a usage error")
 	}
 }

@@ -64,7 +64,7 @@ func TestSimulatePublishesEveryCommand(t *testing.T) {
 			s, _, js := natstest.StartWith(t, natstest.Config{Listen: true})
 			stream := commandsStream(t, js)
 			out, _, err := runCLI(t, "", "simulate", "--server", s.ClientURL(), "--clients", "30", "--days", "2",
-				"--seed", "5", "--format", tt.format, "--in-flight", "8", "--json")
+				"--seed", "5", "--format", tt.format, "--in-flight", "8", "--json", "--no-wait")
 			if err != nil {
 				t.Fatalf("simulate: %v", err)
 			}
