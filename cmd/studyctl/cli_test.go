@@ -187,7 +187,7 @@ func TestBadEnvironmentIsFatalAndNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep struct{Clients, Days int}
+	var rep struct{ Clients, Days int }
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Clients != 3 || rep.Days != 1 {
 		t.Errorf("STUDYCTL_CLIENTS=3 STUDYCTL_DAYS=1: report %+v (%v), want 3 clients over 1 day", rep, err)
 	}

@@ -8,9 +8,9 @@ import (
 func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		bi         *debug.BuildInfo
-		ok         bool
+		name string
+		bi   *debug.BuildInfo
+		ok   bool
 		want string
 	}{
 		{name: "no build info", ok: false, want: "(devel)"},
