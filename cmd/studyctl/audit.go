@@ -8,7 +8,8 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 )
@@ -28,7 +29,7 @@ type selectionFlags struct {
 // register declares the selection flags on cmd; filters says whether the client and
 // study filters apply (health takes its study as an argument instead).
 func (s *selectionFlags) register(cmd *fisk.CmdClause, filters bool) {
-	cmd.Flag("stream", "the events stream to read (a copy or a restored backup may have another name)").Default(natsadapter.EventsStream).PlaceHolder("NAME").StringVar(&s.stream)
+	cmd.Flag("stream", "the events stream to read (a copy or a restored backup may have another name)").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&s.stream)
 	if filters {
 		cmd.Flag("client", "only this client's commits (subject studyd.evt.<client>)").PlaceHolder("CLIENT").StringVar(&s.client)
 		cmd.Flag("study", "only commits with an event about this study, <object>/<key> (e.g. preference_study/my-slug)").PlaceHolder("STUDY").StringVar(&s.study)
@@ -45,8 +46,8 @@ func (s *selectionFlags) register(cmd *fisk.CmdClause, filters bool) {
 
 // options turns the flags into a replay and a selection. subjects are the stream
 // subjects to read when no client is given (nil: all).
-func (s *selectionFlags) options(subjects []string, rejections bool) (natsadapter.ReplayOptions, audit.Selection, error) {
-	o := natsadapter.ReplayOptions{Stream: s.stream, From: s.from, To: s.to, Subjects: subjects}
+func (s *selectionFlags) options(subjects []string, rejections bool) (eventlog.ReplayOptions, audit.Selection, error) {
+	o := eventlog.ReplayOptions{Stream: s.stream, From: s.from, To: s.to, Subjects: subjects}
 	var sel audit.Selection
 	var err error
 	if s.client != "" {
@@ -54,9 +55,9 @@ func (s *selectionFlags) options(subjects []string, rejections bool) (natsadapte
 		if err := c.Validate(); err != nil {
 			return o, sel, err
 		}
-		o.Subjects = []string{natsadapter.EventSubject(c)}
+		o.Subjects = []string{eventlog.EventSubject(c)}
 		if rejections {
-			o.Subjects = []string{natsadapter.RejectionSubject(c)}
+			o.Subjects = []string{eventlog.RejectionSubject(c)}
 		}
 	}
 	if s.study != "" {
@@ -115,9 +116,9 @@ func (c *cli) auditCmd(app *fisk.Application) (string, func(context.Context) err
 		if err != nil {
 			return err
 		}
-		subjects := []string{natsadapter.EventSubjects}
+		subjects := []string{eventlog.EventSubjects}
 		if rejections {
-			subjects = []string{natsadapter.RejectionSubjects}
+			subjects = []string{eventlog.RejectionSubjects}
 		}
 		o, sel, err := sf.options(subjects, rejections)
 		if err != nil {
@@ -186,14 +187,14 @@ func (c *cli) auditCmd(app *fisk.Application) (string, func(context.Context) err
 
 // replayWithProgress replays o with a progress bar (by sequence, with rate and ETA) on
 // stderr when stderr is a terminal, and records the first and last sequence seen.
-func (c *cli) replayWithProgress(ctx context.Context, js natsadapter.JetStream, o natsadapter.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
-	lo, hi, ok, err := natsadapter.ReplayBounds(ctx, js, o)
+func (c *cli) replayWithProgress(ctx context.Context, js client.JetStream, o eventlog.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
+	lo, hi, ok, err := eventlog.ReplayBounds(ctx, js, o)
 	if err != nil || !ok {
 		return err
 	}
 	bar := progress(c.stderr, int64(hi-lo+1), desc, "msg")
 	defer func() { _ = bar.Finish() }()
-	return natsadapter.Replay(ctx, js, o, func(en audit.Entry) error {
+	return eventlog.Replay(ctx, js, o, func(en audit.Entry) error {
 		if *first == 0 {
 			*first = en.Seq
 		}

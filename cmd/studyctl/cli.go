@@ -12,7 +12,7 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
 
@@ -152,8 +152,8 @@ func (c *cli) completionCmd(app *fisk.Application) func(*fisk.Application) (stri
 
 // connConfig is the connection the flags, the environment and the nats context ask
 // for: a flag (or its NATS_* variable) wins over the context's setting.
-func (c *cli) connConfig(name string) (natsadapter.ConnConfig, error) {
-	cfg := natsadapter.ConnConfig{Name: "studyctl " + name}
+func (c *cli) connConfig(name string) (client.ConnConfig, error) {
+	cfg := client.ConnConfig{Name: "studyctl " + name}
 	nctx, err := c.loadContext()
 	if err != nil {
 		return cfg, err
@@ -249,21 +249,21 @@ func (c *cli) expandHome(p string) string {
 }
 
 // connect dials NATS for the command name.
-func (c *cli) connect(name string) (*natsadapter.Conn, error) {
+func (c *cli) connect(name string) (*client.Conn, error) {
 	cfg, err := c.connConfig(name)
 	if err != nil {
 		return nil, err
 	}
-	return natsadapter.Connect(cfg)
+	return client.Connect(cfg)
 }
 
 // jsConnect dials NATS and returns the JetStream handle with a closer.
-func (c *cli) jsConnect(name string) (natsadapter.JetStream, func(), error) {
+func (c *cli) jsConnect(name string) (client.JetStream, func(), error) {
 	nc, err := c.connect(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err

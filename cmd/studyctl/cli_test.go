@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
 
 // runEnv runs studyctl with args and an environment of env only.
@@ -111,7 +111,7 @@ func startTokenServer(t *testing.T, token string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := natsadapter.EnsureEventsStream(context.Background(), js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	return s.ClientURL()

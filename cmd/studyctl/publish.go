@@ -14,7 +14,7 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 )
@@ -31,9 +31,9 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 	var async bool
 	cmd.Flag("async", "publish to JetStream (studyd.cmd.<client>) and wait for the outcome, instead of a studyd.submit request").UnNegatableBoolVar(&async)
 	var cmdv domain.Command
-	var typ, client, at, study, reason, runner string
+	var typ, clientID, at, study, reason, runner string
 	cmd.Flag("type", "command type: "+joinTypes()).PlaceHolder("TYPE").HintOptions(typeNames()...).StringVar(&typ)
-	cmd.Flag("client", "the command's client id").PlaceHolder("CLIENT").StringVar(&client)
+	cmd.Flag("client", "the command's client id").PlaceHolder("CLIENT").StringVar(&clientID)
 	cmd.Flag("id", "command id (default: a random one)").PlaceHolder("ID").StringVar(&cmdv.CommandID)
 	cmd.Flag("at", "when the client observed it, RFC 3339 (default: now)").PlaceHolder("TIME").StringVar(&at)
 	cmd.Flag("study", "study_removed, unenroll: <object>/<key>, e.g. addon_study/42 or preference_study/my-slug").PlaceHolder("STUDY").StringVar(&study)
@@ -45,7 +45,7 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 	cmd.Flag("runner-status", "recipe_run: the runner status (recipes need a JSON file)").PlaceHolder("STATUS").StringVar(&runner)
 	return cmd.FullCommand(), func(ctx context.Context) error {
 		cmd := cmdv
-		flagged := typ != "" || client != "" || at != "" || study != "" || reason != "" || cmd.AddonID != "" ||
+		flagged := typ != "" || clientID != "" || at != "" || study != "" || reason != "" || cmd.AddonID != "" ||
 			cmd.Preference != "" || cmd.Sideload || cmd.StudiesEnabled || runner != ""
 		switch {
 		case file != "" && flagged:
@@ -62,7 +62,7 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 		case typ == "":
 			return errors.New("give --type and its flags, or a JSON command file (- for stdin)")
 		default:
-			cmd.Type, cmd.ClientID, cmd.Reason = domain.CommandType(typ), domain.ClientID(client), domain.Reason(reason)
+			cmd.Type, cmd.ClientID, cmd.Reason = domain.CommandType(typ), domain.ClientID(clientID), domain.Reason(reason)
 			cmd.RunnerStatus = domain.UptakeStatus(runner)
 			if at != "" {
 				t, err := time.Parse(time.RFC3339Nano, at)
@@ -97,11 +97,11 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 		defer nc.Close()
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		var out natsadapter.Outcome
+		var out client.Outcome
 		if async {
-			out, err = natsadapter.PublishAndWait(ctx, nc, cmd)
+			out, err = client.PublishAndWait(ctx, nc, cmd)
 		} else {
-			out, err = natsadapter.Submit(ctx, nc, cmd)
+			out, err = client.Submit(ctx, nc, cmd)
 		}
 		if err != nil {
 			return fmt.Errorf("publish %s: %w", cmd.CommandID, err)
@@ -114,7 +114,7 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 		if err != nil {
 			return err
 		}
-		if out.Status == natsadapter.OutcomeRejected {
+		if out.Status == client.OutcomeRejected {
 			return fmt.Errorf("%w: %s: %s", errRejected, out.Code, out.Error)
 		}
 		return nil
@@ -143,7 +143,7 @@ func (c *cli) readCommand(name string) (domain.Command, error) {
 	if len(b) > domain.MaxCommandPayload {
 		return domain.Command{}, fmt.Errorf("%s is larger than %d bytes", name, domain.MaxCommandPayload)
 	}
-	cmd, err := natsadapter.DecodeCommand(natsadapter.ContentTypeJSON, b)
+	cmd, err := client.DecodeCommand(client.ContentTypeJSON, b)
 	if err != nil {
 		return domain.Command{}, fmt.Errorf("%s: %w", name, err)
 	}
@@ -151,7 +151,7 @@ func (c *cli) readCommand(name string) (domain.Command, error) {
 }
 
 // printOutcome prints an outcome for people.
-func printOutcome(w io.Writer, o natsadapter.Outcome) error {
+func printOutcome(w io.Writer, o client.Outcome) error {
 	pairs := [][2]string{{"command", o.CommandID}, {"client", string(o.ClientID)}, {"status", o.Status}}
 	if o.Seq != 0 {
 		pairs = append(pairs, [2]string{"seq", strconv.FormatUint(o.Seq, 10)})

@@ -10,7 +10,8 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/simulate"
 )
@@ -60,13 +61,13 @@ func (c *cli) simulateCmd(app *fisk.Application) (string, func(context.Context) 
 			return err
 		}
 		rep := simulateReport{Clients: cfg.Clients, Days: cfg.Days, Seed: cfg.Seed, Format: format}
-		var stats natsadapter.PublishStats
+		var stats client.PublishStats
 		desc := "publishing"
 		if dryRun {
 			desc = "generating"
 		}
 		bar := progress(c.stderr, int64(fleet.Count()), desc, "cmd")
-		var js natsadapter.JetStream
+		var js client.JetStream
 		if dryRun {
 			stats.PerType = map[domain.CommandType]int{}
 			start := time.Now()
@@ -83,10 +84,10 @@ func (c *cli) simulateCmd(app *fisk.Application) (string, func(context.Context) 
 				return cerr
 			}
 			defer nc.Close()
-			if js, cerr = natsadapter.JetStreamOf(nc); cerr != nil {
+			if js, cerr = client.JetStreamOf(nc); cerr != nil {
 				return cerr
 			}
-			stats, err = natsadapter.PublishCommands(ctx, nc, fleet.Next, natsadapter.PublishOptions{
+			stats, err = client.PublishCommands(ctx, nc, fleet.Next, client.PublishOptions{
 				JSON: format == "json", InFlight: inFlight, Rate: rate,
 				Acked: func(domain.Command) { _ = bar.Add(1) },
 			})
@@ -122,10 +123,10 @@ const waitStall = time.Minute
 
 // waitDone waits until studyd has decided every waiting command and the views show
 // them, with a progress bar of the commands decided on a terminal.
-func (c *cli) waitDone(ctx context.Context, js natsadapter.JetStream, sent int) (*waitReport, error) {
+func (c *cli) waitDone(ctx context.Context, js client.JetStream, sent int) (*waitReport, error) {
 	start := time.Now()
 	bar := progress(c.stderr, int64(sent), "deciding", "cmd")
-	b, err := natsadapter.WaitDone(ctx, js, waitStall, func(b natsadapter.Backlog) {
+	b, err := client.WaitDone(ctx, js, eventlog.EventsStream, waitStall, func(b client.Backlog) {
 		if b.Commands <= uint64(sent) {
 			_ = bar.Set64(int64(uint64(sent) - b.Commands))
 		}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -21,17 +22,17 @@ import (
 // a log sequence.
 func (c *cli) asofCmd(app *fisk.Application) (string, func(context.Context) error) {
 	cmd := app.Command("asof", "a client's state as it was at a time (the client's own, or the log's) or a log sequence")
-	var client, stream, at, stored string
+	var clientID, stream, at, stored string
 	var seq uint64
 	var sa studyArg
-	clientArg(cmd, &client)
+	clientArg(cmd, &clientID)
 	sa.declare(cmd, false)
-	cmd.Flag("stream", "the events stream").Default(natsadapter.EventsStream).PlaceHolder("NAME").StringVar(&stream)
+	cmd.Flag("stream", "the events stream").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&stream)
 	cmd.Flag("at", "the state after the client's last command whose own time (its at) is at or before TIME (RFC 3339 or YYYY-MM-DD)").PlaceHolder("TIME").StringVar(&at)
 	cmd.Flag("stored", "the state after the last commit the log stored at or before TIME").PlaceHolder("TIME").StringVar(&stored)
 	cmd.Flag("seq", "the state after the client's last commit at or before this log sequence").PlaceHolder("SEQ").Uint64Var(&seq)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		id, err := parseClient(client)
+		id, err := parseClient(clientID)
 		if err != nil {
 			return err
 		}
@@ -66,7 +67,7 @@ func (c *cli) asofCmd(app *fisk.Application) (string, func(context.Context) erro
 		if at != "" {
 			rec, storedAt, err = c.clientAt(ctx, js, stream, id, atT)
 		} else {
-			rec, storedAt, err = natsadapter.ClientAsOf(ctx, js, stream, id, seq, storedT)
+			rec, storedAt, err = eventlog.ClientAsOf(ctx, js, stream, id, seq, storedT)
 		}
 		if err != nil {
 			return err
@@ -84,10 +85,10 @@ func (c *cli) asofCmd(app *fisk.Application) (string, func(context.Context) erro
 
 // clientAt is the client's last commit, in log order, whose own time is at or before
 // t, read by replaying the client's commits.
-func (c *cli) clientAt(ctx context.Context, js natsadapter.JetStream, stream string, id domain.ClientID, t time.Time) (eventstore.Record, time.Time, error) {
+func (c *cli) clientAt(ctx context.Context, js client.JetStream, stream string, id domain.ClientID, t time.Time) (eventstore.Record, time.Time, error) {
 	var found audit.Entry
 	var first, last uint64
-	err := c.replayWithProgress(ctx, js, natsadapter.ReplayOptions{Stream: stream, Subjects: []string{natsadapter.EventSubject(id)}}, "reading",
+	err := c.replayWithProgress(ctx, js, eventlog.ReplayOptions{Stream: stream, Subjects: []string{eventlog.EventSubject(id)}}, "reading",
 		func(en audit.Entry) error {
 			if en.Kind() != audit.KindCommit {
 				return nil
@@ -110,8 +111,8 @@ func (c *cli) clientAt(ctx context.Context, js natsadapter.JetStream, stream str
 
 // whyNotFound is asof's error when the client had no commit by then: it says whether
 // the client has none at all, or what its first one is.
-func (c *cli) whyNotFound(ctx context.Context, js natsadapter.JetStream, stream string, id domain.ClientID, at, stored string, seq uint64) error {
-	latest, _, err := natsadapter.ClientAsOf(ctx, js, stream, id, 0, time.Time{})
+func (c *cli) whyNotFound(ctx context.Context, js client.JetStream, stream string, id domain.ClientID, at, stored string, seq uint64) error {
+	latest, _, err := eventlog.ClientAsOf(ctx, js, stream, id, 0, time.Time{})
 	if err != nil {
 		return err
 	}
@@ -146,13 +147,13 @@ func printAsOf(w io.Writer, a audit.AsOf) error {
 // explainCmd prints an enrollment's whole history, transition by transition.
 func (c *cli) explainCmd(app *fisk.Application) (string, func(context.Context) error) {
 	cmd := app.Command("explain", "an enrollment's full history, transition by transition")
-	var client, stream string
+	var clientID, stream string
 	var sa studyArg
-	clientArg(cmd, &client)
+	clientArg(cmd, &clientID)
 	sa.declare(cmd, true)
-	cmd.Flag("stream", "the events stream").Default(natsadapter.EventsStream).PlaceHolder("NAME").StringVar(&stream)
+	cmd.Flag("stream", "the events stream").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&stream)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		id, err := parseClient(client)
+		id, err := parseClient(clientID)
 		if err != nil {
 			return err
 		}
@@ -167,7 +168,7 @@ func (c *cli) explainCmd(app *fisk.Application) (string, func(context.Context) e
 		defer closer()
 		steps := []audit.Step{}
 		var first, last uint64
-		err = c.replayWithProgress(ctx, js, natsadapter.ReplayOptions{Stream: stream, Subjects: []string{natsadapter.EventSubject(id)}}, "reading",
+		err = c.replayWithProgress(ctx, js, eventlog.ReplayOptions{Stream: stream, Subjects: []string{eventlog.EventSubject(id)}}, "reading",
 			func(en audit.Entry) error {
 				if en.Kind() != audit.KindCommit {
 					return nil
@@ -227,7 +228,7 @@ func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlag
 		return fmt.Errorf("--ratios: %w", err)
 	}
 	sf.study = ref.String()
-	o, sel, err := sf.options([]string{natsadapter.EventSubjects}, false)
+	o, sel, err := sf.options([]string{eventlog.EventSubjects}, false)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,8 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/checkpoint"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 )
 
@@ -24,7 +25,7 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 	var views bool
 	c.envFlag(cmd, "pubkey", "ed25519 public key (PEM) that signs the checkpoints; without it signatures are not checked", "STUDYCTL_PUBKEY").PlaceHolder("FILE").StringVar(&pubkey)
 	cmd.Flag("views", "compare the live KV views with the fold of the log (whole-stream replays only)").Default("true").BoolVar(&views)
-	cmd.Flag("checkpoints-of", "the stream name the checkpoints were signed for (verify a copy against the original's)").Default(natsadapter.EventsStream).PlaceHolder("NAME").StringVar(&checkpointsOf)
+	cmd.Flag("checkpoints-of", "the stream name the checkpoints were signed for (verify a copy against the original's)").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&checkpointsOf)
 	return cmd.FullCommand(), func(ctx context.Context) error {
 		o, sel, err := sf.options(nil, false)
 		if err != nil {
@@ -33,7 +34,7 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 		if sel.Study.Object != "" || !sel.Since.IsZero() || !sel.Until.IsZero() {
 			return fmt.Errorf("--study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 		}
-		cfg := natsadapter.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf}
+		cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf}
 		if pubkey != "" {
 			b, err := os.ReadFile(pubkey)
 			if err != nil {
@@ -44,13 +45,13 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 			}
 		}
 		whole := sf.client == "" && sf.from <= 1 && sf.to == 0 && sf.since == "" && sf.until == ""
-		cfg.Views = views && whole && sf.stream == natsadapter.EventsStream
+		cfg.Views = views && whole && sf.stream == eventlog.EventsStream
 		js, closer, err := c.jsConnect("verify")
 		if err != nil {
 			return err
 		}
 		defer closer()
-		lo, hi, ok, err := natsadapter.ReplayBounds(ctx, js, o)
+		lo, hi, ok, err := eventlog.ReplayBounds(ctx, js, o)
 		if err != nil {
 			return err
 		}
@@ -60,7 +61,7 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 			defer func() { _ = bar.Finish() }()
 		}
 		start := time.Now()
-		r, err := natsadapter.VerifyLog(ctx, js, cfg)
+		r, err := checkpoint.VerifyLog(ctx, js, cfg)
 		if err != nil {
 			return err
 		}
@@ -149,7 +150,7 @@ func (c *cli) checkpoint(ctx context.Context, keyFile string) error {
 		return err
 	}
 	defer closer()
-	cp, err := natsadapter.WriteCheckpoint(ctx, js, key)
+	cp, err := checkpoint.Write(ctx, js, key)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
@@ -78,11 +78,11 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 		defer closer()
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		seq, err := natsadapter.WaitViews(ctx, js, minSeq)
+		seq, err := client.WaitViews(ctx, js, minSeq)
 		if err != nil {
 			return err
 		}
-		views, err := natsadapter.ListStudyViews(ctx, js)
+		views, err := client.ListStudyViews(ctx, js)
 		if err != nil {
 			return err
 		}
@@ -128,14 +128,14 @@ func (c *cli) studyCmd(app *fisk.Application) (string, func(context.Context) err
 		if err != nil {
 			return err
 		}
-		return query(ctx, c, "study "+ref.String(), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.StudyResponse, error) {
-			return natsadapter.QueryStudy(ctx, nc, natsadapter.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: minSeq})
+		return query(ctx, c, "study "+ref.String(), func(ctx context.Context, nc *client.Conn) (client.StudyResponse, error) {
+			return client.QueryStudy(ctx, nc, client.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: minSeq})
 		}, printStudy)
 	}
 }
 
 // query connects, asks one query endpoint and prints the answer as a table or JSON.
-func query[R any](ctx context.Context, c *cli, what string, ask func(context.Context, *natsadapter.Conn) (R, error), print func(io.Writer, R) error) error {
+func query[R any](ctx context.Context, c *cli, what string, ask func(context.Context, *client.Conn) (R, error), print func(io.Writer, R) error) error {
 	nc, err := c.connect(strings.Fields(what)[0])
 	if err != nil {
 		return err
@@ -153,7 +153,7 @@ func query[R any](ctx context.Context, c *cli, what string, ask func(context.Con
 	return print(c.stdout, resp)
 }
 
-func printStudy(w io.Writer, r natsadapter.StudyResponse) error {
+func printStudy(w io.Writer, r client.StudyResponse) error {
 	v := r.View
 	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d: enrolled %d, active %d\n\n", v.Object, v.Key, orDash(v.Slug), r.Seq, v.Enrolled, v.Active)
 	t := newTable("branch", "enrolled", "active")
@@ -198,13 +198,13 @@ func (c *cli) uptakeCmd(app *fisk.Application) (string, func(context.Context) er
 	cmd.Flag("bucket", "with --period hour|day: only this bucket, e.g. 2018071412 or 20180714 (* wildcards allowed)").PlaceHolder("BUCKET").StringVar(&bucket)
 	minSeqFlag(cmd, &minSeq)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		return query(ctx, c, "uptake", func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.UptakeResponse, error) {
-			return natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: source, Period: period, Bucket: bucket, MinSeq: minSeq})
+		return query(ctx, c, "uptake", func(ctx context.Context, nc *client.Conn) (client.UptakeResponse, error) {
+			return client.QueryUptake(ctx, nc, client.UptakeRequest{Source: source, Period: period, Bucket: bucket, MinSeq: minSeq})
 		}, printUptake)
 	}
 }
 
-func printUptake(w io.Writer, r natsadapter.UptakeResponse) error {
+func printUptake(w io.Writer, r client.UptakeResponse) error {
 	fmt.Fprintf(w, "uptake as of seq %d\n\n", r.Seq)
 	t := newTable("source", "bucket", "status", "label", "health", "count")
 	for _, u := range r.Rows {
@@ -235,22 +235,22 @@ func printUptake(w io.Writer, r natsadapter.UptakeResponse) error {
 // clientCmd prints one client's enrollments.
 func (c *cli) clientCmd(app *fisk.Application) (string, func(context.Context) error) {
 	cmd := app.Command("client", "one client's enrollments, from its latest commit")
-	var client string
-	clientArg(cmd, &client)
+	var clientID string
+	clientArg(cmd, &clientID)
 	var minSeq uint64
 	minSeqFlag(cmd, &minSeq)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		id, err := parseClient(client)
+		id, err := parseClient(clientID)
 		if err != nil {
 			return err
 		}
-		return query(ctx, c, "client "+string(id), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.ClientResponse, error) {
-			return natsadapter.QueryClient(ctx, nc, natsadapter.ClientRequest{Client: id, MinSeq: minSeq})
+		return query(ctx, c, "client "+string(id), func(ctx context.Context, nc *client.Conn) (client.ClientResponse, error) {
+			return client.QueryClient(ctx, nc, client.ClientRequest{Client: id, MinSeq: minSeq})
 		}, printClient)
 	}
 }
 
-func printClient(w io.Writer, r natsadapter.ClientResponse) error {
+func printClient(w io.Writer, r client.ClientResponse) error {
 	v := r.View
 	fmt.Fprintf(w, "client %s as of seq %d\n", v.Client, r.Seq)
 	if err := writeFields(w,

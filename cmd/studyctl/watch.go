@@ -9,7 +9,7 @@ import (
 
 	"github.com/choria-io/fisk"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // watchCmd follows a view bucket live: the current values, then every change.
@@ -22,7 +22,7 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 	cmd.Arg("pattern", "a key pattern, e.g. 'preference_study.>' or 'runner.>'").Default(">").StringVar(&pattern)
 	cmd.Flag("updates-only", "skip the current values; print changes only").UnNegatableBoolVar(&updatesOnly)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		bucket, err := natsadapter.ViewBucket(view)
+		bucket, err := client.ViewBucket(view)
 		if err != nil {
 			return err
 		}
@@ -32,7 +32,7 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 		}
 		defer nc.Close()
 		enc := json.NewEncoder(c.stdout)
-		return natsadapter.WatchView(ctx, nc, bucket, pattern, updatesOnly, func(u natsadapter.WatchUpdate) error {
+		return client.WatchView(ctx, nc, bucket, pattern, updatesOnly, func(u client.WatchUpdate) error {
 			if c.json {
 				if err := enc.Encode(u); err != nil {
 					return fmt.Errorf("write json: %w", err)
@@ -49,14 +49,14 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 // keyWidth is the key column's width in watch lines: wide enough for most keys of
 // the bucket, so that the columns after it line up.
 func keyWidth(bucket string) int {
-	if bucket == natsadapter.UptakeBucket {
+	if bucket == client.UptakeBucket {
 		return 48
 	}
 	return 40
 }
 
 // summarize is the one-line human form of a view value.
-func summarize(bucket string, u natsadapter.WatchUpdate) string {
+func summarize(bucket string, u client.WatchUpdate) string {
 	if u.Op != "put" {
 		return ""
 	}
@@ -70,7 +70,7 @@ func summarize(bucket string, u natsadapter.WatchUpdate) string {
 	if err := json.Unmarshal(u.Value, &v); err != nil {
 		return string(u.Value)
 	}
-	if bucket == natsadapter.UptakeBucket {
+	if bucket == client.UptakeBucket {
 		return fmt.Sprintf("count=%d health=%s seq=%d", v.Count, v.Health, v.Seq)
 	}
 	return fmt.Sprintf("enrolled=%d active=%d seq=%d", v.Enrolled, v.Active, v.Seq)
