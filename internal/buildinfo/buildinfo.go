@@ -33,14 +33,24 @@ func Read() Info {
 // Version is Read().Version.
 func Version() string { return Read().Version }
 
-// SemVer is the version in the x.y.z form micro services require: the module
-// version without its leading "v", or "0.0.0-dev" for a development build.
-func SemVer() string {
-	v := Read().Version
+// SemVer is the version in the semantic-version form NATS micro services require:
+// the module version without its leading "v", else "0.0.0-dev" with the revision as
+// build metadata ("0.0.0-dev+0123456789ab.dirty").
+func SemVer() string { return Read().semVer() }
+
+func (in Info) semVer() string {
+	v := in.Version
 	if len(v) > 1 && v[0] == 'v' && v[1] >= '0' && v[1] <= '9' {
 		return v[1:]
 	}
-	return "0.0.0-dev"
+	sv := "0.0.0-dev"
+	if in.Revision != "" {
+		sv += "+" + in.Revision[:min(12, len(in.Revision))]
+		if in.Modified {
+			sv += ".dirty"
+		}
+	}
+	return sv
 }
 
 func parse(bi *debug.BuildInfo, ok bool) Info {
