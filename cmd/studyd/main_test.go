@@ -64,12 +64,20 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	// The views catch up with the commit, and /metrics says so.
 	deadline = time.Now().Add(20 * time.Second)
 	want := fmt.Sprintf("studyd_projection_seq %d\n", out.Seq)
-	for metrics := ""; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
+	var metrics string
+	for ; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_project"))
 		}
 		time.Sleep(50 * time.Millisecond)
 		metrics = get(t, "http://"+httpAddr+"/metrics")
+	}
+	// Operators' figures: the build, the backlog per partition, the views' lag.
+	for _, w := range []string{`studyd_build_info{go_version="`, `studyd_command_backlog{partition="0"} 0`,
+		`studyd_command_backlog{partition="1"} 0`, "studyd_projection_lag_seqs 0", "studyd_projection_lag_seconds 0"} {
+		if !strings.Contains(metrics, w) {
+			t.Errorf("/metrics lacks %s:\n%s", w, grep(metrics, "studyd_"))
+		}
 	}
 	cancel()
 	select {

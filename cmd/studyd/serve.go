@@ -22,6 +22,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/embedded"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
@@ -53,6 +54,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := intake.NewMetrics(reg)
+	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 
 	submit, err := intake.StartSubmitService(nc, js, store)
 	if err != nil {
@@ -160,6 +162,16 @@ func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// buildInfoGauge is studyd_build_info: 1, labelled with the build's version.
+func buildInfoGauge() prometheus.Collector {
+	bi := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "studyd_build_info", Help: "1, labelled with the running build: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	return g
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
