@@ -65,7 +65,7 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	deadline = time.Now().Add(20 * time.Second)
 	want := fmt.Sprintf("studyd_projection_seq %d\n", out.Seq)
 	var metrics string
-	for ; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
+	for !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n") {
 		if time.Now().After(deadline) {
 			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_project"))
 		}
