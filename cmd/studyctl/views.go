@@ -96,9 +96,14 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 			}{seq, views})
 		}
 		t := newTable("study", "slug", "enrolled", "active", "unenrolled", "enroll failed", "seq")
+		var enrolled, unenrolled, failed uint64
+		var active int64
 		for _, v := range views {
 			t.AppendRow(row(string(v.Object)+"/"+v.Key, v.Slug, v.Enrolled, v.Active, sum(v.Unenrolled), sum(v.EnrollFailed), v.Seq))
+			enrolled, active, unenrolled, failed = enrolled+v.Enrolled, active+v.Active, unenrolled+sum(v.Unenrolled), failed+sum(v.EnrollFailed)
 		}
+		// The totals, to hold against what simulate expected.
+		t.AppendFooter(row("total", "", enrolled, active, unenrolled, failed, ""))
 		fmt.Fprintf(c.stdout, "studies as of seq %d\n\n", seq)
 		if len(views) == 0 {
 			fmt.Fprintln(c.stderr, "no studies yet: has studyd applied any enrolling recipe run? (studyctl simulate makes some)")
