@@ -220,17 +220,11 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 	case err == nil:
 		return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: client.OutcomeApplied,
 			Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
-	case isRejection(err):
+	case domain.IsRejection(err):
 		return in.reject(ctx, msg, seq, cmd, domain.ClassifyRejection(err), err)
 	default:
 		return client.Outcome{}, err
 	}
-}
-
-// isRejection tells a refused command from a failure to apply it.
-func isRejection(err error) bool {
-	return errors.Is(err, domain.ErrInvalid) || errors.Is(err, domain.ErrUnknownCommandType) ||
-		errors.Is(err, domain.ErrIllegalTransition) || errors.Is(err, domain.ErrStaleRun)
 }
 
 // reject records a refused command in the log and returns its outcome. If the record
