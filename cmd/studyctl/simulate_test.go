@@ -154,7 +154,7 @@ func startStudyd(t *testing.T, partitions int) string {
 		t.Fatal(err)
 	}
 	store := eventlog.NewStore(js)
-	in := intake.New(nc, js, store, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions})
+	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions})
 	p, err := views.NewProjector(js, views.ProjectorOptions{FlushInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -78,14 +79,14 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 		defer closer()
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		seq, err := client.WaitViews(ctx, js, minSeq)
-		if err != nil {
+		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
 			return err
 		}
-		views, err := client.ListStudyViews(ctx, js)
-		if err != nil {
+		v, err := client.ReadViews(ctx, js, client.StudyViews)
+		if err != nil && !errors.Is(err, client.ErrNoViews) {
 			return err
 		}
+		seq, views := v.Checkpoint, v.Studies
 		if views == nil {
 			views = []projections.StudyView{}
 		}

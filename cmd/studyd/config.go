@@ -12,6 +12,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/internal/buildinfo"
+	"github.com/studyd/studyd/domain"
 )
 
 // config is studyd's effective configuration.
@@ -31,6 +32,10 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
+	// (domain.AtRange).
+	AtNotBefore time.Time
+	AtMaxAhead  time.Duration
 }
 
 // defaults, documented in the README.
@@ -46,7 +51,14 @@ func defaultConfig() config {
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
+		AtNotBefore:     domain.DefaultAtRange.NotBefore,
+		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
+}
+
+// atRange is the accepted range of a command's at.
+func (c config) atRange() domain.AtRange {
+	return domain.AtRange{NotBefore: c.AtNotBefore, MaxAhead: c.AtMaxAhead}
 }
 
 // embedded reports whether studyd runs its own nats-server.
@@ -72,6 +84,12 @@ func (c config) Validate() error {
 	}
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
+	}
+	if c.AtMaxAhead <= 0 {
+		errs = append(errs, fmt.Errorf("--at-max-ahead %s: want more than 0 (a client's clock runs ahead of the server's)", c.AtMaxAhead))
+	}
+	if c.AtNotBefore.IsZero() || c.AtNotBefore.After(domain.LatestRepresentable) {
+		errs = append(errs, fmt.Errorf("--at-not-before %s: want a date, e.g. %s", c.AtNotBefore, domain.NormandyEpoch.Format(time.DateOnly)))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -151,6 +169,8 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
+	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
+	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -166,6 +186,10 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	}
 	if len(envErrs) > 0 {
 		return config{}, errors.Join(envErrs...)
+	}
+	var err error
+	if cfg.AtNotBefore, err = parseDateOrTime(*notBefore); err != nil {
+		return config{}, fmt.Errorf("--at-not-before: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
@@ -196,6 +220,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("log_format", c.LogFormat),
 		slog.String("checkpoint_key", c.CheckpointKey),
 		slog.String("checkpoint_every", c.CheckpointEvery.String()),
+		slog.String("at_not_before", c.AtNotBefore.Format(time.RFC3339)),
+		slog.String("at_max_ahead", c.AtMaxAhead.String()),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")
@@ -210,4 +236,16 @@ func (c config) LogValue() slog.Value {
 		}
 	}
 	return slog.GroupValue(attrs...)
+}
+
+// parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
+func parseDateOrTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
+	}
+	return t.UTC(), nil
 }

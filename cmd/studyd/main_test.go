@@ -135,6 +135,8 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "bad env beside a good flag", args: []string{"--partitions", "4"}, env: map[string]string{"STUDYD_CACHE": "lots"}, mention: "STUDYD_CACHE"},
 		{name: "bad flag", args: []string{"--partitions", "abc"}, mention: "-partitions"},
 		{name: "stray argument", args: []string{"serve"}, mention: "unexpected"},
+		{name: "at range not a date", args: []string{"--at-not-before", "yesterday"}, mention: "--at-not-before"},
+		{name: "at range ahead zero", args: []string{"--at-max-ahead", "0s"}, mention: "--at-max-ahead"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,5 +205,17 @@ func TestConfigLoggedReadably(t *testing.T) {
 				t.Errorf("%s log %s contains %q", format, got, bad)
 			}
 		}
+	}
+	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != 24*time.Hour {
+		t.Errorf("default at range = %+v, want 2016-01-01 and 24h", r)
+	}
+	cfg, err = parseConfig([]string{"--at-not-before", "2018-01-01", "--at-max-ahead", "1h"}, func(k string) string {
+		return map[string]string{"STUDYD_AT_MAX_AHEAD": "5h"}[k]
+	}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2018, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != time.Hour {
+		t.Errorf("at range = %+v, want 2018-01-01 and 1h", r)
 	}
 }

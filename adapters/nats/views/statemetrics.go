@@ -109,10 +109,11 @@ func (c *stateCollector) collectLag(ctx context.Context, ch chan<- prometheus.Me
 }
 
 func (c *stateCollector) collectStudies(ctx context.Context, ch chan<- prometheus.Metric) error {
-	views, err := client.ListStudyViews(ctx, c.js)
+	v, err := client.ReadViews(ctx, c.js, client.StudyViews)
 	if err != nil {
 		return err
 	}
+	views := v.Studies
 	type series struct{ study, branch, state string }
 	counts := map[series]float64{}
 	failures := map[string]float64{}
