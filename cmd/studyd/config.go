@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
-	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // config is studyd's effective configuration.
