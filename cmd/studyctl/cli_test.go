@@ -54,6 +54,16 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 	}
 }
 
+// TestHelpListsOnlyWhatWorks: health takes its study as an argument, so its help has
+// no --study (which used to be listed, and failed).
+func TestHelpListsOnlyWhatWorks(t *testing.T) {
+	t.Parallel()
+	out, _, err := runCLI(t, "", "health", "--help")
+	if err != nil || strings.Contains(out, "--study") || !strings.Contains(out, "<study>") {
+		t.Errorf("health --help: %v\n%s\nwant <study> and no --study", err, out)
+	}
+}
+
 func TestUsageErrorsFail(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"bogus"}, {"studies", "--bogus"}, {"study"}, {"client"}, {"explain", "c1"},
