@@ -239,3 +239,29 @@ func TestTablesAreTidy(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsSayEachThingOnce: an error names its subject once, not once per layer
+// ("client nobody: client nobody has no commits").
+func TestErrorsSayEachThingOnce(t *testing.T) {
+	t.Parallel()
+	url, _ := startViews(t)
+	for _, tt := range []struct {
+		args []string
+		word string
+	}{
+		{[]string{"client", "nobody"}, "nobody"},
+		{[]string{"study", "preference_study/nope"}, "preference_study/nope"},
+	} {
+		_, _, err := runCLI(t, "", append(tt.args, "-s", url)...)
+		if err == nil {
+			t.Fatalf("studyctl %v: no error, want one", tt.args)
+		}
+		if n := strings.Count(err.Error(), tt.word); n != 1 {
+			t.Errorf("studyctl %v: error %q names %q %d times, want once", tt.args, err, tt.word, n)
+		}
+	}
+	_, _, err := runCLI(t, `{"type":"opt_out","colour":1}`, "publish", "-", "-s", url)
+	if err == nil || strings.Count(err.Error(), "json:") != 1 || !strings.Contains(err.Error(), "stdin") {
+		t.Errorf("publish - of a misspelt field: error %v, want one naming stdin and json once", err)
+	}
+}

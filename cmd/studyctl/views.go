@@ -151,7 +151,7 @@ func query[R any](ctx context.Context, c *cli, what string, ask func(context.Con
 	defer cancel()
 	resp, err := ask(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err // the service's answer names what it was asked about
 	}
 	if c.json {
 		return c.printJSON(resp)
