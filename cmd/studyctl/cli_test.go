@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
@@ -98,12 +99,14 @@ func TestConnectionFlagsAnywhere(t *testing.T) {
 	}
 }
 
-// startTokenServer runs a JetStream server that demands a token, with an empty
-// STUDYD_EVENTS stream.
-func startTokenServer(t *testing.T, token string) string {
+// startAuthServer runs a JetStream server with the authentication auth sets up, and
+// an empty STUDYD_EVENTS stream created through a connection with opt.
+func startAuthServer(t *testing.T, auth func(*server.Options), opt nats.Option) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Authorization: token, NoLog: true, NoSigs: true, DisableJetStreamBanner: true})
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, DisableJetStreamBanner: true}
+	auth(opts)
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +115,7 @@ func startTokenServer(t *testing.T, token string) string {
 		t.Fatal("server not ready")
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL(), nats.Token(token))
+	nc, err := nats.Connect(s.ClientURL(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,6 +128,48 @@ func startTokenServer(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return s.ClientURL()
+}
+
+// startTokenServer runs a JetStream server that demands a token.
+func startTokenServer(t *testing.T, token string) string {
+	t.Helper()
+	return startAuthServer(t, func(o *server.Options) { o.Authorization = token }, nats.Token(token))
+}
+
+func TestUserPasswordAndNKey(t *testing.T) {
+	t.Parallel()
+	url := startAuthServer(t, func(o *server.Options) { o.Username, o.Password = "svc", "pw" }, nats.UserInfo("svc", "pw"))
+	if _, stderr, err := runEnv(t, nil, "audit", "-s", url, "--user", "svc", "--password", "pw"); err != nil {
+		t.Errorf("audit --user --password: %v (stderr %q)", err, stderr)
+	}
+	if _, stderr, err := runEnv(t, map[string]string{"NATS_USER": "svc", "NATS_PASSWORD": "pw"}, "audit", "-s", url); err != nil {
+		t.Errorf("NATS_USER/NATS_PASSWORD audit: %v (stderr %q)", err, stderr)
+	}
+	if _, _, err := runEnv(t, nil, "audit", "-s", url, "--user", "svc", "--password", "wrong"); err == nil {
+		t.Errorf("audit with a wrong password: no error")
+	}
+
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = startAuthServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, opt)
+	if _, stderr, err := runEnv(t, nil, "audit", "-s", url, "--nkey", seedFile); err != nil {
+		t.Errorf("audit --nkey: %v (stderr %q)", err, stderr)
+	}
+	if _, _, err := runEnv(t, nil, "audit", "-s", url); err == nil {
+		t.Errorf("audit without the nkey: no error")
+	}
 }
 
 func TestTokenAndContext(t *testing.T) {
