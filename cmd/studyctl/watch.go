@@ -32,6 +32,7 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 		}
 		defer nc.Close()
 		enc := json.NewEncoder(c.stdout)
+		width := keyWidth(bucket)
 		return client.WatchView(ctx, nc, bucket, pattern, updatesOnly, func(u client.WatchUpdate) error {
 			if c.json {
 				if err := enc.Encode(u); err != nil {
@@ -39,15 +40,16 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 				}
 				return nil
 			}
-			line := fmt.Sprintf("%s  %-6s  %-*s  rev %-6d  %s", time.Now().UTC().Format("15:04:05.000"), u.Op, keyWidth(bucket), u.Key, u.Revision, summarize(bucket, u))
+			width = max(width, len(u.Key)) // columns stay aligned; a longer key widens them for good
+			line := fmt.Sprintf("%s  %-6s  %-*s  rev %-6d  %s", time.Now().UTC().Format("15:04:05.000"), u.Op, width, u.Key, u.Revision, summarize(bucket, u))
 			_, err := fmt.Fprintln(c.stdout, strings.TrimRight(line, " "))
 			return err
 		})
 	}
 }
 
-// keyWidth is the key column's width in watch lines: wide enough for most keys of
-// the bucket, so that the columns after it line up.
+// keyWidth is the key column's starting width in watch lines: wide enough for most
+// keys of the bucket, so that the columns after it line up.
 func keyWidth(bucket string) int {
 	if bucket == client.UptakeBucket {
 		return 48
