@@ -135,7 +135,7 @@ func FuzzValidate(f *testing.F) {
 				c.Actions = []domain.ActionReport{{Name: actName, Status: domain.UptakeStatus(actStatus)}}
 			}
 			if recipeAction != "" {
-				args := domain.RecipeArguments{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
+				args := domain.StudyArguments{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
 					IsHighPopulation: flag}
 				if addonID != "" {
 					args.AddonVersion = "1.0"
@@ -144,7 +144,7 @@ func FuzzValidate(f *testing.F) {
 					args.Branches = []domain.Branch{{Slug: "control", Ratio: ratio % 1000}, {Slug: "treatment", Ratio: 1}}
 				}
 				c.Recipes = []domain.RecipeReport{{ID: domain.RecipeID(recipeID), Action: recipeAction,
-					Status: domain.UptakeStatus(recipeStatus), Arguments: args}}
+					Status: domain.UptakeStatus(recipeStatus), Arguments: domain.MustRecipeArguments(args)}}
 			}
 		case domain.CommandOptOut:
 			c.StudiesEnabled = flag
