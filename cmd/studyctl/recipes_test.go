@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"testing"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/simulate"
 )
@@ -103,4 +109,70 @@ func toBytes(ss []string) [][]byte {
 		out[i] = []byte(s)
 	}
 	return out
+}
+
+// TestHealthUsesRecordedRatios enrolls a fleet in a 50/25/25 preference study built from
+// the published recipe and asks `health` without --ratios: the split the recipe asked
+// for is the default, so a study split as asked is no sample-ratio mismatch (with equal
+// weights it would be one, by far).
+func TestHealthUsesRecordedRatios(t *testing.T) {
+	t.Parallel()
+	s, _, js := natstest.StartWith(t, natstest.Config{Listen: true})
+	ctx := context.Background()
+	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	h := app.NewHandler(natsadapter.NewStore(js), app.Config{})
+	p, err := simulate.Published("preference-experiment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(p.Arguments), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["branches"] = []any{map[string]any{"slug": "control", "value": true, "ratio": 50},
+		map[string]any{"slug": "treatment-a", "value": false, "ratio": 25},
+		map[string]any{"slug": "treatment-b", "value": false, "ratio": 25}}
+	args := domain.MustRecipeArguments(m)
+	at := time.Date(2018, 6, 1, 0, 0, 0, 0, time.UTC)
+	const clients = 600
+	for i := range clients {
+		client := domain.ClientID(fmt.Sprintf("client-%04d", i))
+		cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: "run-" + string(client), ClientID: client,
+			At: at.Add(time.Duration(i) * time.Second), RunnerStatus: domain.RunnerSuccess,
+			Actions: []domain.ActionReport{{Name: p.Action, Status: domain.ActionSuccess}},
+			Recipes: []domain.RecipeReport{{ID: p.ID, Action: p.Action, Status: domain.RecipeSuccess, Arguments: args}}}
+		if _, err := h.Handle(ctx, cmd, app.Source{}); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
+	out, _, err := runCLI(t, "", "health", "--server", s.ClientURL(), "preference_study", "pref-flip-search-suggestions-1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got audit.StudyHealth
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("health output %s: %v", out, err)
+	}
+	if got.Enrolled != clients || got.RatiosFrom != audit.RatiosRecipe || got.SRM {
+		t.Fatalf("health: %d enrolled, ratios from %q, SRM %t (p %g); want %d, %q, no SRM",
+			got.Enrolled, got.RatiosFrom, got.SRM, got.PValue, clients, audit.RatiosRecipe)
+	}
+	weights := map[string]float64{}
+	for _, b := range got.Branches {
+		weights[b.Branch] = b.Weight
+	}
+	if want := map[string]float64{"control": 50, "treatment-a": 25, "treatment-b": 25}; !maps.Equal(weights, want) {
+		t.Errorf("health weights %v, want %v", weights, want)
+	}
+	// The same log against equal weights is a mismatch: the test above could fail.
+	out, _, err = runCLI(t, "", "health", "--server", s.ClientURL(), "preference_study", "pref-flip-search-suggestions-1",
+		"--ratios", "control=1,treatment-a=1,treatment-b=1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || !got.SRM {
+		t.Errorf("health with equal --ratios: %s (%v); want a sample-ratio mismatch", out, err)
+	}
 }
