@@ -81,13 +81,13 @@ func TestHealth(t *testing.T) {
 		// so it is healthy (equal weights would give chi² = 125, p ≈ 1e-27).
 		{name: "recorded ratios by default", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
 			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
-			wantP: 1, from: audit.RatiosRecipe},
+			wantP:    1, from: audit.RatiosRecipe},
 		{name: "given ratios win over recorded", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
 			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
 			ratios:   "control=1,a=1,b=1", wantP: audit.ChiSquaredSF(125, 2), srm: true, from: audit.RatiosGiven},
 		{name: "a recorded zero-weight branch enrolled into", counts: map[string]uint64{"a": 10, "b": 10, "never": 1},
 			recorded: []domain.BranchRatio{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "never", Ratio: 0}},
-			wantP: 0, srm: true, from: audit.RatiosRecipe},
+			wantP:    0, srm: true, from: audit.RatiosRecipe},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
