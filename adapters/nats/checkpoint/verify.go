@@ -1,0 +1,118 @@
+package checkpoint
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+)
+
+// liveViews reads every live view with the stream sequence it reflects, for
+// audit.ViewCheck.
+func liveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, error) {
+	v, err := client.ReadViews(ctx, js, client.AllViews)
+	if err != nil {
+		return audit.LiveViews{}, err
+	}
+	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies}
+	for _, u := range v.Uptake {
+		k, err := u.Key()
+		if err != nil {
+			return audit.LiveViews{}, fmt.Errorf("read views: uptake %s %s: %w", u.Source, u.Period, err)
+		}
+		live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: u.Count, Seq: u.Seq})
+	}
+	return live, nil
+}
+
+// VerifyConfig configures VerifyLog.
+type VerifyConfig struct {
+	// Replay selects what to verify. A replay of the whole stream checks everything; one
+	// client's subject from the start checks that client's chain and transitions; a
+	// window takes each client's first commit in it on trust.
+	Replay eventlog.ReplayOptions
+	// Stream holds the signed checkpoints (default CheckpointsStream);
+	// CheckpointsOf is the stream name they must be about (default EventsStream), so a
+	// copy of the log under another name is verified against the original's.
+	CheckpointsStream, CheckpointsOf string
+	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
+	PublicKey ed25519.PublicKey
+	// Views compares the live KV views with the fold of the log (whole-stream replays);
+	// if no projector ever wrote views the comparison is skipped (Report.Views nil).
+	Views bool
+	// Progress, if set, is called with each sequence verified.
+	Progress func(seq uint64)
+}
+
+// VerifyLog replays the selected log through audit.Verifier: legal transitions,
+// per-client hash chains, signed checkpoints and (optionally) the live views. The
+// report lists every fault; the error is for the replay itself failing.
+func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (audit.Report, error) {
+	o := cfg.Replay
+	first, _, _, err := eventlog.ReplayBounds(ctx, js, eventlog.ReplayOptions{Stream: o.StreamName()})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	fromStart := o.From <= first && o.Since.IsZero()
+	opts := audit.VerifyOptions{
+		Complete:  fromStart && len(o.Subjects) == 0 && o.Until.IsZero(),
+		Anchored:  fromStart && (len(o.Subjects) == 0 || allClientSubjects(o.Subjects)),
+		PublicKey: cfg.PublicKey,
+	}
+	if opts.Complete {
+		of := cfg.CheckpointsOf
+		if of == "" {
+			of = eventlog.EventsStream
+		}
+		if opts.Checkpoints, err = Read(ctx, js, cfg.CheckpointsStream, of); err != nil {
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		}
+		if o.To != 0 {
+			opts.Checkpoints = slices.DeleteFunc(opts.Checkpoints, func(c audit.Checkpoint) bool { return c.Seq > o.To })
+		}
+	}
+	if cfg.Views {
+		if !opts.Complete {
+			return audit.Report{}, fmt.Errorf("verify: comparing views needs a replay of the whole stream (no client, time or start selection)")
+		}
+		live, err := liveViews(ctx, js)
+		switch {
+		case errors.Is(err, client.ErrNoViews):
+		case err != nil:
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		default:
+			opts.Views = audit.NewViewCheck(live)
+		}
+	}
+	v := audit.NewVerifier(opts)
+	err = eventlog.ReplayDecoded(ctx, js, o, 0, func(d audit.Decoded) error {
+		v.AddDecoded(d)
+		if cfg.Progress != nil {
+			cfg.Progress(d.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	return v.Finish(), nil
+}
+
+// allClientSubjects reports whether every filter is one client's commit subject, whose
+// chain a replay from the start sees whole.
+func allClientSubjects(subjects []string) bool {
+	for _, s := range subjects {
+		if !strings.HasPrefix(s, eventlog.EventPrefix) || strings.ContainsAny(s, "*>") {
+			return false
+		}
+	}
+	return true
+}
