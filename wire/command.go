@@ -58,7 +58,7 @@ func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
 			if err == nil {
 				err = errors.New("invalid JSON")
 			}
-			return domain.Command{}, jsonError(err)
+			return domain.Command{}, fmt.Errorf("%w: json: %s", ErrMalformed, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if err := scanJSON(body); err != nil {
 			return domain.Command{}, fmt.Errorf("%w: json: %w", ErrMalformed, err)
@@ -66,7 +66,8 @@ func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cmd); err != nil {
-			return domain.Command{}, jsonError(err)
+			// encoding/json's messages mostly say "json: " themselves; say it once.
+			return domain.Command{}, fmt.Errorf("%w: json: %s", ErrMalformed, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return domain.Command{}, fmt.Errorf("%w: json: trailing data after the command", ErrMalformed)
@@ -89,12 +90,6 @@ func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
 		return domain.Command{}, fmt.Errorf("%w: %q (use %s or %s)", ErrUnsupportedContent, contentType, ContentTypeJSON, ContentTypeMsgpack)
 	}
 	return cmd, nil
-}
-
-// jsonError is ErrMalformed for an error of encoding/json, whose messages mostly start
-// with "json: " themselves: the prefix is said once.
-func jsonError(err error) error {
-	return fmt.Errorf("%w: json: %s", ErrMalformed, strings.TrimPrefix(err.Error(), "json: "))
 }
 
 // CheckJSON checks a JSON request body (a query, a rebuild request) against the same

@@ -212,7 +212,7 @@ func (c *cli) healthCmd(app *fisk.Application) (string, func(context.Context) er
 	var sf selectionFlags
 	sf.register(cmd, false)
 	var ratios string
-	cmd.Flag("ratios", "expected branch weights, e.g. control=1,treatment=1 (default: equal over the branches seen); the recipe's ratios are not in the log").PlaceHolder("WEIGHTS").StringVar(&ratios)
+	cmd.Flag("ratios", "expected branch weights, e.g. control=1,treatment=1 (default: the ratios the study's recipe gave, recorded with its enrollments; equal over the branches seen if the log has none)").PlaceHolder("WEIGHTS").StringVar(&ratios)
 	return cmd.FullCommand(), func(ctx context.Context) error {
 		ref, err := sa.parse()
 		if err != nil {
@@ -267,7 +267,9 @@ func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlag
 }
 
 func printHealth(w io.Writer, h audit.StudyHealth) error {
-	fmt.Fprintf(w, "study %s (log to seq %d): %d enrolled, %d active\n\n", h.Study, h.Seq, h.Enrolled, h.Active)
+	fmt.Fprintf(w, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
+	fmt.Fprintf(w, "expected split: %s\n\n", map[string]string{audit.RatiosGiven: "the --ratios given",
+		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom])
 	t := newTable("branch", "weight", "enrolled", "expected", "share", "active")
 	for _, b := range h.Branches {
 		t.AppendRow(row(b.Branch, strconv.FormatFloat(b.Weight, 'g', -1, 64), b.Enrolled, fmt.Sprintf("%.1f", b.Expected), fmt.Sprintf("%.2f%%", 100*b.Share), b.Active))

@@ -196,7 +196,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+	if err = cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
@@ -204,6 +204,18 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
+func parseDateOrTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
+	}
+	return t.UTC(), nil
 }
 
 // LogValue is the effective configuration as log attributes: durations as durations,
@@ -238,16 +250,4 @@ func (c config) LogValue() slog.Value {
 		}
 	}
 	return slog.GroupValue(attrs...)
-}
-
-// parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
-func parseDateOrTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
-	}
-	return t.UTC(), nil
 }

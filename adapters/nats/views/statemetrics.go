@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"slices"
 	"time"
@@ -109,11 +110,22 @@ func (c *stateCollector) collectLag(ctx context.Context, ch chan<- prometheus.Me
 }
 
 func (c *stateCollector) collectStudies(ctx context.Context, ch chan<- prometheus.Metric) error {
-	v, err := client.ReadViews(ctx, c.js, client.StudyViews)
+	// A scrape wants the live values, not a snapshot of one checkpoint: read the bucket.
+	var views []projections.StudyView
+	err := client.EachValue(ctx, c.js, client.StudiesBucket, ">", func(_ string, b []byte) error {
+		var sv projections.StudyView
+		if err := json.Unmarshal(b, &sv); err != nil {
+			return err
+		}
+		views = append(views, sv)
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	views := v.Studies
 	type series struct{ study, branch, state string }
 	counts := map[series]float64{}
 	failures := map[string]float64{}
