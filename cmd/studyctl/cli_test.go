@@ -238,6 +238,20 @@ func TestBadEnvironmentIsFatalAndNamed(t *testing.T) {
 			t.Errorf("%s=%s: error %v, want one naming the variable and its value", tt.env, tt.value, err)
 		}
 	}
+	// A bad value of another command's variable is not this command's concern, and
+	// --help always works.
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k"}, "keygen", "--help"); err != nil {
+		t.Errorf("STUDYCTL_CLIENTS=2k studyctl keygen --help: %v, want the help", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k", "NATS_TIMEOUT": "soon"}, "--help"); err != nil {
+		t.Errorf("NATS_TIMEOUT=soon studyctl --help: %v, want the help", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k"}, "completion"); err != nil {
+		t.Errorf("STUDYCTL_CLIENTS=2k studyctl completion: %v, want the script (the variable is simulate's)", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"NATS_TIMEOUT": "soon"}, "completion"); err == nil || !strings.Contains(err.Error(), "NATS_TIMEOUT") {
+		t.Errorf("NATS_TIMEOUT=soon studyctl completion: %v, want an error naming the global variable", err)
+	}
 	out, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "3", "STUDYCTL_DAYS": "1"}, "simulate", "--dry-run", "--json")
 	if err != nil {
 		t.Fatal(err)
