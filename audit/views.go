@@ -64,9 +64,9 @@ func (r ViewResult) Equal() bool { return r.LiveDigest == r.FoldDigest }
 
 // liveKey is one key to compare: its canonical line, and where to take the fold's.
 type liveKey struct {
-	name  string
-	seq   uint64
-	line  []byte // canonical live value
+	name   string
+	seq    uint64
+	line   []byte // canonical live value
 	study  domain.StudyRef
 	tally  projections.UptakeKey
 	bucket projections.StudyBucketKey
