@@ -48,7 +48,7 @@ func runRebuild(ctx context.Context, e *env, args []string) error {
 	if e.json {
 		return e.printJSON(res)
 	}
-	fmt.Fprintf(e.stdout, "rebuilt views at seq %d: %d commits folded, %d uptake keys, %d study keys, %d stale keys deleted, in %s\n",
-		res.Seq, res.Commits, res.UptakeKeys, res.StudyKeys, res.Deleted, res.Took.Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "rebuilt views at seq %d: %d commits folded, %d uptake keys, %d study keys, %d study hour/day keys, %d stale keys deleted, in %s\n",
+		res.Seq, res.Commits, res.UptakeKeys, res.StudyKeys, res.StudyTimeKeys, res.Deleted, res.Took.Round(time.Millisecond))
 	return nil
 }

@@ -62,6 +62,17 @@ func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews
 		if err != nil {
 			return audit.LiveViews{}, err
 		}
+		err = eachLive(ctx, js, client.StudyTimeBucket, func(b []byte) error {
+			var v projections.StudyBucket
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			live.Timeline = append(live.Timeline, v)
+			return nil
+		})
+		if err != nil {
+			return audit.LiveViews{}, err
+		}
 		after, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
 		if err != nil {
 			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)

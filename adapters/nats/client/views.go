@@ -155,3 +155,24 @@ func EachValue(ctx context.Context, js jetstream.JetStream, bucket, pattern stri
 
 // ErrNoViews: no projector has written views (its checkpoint bucket does not exist).
 var ErrNoViews = errors.New("client: no projection views")
+
+// ListStudyBuckets returns the studyd_study_time buckets of period (hour or day), of
+// study ref or, when ref is nil, of every study. A bucket not yet created has none.
+func ListStudyBuckets(ctx context.Context, js jetstream.JetStream, period projections.Period, ref *domain.StudyRef) ([]projections.StudyBucket, error) {
+	var out []projections.StudyBucket
+	err := EachValue(ctx, js, StudyTimeBucket, StudyTimePattern(period, ref), func(key string, b []byte) error {
+		var v projections.StudyBucket
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("study bucket %s: %w", key, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list study buckets: %w", err)
+	}
+	return out, nil
+}
