@@ -158,7 +158,7 @@ func runCheckpoint(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	cp, err := checkpoint.Write(ctx, js, key)
+	cp, err := checkpoint.Write(ctx, js, key, checkpoint.Options{})
 	if err != nil {
 		return err
 	}

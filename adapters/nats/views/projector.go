@@ -29,8 +29,9 @@ const eventsFilter = "studyd.evt.>"
 // measurable cost in end-to-end throughput (docs/BENCHMARKS.md).
 const DefaultFlushInterval = 50 * time.Millisecond
 
-// ProjectorOptions tune a Projector. Zero values take the defaults.
-type ProjectorOptions struct {
+// ProjectorConfig tunes a Projector. The zero value is usable: zero fields take the
+// defaults.
+type ProjectorConfig struct {
 	// FlushInterval bounds how long a folded commit waits before its keys are written
 	// (DefaultFlushInterval): the lag a watcher sees.
 	FlushInterval time.Duration
@@ -56,7 +57,7 @@ type ProjectorOptions struct {
 	Logger *slog.Logger
 }
 
-func (o ProjectorOptions) withDefaults() ProjectorOptions {
+func (o ProjectorConfig) withDefaults() ProjectorConfig {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
@@ -99,7 +100,7 @@ func (o ProjectorOptions) withDefaults() ProjectorOptions {
 // never landed are not counted twice.
 type Projector struct {
 	js   jetstream.JetStream
-	opts ProjectorOptions
+	opts ProjectorConfig
 	log  *slog.Logger
 
 	uptake, studies, proj, lease jetstream.KeyValue
@@ -117,22 +118,26 @@ type Projector struct {
 	openTail func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error)
 }
 
-// NewProjector opens (creating if needed) the projection buckets.
-func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, error) {
-	opts = opts.withDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p := &Projector{js: js, opts: opts, log: opts.Logger.With("component", "projector", "holder", opts.Holder),
+// NewProjector returns a projector on js. It does no I/O: Run opens the buckets.
+func NewProjector(js jetstream.JetStream, cfg ProjectorConfig) *Projector {
+	cfg = cfg.withDefaults()
+	return &Projector{js: js, opts: cfg, log: cfg.Logger.With("component", "projector", "holder", cfg.Holder),
 		rebuild: make(chan rebuildRequest), openTail: tailLog}
+}
+
+// open opens (creating if needed) the projection buckets and reads the checkpoint.
+func (p *Projector) open(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	var err error
-	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, js, opts.Replicas, opts.LeaseTTL)
+	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, p.js, p.opts.Replicas, p.opts.LeaseTTL)
 	if err != nil {
-		return nil, fmt.Errorf("new projector: %w", err)
+		return fmt.Errorf("projector: %w", err)
 	}
 	if cp, _, err := client.LoadViewCheckpoint(ctx, p.proj, client.NearestEntry); err == nil {
 		p.seq.Store(cp.Seq)
 	}
-	return p, nil
+	return nil
 }
 
 // Seq returns the latest sequence this projector knows flushed (its own flushes, or
@@ -142,11 +147,18 @@ func (p *Projector) Seq() uint64 { return p.seq.Load() }
 // Leading reports whether this projector holds the lease now.
 func (p *Projector) Leading() bool { return p.leading.Load() }
 
-// Run competes for the lease and, while holding it, folds the log into the views. It
-// blocks until ctx is done, then flushes what it folded, releases the lease (so a
-// standby takes over at once) and returns nil. It returns an error only for a fault it
-// cannot ride out, such as an undecodable commit (ErrUndecodable).
+// Run opens the buckets, competes for the lease and, while holding it, folds the log
+// into the views. It blocks until ctx is done, then flushes what it folded, releases
+// the lease (so a standby takes over at once) and returns nil. It returns an error only
+// for a fault it cannot ride out: buckets it cannot open, or an undecodable commit
+// (ErrUndecodable). Run may be called again after it returned.
 func (p *Projector) Run(ctx context.Context) error {
+	if err := p.open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for ctx.Err() == nil {
 		rev, err := p.acquire(ctx)
 		if err != nil {
