@@ -33,8 +33,13 @@ type ReplayOptions struct {
 	// Since and Until bound the time the stream stored a message (not the commit's
 	// own At): the consumer starts at Since; Until (exclusive) ends the replay.
 	Since, Until time.Time
-	// Batch is how many messages one pull asks for (default 1024).
+	// Batch is how many messages one pull asks for (default 1024; following, the
+	// client library's default).
 	Batch int
+	// Follow keeps the replay going past the stream's last sequence: it delivers new
+	// messages as they are stored, until ctx ends (To and Until still end it). It is how
+	// the projector tails the log.
+	Follow bool
 }
 
 // StreamName is the stream o reads.
@@ -63,42 +68,62 @@ func ReplayBounds(ctx context.Context, js jetstream.JetStream, o ReplayOptions) 
 	return first, last, info.State.Msgs > 0 && first <= last, nil
 }
 
-// Replay delivers the selected messages of a stream to fn in sequence order, through an
-// ordered consumer (ephemeral, flow-controlled, recreated by the client library on a
-// gap), until the selection ends or fn returns an error (which Replay returns). The
-// entry's Data is fn's to keep.
+// readInactive is how long the server keeps a bounded replay's consumer after the
+// reader stops pulling (it is also deleted when the replay ends).
+const readInactive = 30 * time.Second
+
+// Replay is the one reader of the log: it delivers the selected messages of a stream to
+// fn in sequence order, through an ordered consumer (ephemeral, flow-controlled,
+// recreated by the client library on a gap), until the selection ends, ctx ends (a
+// following replay then returns nil), or fn returns an error (which Replay returns as
+// is). The entry's Data is fn's to keep. The store's reads, the projector's tail, the
+// rebuild's fold, audits and checkpoints all read through it.
 func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn func(audit.Entry) error) error {
 	name := o.StreamName()
 	first, last, ok, err := ReplayBounds(ctx, js, o)
-	if err != nil || !ok {
+	if err != nil || (!ok && !o.Follow) {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, InactiveThreshold: scanInactive}
+	if o.Follow {
+		first, last = max(o.From, 1), o.To // 0: no end
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects}
+	if !o.Follow {
+		cfg.InactiveThreshold = readInactive
+	}
 	switch {
 	case !o.Since.IsZero() && o.From <= 1:
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	default:
+	case first > 1:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, first
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
 	cons, err := js.OrderedConsumer(ctx, name, cfg)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", name, err)
 	}
-	ci := cons.CachedInfo()
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = js.DeleteConsumer(dctx, name, ci.Name) // best effort: it also expires on its own
-	}()
-	if ci.NumPending == 0 {
-		return nil
+	var pull []jetstream.PullMessagesOpt
+	if !o.Follow {
+		ci := cons.CachedInfo()
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = js.DeleteConsumer(dctx, name, ci.Name) // best effort: it also expires on its own
+		}()
+		if ci.NumPending == 0 {
+			return nil
+		}
+		batch := o.Batch
+		if batch <= 0 {
+			batch = 1024
+		}
+		pull = append(pull, jetstream.PullMaxMessages(int(min(ci.NumPending, uint64(batch)))))
+	} else if o.Batch > 0 {
+		pull = append(pull, jetstream.PullMaxMessages(o.Batch))
 	}
-	batch := o.Batch
-	if batch <= 0 {
-		batch = 1024
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(int(min(ci.NumPending, uint64(batch)))))
+	it, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", name, err)
 	}
@@ -106,6 +131,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
+			if o.Follow && ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("replay %s: %w", name, err)
 		}
 		meta, err := msg.Metadata()
@@ -113,7 +141,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 			return fmt.Errorf("replay %s: %w", name, err)
 		}
 		seq := meta.Sequence.Stream
-		if seq > last || (!o.Since.IsZero() && meta.Timestamp.Before(o.Since)) {
+		if (last != 0 && seq > last) || (!o.Since.IsZero() && meta.Timestamp.Before(o.Since)) {
 			return nil
 		}
 		if !o.Until.IsZero() && !meta.Timestamp.Before(o.Until) {
@@ -124,7 +152,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 				return err
 			}
 		}
-		if seq == last || meta.NumPending == 0 {
+		if seq == last || (!o.Follow && meta.NumPending == 0) {
 			return nil
 		}
 	}

@@ -16,13 +16,11 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
 )
-
-// eventsFilter selects the commits of STUDYD_EVENTS (not the rejections).
-const eventsFilter = "studyd.evt.>"
 
 // DefaultFlushInterval is how often the projector writes what it folded. At 100 ms the
 // benchmark's publish → visible p99 was 107–120 ms; at 50 ms it is 59–72 ms with no
@@ -388,7 +386,7 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 // lastCommitSeq asks the stream leader for the sequence of the log's last commit (0 if
 // there is none).
 func lastCommitSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
-	m, err := leaderGet(ctx, nc, eventlog.EventsStream, eventsFilter)
+	m, err := leaderGet(ctx, nc, eventlog.EventsStream, eventlog.EventSubjects)
 	if err != nil {
 		return 0, fmt.Errorf("last commit: %w", err)
 	}
@@ -422,76 +420,50 @@ func (l *leader) load(ctx context.Context) error {
 
 // tailMsg is one decoded commit from the log, or the error that ended the tail.
 type tailMsg struct {
-	seq     uint64
-	pending uint64 // matching messages after this one when it was delivered
-	commit  eventstore.Commit
-	err     error
+	seq    uint64
+	commit eventstore.Commit
+	err    error
 }
 
-// tailLog reads the commits from sequence from on, decoded, through an ordered consumer
-// (ephemeral, in order, recreated by the client library on a gap). Decoding happens in
-// the pump goroutine so that it overlaps with folding. stop (idempotent) ends the pump
-// and waits.
+// tailLog follows the commits from sequence from on (eventlog.Replay, following),
+// decoded. Decoding happens in the pump goroutine so that it overlaps with folding.
+// The pump runs until stop (idempotent; it waits for the pump), not until ctx: the
+// leader's loop tells a shutdown from a dead tail by its own ctx.
 func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsFilter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := js.OrderedConsumer(ctx, eventlog.EventsStream, cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)
-	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	out := make(chan tailMsg, 256)
-	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
 		defer close(out)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					select {
-					case out <- tailMsg{err: fmt.Errorf("projector: read %s: %w", eventlog.EventsStream, err)}:
-					case <-done:
-					}
+		err := eventlog.Replay(pctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, From: from, Follow: true},
+			func(e audit.Entry) error {
+				tm := decodeTail(e)
+				select {
+				case out <- tm:
+				case <-pctx.Done():
+					return pctx.Err()
 				}
-				return
-			}
-			tm := decodeTail(m)
+				return tm.err // an undecodable commit ends the tail
+			})
+		if err != nil && pctx.Err() == nil && !errors.Is(err, ErrUndecodable) {
 			select {
-			case out <- tm:
-			case <-done:
-				return
-			}
-			if tm.err != nil {
-				return
+			case out <- tailMsg{err: fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)}:
+			case <-pctx.Done():
 			}
 		}
 	}()
-	stop := sync.OnceFunc(func() {
-		close(done)
-		it.Stop()
-		<-exited
-	})
-	return out, stop, nil
+	return out, sync.OnceFunc(func() { cancel(); <-exited }), nil
 }
 
-func decodeTail(m jetstream.Msg) tailMsg {
-	meta, err := m.Metadata()
+// decodeTail decodes one commit of the tail: the commit alone (its hash is not needed
+// to fold it).
+func decodeTail(e audit.Entry) tailMsg {
+	c, err := eventstore.DecodeCommit(e.Data)
 	if err != nil {
-		return tailMsg{err: fmt.Errorf("projector: message metadata: %w", err)}
+		return tailMsg{seq: e.Seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)}
 	}
-	seq := meta.Sequence.Stream
-	c, err := eventstore.DecodeCommit(m.Data())
-	if err != nil {
-		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}
-	}
-	return tailMsg{seq: seq, pending: meta.NumPending, commit: c}
+	return tailMsg{seq: e.Seq, commit: c}
 }
 
 // apply folds the commit at seq into the keys it touches, each under its own stamp.

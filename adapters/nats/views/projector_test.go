@@ -237,6 +237,12 @@ func TestProjectorSingleWriterFailover(t *testing.T) {
 		}
 	}()
 	last := publishCommits(t, js, g, 100)
+	// Run opens the buckets and competes for the lease on its own: wait for a leader.
+	for deadline := time.Now().Add(10 * time.Second); !a.Leading() && !b.Leading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no projector leading after 10s")
+		}
+	}
 	first := a
 	if b.Leading() {
 		first = b

@@ -13,6 +13,8 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
 )
 
@@ -223,7 +225,7 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("fold log: %w", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventsFilter))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventlog.EventSubjects))
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("fold log: %w", err)
 	}
@@ -231,39 +233,29 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 		return uptake, studies, 0, nil
 	}
 	total := info.State.Msgs
-	msgs, stop, err := tailLog(ctx, js, 1)
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	defer stop()
 	var n uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, nil, n, fmt.Errorf("fold log: %w", ctx.Err())
-		case m, ok := <-msgs:
-			if !ok {
-				return nil, nil, n, errors.New("fold log: event stream consumer stopped")
-			}
-			if m.err != nil {
-				return nil, nil, n, m.err
-			}
-			if m.seq > to {
-				return uptake, studies, n, nil
-			}
-			uptake.Apply(m.seq, &m.commit)
-			studies.Apply(m.seq, &m.commit)
-			n++
-			if progress != nil && (n%4096 == 0 || m.seq >= to || m.pending == 0) {
-				if err := progress(n, max(total, n)); err != nil {
-					return nil, nil, n, err
-				}
-			}
-			if m.seq >= to || m.pending == 0 {
-				return uptake, studies, n, nil
-			}
+	err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, To: to}, func(e audit.Entry) error {
+		c, err := eventstore.DecodeCommit(e.Data)
+		if err != nil {
+			return fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)
+		}
+		uptake.Apply(e.Seq, &c)
+		studies.Apply(e.Seq, &c)
+		n++
+		if progress != nil && n%4096 == 0 {
+			return progress(n, max(total, n))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, n, fmt.Errorf("fold log: %w", err)
+	}
+	if progress != nil {
+		if err := progress(n, max(total, n)); err != nil {
+			return nil, nil, n, err
 		}
 	}
+	return uptake, studies, n, nil
 }
 
 // serveRebuild serves RebuildSubject while this projector leads; stop removes it.
