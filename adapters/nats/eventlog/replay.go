@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -158,86 +156,45 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 	}
 }
 
-// decodeBatch is how many entries one decode job holds: enough to amortise the
-// hand-offs, small enough to keep the workers busy near the end of a replay.
-const decodeBatch = 64
-
-type decodeJob struct {
-	items []audit.Decoded
-	done  chan struct{}
+// ReplayDecoded is Replay with the order-free work (sha256, decoding) spread over
+// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence
+// order (audit.ReplayDecoded over this stream).
+func ReplayDecoded(ctx context.Context, js jetstream.JetStream, o ReplayOptions, workers int, fn func(audit.Decoded) error) error {
+	return audit.ReplayDecoded(ctx, NewLog(js, o.Stream, o.Batch), o.Range(), workers, fn)
 }
 
-// ReplayDecoded is Replay with the order-free work (sha256, decoding) spread over
-// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence order
-// on the caller's goroutine. Decoding dominates an audit replay, so this is what lets
-// it keep up with the raw read on more than one core.
-func ReplayDecoded(ctx context.Context, js jetstream.JetStream, o ReplayOptions, workers int, fn func(audit.Decoded) error) error {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ordered := make(chan *decodeJob, 4*workers)
-	work := make(chan *decodeJob, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				for i := range j.items {
-					j.items[i] = audit.Decode(j.items[i].Entry)
-				}
-				close(j.done)
-			}
-		}()
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		j := &decodeJob{items: make([]audit.Decoded, 0, decodeBatch), done: make(chan struct{})}
-		send := func() bool {
-			select {
-			case ordered <- j:
-			case <-ctx.Done():
-				return false
-			}
-			work <- j
-			j = &decodeJob{items: make([]audit.Decoded, 0, decodeBatch), done: make(chan struct{})}
-			return true
-		}
-		err := Replay(ctx, js, o, func(e audit.Entry) error {
-			j.items = append(j.items, audit.Decoded{Entry: e})
-			if len(j.items) == decodeBatch && !send() {
-				return ctx.Err()
-			}
-			return nil
-		})
-		if err == nil && len(j.items) > 0 {
-			send()
-		}
-		readErr <- err
-	}()
-	var fnErr error
-	for j := range ordered {
-		<-j.done
-		if fnErr != nil {
-			continue // drain, so the reader and workers finish
-		}
-		for i := range j.items {
-			if fnErr = fn(j.items[i]); fnErr != nil {
-				cancel()
-				break
-			}
-		}
-	}
-	wg.Wait()
-	err := <-readErr
-	if fnErr != nil {
-		return fnErr
-	}
-	return err
+// Log is a stream as audit reads it (audit.Log).
+type Log struct {
+	js     jetstream.JetStream
+	stream string
+	batch  int
+}
+
+var _ audit.Log = Log{}
+
+// NewLog returns the stream named stream ("": EventsStream) as an audit.Log; batch is
+// ReplayOptions.Batch.
+func NewLog(js jetstream.JetStream, stream string, batch int) Log {
+	return Log{js: js, stream: stream, batch: batch}
+}
+
+func (l Log) options(r audit.Range) ReplayOptions {
+	return ReplayOptions{Stream: l.stream, Subjects: r.Subjects, From: r.From, To: r.To, Since: r.Since, Until: r.Until, Batch: l.batch}
+}
+
+// Bounds implements audit.Log with ReplayBounds.
+func (l Log) Bounds(ctx context.Context, r audit.Range) (first, last uint64, ok bool, err error) {
+	return ReplayBounds(ctx, l.js, l.options(r))
+}
+
+// Replay implements audit.Log with Replay.
+func (l Log) Replay(ctx context.Context, r audit.Range, fn func(audit.Entry) error) error {
+	return Replay(ctx, l.js, l.options(r), fn)
+}
+
+// Range is the part of o an audit.Log selects by.
+func (o ReplayOptions) Range() audit.Range {
+	return audit.Range{Subjects: o.Subjects, From: o.From, To: o.To, Since: o.Since, Until: o.Until}
 }
 
 // ReplayCommits replays the selected commits (rejections and anything else skipped),
