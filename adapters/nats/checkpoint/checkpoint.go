@@ -25,14 +25,14 @@ import (
 const (
 	// Stream holds the signed checkpoints of the events stream.
 	Stream = "STUDYD_CHECKPOINTS"
-	// Subject is the one subject of CheckpointsStream.
+	// Subject is the one subject of Stream.
 	Subject = "studyd.ckpt"
 )
 
 // ErrRace: another writer published a checkpoint first; the caller may retry.
 var ErrRace = errors.New("checkpoint: another checkpoint was written concurrently")
 
-// StreamConfig is the configuration EnsureCheckpointsStream creates.
+// StreamConfig is the configuration EnsureStream creates.
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        Stream,

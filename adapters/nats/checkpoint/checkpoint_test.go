@@ -57,7 +57,7 @@ func TestWriteCheckpoint(t *testing.T) {
 	}
 	cps, err := checkpoint.Read(ctx, l.js, "", eventlog.EventsStream)
 	if err != nil || len(cps) != 2 || cps[0] != cp1 || cps[1] != cp2 {
-		t.Errorf("ReadCheckpoints: got %+v, %v; want both", cps, err)
+		t.Errorf("Read: got %+v, %v; want both", cps, err)
 	}
 	r, err := checkpoint.VerifyLog(ctx, l.js, checkpoint.VerifyConfig{PublicKey: pub})
 	if err != nil {

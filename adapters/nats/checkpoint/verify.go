@@ -38,7 +38,7 @@ type VerifyConfig struct {
 	// client's subject from the start checks that client's chain and transitions; a
 	// window takes each client's first commit in it on trust.
 	Replay eventlog.ReplayOptions
-	// Stream holds the signed checkpoints (default CheckpointsStream);
+	// CheckpointsStream holds the signed checkpoints (default Stream);
 	// CheckpointsOf is the stream name they must be about (default EventsStream), so a
 	// copy of the log under another name is verified against the original's.
 	CheckpointsStream, CheckpointsOf string
