@@ -156,8 +156,8 @@ func addonRun(client domain.ClientID, id string, at time.Time, n, reasonLen int)
 	reason = reason[:reasonLen]
 	for i := range n {
 		cmd.Recipes = append(cmd.Recipes, domain.RecipeReport{ID: domain.RecipeID(1000 + i), Action: "addon-study",
-			Status: domain.RecipeExecutionError, Arguments: domain.RecipeArguments{
-				Slug: fmt.Sprintf("addon-%d", i), InstallError: reason}})
+			Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(map[string]any{
+				"slug": fmt.Sprintf("addon-%d", i), "installError": reason})})
 	}
 	return cmd
 }

@@ -18,6 +18,18 @@ var (
 	ErrCommandIDReused = errors.New("domain: command id reused with a different body")
 )
 
+// Errors of a command refused before it is decided: its bytes, size or route.
+var (
+	// ErrMalformed: the bytes are not a single valid command (any wire codec).
+	ErrMalformed = errors.New("domain: malformed command")
+	// ErrUnsupportedContent: the command came in an encoding studyd does not read.
+	ErrUnsupportedContent = errors.New("domain: unsupported content type")
+	// ErrOversize: the command is larger than MaxCommandPayload.
+	ErrOversize = errors.New("domain: command too large")
+	// ErrSubjectMismatch: the command arrived on another client's subject.
+	ErrSubjectMismatch = errors.New("domain: subject mismatch")
+)
+
 // RejectionCode classifies why a command was refused; it is recorded with the rejection
 // and counted in metrics.
 type RejectionCode string
@@ -40,10 +52,19 @@ const (
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
 	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused}
 
-// ClassifyRejection returns the code for an error from validation or deciding, and
-// RejectInvalid for anything else from this package's validators.
+// ClassifyRejection returns the code for an error refusing a command (before deciding:
+// bytes, size, route; or from validation or deciding), and RejectInvalid for anything
+// else from this package's validators.
 func ClassifyRejection(err error) RejectionCode {
 	switch {
+	case errors.Is(err, ErrMalformed):
+		return RejectMalformed
+	case errors.Is(err, ErrUnsupportedContent):
+		return RejectUnsupported
+	case errors.Is(err, ErrOversize):
+		return RejectOversize
+	case errors.Is(err, ErrSubjectMismatch):
+		return RejectSubjectMismatch
 	case errors.Is(err, ErrUnknownCommandType):
 		return RejectUnknownType
 	case errors.Is(err, ErrIllegalTransition):
@@ -61,7 +82,11 @@ func ClassifyRejection(err error) RejectionCode {
 // IsRejection tells a refused command (a permanent answer, recorded and never retried)
 // from a failure to apply it.
 func IsRejection(err error) bool {
-	return errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnknownCommandType) ||
-		errors.Is(err, ErrIllegalTransition) || errors.Is(err, ErrStaleRun) ||
-		errors.Is(err, ErrTooLarge) || errors.Is(err, ErrCommandIDReused)
+	for _, refused := range []error{ErrMalformed, ErrUnsupportedContent, ErrOversize, ErrSubjectMismatch,
+		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused} {
+		if errors.Is(err, refused) {
+			return true
+		}
+	}
+	return false
 }

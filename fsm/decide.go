@@ -142,6 +142,11 @@ func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 		Preference:     en.Preference,
 		AddonID:        en.AddonID,
 		AddonVersion:   en.AddonVersion,
+
+		PreferenceType:       en.PreferenceType,
+		PreferenceBranchType: en.PreferenceBranchType,
+		BranchValue:          en.BranchValue,
+		Ratios:               en.Ratios,
 	})
 }
 
@@ -172,5 +177,9 @@ func (d *decider) end(ctx context.Context, en domain.Enrollment, reason domain.R
 		AddonVersion: en.AddonVersion,
 		Reason:       string(reason),
 		ResetValue:   resetValue && en.Object == domain.PreferenceStudy,
+
+		PreferenceType:       en.PreferenceType,
+		PreferenceBranchType: en.PreferenceBranchType,
+		BranchValue:          en.BranchValue,
 	})
 }

@@ -62,7 +62,7 @@ func sampleRun() domain.Command {
 		RunnerStatus: "RUNNER_SUCCESS",
 		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: "ACTION_SUCCESS"}},
 		Recipes: []domain.RecipeReport{{ID: 42, Action: "preference-experiment", Status: "RECIPE_SUCCESS",
-			Arguments: domain.RecipeArguments{Slug: "pref-flip-1", PreferenceName: "browser.feature",
-				Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}}},
+			Arguments: domain.MustRecipeArguments(map[string]any{"slug": "pref-flip-1", "preferenceName": "browser.feature",
+				"branches": []map[string]any{{"slug": "control", "ratio": 1}, {"slug": "treatment", "ratio": 1}}})}},
 	}
 }

@@ -110,7 +110,7 @@ func addonRun(t *testing.T, clientID domain.ClientID, id string, n int) []byte {
 	reason := ("resource://gre/modules/AddonManager.jsm:1:1 NS_ERROR_FAILURE " + strings.Repeat("x", 1000))[:1000]
 	for i := range n {
 		cmd.Recipes = append(cmd.Recipes, domain.RecipeReport{ID: domain.RecipeID(1000 + i), Action: "addon-study",
-			Status: domain.RecipeExecutionError, Arguments: domain.RecipeArguments{Slug: fmt.Sprintf("addon-%d", i), InstallError: reason}})
+			Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(map[string]any{"slug": fmt.Sprintf("addon-%d", i), "installError": reason})})
 	}
 	b, err := client.EncodeCommand(cmd)
 	if err != nil {
@@ -216,7 +216,7 @@ func optOutAt(clientID, id string, minute int) string {
 func startIntake(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := intake.New(nc, js, store, app.NewHandler(store, app.Config{}), intake.Config{Partitions: testPartitions, AckWait: time.Second})
+	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: testPartitions, AckWait: time.Second})
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
 	stopped := false
