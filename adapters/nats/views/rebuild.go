@@ -14,6 +14,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // ErrNotLeader: this projector does not hold the lease, so it may not rebuild.
@@ -278,7 +279,11 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 	err = svc.AddEndpoint("rebuild", micro.HandlerFunc(func(req micro.Request) {
 		var body client.RebuildRequest
 		if len(req.Data()) > 0 {
-			if err := json.Unmarshal(req.Data(), &body); err != nil {
+			err := wire.CheckJSON(req.Data())
+			if err == nil {
+				err = json.Unmarshal(req.Data(), &body)
+			}
+			if err != nil {
 				_ = req.Error("400", "rebuild request is not JSON: "+err.Error(), nil)
 				return
 			}
