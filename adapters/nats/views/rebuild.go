@@ -17,6 +17,7 @@ import (
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // ErrNotLeader: this projector does not hold the lease, so it may not rebuild.
@@ -317,7 +318,11 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 	err = svc.AddEndpoint("rebuild", micro.HandlerFunc(func(req micro.Request) {
 		var body client.RebuildRequest
 		if len(req.Data()) > 0 {
-			if err := json.Unmarshal(req.Data(), &body); err != nil {
+			err := wire.CheckJSON(req.Data())
+			if err == nil {
+				err = json.Unmarshal(req.Data(), &body)
+			}
+			if err != nil {
 				_ = req.Error("400", "rebuild request is not JSON: "+err.Error(), nil)
 				return
 			}
