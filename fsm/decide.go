@@ -156,7 +156,8 @@ func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason
 		en.Failures = prev.Failures
 	}
 	en.Failures++
-	en.Reason = reason
+	// The state keeps a bounded reason (what Telemetry keeps); the event has it whole.
+	en.Reason = domain.Truncate(reason, domain.MaxStateReason)
 	return d.transition(ctx, en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
 }
 

@@ -213,7 +213,7 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 				Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
 		}
 	}
-	if !app.IsRejection(err) {
+	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
 	// If the rejection cannot be recorded the command is retried later rather than

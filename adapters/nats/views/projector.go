@@ -110,6 +110,9 @@ type Projector struct {
 	// faults counts terms ended by a fault (a lost lease, a failed write or read);
 	// reopens counts tails found stalled and re-opened. Both are exported as metrics.
 	faults, reopens atomic.Uint64
+	// unfoldable counts records the projector could not fold whole: undecodable ones,
+	// passed over, and commits of a time no view can render, folded into totals only.
+	unfoldable atomic.Uint64
 	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
 	// error there is a crash at the worst moment.
 	afterKeys func() error
@@ -303,6 +306,18 @@ func (l *leader) loop(parent, ctx context.Context) error {
 				return m.err
 			}
 			tl.heard = time.Now()
+			if m.corrupt != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: passing over a record it cannot fold (studyctl verify lists it)", "seq", m.seq, "err", m.corrupt)
+				l.applied = m.seq
+				l.pending++
+				continue
+			}
+			if err := projections.CheckTime(&m.commit); err != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: folding a commit into totals only (studyctl verify lists it)", "seq", m.seq,
+					"client", m.commit.Client, "err", err)
+			}
 			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
 				return err
 			}
@@ -414,6 +429,10 @@ type tailMsg struct {
 	pending uint64 // matching messages after this one when it was delivered
 	commit  eventstore.Commit
 	err     error
+	// corrupt: the message at seq is not a commit (eventstore.ErrCorrupt). It is
+	// reported and passed over, as verify's fold passes over it, so that one bad record
+	// never stops the views.
+	corrupt error
 }
 
 // tailLog reads the commits from sequence from on, decoded, through an ordered consumer
@@ -476,7 +495,12 @@ func decodeTail(m jetstream.Msg) tailMsg {
 	}
 	seq := meta.Sequence.Stream
 	c, err := eventstore.DecodeCommit(m.Data())
+	if errors.Is(err, eventstore.ErrCorrupt) {
+		return tailMsg{seq: seq, pending: meta.NumPending, corrupt: fmt.Errorf("seq %d on %s: %w", seq, m.Subject(), err)}
+	}
 	if err != nil {
+		// A schema this build cannot read (a newer build's): stop, so that an instance
+		// that can read it takes the views over, rather than fold around it.
 		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}
 	}
 	return tailMsg{seq: seq, pending: meta.NumPending, commit: c}
