@@ -98,6 +98,13 @@ func TestStateCollectorBoundsLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	proj, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: client.ProjectionBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proj.Put(ctx, client.CheckpointKey, []byte(`{"seq":1}`)); err != nil {
+		t.Fatal(err)
+	}
 	const nStudies, nBranches, nRecipes = MaxMetricStudies + 20, MaxMetricBranches + 5, MaxMetricSources + 30
 	var total uint64
 	for i := range nStudies {
