@@ -41,18 +41,21 @@ func startViews(t *testing.T) (string, uint64) {
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	p, err := views.NewProjector(js, views.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := views.NewProjector(js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	stop, err := views.StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
+	qs := views.NewQueryService(nc, js, store, views.QueryConfig{})
+	qdone := make(chan error, 1)
+	go func() { qdone <- qs.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-qdone })
+	select {
+	case <-qs.Ready():
+	case err := <-qdone:
+		t.Fatalf("query service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("query service not ready after 10s")
 	}
-	t.Cleanup(func() { _ = stop() })
 	return s.ClientURL(), rec.Position
 }
 
