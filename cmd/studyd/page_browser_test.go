@@ -217,7 +217,11 @@ func TestStudyPageInBrowser(t *testing.T) {
 	}
 
 	// The fleet: uptake totals per source against the views.
-	uptake, _, _, err := client.ReadViews(ctx, js)
+	snapshot, err := client.ReadViews(ctx, js, client.UptakeViews)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uptake, _, err := snapshot.Projections()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,8 +261,7 @@ func TestStudyPageInBrowser(t *testing.T) {
 		At: lastAt.Add(time.Minute), RunnerStatus: domain.RunnerSuccess,
 		Actions: []domain.ActionReport{{Name: recipe.Action, Status: domain.ActionSuccess}},
 		Recipes: []domain.RecipeReport{{ID: recipe.ID, Action: recipe.Action, Status: domain.RecipeSuccess,
-			Arguments: domain.RecipeArguments{Slug: recipe.Slug, Branches: recipe.Branches, PreferenceName: recipe.Preference,
-				IsHighPopulation: recipe.HighPopulation}}}}
+			Arguments: recipe.Arguments}}}
 	out, err := client.Submit(ctx, nc, cmd)
 	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("submit the live command: %+v, %v", out, err)
@@ -284,12 +287,12 @@ func waitViews(t *testing.T, ctx context.Context, js jetstream.JetStream, seq ui
 	t.Helper()
 	var views []projections.StudyView
 	waitFor(t, 30*time.Second, func() bool {
-		_, _, cp, err := client.ReadViews(ctx, js)
-		if err != nil || cp < seq {
+		v, err := client.ReadViews(ctx, js, client.StudyViews)
+		if err != nil || v.Checkpoint < seq {
 			return false
 		}
-		views, err = client.ListStudyViews(ctx, js)
-		return err == nil
+		views = v.Studies
+		return true
 	}, fmt.Sprintf("views at seq %d", seq), nil)
 	return views
 }

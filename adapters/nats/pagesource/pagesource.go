@@ -37,11 +37,11 @@ func New(js jetstream.JetStream) *Source { return &Source{js: js} }
 
 // Studies returns every study view; none before the projector's first flush.
 func (s *Source) Studies(ctx context.Context) ([]projections.StudyView, error) {
-	views, err := client.ListStudyViews(ctx, s.js)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
+	v, err := client.ReadViews(ctx, s.js, client.StudyViews)
+	if errors.Is(err, client.ErrNoViews) {
 		return nil, nil
 	}
-	return views, err
+	return v.Studies, err
 }
 
 // Timeline returns the hour or day buckets of one study, or of all.

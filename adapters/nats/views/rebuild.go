@@ -294,9 +294,11 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 			if m.seq > to {
 				return f, nil
 			}
-			f.uptake.Apply(m.seq, &m.commit)
-			f.studies.Apply(m.seq, &m.commit)
-			f.timeline.Apply(m.seq, &m.commit)
+			if m.corrupt == nil { // passed over, as the projector and verify pass over it
+				f.uptake.Apply(m.seq, &m.commit)
+				f.studies.Apply(m.seq, &m.commit)
+				f.timeline.Apply(m.seq, &m.commit)
+			}
 			f.commits++
 			n := f.commits
 			if progress != nil && (n%4096 == 0 || m.seq >= to || m.pending == 0) {
@@ -342,7 +344,7 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 			_ = req.Error(code, "rebuild failed: "+err.Error(), nil)
 			return
 		}
-		_ = req.RespondJSON(res)
+		respondJSON(req, res)
 	}), micro.WithEndpointSubject(client.RebuildSubject))
 	if err == nil {
 		err = nc.Flush()
