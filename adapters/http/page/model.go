@@ -159,7 +159,7 @@ func ratioText(w map[string]float64) string {
 	s := ""
 	for i, b := range sortedKeys(w) {
 		if i > 0 {
-			s += " : "
+			s += ", "
 		}
 		s += b + " " + strconv.FormatFloat(w[b], 'f', -1, 64)
 	}
@@ -364,7 +364,8 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		for i := range target {
 			target[i] = b.Weight / totalWeight
 		}
-		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true})
+		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true,
+			Like: slices.Index(names, b.Branch) + 1})
 	}
 	srm.Series = []series{{Name: "p-value", Values: pvals}}
 
