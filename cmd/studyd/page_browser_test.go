@@ -217,11 +217,11 @@ func TestStudyPageInBrowser(t *testing.T) {
 	}
 
 	// The fleet: uptake totals per source against the views.
-	snapshot, err := client.ReadViews(ctx, js, client.UptakeViews)
+	v, err := client.ReadViews(ctx, js, client.UptakeViews)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uptake, _, err := snapshot.Projections()
+	uptake, _, err := v.Projections()
 	if err != nil {
 		t.Fatal(err)
 	}

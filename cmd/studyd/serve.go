@@ -24,14 +24,16 @@ import (
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/adapters/nats/pagesource"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	log.Info("studyd starting", "config", redacted(cfg))
+	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
 	nc, shutdownNATS, err := connectNATS(cfg, log)
 	if err != nil {
@@ -54,6 +56,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := intake.NewMetrics(reg)
+	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 
 	submit, err := intake.StartSubmitService(nc, js, handler)
 	if err != nil {
@@ -177,18 +180,22 @@ func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, re
 	}, nil
 }
 
+// buildInfoGauge is studyd_build_info: 1, labelled with the build's version.
+func buildInfoGauge() prometheus.Collector {
+	bi := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "studyd_build_info", Help: "1, labelled with the running build: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	return g
+}
+
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redacted is the config as logged at start, secrets masked.
-func redacted(cfg config) config {
-	cfg.Conn = cfg.Conn.Redacted()
-	return cfg
 }
 
 func natsAddress(cfg config) string {

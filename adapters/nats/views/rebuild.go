@@ -13,6 +13,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
 )
 
@@ -315,8 +316,8 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 
 // serveRebuild serves RebuildSubject while this projector leads; stop removes it.
 func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
-	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-admin", Version: "1.0.0",
-		Description: "studyd projector administration (served by the leading projector)"})
+	svc, err := micro.AddService(nc, micro.Config{Name: client.AdminService, Version: buildinfo.SemVer(),
+		Description: "studyd projector administration (served by the leading projector)", QueueGroup: client.AdminService})
 	if err != nil {
 		return nil, fmt.Errorf("serve rebuild: %w", err)
 	}
