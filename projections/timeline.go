@@ -232,7 +232,13 @@ func (b *StudyBucket) Enrolled() uint64 {
 // EachStudyBucket calls fn with the two keys (hour and day) of every study event in
 // c. It is the timeline's only knowledge of commits, shared by StudyTimeline and the
 // projector, which applies each key under its own stamp.
+//
+// A commit whose time RFC 3339 cannot write (CheckTime) has no buckets: they would be
+// views nobody can render. Its events still count in the study views.
 func EachStudyBucket(c *eventstore.Commit, fn func(k StudyBucketKey, e *domain.Event)) {
+	if CheckTime(c) != nil {
+		return
+	}
 	var hour, day int64
 	timed := false
 	for i := range c.Events {
