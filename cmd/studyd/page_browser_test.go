@@ -124,7 +124,8 @@ func TestStudyPageInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	tab, cancelTab := context.WithTimeout(browser, 90*time.Second)
+	// Generous: under make test the browser shares two cores with the race detector.
+	tab, cancelTab := context.WithTimeout(browser, 4*time.Minute)
 	defer cancelTab()
 	base := "http://" + httpAddr
 
@@ -142,7 +143,9 @@ func TestStudyPageInBrowser(t *testing.T) {
 	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(sel)))
+		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+		defer cancel()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
 		if err != nil {
 			t.Fatalf("read %s: %v", sel, err)
 		}
