@@ -26,6 +26,9 @@ func (c Command) Validate() error {
 		add(fmt.Errorf("%w: command_id is %d bytes long (at most %d)", ErrInvalid, len(c.CommandID), MaxCommandIDLen))
 	}
 	add(c.ClientID.Validate())
+	if _, err := ParseFirefoxVersion(c.FirefoxVersion); err != nil {
+		add(err)
+	}
 	if c.At.IsZero() {
 		add(fmt.Errorf("%w: at is missing (the time the client observed the command, RFC 3339)", ErrInvalid))
 	}
@@ -46,8 +49,8 @@ func (c Command) validateTypeFields() error {
 	unexpected(!is(CommandRecipeRun) && len(c.Actions) > 0, "actions")
 	unexpected(!is(CommandRecipeRun) && len(c.Recipes) > 0, "recipes")
 	unexpected(!is(CommandOptOut) && c.StudiesEnabled, "studies_enabled")
-	unexpected(!is(CommandStudyRemoved, CommandUnenroll) && c.Study != nil, "study")
-	unexpected(!is(CommandUnenroll) && c.Reason != "", "reason")
+	unexpected(!is(CommandStudyRemoved, CommandUnenroll, CommandRolloutGraduated) && c.Study != nil, "study")
+	unexpected(!is(CommandUnenroll, CommandRolloutGraduated) && c.Reason != "", "reason")
 	unexpected(!is(CommandAddonUninstalled) && c.AddonID != "", "addon_id")
 	unexpected(!is(CommandPrefChanged) && c.Preference != "", "preference")
 	unexpected(!is(CommandAddonUninstalled, CommandPrefChanged) && c.Sideload, "sideload")
@@ -61,9 +64,33 @@ func (c Command) validateTypeFields() error {
 			break
 		}
 		errs = append(errs, c.Study.Validate())
-		if c.Type == CommandUnenroll && c.Reason != "" && c.Study.Validate() == nil {
+		if c.Study.Validate() != nil {
+			break
+		}
+		if c.Study.Object == PreferenceRollout {
+			errs = append(errs, fmt.Errorf("%w: study.object %s: a rollout ends by a preference-rollback recipe, not by %s", ErrInvalid, PreferenceRollout, c.Type))
+			break
+		}
+		if c.Type == CommandUnenroll && c.Reason != "" {
 			_, err := ParseReason(c.Study.Object, string(c.Reason))
 			errs = append(errs, err)
+			if err == nil {
+				errs = append(errs, ReasonSentBy(c.Study.Object, c.Reason, c.Version()))
+			}
+		}
+	case CommandRolloutGraduated:
+		if c.Study == nil || c.Study.Object != PreferenceRollout {
+			errs = append(errs, fmt.Errorf("%w: study is missing or not a %s (an object and the rollout's slug)", ErrInvalid, PreferenceRollout))
+			break
+		}
+		errs = append(errs, c.Study.Validate())
+		if c.Reason != "" {
+			_, err := ParseReason(PreferenceRollout, string(c.Reason))
+			errs = append(errs, err)
+		}
+		if v := c.Version(); v != 0 && !v.Has(RulePreferenceRollouts) {
+			errs = append(errs, fmt.Errorf("%w: Firefox %s had no preference rollouts (rule %s: Firefox %s)", ErrInvalid, v,
+				RulePreferenceRollouts, RuleFor(RulePreferenceRollouts).Versions()))
 		}
 	case CommandAddonUninstalled:
 		errs = append(errs, validateText("addon_id", c.AddonID, true))
@@ -81,6 +108,10 @@ func (c Command) validateRun() error {
 	}
 	if _, err := ParseRunnerStatus(string(c.RunnerStatus)); err != nil {
 		return err
+	}
+	v := c.Version()
+	if err := c.RunnerStatus.SentBy(v); err != nil {
+		return fmt.Errorf("runner_status: %w", err)
 	}
 	if len(c.Actions) > MaxActionsPerRun {
 		return fmt.Errorf("%w: %d actions in one run (at most %d)", ErrInvalid, len(c.Actions), MaxActionsPerRun)
@@ -103,6 +134,8 @@ func (c Command) validateRun() error {
 		seenActions[a.Name] = true
 		if _, err := ParseActionStatus(string(a.Status)); err != nil {
 			errs = append(errs, fmt.Errorf("actions[%d]: %w", i, err))
+		} else if err := a.Status.SentBy(v); err != nil {
+			errs = append(errs, fmt.Errorf("actions[%d]: %w", i, err))
 		}
 	}
 	seenRecipes := map[RecipeID]bool{}
@@ -112,6 +145,8 @@ func (c Command) validateRun() error {
 		}
 		seenRecipes[r.ID] = true
 		if err := r.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
+		} else if err := r.Status.SentBy(v); err != nil {
 			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
 		}
 	}
@@ -148,7 +183,11 @@ var (
 // multi-preference-experiment) with its type and branch type, and an add-on study's
 // install outcome. Other fields are not read. An error means the recipe is unusable:
 // Firefox would have thrown or skipped it, so studyd skips it alone.
-func (r RecipeReport) StudyArguments() (StudyArguments, error) {
+func (r RecipeReport) StudyArguments() (StudyArguments, error) { return r.StudyArgumentsFor(0) }
+
+// StudyArgumentsFor is StudyArguments by the rules of Firefox v: from the
+// multi-preference-experiment rule on, a branch may set several preferences.
+func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error) {
 	obj, isStudy := StudyObjectForAction(r.Action)
 	if !isStudy {
 		return StudyArguments{}, fmt.Errorf("%w: action %s runs no study", ErrInvalid, r.Action)
@@ -184,6 +223,9 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 	}
 	switch obj {
 	case PreferenceStudy:
+		if a.EnrollError != "" && !slices.Contains(PrefEnrollFailedReasons, a.EnrollError) {
+			errs = append(errs, fmt.Errorf("%w: arguments.enrollError %q (allowed: %v)", ErrInvalid, a.EnrollError, PrefEnrollFailedReasons))
+		}
 		if len(a.Branches) == 0 {
 			errs = append(errs, fmt.Errorf("%w: arguments.branches is empty (a preference study needs at least one branch)", ErrInvalid))
 		}
@@ -193,7 +235,7 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 			break
 		}
 		for j, b := range a.Branches {
-			if len(b.Preferences) != 1 {
+			if len(b.Preferences) != 1 && !(v.Has(RuleMultiPreference) && len(b.Preferences) > 1) {
 				errs = append(errs, fmt.Errorf("%w: arguments.preferenceName is missing and arguments.branches[%d] sets %d preferences "+
 					"(studyd keeps one preference per preference study)", ErrInvalid, j, len(b.Preferences)))
 				continue
@@ -204,6 +246,7 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 			}
 		}
 	case AddonStudy:
+		errs = append(errs, validateText("arguments.updateError", a.UpdateError, false))
 		errs = append(errs, validateText("arguments.addonId", a.AddonID, false),
 			validateText("arguments.addonVersion", a.AddonVersion, false),
 			validateText("arguments.installError", a.InstallError, false))
