@@ -282,7 +282,7 @@ func (e Event) String() string {
 	case EventStudiesOptOutChanged:
 		return fmt.Sprintf("%s studies_enabled=%t", e.Type, e.StudiesEnabled)
 	}
-	s := fmt.Sprintf("%s %s %s→%s", e.Type, e.Study(), e.From, e.To)
+	s := fmt.Sprintf("%s %s/%s %s→%s", e.Type, e.Object, e.Key, e.From, e.To)
 	if e.Reason != "" {
 		s += " reason=" + e.Reason
 	}

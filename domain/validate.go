@@ -287,6 +287,41 @@ func (a StudyArguments) BranchPreference(slug string) (name, prefType, branchTyp
 	return "", "", "", nil
 }
 
+// BranchPreferences returns the preferences branch slug sets, sorted: one for a
+// preference-experiment, one or more for a multi-preference-experiment branch.
+func (a StudyArguments) BranchPreferences(slug string) []string {
+	for _, b := range a.Branches {
+		if b.Slug != slug {
+			continue
+		}
+		if a.PreferenceName != "" {
+			return []string{a.PreferenceName}
+		}
+		out := make([]string, 0, len(b.Preferences))
+		for n := range b.Preferences {
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return nil
+}
+
+// BranchPreferencesJSON is a multi-preference-experiment branch's preferences object
+// as canonical JSON (what Firefox kept of the branch).
+func (a StudyArguments) BranchPreferencesJSON(slug string) JSONText {
+	for _, b := range a.Branches {
+		if b.Slug == slug {
+			c, err := NewRecipeArguments(b.Preferences)
+			if err != nil {
+				return ""
+			}
+			return JSONText(c)
+		}
+	}
+	return ""
+}
+
 // Preferences returns every preference any branch of a preference study sets: the
 // preferences an enrollment would conflict on.
 func (a StudyArguments) Preferences() []string {
