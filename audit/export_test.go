@@ -184,3 +184,36 @@ func TestParseStudy(t *testing.T) {
 		})
 	}
 }
+
+// TestExportJSONLShowsWhatTheClientRan: a recipe's uptake event carries the recipe's
+// action and its whole arguments, and the JSONL audit shows the arguments as the JSON
+// object the client received, not as an escaped string.
+func TestExportJSONLShowsWhatTheClientRan(t *testing.T) {
+	t.Parallel()
+	out, _, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	var seen int
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var env struct {
+			Events []struct {
+				Source    string          `json:"source"`
+				Action    string          `json:"action"`
+				Arguments json.RawMessage `json:"arguments"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range env.Events {
+			if !strings.HasPrefix(e.Source, "normandy/recipe/") {
+				continue
+			}
+			if e.Action == "" || len(e.Arguments) == 0 || e.Arguments[0] != '{' {
+				t.Fatalf("recipe event %s: action %q, arguments %s; want the action and a JSON object", e.Source, e.Action, e.Arguments)
+			}
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no recipe uptake events in the export")
+	}
+}

@@ -49,6 +49,15 @@ const (
 	MaxCommandPayload = 1 << 20
 )
 
+// Limits on what a client's state may hold, so that the state every commit carries
+// stays bounded over a client's whole life (docs/commands.md, "Limits"): at most
+// MaxEnrollmentsPerClient enrollments of bounded fields each, reasons kept to
+// MaxStateReason bytes (the events keep the full reason), RecentCommands command ids.
+const (
+	MaxEnrollmentsPerClient = 1024
+	MaxStateReason          = MaxTelemetryString
+)
+
 // Command is one input to studyd. Fields below the common four are used by the types
 // named in their comments; a field set on a type that does not use it is an error.
 type Command struct {

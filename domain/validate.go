@@ -31,6 +31,10 @@ func (c Command) Validate() error {
 	}
 	if c.At.IsZero() {
 		add(fmt.Errorf("%w: at is missing (the time the client observed the command, RFC 3339)", ErrInvalid))
+	} else if c.At.After(LatestRepresentable) || c.At.Year() < 1 {
+		// Whatever the configured range, a time RFC 3339 cannot write would wedge every
+		// reader that renders it.
+		add(fmt.Errorf("%w: at %d-… cannot be written in RFC 3339 (years 0001 to 9999)", ErrInvalid, c.At.Year()))
 	}
 	add(c.validateTypeFields())
 	return errors.Join(errs...)

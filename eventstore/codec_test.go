@@ -246,10 +246,21 @@ func TestFastEncoderMatchesReflection(t *testing.T) {
 	noCorr := everyEvent()
 	noCorr.CorrelationID = ""
 	noCorr.State.StudiesDisabled = true
+	digest := everyEvent()
+	digest.CommandDigest = "0123456789abcdef0123456789abcdef"
 	for name, c := range map[string]eventstore.Commit{"every event": everyEvent(), "zero": zero, "long": long, "no correlation": noCorr,
-		"recipe fields": withRecipeFields(), "version fields": withVersionFields()} {
+		"digest": digest, "recipe fields": withRecipeFields(), "version fields": withVersionFields()} {
 		t.Run(name, func(t *testing.T) {
 			c.Schema = eventstore.SchemaVersion
+			if c.CommandDigest != "" {
+				raw, err := eventstore.EncodeCommit(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if back, err := eventstore.DecodeCommit(raw); err != nil || back.CommandDigest != c.CommandDigest {
+					t.Fatalf("got digest %q (%v) after a round trip, want %q", back.CommandDigest, err, c.CommandDigest)
+				}
+			}
 			got, err := eventstore.EncodeCommit(c)
 			if err != nil {
 				t.Fatal(err)

@@ -49,6 +49,8 @@ func decodeCommitFast(b []byte) (c Commit, ok bool) {
 			bit, c.FSMVersion = 1<<11, r.str()
 		case "prev_hash":
 			bit, c.PrevHash = 1<<12, r.str()
+		case "command_digest":
+			bit, c.CommandDigest = 1<<13, r.str()
 		case "schema":
 			bit = 1 // a second schema: repeated key
 		default:

@@ -18,6 +18,9 @@ func appendCommit(b []byte, c *Commit) []byte {
 	if c.CorrelationID != "" {
 		n++
 	}
+	if c.CommandDigest != "" {
+		n++
+	}
 	b = appendMapLen(b, n)
 	b = appendInt(appendStr(b, "schema"), int64(c.Schema))
 	b = appendStr(appendStr(b, "commit_id"), c.CommitID)
@@ -26,6 +29,9 @@ func appendCommit(b []byte, c *Commit) []byte {
 	b = appendUint(appendStr(b, "command_seq"), c.CommandSeq)
 	if c.CorrelationID != "" {
 		b = appendStr(appendStr(b, "correlation_id"), c.CorrelationID)
+	}
+	if c.CommandDigest != "" {
+		b = appendStr(appendStr(b, "command_digest"), c.CommandDigest)
 	}
 	b = appendStr(appendStr(b, "client"), string(c.Client))
 	b = appendTime(appendStr(b, "at"), c.At)

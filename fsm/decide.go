@@ -170,7 +170,8 @@ func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason
 		en.Failures = prev.Failures
 	}
 	en.Failures++
-	en.Reason = reason
+	// The state keeps a bounded reason (what Telemetry keeps); the event has it whole.
+	en.Reason = domain.Truncate(reason, domain.MaxStateReason)
 	e := domain.Event{}
 	if len(ev) > 0 {
 		e = ev[0]

@@ -11,11 +11,21 @@ import (
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/simulate"
 )
 
 // fuzzSeeds are valid commands of every type, the starting corpus of the decoders.
 func fuzzSeeds() []domain.Command {
+	var published []domain.RecipeReport
+	for _, action := range simulate.PublishedActions() {
+		p, err := simulate.Published(action)
+		if err != nil {
+			panic(err)
+		}
+		published = append(published, domain.RecipeReport{ID: p.ID, Action: p.Action, Status: domain.RecipeSuccess, Arguments: p.Arguments})
+	}
 	return []domain.Command{
+		run(9, okActions(simulate.PublishedActions()...), published...),
 		run(10, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), addonRecipe(101, "addon-a", "a@shield"),
 			addonFailed(102, "addon-b", "x.jsm:1:1 Error"), prefRecipe(3, "pref-c", "browser.c", domain.RecipeExecutionError)),
 		run(10, both()),

@@ -11,7 +11,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/audit"
@@ -52,7 +53,7 @@ func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 	body := []byte(`{"type":"recipe_run","command_id":"run-1","client_id":"client-1","at":"2018-06-01T00:00:00Z",` +
 		`"runner_status":"RUNNER_SUCCESS","recipes":[` + string(bytes.Join(toBytes(recipes), []byte(","))) + `]}`)
 
-	fromJSON, err := natsadapter.DecodeCommand(natsadapter.ContentTypeJSON, body)
+	fromJSON, err := client.DecodeCommand(client.ContentTypeJSON, body)
 	if err != nil {
 		t.Fatalf("DecodeCommand(JSON): %v, want accepted", err)
 	}
@@ -70,11 +71,11 @@ func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 	check("json", fromJSON)
 
 	// The native form: msgpack maps, decoded with unknown command fields refused.
-	packed, err := natsadapter.EncodeCommand(fromJSON)
+	packed, err := client.EncodeCommand(fromJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromMsgpack, err := natsadapter.DecodeCommand(natsadapter.ContentTypeMsgpack, packed)
+	fromMsgpack, err := client.DecodeCommand(client.ContentTypeMsgpack, packed)
 	if err != nil {
 		t.Fatalf("DecodeCommand(msgpack): %v, want accepted", err)
 	}
@@ -89,7 +90,7 @@ func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd, err := natsadapter.DecodeCommand(natsadapter.ContentTypeMsgpack, own)
+	cmd, err := client.DecodeCommand(client.ContentTypeMsgpack, own)
 	if err != nil {
 		t.Fatalf("DecodeCommand(own msgpack): %v, want accepted", err)
 	}
@@ -98,7 +99,7 @@ func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 	}
 
 	// Top-level fields stay strict.
-	if _, err := natsadapter.DecodeCommand(natsadapter.ContentTypeJSON, bytes.Replace(body, []byte(`"type"`), []byte(`"typo":1,"type"`), 1)); err == nil {
+	if _, err := client.DecodeCommand(client.ContentTypeJSON, bytes.Replace(body, []byte(`"type"`), []byte(`"typo":1,"type"`), 1)); err == nil {
 		t.Error("an unknown top-level field was accepted, want it refused")
 	}
 }
@@ -119,10 +120,10 @@ func TestHealthUsesRecordedRatios(t *testing.T) {
 	t.Parallel()
 	s, _, js := natstest.StartWith(t, natstest.Config{Listen: true})
 	ctx := context.Background()
-	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	h := app.NewHandler(natsadapter.NewStore(js), app.Config{})
+	h := app.NewHandler(eventlog.NewStore(js), app.Config{})
 	p, err := simulate.Published("preference-experiment")
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +139,8 @@ func TestHealthUsesRecordedRatios(t *testing.T) {
 	at := time.Date(2018, 6, 1, 0, 0, 0, 0, time.UTC)
 	const clients = 600
 	for i := range clients {
-		client := domain.ClientID(fmt.Sprintf("client-%04d", i))
-		cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: "run-" + string(client), ClientID: client,
+		id := domain.ClientID(fmt.Sprintf("client-%04d", i))
+		cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: "run-" + string(id), ClientID: id,
 			At: at.Add(time.Duration(i) * time.Second), RunnerStatus: domain.RunnerSuccess,
 			Actions: []domain.ActionReport{{Name: p.Action, Status: domain.ActionSuccess}},
 			Recipes: []domain.RecipeReport{{ID: p.ID, Action: p.Action, Status: domain.RecipeSuccess, Arguments: args}}}

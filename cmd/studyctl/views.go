@@ -87,10 +87,21 @@ func printStudy(w io.Writer, r client.StudyResponse) error {
 	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d\n", v.Object, v.Key, orDash(v.Slug), r.Seq)
 	fmt.Fprintf(w, "enrolled %d, active %d\n", v.Enrolled, v.Active)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nBRANCH\tENROLLED\tACTIVE\t")
+	// TARGET is each branch's share of the recipe's ratios, as its enrollments recorded them.
+	target := map[string]string{}
+	var total uint64
+	for _, r := range v.Ratios {
+		total += r.Ratio
+	}
+	for _, r := range v.Ratios {
+		if total > 0 {
+			target[r.Slug] = fmt.Sprintf("%.1f%%", 100*float64(r.Ratio)/float64(total))
+		}
+	}
+	fmt.Fprintln(tw, "\nBRANCH\tENROLLED\tACTIVE\tTARGET\t")
 	for _, name := range sortedKeys(v.Branches) {
 		b := v.Branches[name]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", orDash(name), b.Enrolled, b.Active)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t\n", orDash(name), b.Enrolled, b.Active, orDash(target[name]))
 	}
 	for _, sec := range []struct {
 		title  string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/domain"
 )
 
 // config is studyd's effective configuration.
@@ -30,6 +31,10 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
+	// (domain.AtRange).
+	AtNotBefore time.Time
+	AtMaxAhead  time.Duration
 }
 
 // defaults, documented in the README.
@@ -45,7 +50,14 @@ func defaultConfig() config {
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
+		AtNotBefore:     domain.DefaultAtRange.NotBefore,
+		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
+}
+
+// atRange is the accepted range of a command's at.
+func (c config) atRange() domain.AtRange {
+	return domain.AtRange{NotBefore: c.AtNotBefore, MaxAhead: c.AtMaxAhead}
 }
 
 // embedded reports whether studyd runs its own nats-server.
@@ -71,6 +83,12 @@ func (c config) Validate() error {
 	}
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
+	}
+	if c.AtMaxAhead <= 0 {
+		errs = append(errs, fmt.Errorf("--at-max-ahead %s: want more than 0 (a client's clock runs ahead of the server's)", c.AtMaxAhead))
+	}
+	if c.AtNotBefore.IsZero() || c.AtNotBefore.After(domain.LatestRepresentable) {
+		errs = append(errs, fmt.Errorf("--at-not-before %s: want a date, e.g. %s", c.AtNotBefore, domain.NormandyEpoch.Format(time.DateOnly)))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -124,13 +142,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
+	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
+	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	var err error
+	if cfg.AtNotBefore, err = parseDateOrTime(*notBefore); err != nil {
+		return config{}, fmt.Errorf("--at-not-before: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+	if err = cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
@@ -138,4 +162,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
+func parseDateOrTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
+	}
+	return t.UTC(), nil
 }

@@ -47,13 +47,13 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	store := eventlog.NewStore(js)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := intake.NewMetrics(reg)
 
-	submit, err := intake.StartSubmitService(nc, js, store)
+	submit, err := intake.StartSubmitService(nc, js, handler)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
-	intake := intake.New(nc, js, store, handler, intake.Config{
+	intake := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
 	})
 	wg.Go(func() { errs <- intake.Run(runCtx) })
