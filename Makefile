@@ -53,6 +53,7 @@ bench:
 
 docs:
 	$(GO) run ./internal/docgen
+	$(GO) test -count=1 -run '^TestReadmeMatchesHelp$$' ./cmd/studyctl -args -update
 
 clean:
 	rm -rf $(BIN) data integration.log

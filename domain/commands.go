@@ -2,7 +2,7 @@ package domain
 
 import (
 	"errors"
-	"fmt"
+	"slices"
 	"time"
 )
 
@@ -31,11 +31,12 @@ var CommandTypes = []CommandType{CommandRecipeRun, CommandOptOut, CommandStudyRe
 
 // ParseCommandType accepts a known command type.
 func ParseCommandType(v string) (CommandType, error) {
-	t, err := parseEnum("command type", v, CommandTypes)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrUnknownCommandType, err)
+	if slices.Contains(CommandTypes, CommandType(v)) {
+		return CommandType(v), nil
 	}
-	return t, nil
+	// Both sentinels match; the message names the problem once.
+	return "", &sentinelError{msg: "domain: " + enumMessage("command type", v, CommandTypes),
+		is: []error{ErrUnknownCommandType, ErrInvalid}}
 }
 
 // Limits on one command, so a hostile or broken client cannot make one decision

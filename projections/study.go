@@ -91,7 +91,9 @@ func (v *StudyView) Apply(e *domain.Event) {
 		delta = -1
 	}
 	v.Active += delta
-	if delta != 0 || e.Type == domain.EventEnrolled {
+	// Add-on studies have no branches: their enrollments count only in the totals, never
+	// under a "" branch.
+	if e.Branch != "" && (delta != 0 || e.Type == domain.EventEnrolled) {
 		if v.Branches == nil {
 			v.Branches = make(map[string]BranchCount, 2)
 		}

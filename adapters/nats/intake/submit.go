@@ -13,6 +13,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
@@ -24,14 +25,14 @@ const SubmitTimeout = 10 * time.Second
 // instance owns the partition — and the reply is its Outcome as JSON.
 func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
-		Name:        "studyd-submit",
-		Version:     "1.0.0",
+		Name:        client.SubmitService,
+		Version:     buildinfo.SemVer(),
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
 			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, handler, req) }),
 			// Every instance serves it; any one answering is enough.
-			QueueGroup: "studyd-submit",
+			QueueGroup: client.SubmitService,
 		},
 	})
 	if err != nil {

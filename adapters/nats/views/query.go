@@ -17,6 +17,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
 	"github.com/studyd/studyd/wire"
 )
@@ -49,8 +50,8 @@ func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetS
 	if err != nil {
 		return nil, fmt.Errorf("start query service: %w", err)
 	}
-	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-query", Version: "1.0.0",
-		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: "q"})
+	svc, err := micro.AddService(nc, micro.Config{Name: client.QueryService, Version: buildinfo.SemVer(),
+		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: client.QueryService})
 	if err != nil {
 		return nil, fmt.Errorf("start query service: %w", err)
 	}
