@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -78,15 +79,14 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 		defer closer()
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		seq, err := client.WaitViews(ctx, js, minSeq)
-		if err != nil {
+		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
 			return err
 		}
 		v, err := client.ReadViews(ctx, js, client.StudyViews)
-		if err != nil {
+		if err != nil && !errors.Is(err, client.ErrNoViews) {
 			return err
 		}
-		views := v.Studies
+		seq, views := v.Checkpoint, v.Studies
 		if views == nil {
 			views = []projections.StudyView{}
 		}
@@ -151,7 +151,7 @@ func query[R any](ctx context.Context, c *cli, what string, ask func(context.Con
 	defer cancel()
 	resp, err := ask(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err // the service's answer names what it was asked about
 	}
 	if c.json {
 		return c.printJSON(resp)

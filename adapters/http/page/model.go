@@ -16,9 +16,21 @@ import (
 // the latest two months of days.
 var maxBuckets = map[projections.Period]int{projections.PeriodHour: 72, projections.PeriodDay: 62}
 
-// recordedRatios is the study view's recorded target split. Views written before
-// ratios were recorded have none: equal weights.
-func recordedRatios(*projections.StudyView) map[string]float64 { return nil }
+// recordedRatios is the study view's target split as its enrollments recorded it
+// from the recipe's branches. Views of a log older than those records have none:
+// equal weights.
+func recordedRatios(v *projections.StudyView) map[string]float64 {
+	if len(v.Ratios) == 0 {
+		return nil
+	}
+	w := make(map[string]float64, len(v.Ratios))
+	for _, r := range v.Ratios {
+		if r.Ratio > 0 {
+			w[r.Slug] = float64(r.Ratio)
+		}
+	}
+	return w
+}
 
 // srmLight is a study's sample-ratio-mismatch light.
 type srmLight struct {
@@ -147,7 +159,7 @@ func ratioText(w map[string]float64) string {
 	s := ""
 	for i, b := range sortedKeys(w) {
 		if i > 0 {
-			s += " : "
+			s += ", "
 		}
 		s += b + " " + strconv.FormatFloat(w[b], 'f', -1, 64)
 	}
@@ -352,7 +364,8 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		for i := range target {
 			target[i] = b.Weight / totalWeight
 		}
-		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true})
+		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true,
+			Like: slices.Index(names, b.Branch) + 1})
 	}
 	srm.Series = []series{{Name: "p-value", Values: pvals}}
 

@@ -41,10 +41,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	}
 	last := publishCommits(t, js, g, 5)
 
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
 	if err := stop(); err != nil {
@@ -59,11 +56,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	assertViewsMatchFold(t, js)
 
 	nc := js.Conn()
-	stopQ, err := StartQueryService(ctx, nc, js, eventlog.NewStore(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
 	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer qcancel()
 	_, err = client.QueryClient(qctx, nc, client.ClientRequest{Client: "far-client"})
