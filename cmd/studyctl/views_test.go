@@ -154,3 +154,29 @@ func itoa(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestWatchLinesAlign: the columns after the key line up in every watch line.
+func TestWatchLinesAlign(t *testing.T) {
+	t.Parallel()
+	url, seq := startViews(t)
+	if _, _, err := runCLI(t, "", "uptake", "-s", url, "--min-seq", itoa(seq)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	if err := run(ctx, []string{"watch", "uptake", "-s", url}, noEnv, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("watch: %v (stderr %s)", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("watch printed %d lines, want the uptake keys:\n%s", len(lines), stdout.String())
+	}
+	col := strings.Index(lines[0], " rev ")
+	for _, l := range lines {
+		if strings.Index(l, " rev ") != col || strings.TrimRight(l, " ") != l {
+			t.Errorf("watch lines not aligned (or with trailing spaces):\n%s", stdout.String())
+			break
+		}
+	}
+}

@@ -18,19 +18,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/studyd/studyd/adapters/http/page"
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/embedded"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/pagesource"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	log.Info("studyd starting", "config", redacted(cfg))
+	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
 	nc, shutdownNATS, err := connectNATS(cfg, log)
 	if err != nil {
@@ -48,7 +51,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	store := eventlog.NewStore(js)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
 	reads, err := newReadSide(cfg, nc, js, store, log)
 	if err != nil {
 		return err
@@ -57,12 +60,18 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
+	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 	in, submit := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg),
 	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 
 	var ready atomic.Bool
-	stopHTTP, err := startHTTP(cfg.HTTP, reg, &ready, log)
+	studyPage, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
+		Fleet: pagesource.New(js), Logger: log})
+	if err != nil {
+		return err
+	}
+	stopHTTP, err := startHTTP(cfg.HTTP, reg, studyPage, &ready, log)
 	if err != nil {
 		return err
 	}
@@ -151,9 +160,10 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 	}, nil
 }
 
-// startHTTP serves /healthz (the process is up), /readyz (it is taking commands) and
-// /metrics on addr. An empty addr disables it.
-func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (func(), error) {
+// startHTTP serves /healthz (the process is up), /readyz (it is taking commands),
+// Prometheus /metrics and, on every other path, the live study page (studyPage) on
+// addr. An empty addr disables it.
+func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, ready *atomic.Bool, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -167,21 +177,39 @@ func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", studyPage)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The page's event streams never go idle: they end with this context, which
+	// shutdown cancels first.
+	streams, endStreams := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return streams }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http", "err", err)
 		}
 	}()
 	return func() {
+		endStreams()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
 	}, nil
+}
+
+// buildInfoGauge is studyd_build_info: 1, labelled with the build's version.
+func buildInfoGauge() prometheus.Collector {
+	bi := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "studyd_build_info", Help: "1, labelled with the running build: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	return g
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -190,12 +218,6 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redacted is the config as logged at start, secrets masked.
-func redacted(cfg config) config {
-	cfg.Conn = cfg.Conn.Redacted()
-	return cfg
 }
 
 func natsAddress(cfg config) string {

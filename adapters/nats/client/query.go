@@ -13,8 +13,16 @@ import (
 	"github.com/studyd/studyd/projections"
 )
 
-// Query endpoints (NATS micro service "studyd-query", in queue group "q" so every
-// studyd instance can answer).
+// studyd's NATS micro services. Each serves its endpoints in a queue group named after
+// the service, so every studyd instance can answer and exactly one does; their version
+// is the build's (internal/buildinfo).
+const (
+	SubmitService = "studyd-submit" // studyd.submit
+	QueryService  = "studyd-query"  // studyd.query.*
+	AdminService  = "studyd-admin"  // studyd.admin.rebuild, on the leading projector
+)
+
+// Query endpoints (NATS micro service QueryService).
 const (
 	QueryStudySubject  = "studyd.query.study"
 	QueryUptakeSubject = "studyd.query.uptake"

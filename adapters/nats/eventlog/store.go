@@ -24,8 +24,9 @@ var _ eventstore.Store = (*Store)(nil)
 type Store struct {
 	js jetstream.JetStream
 
-	mu     sync.Mutex
-	stream jetstream.Stream // looked up on first use; its cached info enables direct get
+	mu      sync.Mutex
+	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
+	applied jetstream.KeyValue // the applied-id index, looked up on first use
 }
 
 // NewStore returns a Store on js. It does no I/O: the stream is looked up on first use,

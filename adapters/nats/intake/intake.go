@@ -186,7 +186,8 @@ func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
 	if err := msg.Ack(); err != nil {
-		// Harmless: a redelivery is recognised by its sequence and answered as a duplicate.
+		// Harmless: a redelivery is recognised by its client and command id and answered
+		// as a duplicate.
 		in.cfg.Logger.Warn("intake: ack", "seq", meta.Sequence.Stream, "err", err)
 	}
 	in.cfg.Metrics.observe(out, time.Since(start))
@@ -216,7 +217,7 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 				Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
 		}
 	}
-	if !app.IsRejection(err) {
+	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
 	// If the rejection cannot be recorded the command is retried later rather than

@@ -14,6 +14,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // DefaultSubmitTimeout bounds how long studyd.submit waits for a command's outcome.
@@ -54,14 +55,14 @@ func (s *SubmitService) Ready() <-chan struct{} { return s.ready }
 func (s *SubmitService) Run(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	svc, err := micro.AddService(s.nc, micro.Config{
-		Name:        "studyd-submit",
-		Version:     "1.0.0",
+		Name:        client.SubmitService,
+		Version:     buildinfo.SemVer(),
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
 			Handler: micro.HandlerFunc(func(req micro.Request) { s.submit(base, req) }),
 			// Every instance serves it; any one answering is enough.
-			QueueGroup: "studyd-submit",
+			QueueGroup: client.SubmitService,
 		},
 	})
 	if err != nil {

@@ -80,7 +80,8 @@ func (o ProjectorConfig) withDefaults() ProjectorConfig {
 	return o
 }
 
-// Projector folds STUDYD_EVENTS into the studyd_uptake and studyd_studies KV buckets.
+// Projector folds STUDYD_EVENTS into the studyd_uptake, studyd_studies and
+// studyd_study_time KV buckets.
 //
 // Single writer: any number of studyd instances may run a Projector; only the holder
 // of the lease key in studyd_projection_lease writes. The lease is a KV Create (fails
@@ -102,6 +103,7 @@ type Projector struct {
 	log  *slog.Logger
 
 	uptake, studies, proj, lease jetstream.KeyValue
+	studyTime                    jetstream.KeyValue
 
 	seq     atomic.Uint64 // the latest flushed sequence
 	leading atomic.Bool
@@ -109,6 +111,9 @@ type Projector struct {
 	// faults counts terms ended by a fault (a lost lease, a failed write or read);
 	// reopens counts tails found stalled and re-opened. Both are exported as metrics.
 	faults, reopens atomic.Uint64
+	// unfoldable counts records the projector could not fold whole: undecodable ones,
+	// passed over, and commits of a time no view can render, folded into totals only.
+	unfoldable atomic.Uint64
 	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
 	// error there is a crash at the worst moment.
 	afterKeys func() error
@@ -130,6 +135,9 @@ func (p *Projector) open(ctx context.Context) error {
 	var err error
 	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, p.js, p.opts.Replicas, p.opts.LeaseTTL)
 	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	if p.studyTime, err = studyTimeBucket(ctx, p.js, p.opts.Replicas); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	if cp, _, err := client.LoadViewCheckpoint(ctx, p.proj, client.NearestEntry); err == nil {
@@ -247,6 +255,14 @@ type studyEntry struct {
 	dirty bool
 }
 
+// timeEntry is a studyd_study_time key as this leader knows it; its stamp is the
+// bucket's Seq.
+type timeEntry struct {
+	bucket projections.StudyBucket
+	rev    uint64
+	dirty  bool
+}
+
 // leader is one term of holding the lease: the in-memory views it folded since its
 // checkpoint, and what it has yet to flush.
 type leader struct {
@@ -261,9 +277,12 @@ type leader struct {
 	studies map[domain.StudyRef]*studyEntry
 	dirtyU  []*uptakeEntry
 	dirtyS  []*studyEntry
-	// emptyU/emptyS: the bucket held nothing when this term began, so a key not yet in
-	// memory does not exist and need not be read.
-	emptyU, emptyS bool
+	// timeline is the studyd_study_time keys touched this term.
+	timeline map[projections.StudyBucketKey]*timeEntry
+	dirtyT   []*timeEntry
+	// emptyU/emptyS/emptyT: the bucket held nothing when this term began, so a key not
+	// yet in memory does not exist and need not be read.
+	emptyU, emptyS, emptyT bool
 }
 
 func (l *leader) run(parent context.Context) error {
@@ -313,6 +332,18 @@ func (l *leader) loop(parent, ctx context.Context) error {
 				return m.err
 			}
 			tl.heard = time.Now()
+			if m.corrupt != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: passing over a record it cannot fold (studyctl verify lists it)", "seq", m.seq, "err", m.corrupt)
+				l.applied = m.seq
+				l.pending++
+				continue
+			}
+			if err := projections.CheckTime(&m.commit); err != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: folding a commit into totals only (studyctl verify lists it)", "seq", m.seq,
+					"client", m.commit.Client, "err", err)
+			}
 			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
 				return err
 			}
@@ -404,10 +435,11 @@ func (l *leader) load(ctx context.Context) error {
 	p.seq.Store(cp.Seq)
 	l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 	l.studies = make(map[domain.StudyRef]*studyEntry)
+	l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
 	for _, b := range []struct {
 		kv    jetstream.KeyValue
 		empty *bool
-	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}} {
+	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}, {p.studyTime, &l.emptyT}} {
 		st, err := b.kv.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("projector: status of %s: %w", b.kv.Bucket(), err)
@@ -423,6 +455,10 @@ type tailMsg struct {
 	seq    uint64
 	commit eventstore.Commit
 	err    error
+	// corrupt: the message at seq is not a commit (eventstore.ErrCorrupt). It is
+	// reported and passed over, as verify's fold passes over it, so that one bad record
+	// never stops the views.
+	corrupt error
 }
 
 // tailLog follows the commits from sequence from on (eventlog.Replay, following),
@@ -460,7 +496,12 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 // to fold it).
 func decodeTail(e audit.Entry) tailMsg {
 	c, err := eventstore.DecodeCommit(e.Data)
+	if errors.Is(err, eventstore.ErrCorrupt) {
+		return tailMsg{seq: e.Seq, corrupt: fmt.Errorf("seq %d on %s: %w", e.Seq, e.Subject, err)}
+	}
 	if err != nil {
+		// A schema this build cannot read (a newer build's): stop, so that an instance
+		// that can read it takes the views over, rather than fold around it.
 		return tailMsg{seq: e.Seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)}
 	}
 	return tailMsg{seq: e.Seq, commit: c}
@@ -503,6 +544,23 @@ func (l *leader) apply(ctx context.Context, seq uint64, c *eventstore.Commit) er
 			e.dirty = true
 			l.dirtyS = append(l.dirtyS, e)
 		}
+	}
+	projections.EachStudyBucket(c, func(k projections.StudyBucketKey, ev *domain.Event) {
+		if err != nil {
+			return
+		}
+		var e *timeEntry
+		if e, err = l.timeEntry(ctx, k); err != nil || seq <= e.bucket.Seq {
+			return
+		}
+		e.bucket.Apply(c, ev)
+		if !e.dirty {
+			e.dirty = true
+			l.dirtyT = append(l.dirtyT, e)
+		}
+	})
+	if err != nil {
+		return err
 	}
 	l.applied = seq
 	l.pending++
@@ -553,6 +611,28 @@ func (l *leader) studyEntry(ctx context.Context, ref domain.StudyRef) (*studyEnt
 	return e, nil
 }
 
+func (l *leader) timeEntry(ctx context.Context, k projections.StudyBucketKey) (*timeEntry, error) {
+	if e, ok := l.timeline[k]; ok {
+		return e, nil
+	}
+	e := &timeEntry{bucket: projections.NewStudyBucket(k)}
+	if !l.emptyT {
+		key := client.StudyTimeKey(k)
+		kve, err := l.p.leaderEntry(ctx, l.p.studyTime, key)
+		if err != nil {
+			return nil, fmt.Errorf("projector: load %s %s: %w", client.StudyTimeBucket, key, err)
+		}
+		e.rev = kve.Rev
+		if kve.Value != nil {
+			if err := json.Unmarshal(kve.Value, &e.bucket); err != nil {
+				return nil, fmt.Errorf("projector: load %s %s: %w", client.StudyTimeBucket, key, err)
+			}
+		}
+	}
+	l.timeline[k] = e
+	return e, nil
+}
+
 // writeChunk bounds the async publishes in flight in one flush.
 const writeChunk = 512
 
@@ -565,7 +645,7 @@ func (l *leader) flush(ctx context.Context) error {
 		return nil
 	}
 	seq := l.applied
-	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS), writeChunk))
+	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS)+len(l.dirtyT), writeChunk))
 	send := func(force bool) error {
 		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
 			return nil
@@ -599,10 +679,23 @@ func (l *leader) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, e := range l.dirtyT {
+		e.bucket.Seq = seq
+		val, err := json.Marshal(&e.bucket)
+		if err != nil {
+			return fmt.Errorf("projector: encode study bucket: %w", err)
+		}
+		e := e
+		writes = append(writes, kvWrite{bucket: p.studyTime, key: client.StudyTimeKey(e.bucket.BucketKey()), value: val, rev: e.rev,
+			done: func(rev uint64) { e.rev, e.dirty = rev, false }})
+		if err := send(false); err != nil {
+			return err
+		}
+	}
 	if err := send(true); err != nil {
 		return err
 	}
-	l.dirtyU, l.dirtyS = l.dirtyU[:0], l.dirtyS[:0]
+	l.dirtyU, l.dirtyS, l.dirtyT = l.dirtyU[:0], l.dirtyS[:0], l.dirtyT[:0]
 	if p.afterKeys != nil {
 		if err := p.afterKeys(); err != nil {
 			return err
@@ -612,12 +705,13 @@ func (l *leader) flush(ctx context.Context) error {
 		return err
 	}
 	l.pending = 0
-	if len(l.uptake)+len(l.studies) > maxCachedKeys {
+	if len(l.uptake)+len(l.studies)+len(l.timeline) > maxCachedKeys {
 		// Every entry is clean now; forget them all rather than grow with every new
 		// hour bucket. A key touched again is read back from KV.
 		l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 		l.studies = make(map[domain.StudyRef]*studyEntry)
-		l.emptyU, l.emptyS = false, false
+		l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
+		l.emptyU, l.emptyS, l.emptyT = false, false, false
 	}
 	return nil
 }

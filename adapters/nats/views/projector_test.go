@@ -156,7 +156,24 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 	if diff := cmp.Diff(wantS.Views, gotS.Views, ignoreSeq); diff != "" {
 		t.Errorf("study views differ from the fold of the log (-fold +kv):\n%s", diff)
 	}
-	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 {
+	wantT, err := FoldTimeline(ctx, js, 0)
+	if err != nil {
+		t.Fatalf("FoldTimeline: %v", err)
+	}
+	gotT := map[projections.StudyBucketKey]*projections.StudyBucket{}
+	for _, period := range []projections.Period{projections.PeriodHour, projections.PeriodDay} {
+		buckets, err := client.ListStudyBuckets(ctx, js, period, nil)
+		if err != nil {
+			t.Fatalf("ListStudyBuckets: %v", err)
+		}
+		for i := range buckets {
+			gotT[buckets[i].BucketKey()] = &buckets[i]
+		}
+	}
+	if diff := cmp.Diff(wantT.Buckets, gotT, ignoreSeq); diff != "" {
+		t.Errorf("study hour/day buckets differ from the fold of the log (-fold +kv):\n%s", diff)
+	}
+	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 || len(wantT.Buckets) == 0 {
 		t.Errorf("fold has %d uptake keys and %d studies; the test log should produce both", len(wantU.Counts), len(wantS.Views))
 	}
 }

@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -9,11 +10,14 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 func TestQueryMinSeqReadsYourWrites(t *testing.T) {
@@ -154,6 +158,38 @@ func TestQueryRejectsAMisspeltField(t *testing.T) {
 	}
 	if code, desc := reply.Header.Get("Nats-Service-Error-Code"), reply.Header.Get("Nats-Service-Error"); code != "400" || !strings.Contains(desc, `unknown field "client"`) {
 		t.Errorf("error answer = %s %q, want 400 naming the unknown field", code, desc)
+	}
+}
+
+// TestServicesNameTheirQueueGroupAndVersion: each micro service answers in a queue
+// group named after it, with the build's version (not a fixed 1.0.0, not "q").
+func TestServicesNameTheirQueueGroupAndVersion(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
+	msg, err := nc.Request("$SRV.INFO."+client.QueryService, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != buildinfo.SemVer() {
+		t.Errorf("version %q, want the build's %q", info.Version, buildinfo.SemVer())
+	}
+	if len(info.Endpoints) != 3 {
+		t.Fatalf("endpoints %+v, want study, uptake and client", info.Endpoints)
+	}
+	for _, e := range info.Endpoints {
+		if e.QueueGroup != client.QueryService {
+			t.Errorf("endpoint %s in queue group %q, want %q", e.Name, e.QueueGroup, client.QueryService)
+		}
 	}
 }
 

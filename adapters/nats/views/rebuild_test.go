@@ -52,6 +52,19 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 		t.Fatalf("add garbage: %v", err)
 	}
 
+	// And lose one study's day bucket.
+	times, err := js.KeyValue(ctx, client.StudyTimeBucket)
+	if err != nil {
+		t.Fatalf("open study time: %v", err)
+	}
+	days, err := client.ListStudyBuckets(ctx, js, projections.PeriodDay, nil)
+	if err != nil || len(days) == 0 {
+		t.Fatalf("ListStudyBuckets = %d buckets, %v; want some", len(days), err)
+	}
+	if err := times.Delete(ctx, client.StudyTimeKey(days[0].BucketKey())); err != nil {
+		t.Fatalf("damage: %v", err)
+	}
+
 	// A reader watches every key while the rebuild runs.
 	var mu sync.Mutex
 	deleted := map[string]bool{}
