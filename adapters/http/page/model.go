@@ -463,6 +463,7 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 			func(src string) bool { return kindOf(src) == kind.kind })
 		p.Charts = append(p.Charts, c)
 	}
+	p.Charts = append(p.Charts, errorRateChart(period, uptake, kindOf))
 	health := map[string]*projections.HealthCounts{}
 	for k, n := range totals {
 		if k.Period != projections.PeriodTotal {
@@ -485,4 +486,37 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 		p.Sources = append(p.Sources, r)
 	}
 	return p
+}
+
+// errorRateChart charts bad / (good + bad) per bucket for the runner, all actions and
+// all recipes, against the uptake-health threshold.
+func errorRateChart(period projections.Period, uptake map[projections.UptakeKey]uint64, kindOf func(string) string) *chart {
+	var starts []int64
+	for k := range uptake {
+		if k.Period == period {
+			starts = append(starts, k.Start)
+		}
+	}
+	x := axis(period, starts)
+	at := index(x)
+	c := &chart{ID: "error-rate", Title: "Uptake error rate per " + period.String(), Period: period, X: x,
+		YLabel: "error rate", Percent: true, Threshold: uptakeAlert, ThresholdLabel: "2% alert",
+		Desc: "Bad reports over good and bad ones in each UTC " + period.String() + ", for the runner, all actions and all recipes; above the line is an uptake-health alert."}
+	for _, kind := range []struct{ kind, name string }{{"runner", "runner"}, {"action", "actions"}, {"recipe", "recipes"}} {
+		counts := make([]projections.HealthCounts, len(x))
+		for k, n := range uptake {
+			if k.Period != period || kindOf(k.Source) != kind.kind {
+				continue
+			}
+			if j, ok := at[k.Start]; ok {
+				counts[j].Add(k.Status, n)
+			}
+		}
+		vals := make([]float64, len(x))
+		for j := range counts {
+			vals[j] = counts[j].BadRatio()
+		}
+		c.Series = append(c.Series, series{Name: kind.name, Values: vals})
+	}
+	return c
 }

@@ -334,3 +334,38 @@ func TestSRMOverTimeEndsAtTheStudysSRM(t *testing.T) {
 		t.Fatal("no study with recorded ratios in the simulated fleet")
 	}
 }
+
+func TestFleetErrorRateOverTime(t *testing.T) {
+	t.Parallel()
+	h := time.Date(2018, 6, 1, 10, 0, 0, 0, time.UTC).Unix()
+	key := func(src string, s domain.UptakeStatus, start int64) projections.UptakeKey {
+		return projections.UptakeKey{Source: src, Status: s, Period: projections.PeriodHour, Start: start}
+	}
+	uptake := map[projections.UptakeKey]uint64{
+		key(domain.SourceRunner, domain.RunnerSuccess, h):                     98,
+		key(domain.SourceRunner, domain.RunnerNetworkError, h):                2,
+		key(domain.SourceRunner, domain.RunnerSuccess, h+7200):                10,
+		key(domain.RecipeSource(7), domain.RecipeExecutionError, h+7200):      1,
+		key(domain.RecipeSource(8), domain.RecipeSuccess, h+7200):             3,
+		key(domain.ActionSource("addon-study"), domain.ActionSuccess, h+3600): 5,
+	}
+	m := fleetModel(projections.PeriodHour, uptake, nil, FleetStatus{})
+	var c *chart
+	for _, ch := range m.Charts {
+		if ch.ID == "error-rate" {
+			c = ch
+		}
+	}
+	if c == nil {
+		t.Fatal("the fleet page has no error-rate chart")
+	}
+	want := map[string][]float64{"runner": {0.02, 0, 0}, "actions": {0, 0, 0}, "recipes": {0, 0, 0.25}}
+	if len(c.X) != 3 {
+		t.Fatalf("axis has %d hours, want 3 (gaps included)", len(c.X))
+	}
+	for _, s := range c.Series {
+		if fmt.Sprint(s.Values) != fmt.Sprint(want[s.Name]) {
+			t.Errorf("%s error rate = %v, want %v", s.Name, s.Values, want[s.Name])
+		}
+	}
+}

@@ -423,3 +423,18 @@ func mustOpen(t testing.TB, p *Projector) {
 		t.Fatal(err)
 	}
 }
+
+// TestProjectorOpensItsBucketsInRun: NewProjector only builds (it used to open the
+// buckets, for up to 30 s, on a background context); Run opens them and returns what
+// keeps it from doing so.
+func TestProjectorOpensItsBucketsInRun(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	nc.Close()
+	p := NewProjector(js, testOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run on a closed connection = %v (ctx %v), want an error at once", err, ctx.Err())
+	}
+}

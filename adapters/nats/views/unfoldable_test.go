@@ -27,8 +27,10 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	publishCommits(t, js, g, 5)
 	far := time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := eventstore.Commit{CommitID: "far", CommandID: "far", CommandType: domain.CommandRecipeRun, Client: "far-client", At: far,
-		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}},
-		State:  domain.ClientState{Client: "far-client", LastRunAt: far}}
+		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess},
+			{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "pref-0", Slug: "pref-0", Branch: "control",
+				From: domain.StateNone, To: domain.StateEnrolled, ExperimentType: domain.ExperimentTypeExp}},
+		State: domain.ClientState{Client: "far-client", LastRunAt: far}}
 	b, err := eventstore.EncodeCommit(c)
 	if err != nil {
 		t.Fatal(err)
