@@ -52,12 +52,13 @@ type StudyBucket struct {
 	// Action is the action that owns the study's enrollments, as the client's state
 	// recorded it with the latest event that named one.
 	Action string `json:"action,omitempty"`
-	// Recipes are the candidates for the study's recipe: the recipe ids whose uptake
-	// was reported in every commit of the bucket that enrolled a client or failed to.
-	// A client enrolls only in a run that holds the study's recipe, so the candidates
-	// narrow to that one recipe as soon as two runs differ. Meaningful only when
-	// RecipeEvents > 0 (the number of such events); an empty list then means no recipe
-	// was common to them all.
+	// Recipes are the candidates for the study's recipe, from every commit of the bucket
+	// that enrolled a client or failed to: the recipe whose uptake event records the
+	// action and arguments that name this study, or, in a log older than those records,
+	// the ids of every recipe the run reported (a client enrolls only in a run that holds
+	// the study's recipe, so these narrow to it as soon as two runs differ). Meaningful
+	// only when RecipeEvents > 0 (the number of such events); an empty list then means
+	// no recipe was common to them all.
 	Recipes      []domain.RecipeID `json:"recipes,omitempty"`
 	RecipeEvents uint64            `json:"recipe_events,omitempty"`
 }
@@ -82,7 +83,7 @@ func NewStudyBucket(k StudyBucketKey) StudyBucket { return *newStudyBucket(k) }
 // Apply folds study event e of commit c into the bucket; other events are ignored.
 // The caller routes events to their bucket (EachStudyBucket) and handles positions.
 func (b *StudyBucket) Apply(c *eventstore.Commit, e *domain.Event) {
-	if !IsStudyEvent(e) {
+	if !isTimelineEvent(e) {
 		return
 	}
 	at := c.At.UTC()
@@ -114,7 +115,7 @@ func (b *StudyBucket) Apply(c *eventstore.Commit, e *domain.Event) {
 		}
 	}
 	if e.Type == domain.EventEnrolled || e.Type == domain.EventEnrollFailed {
-		b.narrowRecipes(reportedRecipes(c), 1)
+		b.narrowRecipes(recipesOf(c, e.Study()), 1)
 	}
 }
 
@@ -137,17 +138,35 @@ func (b *StudyBucket) narrowRecipes(ids []domain.RecipeID, n uint64) {
 	b.RecipeEvents += n
 }
 
-// reportedRecipes returns the sorted ids of the recipes whose uptake c reports.
-func reportedRecipes(c *eventstore.Commit) []domain.RecipeID {
-	var ids []domain.RecipeID
+// recipesOf returns the sorted ids of the recipes of commit c that may run study ref:
+// the one whose recorded action and arguments name it, or, when c's recipe uptake
+// events record no arguments (a log written before they were recorded), every recipe
+// whose uptake c reports.
+func recipesOf(c *eventstore.Commit, ref domain.StudyRef) []domain.RecipeID {
+	var all, named []domain.RecipeID
+	recorded := false
 	for i := range c.Events {
 		e := &c.Events[i]
 		if e.Type != domain.EventUptakeReported {
 			continue
 		}
-		if id, ok := RecipeOf(e.Source); ok {
-			ids = append(ids, id)
+		id, ok := RecipeOf(e.Source)
+		if !ok {
+			continue
 		}
+		all = append(all, id)
+		if e.Action == "" {
+			continue
+		}
+		recorded = true
+		r := domain.RecipeReport{ID: id, Action: e.Action, Arguments: domain.RecipeArguments(e.Arguments)}
+		if study, ok := r.Study(); ok && study == ref {
+			named = append(named, id)
+		}
+	}
+	ids := all
+	if recorded {
+		ids = named
 	}
 	slices.Sort(ids)
 	return slices.Compact(ids)
@@ -210,6 +229,16 @@ func (b *StudyBucket) Enrolled() uint64 {
 	return n
 }
 
+// isTimelineEvent reports whether e counts in a study's timeline: enrollments, ends and
+// failed starts of a study (not later Firefox's other study events, nor rollouts').
+func isTimelineEvent(e *domain.Event) bool {
+	switch e.Type {
+	case domain.EventEnrolled, domain.EventUnenrolled, domain.EventEnrollFailed:
+		return IsStudyEvent(e)
+	}
+	return false
+}
+
 // EachStudyBucket calls fn with the two keys (hour and day) of every study event in
 // c. It is the timeline's only knowledge of commits, shared by StudyTimeline and the
 // projector, which applies each key under its own stamp.
@@ -224,7 +253,7 @@ func EachStudyBucket(c *eventstore.Commit, fn func(k StudyBucketKey, e *domain.E
 	timed := false
 	for i := range c.Events {
 		e := &c.Events[i]
-		if !IsStudyEvent(e) {
+		if !isTimelineEvent(e) {
 			continue
 		}
 		if !timed {

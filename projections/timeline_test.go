@@ -66,6 +66,24 @@ func TestStudyTimelineFold(t *testing.T) {
 			}(),
 		},
 		{
+			name: "the recipe whose recorded arguments name the study, among others in the run",
+			commits: func() []eventstore.Commit {
+				recipe := func(id domain.RecipeID, slug string) domain.Event {
+					e := uptakeEvent(domain.RecipeSource(id), domain.RecipeSuccess)
+					e.Action = "preference-experiment"
+					e.Arguments = domain.JSONText(domain.MustRecipeArguments(map[string]any{"slug": slug}))
+					return e
+				}
+				c := run(t0, nil, enrolled(domain.PreferenceStudy, "pref-1", "control"), recipe(7, "pref-1"), recipe(9, "pref-2"))
+				return []eventstore.Commit{c}
+			}(),
+			want: func() map[StudyBucketKey]*StudyBucket {
+				b := StudyBucket{First: t0, Last: t0, Action: "preference-experiment",
+					Branches: map[string]BranchActivity{"control": {Enrolled: 1}}, Recipes: []domain.RecipeID{7}, RecipeEvents: 1}
+				return map[StudyBucketKey]*StudyBucket{hk: bucket(hk, 1, b), dk: bucket(dk, 1, b)}
+			}(),
+		},
+		{
 			name: "failures by reason; the next hour has its own bucket",
 			commits: []eventstore.Commit{
 				commitAt(t0, failed(domain.AddonStudy, "42", "download-failure")),

@@ -16,9 +16,21 @@ import (
 // the latest two months of days.
 var maxBuckets = map[projections.Period]int{projections.PeriodHour: 72, projections.PeriodDay: 62}
 
-// recordedRatios is the study view's recorded target split. Views written before
-// ratios were recorded have none: equal weights.
-func recordedRatios(*projections.StudyView) map[string]float64 { return nil }
+// recordedRatios is the study view's target split as its enrollments recorded it
+// from the recipe's branches. Views of a log older than those records have none:
+// equal weights.
+func recordedRatios(v *projections.StudyView) map[string]float64 {
+	if len(v.Ratios) == 0 {
+		return nil
+	}
+	w := make(map[string]float64, len(v.Ratios))
+	for _, r := range v.Ratios {
+		if r.Ratio > 0 {
+			w[r.Slug] = float64(r.Ratio)
+		}
+	}
+	return w
+}
 
 // srmLight is a study's sample-ratio-mismatch light.
 type srmLight struct {
@@ -147,7 +159,7 @@ func ratioText(w map[string]float64) string {
 	s := ""
 	for i, b := range sortedKeys(w) {
 		if i > 0 {
-			s += " : "
+			s += ", "
 		}
 		s += b + " " + strconv.FormatFloat(w[b], 'f', -1, 64)
 	}
@@ -352,7 +364,8 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		for i := range target {
 			target[i] = b.Weight / totalWeight
 		}
-		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true})
+		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true,
+			Like: slices.Index(names, b.Branch) + 1})
 	}
 	srm.Series = []series{{Name: "p-value", Values: pvals}}
 
@@ -450,6 +463,7 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 			func(src string) bool { return kindOf(src) == kind.kind })
 		p.Charts = append(p.Charts, c)
 	}
+	p.Charts = append(p.Charts, errorRateChart(period, uptake, kindOf))
 	health := map[string]*projections.HealthCounts{}
 	for k, n := range totals {
 		if k.Period != projections.PeriodTotal {
@@ -472,4 +486,37 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 		p.Sources = append(p.Sources, r)
 	}
 	return p
+}
+
+// errorRateChart charts bad / (good + bad) per bucket for the runner, all actions and
+// all recipes, against the uptake-health threshold.
+func errorRateChart(period projections.Period, uptake map[projections.UptakeKey]uint64, kindOf func(string) string) *chart {
+	var starts []int64
+	for k := range uptake {
+		if k.Period == period {
+			starts = append(starts, k.Start)
+		}
+	}
+	x := axis(period, starts)
+	at := index(x)
+	c := &chart{ID: "error-rate", Title: "Uptake error rate per " + period.String(), Period: period, X: x,
+		YLabel: "error rate", Percent: true, Threshold: uptakeAlert, ThresholdLabel: "2% alert",
+		Desc: "Bad reports over good and bad ones in each UTC " + period.String() + ", for the runner, all actions and all recipes; above the line is an uptake-health alert."}
+	for _, kind := range []struct{ kind, name string }{{"runner", "runner"}, {"action", "actions"}, {"recipe", "recipes"}} {
+		counts := make([]projections.HealthCounts, len(x))
+		for k, n := range uptake {
+			if k.Period != period || kindOf(k.Source) != kind.kind {
+				continue
+			}
+			if j, ok := at[k.Start]; ok {
+				counts[j].Add(k.Status, n)
+			}
+		}
+		vals := make([]float64, len(x))
+		for j := range counts {
+			vals[j] = counts[j].BadRatio()
+		}
+		c.Series = append(c.Series, series{Name: kind.name, Values: vals})
+	}
+	return c
 }

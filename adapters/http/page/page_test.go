@@ -234,17 +234,33 @@ func TestSRMLight(t *testing.T) {
 		name   string
 		view   *projections.StudyView
 		ratios map[string]float64
-		want   string
+		// recorded: use the page's default, the ratios the view recorded
+		recorded bool
+		want     string
 	}{
 		{name: "even split, equal weights", view: view(500, 510), want: "ok"},
 		{name: "90/10 against equal weights", view: view(900, 100), want: "alarm"},
 		{name: "90/10 against its recorded 9:1", view: view(900, 100), ratios: map[string]float64{"control": 9, "treatment": 1}, want: "ok"},
+		{name: "90/10 against the 9:1 its enrollments recorded (the default)", view: func() *projections.StudyView {
+			v := view(900, 100)
+			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			return v
+		}(), recorded: true, want: "ok"},
+		{name: "50/50 against the 9:1 its enrollments recorded", view: func() *projections.StudyView {
+			v := view(500, 500)
+			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			return v
+		}(), recorded: true, want: "alarm"},
 		{name: "one branch", view: &projections.StudyView{Enrolled: 3, Branches: map[string]projections.BranchCount{"a": {Enrolled: 3}}}, want: "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			row := rowOf(tt.view, nil, nil, func(*projections.StudyView) map[string]float64 { return tt.ratios })
+			ratios := func(*projections.StudyView) map[string]float64 { return tt.ratios }
+			if tt.recorded {
+				ratios = RecordedRatios
+			}
+			row := rowOf(tt.view, nil, nil, ratios)
 			if row.SRM.Class != tt.want {
 				t.Errorf("light = %s (%s), want %s", row.SRM.Class, row.SRM.Text, tt.want)
 			}
@@ -278,4 +294,78 @@ func TestEventsFollowTheCheckpoint(t *testing.T) {
 		}
 	}
 	t.Fatalf("event stream ended without %q: %v", want, sc.Err())
+}
+
+// TestSRMOverTimeEndsAtTheStudysSRM: the last point of a study's SRM line is the test
+// of all its enrollments against its recorded split, as the light shows it.
+func TestSRMOverTimeEndsAtTheStudysSRM(t *testing.T) {
+	t.Parallel()
+	v, _ := newServer(t)
+	ctx := context.Background()
+	views, _ := v.Studies(ctx)
+	tested := 0
+	for i := range views {
+		sv := &views[i]
+		if len(sv.Ratios) < 2 || sv.Enrolled == 0 {
+			continue
+		}
+		tested++
+		ref := sv.Study()
+		days, _ := v.Timeline(ctx, &ref, projections.PeriodDay)
+		m := studyModel(sv, projections.PeriodDay, days, days, nil, nil, RecordedRatios)
+		var srm *chart
+		for _, c := range m.Charts {
+			if c.ID == "srm" {
+				srm = c
+			}
+		}
+		if srm == nil || len(srm.Series) != 1 || len(srm.Series[0].Values) == 0 {
+			t.Fatalf("%s: no SRM line", ref)
+		}
+		pvals := srm.Series[0].Values
+		if got, want := pvals[len(pvals)-1], m.Health.PValue; got != want {
+			t.Errorf("%s: SRM line ends at p = %v, the study's SRM is p = %v (%s)", ref, got, want, m.Health.RatiosFrom)
+		}
+		if want := ratioText(RecordedRatios(sv)); m.Row.Ratios != want || want == "equal weights" {
+			t.Errorf("%s: target split shown %q, want the recorded %q", ref, m.Row.Ratios, want)
+		}
+	}
+	if tested == 0 {
+		t.Fatal("no study with recorded ratios in the simulated fleet")
+	}
+}
+
+func TestFleetErrorRateOverTime(t *testing.T) {
+	t.Parallel()
+	h := time.Date(2018, 6, 1, 10, 0, 0, 0, time.UTC).Unix()
+	key := func(src string, s domain.UptakeStatus, start int64) projections.UptakeKey {
+		return projections.UptakeKey{Source: src, Status: s, Period: projections.PeriodHour, Start: start}
+	}
+	uptake := map[projections.UptakeKey]uint64{
+		key(domain.SourceRunner, domain.RunnerSuccess, h):                     98,
+		key(domain.SourceRunner, domain.RunnerNetworkError, h):                2,
+		key(domain.SourceRunner, domain.RunnerSuccess, h+7200):                10,
+		key(domain.RecipeSource(7), domain.RecipeExecutionError, h+7200):      1,
+		key(domain.RecipeSource(8), domain.RecipeSuccess, h+7200):             3,
+		key(domain.ActionSource("addon-study"), domain.ActionSuccess, h+3600): 5,
+	}
+	m := fleetModel(projections.PeriodHour, uptake, nil, FleetStatus{})
+	var c *chart
+	for _, ch := range m.Charts {
+		if ch.ID == "error-rate" {
+			c = ch
+		}
+	}
+	if c == nil {
+		t.Fatal("the fleet page has no error-rate chart")
+	}
+	want := map[string][]float64{"runner": {0.02, 0, 0}, "actions": {0, 0, 0}, "recipes": {0, 0, 0.25}}
+	if len(c.X) != 3 {
+		t.Fatalf("axis has %d hours, want 3 (gaps included)", len(c.X))
+	}
+	for _, s := range c.Series {
+		if fmt.Sprint(s.Values) != fmt.Sprint(want[s.Name]) {
+			t.Errorf("%s error rate = %v, want %v", s.Name, s.Values, want[s.Name])
+		}
+	}
 }

@@ -29,6 +29,9 @@ type series struct {
 	Name   string
 	Values []float64 // one per bucket of the chart
 	Dashed bool      // a reference line (a target), drawn thin and dashed
+	// Like draws the line in the colour of series Like-1 (0: its own), so that a
+	// target line matches its branch.
+	Like int
 }
 
 // chart is a line chart over time buckets, rendered to SVG on the server.
@@ -52,8 +55,22 @@ type chart struct {
 	Percent bool
 }
 
-// colour returns the i-th series colour and dash pattern.
+// style returns the i-th series colour and dash pattern.
 func style(i int) (string, string) { return palette[i%len(palette)], dashes[i%len(dashes)] }
+
+// seriesStyle is style for series i of c, honouring Like and Dashed.
+func (c *chart) seriesStyle(i int) (colour, dash, width string) {
+	s := c.Series[i]
+	colour, dash = style(i)
+	width = "2.5"
+	if s.Like > 0 {
+		colour, _ = style(s.Like - 1)
+	}
+	if s.Dashed {
+		dash, width = "5 4", "1.5"
+	}
+	return colour, dash, width
+}
 
 func (c *chart) y(v, maxY float64) float64 {
 	plotH := float64(chartH - padTop - padB)
@@ -127,23 +144,38 @@ func (c *chart) SVG() template.HTML {
 		chartW, chartH, esc(c.ID), esc(c.ID))
 	fmt.Fprintf(&b, `<title id="%s-t">%s</title><desc id="%s-d">%s</desc>`, esc(c.ID), esc(c.Title), esc(c.ID), esc(c.Desc))
 	maxY := c.MaxY
-	if !c.LogY && maxY == 0 {
+	// Axes and grid.
+	var ticks []float64
+	switch {
+	case c.LogY:
+		step := max(1, int(math.Ceil(-math.Log10(c.minY())/4)))
+		for e := 0; math.Pow(10, float64(-e)) >= c.minY(); e += step {
+			ticks = append(ticks, math.Pow(10, float64(-e)))
+		}
+	case maxY > 0:
+		ticks = []float64{0, maxY / 4, maxY / 2, 3 * maxY / 4, maxY}
+	case c.Percent:
+		// Rates: from 0 to a round share above the data and the threshold.
+		maxY = c.Threshold * 2
 		for _, s := range c.Series {
 			for _, v := range s.Values {
 				maxY = max(maxY, v)
 			}
 		}
-		maxY = niceMax(maxY)
-	}
-	// Axes and grid.
-	var ticks []float64
-	if c.LogY {
-		step := max(1, int(math.Ceil(-math.Log10(c.minY())/4)))
-		for e := 0; math.Pow(10, float64(-e)) >= c.minY(); e += step {
-			ticks = append(ticks, math.Pow(10, float64(-e)))
-		}
-	} else {
+		maxY = min(niceMax(maxY), 1)
 		ticks = []float64{0, maxY / 4, maxY / 2, 3 * maxY / 4, maxY}
+	default:
+		// Counts: whole-number steps of 1, 2 or 5 times a power of ten, at most five.
+		for _, s := range c.Series {
+			for _, v := range s.Values {
+				maxY = max(maxY, v)
+			}
+		}
+		step := max(1, niceMax(maxY/5))
+		maxY = max(step, math.Ceil(maxY/step)*step)
+		for v := 0.0; v <= maxY+step/2; v += step {
+			ticks = append(ticks, v)
+		}
 	}
 	for _, v := range ticks {
 		y := c.y(v, maxY)
@@ -167,11 +199,7 @@ func (c *chart) SVG() template.HTML {
 		fmt.Fprintf(&b, `<text class="threshold-label" x="%d" y="%.1f" text-anchor="end">%s</text>`, chartW-padRight-4, y-4, esc(c.ThresholdLabel))
 	}
 	for i, s := range c.Series {
-		colour, dash := style(i)
-		width := "2.5"
-		if s.Dashed {
-			width, dash = "1.5", "5 4"
-		}
+		colour, dash, width := c.seriesStyle(i)
 		var pts strings.Builder
 		for j, v := range s.Values {
 			if j >= len(c.X) {
@@ -210,10 +238,7 @@ func (c *chart) value(v float64) string {
 func (c *chart) Legend() []legendItem {
 	out := make([]legendItem, len(c.Series))
 	for i, s := range c.Series {
-		colour, dash := style(i)
-		if s.Dashed {
-			dash = "5 4"
-		}
+		colour, dash, _ := c.seriesStyle(i)
 		out[i] = legendItem{Name: s.Name, Colour: colour, Dash: dash}
 	}
 	return out

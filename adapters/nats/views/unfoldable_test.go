@@ -43,10 +43,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	}
 	last := publishCommits(t, js, g, 5)
 
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
 	// studyctl rebuild was answered by nobody while the projector restarted for ever.
@@ -71,11 +68,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	assertViewsMatchFold(t, js)
 
 	nc := js.Conn()
-	stopQ, err := StartQueryService(ctx, nc, js, eventlog.NewStore(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
 	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer qcancel()
 	_, err = client.QueryClient(qctx, nc, client.ClientRequest{Client: "far-client"})
