@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,12 +73,12 @@ func (m *memViews) Timeline(_ context.Context, ref *domain.StudyRef, p projectio
 	return out, nil
 }
 
-func (m *memViews) Uptake(_ context.Context, p projections.Period) (map[projections.UptakeKey]uint64, error) {
+func (m *memViews) Uptake(_ context.Context, p projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[projections.UptakeKey]uint64{}
 	for k, n := range m.uptake.Counts {
-		if k.Period == p {
+		if k.Period == p && (len(sources) == 0 || slices.Contains(sources, k.Source)) {
 			out[k] = n
 		}
 	}
