@@ -83,7 +83,7 @@ func NewStudyBucket(k StudyBucketKey) StudyBucket { return *newStudyBucket(k) }
 // Apply folds study event e of commit c into the bucket; other events are ignored.
 // The caller routes events to their bucket (EachStudyBucket) and handles positions.
 func (b *StudyBucket) Apply(c *eventstore.Commit, e *domain.Event) {
-	if !IsStudyEvent(e) {
+	if !isTimelineEvent(e) {
 		return
 	}
 	at := c.At.UTC()
@@ -229,15 +229,31 @@ func (b *StudyBucket) Enrolled() uint64 {
 	return n
 }
 
+// isTimelineEvent reports whether e counts in a study's timeline: enrollments, ends and
+// failed starts of a study (not later Firefox's other study events, nor rollouts').
+func isTimelineEvent(e *domain.Event) bool {
+	switch e.Type {
+	case domain.EventEnrolled, domain.EventUnenrolled, domain.EventEnrollFailed:
+		return IsStudyEvent(e)
+	}
+	return false
+}
+
 // EachStudyBucket calls fn with the two keys (hour and day) of every study event in
 // c. It is the timeline's only knowledge of commits, shared by StudyTimeline and the
 // projector, which applies each key under its own stamp.
+//
+// A commit whose time RFC 3339 cannot write (CheckTime) has no buckets: they would be
+// views nobody can render. Its events still count in the study views.
 func EachStudyBucket(c *eventstore.Commit, fn func(k StudyBucketKey, e *domain.Event)) {
+	if CheckTime(c) != nil {
+		return
+	}
 	var hour, day int64
 	timed := false
 	for i := range c.Events {
 		e := &c.Events[i]
-		if !IsStudyEvent(e) {
+		if !isTimelineEvent(e) {
 			continue
 		}
 		if !timed {

@@ -99,6 +99,9 @@ type auditSummary struct {
 	LastSeq  uint64       `json:"last_seq"`
 	Seconds  float64      `json:"duration_seconds"`
 	Rate     float64      `json:"messages_per_second"`
+	// Skipped are records the format cannot hold (e.g. a time JSON cannot write):
+	// left out, named here, and the export went on.
+	Skipped []audit.Skipped `json:"skipped,omitempty"`
 }
 
 // auditCmd exports the selected part of the log.
@@ -173,7 +176,7 @@ func (c *cli) auditCmd(app *fisk.Application) (string, func(context.Context) err
 		if err != nil {
 			return err
 		}
-		sum.Commits, sum.Lines = x.Commits, x.Lines
+		sum.Commits, sum.Lines, sum.Skipped = x.Commits, x.Lines, x.Skipped
 		sum.Seconds = time.Since(start).Seconds()
 		sum.Rate = float64(sum.Messages) / max(sum.Seconds, 1e-9)
 		if c.json {
@@ -181,6 +184,11 @@ func (c *cli) auditCmd(app *fisk.Application) (string, func(context.Context) err
 		}
 		_, err = fmt.Fprintf(summaryTo, "audit: %d messages read (seq %d..%d), %d commits selected, %d %s lines written in %s (%.0f msg/s)\n",
 			sum.Messages, sum.FirstSeq, sum.LastSeq, sum.Commits, sum.Lines, f, fmtDuration(time.Duration(sum.Seconds*float64(time.Second))), sum.Rate)
+		for _, sk := range sum.Skipped {
+			if err == nil {
+				_, err = fmt.Fprintf(summaryTo, "audit: seq %d skipped: %s (studyctl verify lists it)\n", sk.Seq, sk.Err)
+			}
+		}
 		return err
 	}
 }

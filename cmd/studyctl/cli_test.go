@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
@@ -54,6 +55,16 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 	}
 }
 
+// TestHelpListsOnlyWhatWorks: health takes its study as an argument, so its help has
+// no --study (which used to be listed, and failed).
+func TestHelpListsOnlyWhatWorks(t *testing.T) {
+	t.Parallel()
+	out, _, err := runCLI(t, "", "health", "--help")
+	if err != nil || strings.Contains(out, "--study") || !strings.Contains(out, "<study>") {
+		t.Errorf("health --help: %v\n%s\nwant <study> and no --study", err, out)
+	}
+}
+
 func TestUsageErrorsFail(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{{"bogus"}, {"studies", "--bogus"}, {"study"}, {"client"}, {"explain", "c1"},
@@ -88,12 +99,14 @@ func TestConnectionFlagsAnywhere(t *testing.T) {
 	}
 }
 
-// startTokenServer runs a JetStream server that demands a token, with an empty
-// STUDYD_EVENTS stream.
-func startTokenServer(t *testing.T, token string) string {
+// startAuthServer runs a JetStream server with the authentication auth sets up, and
+// an empty STUDYD_EVENTS stream created through a connection with opt.
+func startAuthServer(t *testing.T, auth func(*server.Options), opt nats.Option) string {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		Authorization: token, NoLog: true, NoSigs: true, DisableJetStreamBanner: true})
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true, DisableJetStreamBanner: true}
+	auth(opts)
+	s, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +115,7 @@ func startTokenServer(t *testing.T, token string) string {
 		t.Fatal("server not ready")
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL(), nats.Token(token))
+	nc, err := nats.Connect(s.ClientURL(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +128,48 @@ func startTokenServer(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	return s.ClientURL()
+}
+
+// startTokenServer runs a JetStream server that demands a token.
+func startTokenServer(t *testing.T, token string) string {
+	t.Helper()
+	return startAuthServer(t, func(o *server.Options) { o.Authorization = token }, nats.Token(token))
+}
+
+func TestUserPasswordAndNKey(t *testing.T) {
+	t.Parallel()
+	url := startAuthServer(t, func(o *server.Options) { o.Username, o.Password = "svc", "pw" }, nats.UserInfo("svc", "pw"))
+	if _, stderr, err := runEnv(t, nil, "audit", "-s", url, "--user", "svc", "--password", "pw"); err != nil {
+		t.Errorf("audit --user --password: %v (stderr %q)", err, stderr)
+	}
+	if _, stderr, err := runEnv(t, map[string]string{"NATS_USER": "svc", "NATS_PASSWORD": "pw"}, "audit", "-s", url); err != nil {
+		t.Errorf("NATS_USER/NATS_PASSWORD audit: %v (stderr %q)", err, stderr)
+	}
+	if _, _, err := runEnv(t, nil, "audit", "-s", url, "--user", "svc", "--password", "wrong"); err == nil {
+		t.Errorf("audit with a wrong password: no error")
+	}
+
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url = startAuthServer(t, func(o *server.Options) { o.Nkeys = []*server.NkeyUser{{Nkey: pub}} }, opt)
+	if _, stderr, err := runEnv(t, nil, "audit", "-s", url, "--nkey", seedFile); err != nil {
+		t.Errorf("audit --nkey: %v (stderr %q)", err, stderr)
+	}
+	if _, _, err := runEnv(t, nil, "audit", "-s", url); err == nil {
+		t.Errorf("audit without the nkey: no error")
+	}
 }
 
 func TestTokenAndContext(t *testing.T) {
@@ -227,5 +282,31 @@ func TestTablesAreTidy(t *testing.T) {
 		if args[0] == "client" && !strings.Contains(out, "treatment  2018-07-14T12:00:00Z  -") {
 			t.Errorf("client table lacks '-' for the empty end time:\n%s", out)
 		}
+	}
+}
+
+// TestErrorsSayEachThingOnce: an error names its subject once, not once per layer
+// ("client nobody: client nobody has no commits").
+func TestErrorsSayEachThingOnce(t *testing.T) {
+	t.Parallel()
+	url, _ := startViews(t)
+	for _, tt := range []struct {
+		args []string
+		word string
+	}{
+		{[]string{"client", "nobody"}, "nobody"},
+		{[]string{"study", "preference_study/nope"}, "preference_study/nope"},
+	} {
+		_, _, err := runCLI(t, "", append(tt.args, "-s", url)...)
+		if err == nil {
+			t.Fatalf("studyctl %v: no error, want one", tt.args)
+		}
+		if n := strings.Count(err.Error(), tt.word); n != 1 {
+			t.Errorf("studyctl %v: error %q names %q %d times, want once", tt.args, err, tt.word, n)
+		}
+	}
+	_, _, err := runCLI(t, `{"type":"opt_out","colour":1}`, "publish", "-", "-s", url)
+	if err == nil || strings.Count(err.Error(), "json:") != 1 || !strings.Contains(err.Error(), "stdin") {
+		t.Errorf("publish - of a misspelt field: error %v, want one naming stdin and json once", err)
 	}
 }

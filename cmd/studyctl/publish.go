@@ -115,7 +115,7 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 			return err
 		}
 		if out.Status == client.OutcomeRejected {
-			return fmt.Errorf("%w: %s: %s", errRejected, out.Code, out.Error)
+			return fmt.Errorf("%w: %s", errRejected, out.Error) // the code is in the outcome printed above
 		}
 		return nil
 	}
@@ -125,10 +125,10 @@ func (c *cli) publishCmd(app *fisk.Application) (string, func(context.Context) e
 // errors, as studyd's intake would treat them.
 func (c *cli) readCommand(name string) (domain.Command, error) {
 	var r io.Reader = c.stdin
-	if name == stdinArg {
-		name = "-"
-	}
-	if name != "-" {
+	fromStdin := name == stdinArg || name == "-"
+	if fromStdin {
+		name = "stdin"
+	} else {
 		f, err := os.Open(name)
 		if err != nil {
 			return domain.Command{}, err

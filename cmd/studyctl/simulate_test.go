@@ -155,18 +155,18 @@ func startStudyd(t *testing.T, partitions int) string {
 	}
 	store := eventlog.NewStore(js)
 	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions})
-	p, err := views.NewProjector(js, views.ProjectorOptions{FlushInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := views.NewProjector(js, views.ProjectorConfig{FlushInterval: 20 * time.Millisecond})
+	q := views.NewQueryService(nc, js, store, views.QueryConfig{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = in.Run(ctx) })
 	wg.Go(func() { _ = p.Run(ctx) })
-	stop, err := views.StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		t.Fatal(err)
+	wg.Go(func() { _ = q.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-q.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("query service not ready after 30s")
 	}
-	t.Cleanup(func() { _ = stop(); cancel(); wg.Wait() })
 	return s.ClientURL()
 }
 

@@ -150,7 +150,7 @@ func (c *cli) checkpoint(ctx context.Context, keyFile string) error {
 		return err
 	}
 	defer closer()
-	cp, err := checkpoint.Write(ctx, js, key)
+	cp, err := checkpoint.Write(ctx, js, key, checkpoint.Options{})
 	if err != nil {
 		return err
 	}

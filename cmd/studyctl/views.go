@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -78,15 +79,14 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 		defer closer()
 		ctx, cancel := context.WithTimeout(ctx, c.timeout)
 		defer cancel()
-		seq, err := client.WaitViews(ctx, js, minSeq)
-		if err != nil {
+		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
 			return err
 		}
 		v, err := client.ReadViews(ctx, js, client.StudyViews)
-		if err != nil {
+		if err != nil && !errors.Is(err, client.ErrNoViews) {
 			return err
 		}
-		views := v.Studies
+		seq, views := v.Checkpoint, v.Studies
 		if views == nil {
 			views = []projections.StudyView{}
 		}
@@ -151,7 +151,7 @@ func query[R any](ctx context.Context, c *cli, what string, ask func(context.Con
 	defer cancel()
 	resp, err := ask(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err // the service's answer names what it was asked about
 	}
 	if c.json {
 		return c.printJSON(resp)
@@ -162,10 +162,21 @@ func query[R any](ctx context.Context, c *cli, what string, ask func(context.Con
 func printStudy(w io.Writer, r client.StudyResponse) error {
 	v := r.View
 	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d: enrolled %d, active %d\n\n", v.Object, v.Key, orDash(v.Slug), r.Seq, v.Enrolled, v.Active)
-	t := newTable("branch", "enrolled", "active")
+	// target is each branch's share of the recipe's ratios, as its enrollments recorded them.
+	target := map[string]string{}
+	var total uint64
+	for _, r := range v.Ratios {
+		total += r.Ratio
+	}
+	for _, r := range v.Ratios {
+		if total > 0 {
+			target[r.Slug] = fmt.Sprintf("%.1f%%", 100*float64(r.Ratio)/float64(total))
+		}
+	}
+	t := newTable("branch", "enrolled", "active", "target")
 	for _, name := range sortedKeys(v.Branches) {
 		b := v.Branches[name]
-		t.AppendRow(row(name, b.Enrolled, b.Active))
+		t.AppendRow(row(name, b.Enrolled, b.Active, orDash(target[name])))
 	}
 	if err := writeTable(w, t); err != nil {
 		return err

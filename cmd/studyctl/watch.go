@@ -39,26 +39,22 @@ func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) err
 				}
 				return nil
 			}
-			line := fmt.Sprintf("%s  %-6s  %-*s  rev %-6d  %s", time.Now().UTC().Format("15:04:05.000"), u.Op, keyWidth(bucket), u.Key, u.Revision, summarize(bucket, u))
+			// Fixed-width columns, the key (of any length) last, so every line aligns.
+			line := fmt.Sprintf("%s  %-6s  rev %-8d  %s  %s", time.Now().UTC().Format("15:04:05.000"), u.Op, u.Revision, summarize(bucket, u), u.Key)
 			_, err := fmt.Fprintln(c.stdout, strings.TrimRight(line, " "))
 			return err
 		})
 	}
 }
 
-// keyWidth is the key column's width in watch lines: wide enough for most keys of
-// the bucket, so that the columns after it line up.
-func keyWidth(bucket string) int {
-	if bucket == client.UptakeBucket {
-		return 48
-	}
-	return 40
-}
-
 // summarize is the one-line human form of a view value.
 func summarize(bucket string, u client.WatchUpdate) string {
+	width := len(fmt.Sprintf(studyLine, 0, 0, 0))
+	if bucket == client.UptakeBucket {
+		width = len(fmt.Sprintf(uptakeLine, 0, "", 0))
+	}
 	if u.Op != "put" {
-		return ""
+		return strings.Repeat(" ", width)
 	}
 	var v struct {
 		Seq      uint64 `json:"seq"`
@@ -68,10 +64,16 @@ func summarize(bucket string, u client.WatchUpdate) string {
 		Health   string `json:"health"`
 	}
 	if err := json.Unmarshal(u.Value, &v); err != nil {
-		return string(u.Value)
+		return fmt.Sprintf("%-*s", width, "(not a view value)")
 	}
 	if bucket == client.UptakeBucket {
-		return fmt.Sprintf("count=%d health=%s seq=%d", v.Count, v.Health, v.Seq)
+		return fmt.Sprintf(uptakeLine, v.Count, v.Health, v.Seq)
 	}
-	return fmt.Sprintf("enrolled=%d active=%d seq=%d", v.Enrolled, v.Active, v.Seq)
+	return fmt.Sprintf(studyLine, v.Enrolled, v.Active, v.Seq)
 }
+
+// The summaries of watch lines, fixed width (for counts below ten million).
+const (
+	studyLine  = "enrolled=%-7d active=%-7d seq=%-9d"
+	uptakeLine = "count=%-8d health=%-7s seq=%-9d"
+)

@@ -107,11 +107,13 @@ var errShown = errors.New("shown")
 // parseConfig reads flags, each with a STUDYD_* environment fallback. A bad flag or
 // environment value is an error naming it; --help and --version print to stdout and
 // return errShown.
-func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Writer) (config, error) {
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("studyd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	// The flag package would print errors and the usage itself; studyd prints the usage
+	// for --help (to stdout) and returns errors for main to print, once.
+	fs.SetOutput(io.Discard)
+	usage := func() {
 		fmt.Fprintf(fs.Output(), "usage: studyd [flags]\n\n"+
 			"studyd applies Normandy study commands from NATS JetStream, appends their events to\n"+
 			"the log and keeps the views current. Every flag has an environment fallback.\n\nflags:\n")
@@ -175,10 +177,10 @@ func parseConfig(args []string, getenv func(string) string, stdout, stderr io.Wr
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
-			fs.Usage()
+			usage()
 			return config{}, errShown
 		}
-		return config{}, err
+		return config{}, fmt.Errorf("%w (studyd --help lists the flags)", err)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "studyd", buildinfo.Version())

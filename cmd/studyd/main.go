@@ -25,7 +25,7 @@ func main() {
 
 // run is studyd's whole life: parse config, start, serve until ctx ends, drain.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stdout, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, errShown) {
 		return nil
 	}

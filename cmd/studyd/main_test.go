@@ -142,7 +142,7 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
-			_, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, &bytes.Buffer{}, &stderr)
+			_, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.mention) {
 				t.Errorf("parseConfig(%v) error = %v, want one mentioning %q", tt.args, err, tt.mention)
 			}
@@ -150,7 +150,7 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 	}
 	cfg, err := parseConfig(nil, func(k string) string {
 		return map[string]string{"STUDYD_PARTITIONS": "32", "STUDYD_NATS_URL": "nats://a:4222,nats://b:4222", "STUDYD_NATS_PASSWORD": "s3cret", "STUDYD_NATS_USER": "svc"}[k]
-	}, &bytes.Buffer{}, &bytes.Buffer{})
+	}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,6 +174,9 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("studyd %v printed %q on stdout, want %q", args, stdout.String(), want)
 		}
+		if stderr.Len() != 0 {
+			t.Errorf("studyd %v wrote %q on stderr, want nothing (the usage once, on stdout)", args, stderr.String())
+		}
 	}
 }
 
@@ -182,7 +185,7 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 func TestConfigLoggedReadably(t *testing.T) {
 	t.Parallel()
 	cfg, err := parseConfig([]string{"--nats-url", "nats://a:4222", "--user", "svc", "--password", "s3cret", "--ack-wait", "7s"},
-		func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+		func(string) string { return "" }, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +214,7 @@ func TestConfigLoggedReadably(t *testing.T) {
 	}
 	cfg, err = parseConfig([]string{"--at-not-before", "2018-01-01", "--at-max-ahead", "1h"}, func(k string) string {
 		return map[string]string{"STUDYD_AT_MAX_AHEAD": "5h"}[k]
-	}, &bytes.Buffer{}, &bytes.Buffer{})
+	}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

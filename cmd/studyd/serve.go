@@ -52,17 +52,18 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	store := eventlog.NewStore(js)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := intake.NewMetrics(reg)
-	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
-
-	submit, err := intake.StartSubmitService(nc, js, handler)
+	reads, err := newReadSide(cfg, nc, js, store, log)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = submit.Stop() }()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
+	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
+	in, submit := intake.New(nc, js, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg),
+	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 
 	var ready atomic.Bool
 	studyPage, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
@@ -76,27 +77,48 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	defer stopHTTP()
 
+	// Every component runs until runCtx ends; the first to fail stops studyd (the
+	// projector does not fail: runProjector retries it, and the views only lag).
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
-	intake := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
-	})
-	wg.Go(func() { errs <- intake.Run(runCtx) })
-	if err := startProjections(runCtx, cfg, &wg, nc, js, store, reg, log); err != nil {
-		cancel()
-		wg.Wait()
-		return err
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(runCtx); err != nil {
+				select {
+				case errs <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
+			}
+		})
 	}
-	ready.Store(true)
-	log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
-	fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
-
+	run("intake", in.Run)
+	run("submit", submit.Run)
+	run("queries", reads.queries.Run)
+	wg.Go(func() { runProjector(runCtx, reads.projector, log) })
+	if reads.checkpoints != nil {
+		run("checkpoints", reads.checkpoints.Run)
+	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
+	for _, up := range []<-chan struct{}{submit.Ready(), reads.queries.Ready()} {
+		select {
+		case <-up:
+		case runErr = <-errs:
+		case <-ctx.Done():
+		}
+		if runErr != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if runErr == nil && ctx.Err() == nil {
+		ready.Store(true)
+		log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
+		fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
+		select {
+		case <-ctx.Done():
+		case runErr = <-errs:
+		}
 	}
 	ready.Store(false)
 	log.Info("studyd draining")

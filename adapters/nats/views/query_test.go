@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
@@ -27,16 +29,12 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 		t.Fatalf("EnsureEventsStream: %v", err)
 	}
 	store := eventstore.NewMemoryStore()
-	stopQ, err := StartQueryServiceWith(ctx, nc, js, store, QueryOptions{MinSeqWait: 3 * time.Second})
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, store, QueryConfig{MinSeqWait: 3 * time.Second})
 
 	// Before any projector runs, a min_seq beyond the views times out with 504.
 	g := newLogGen(9)
 	last := publishCommits(t, js, g, 30)
-	_, err = client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
+	_, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
 	var qe *client.QueryError
 	if !errors.As(err, &qe) || qe.Code != "504" {
 		t.Fatalf("QueryStudy before projecting: error %v, want a 504 QueryError", err)
@@ -45,10 +43,7 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	// A slow flush: the query must wait for it rather than answer stale.
 	opts := testOptions()
 	opts.FlushInterval = 100 * time.Millisecond
-	p, err := NewProjector(js, opts)
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, opts)
 	stopP := runProjector(p)
 	defer stopP()
 	resp, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
@@ -134,11 +129,7 @@ func TestQueryClientReadsLatestCommit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	store := eventstore.NewMemoryStore()
-	stopQ, err := StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, store, QueryConfig{})
 	en := domain.Enrollment{Object: domain.PreferenceStudy, Key: "s1", Slug: "s1", State: domain.StateEnrolled, Branch: "control"}
 	rec, err := store.Append(ctx, eventstore.Commit{CommitID: "c1", CommandID: "c1", CommandType: domain.CommandRecipeRun,
 		Client: "alice", At: time.Date(2018, 7, 14, 0, 0, 0, 0, time.UTC),
@@ -160,11 +151,7 @@ func TestQueryRejectsAMisspeltField(t *testing.T) {
 	_, nc, js := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stopQ, err := StartQueryService(ctx, nc, js, eventstore.NewMemoryStore())
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, eventstore.NewMemoryStore(), QueryConfig{})
 	reply, err := nc.RequestWithContext(ctx, "studyd.query.client", []byte(`{"client":"alice"}`))
 	if err != nil {
 		t.Fatal(err)
@@ -184,11 +171,7 @@ func TestServicesNameTheirQueueGroupAndVersion(t *testing.T) {
 	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	stop, err := StartQueryService(ctx, nc, js, eventlog.NewStore(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = stop() }()
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
 	msg, err := nc.Request("$SRV.INFO."+client.QueryService, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -207,5 +190,27 @@ func TestServicesNameTheirQueueGroupAndVersion(t *testing.T) {
 		if e.QueueGroup != client.QueryService {
 			t.Errorf("endpoint %s in queue group %q, want %q", e.Name, e.QueueGroup, client.QueryService)
 		}
+	}
+}
+
+// runQueries runs a query service until the test ends, and returns once it answers.
+func runQueries(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, cfg QueryConfig) {
+	t.Helper()
+	qs := NewQueryService(nc, js, store, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- qs.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("query service: %v", err)
+		}
+	})
+	select {
+	case <-qs.Ready():
+	case err := <-done:
+		t.Fatalf("query service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("query service not ready after 10s")
 	}
 }

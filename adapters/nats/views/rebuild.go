@@ -13,8 +13,11 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // ErrNotLeader: this projector does not hold the lease, so it may not rebuild.
@@ -268,7 +271,7 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 	if err != nil {
 		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventsFilter))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventlog.EventSubjects))
 	if err != nil {
 		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
@@ -276,42 +279,33 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 		return f, nil
 	}
 	total := info.State.Msgs
-	msgs, stop, err := tailLog(ctx, js, 1)
+	err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, To: to}, func(e audit.Entry) error {
+		c, err := eventstore.DecodeCommit(e.Data)
+		switch {
+		case errors.Is(err, eventstore.ErrCorrupt):
+			// passed over, as the projector and verify pass over it
+		case err != nil:
+			return fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)
+		default:
+			f.uptake.Apply(e.Seq, &c)
+			f.studies.Apply(e.Seq, &c)
+			f.timeline.Apply(e.Seq, &c)
+		}
+		f.commits++
+		if progress != nil && f.commits%4096 == 0 {
+			return progress(f.commits, max(total, f.commits))
+		}
+		return nil
+	})
 	if err != nil {
-		return folded{}, err
+		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
-	defer stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return folded{}, fmt.Errorf("fold log: %w", ctx.Err())
-		case m, ok := <-msgs:
-			if !ok {
-				return folded{}, errors.New("fold log: event stream consumer stopped")
-			}
-			if m.err != nil {
-				return folded{}, m.err
-			}
-			if m.seq > to {
-				return f, nil
-			}
-			if m.corrupt == nil { // passed over, as the projector and verify pass over it
-				f.uptake.Apply(m.seq, &m.commit)
-				f.studies.Apply(m.seq, &m.commit)
-				f.timeline.Apply(m.seq, &m.commit)
-			}
-			f.commits++
-			n := f.commits
-			if progress != nil && (n%4096 == 0 || m.seq >= to || m.pending == 0) {
-				if err := progress(n, max(total, n)); err != nil {
-					return folded{}, err
-				}
-			}
-			if m.seq >= to || m.pending == 0 {
-				return f, nil
-			}
+	if progress != nil {
+		if err := progress(f.commits, max(total, f.commits)); err != nil {
+			return folded{}, err
 		}
 	}
+	return f, nil
 }
 
 // serveRebuild serves RebuildSubject while this projector leads; stop removes it.
@@ -324,7 +318,11 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 	err = svc.AddEndpoint("rebuild", micro.HandlerFunc(func(req micro.Request) {
 		var body client.RebuildRequest
 		if len(req.Data()) > 0 {
-			if err := json.Unmarshal(req.Data(), &body); err != nil {
+			err := wire.CheckJSON(req.Data())
+			if err == nil {
+				err = json.Unmarshal(req.Data(), &body)
+			}
+			if err != nil {
 				_ = req.Error("400", "rebuild request is not JSON: "+err.Error(), nil)
 				return
 			}

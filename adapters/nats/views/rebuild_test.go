@@ -25,10 +25,7 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 	}
 	g := newLogGen(21)
 	last := publishCommits(t, js, g, 150)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	defer stop()
 	waitSeq(t, p, last)
@@ -149,10 +146,7 @@ func assertAllStamped(t *testing.T, js jetstream.JetStream, seq uint64) {
 func TestRebuildNeedsTheLeader(t *testing.T) {
 	t.Parallel()
 	_, nc, js := natstest.Start(t)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := p.Rebuild(ctx, nil); err == nil {

@@ -61,10 +61,7 @@ func TestStateCollectorFollowsTheViews(t *testing.T) {
 	if got := scrape(t, js); !strings.Contains(got, "studyd_projection_lag_seqs 2\n") {
 		t.Errorf("before the projector ran, metrics lack a lag of 2:\n%s", got)
 	}
-	p, err := NewProjector(js, ProjectorOptions{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProjector(js, ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	defer func() { cancel(); <-done }()
@@ -99,6 +96,13 @@ func TestStateCollectorBoundsLabels(t *testing.T) {
 	}
 	uptake, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: client.UptakeBucket})
 	if err != nil {
+		t.Fatal(err)
+	}
+	proj, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: client.ProjectionBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proj.Put(ctx, client.CheckpointKey, []byte(`{"seq":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	const nStudies, nBranches, nRecipes = MaxMetricStudies + 20, MaxMetricBranches + 5, MaxMetricSources + 30
