@@ -197,6 +197,12 @@ func TestPagesShowTheViews(t *testing.T) {
 				t.Errorf("study %s: branch %s enrolled = %q, want %q", key, name, got, want)
 			}
 		}
+		if len(sv.Branches) == 0 && !strings.Contains(page, `<th scope="col" class="num">enrollments</th>`) {
+			t.Errorf("add-on study %s: no enrollments line (it has no branches)", key)
+		}
+		if strings.Contains(page, `<th scope="col" class="num"></th>`) {
+			t.Errorf("study %s: a chart has a series without a name", key)
+		}
 		if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, `role="img"`) {
 			t.Errorf("study %s: no accessible SVG chart", key)
 		}
