@@ -356,6 +356,16 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		enroll.Series = append(enroll.Series, series{Name: name, Values: perBranch[name]})
 		share.Series = append(share.Series, series{Name: name, Values: shares[name]})
 	}
+	if len(names) == 0 { // an add-on study: no branches, only its total
+		total := make([]float64, len(x))
+		for i, t := range x {
+			if b := byStart[t.Unix()]; b != nil {
+				total[i] = float64(b.Enrolled)
+			}
+		}
+		enroll.Title = "Enrollments per " + unit
+		enroll.Series = []series{{Name: "enrollments", Values: total}}
+	}
 	for _, b := range h.Branches {
 		if totalWeight <= 0 || b.Weight == 0 {
 			continue

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,12 +73,12 @@ func (m *memViews) Timeline(_ context.Context, ref *domain.StudyRef, p projectio
 	return out, nil
 }
 
-func (m *memViews) Uptake(_ context.Context, p projections.Period) (map[projections.UptakeKey]uint64, error) {
+func (m *memViews) Uptake(_ context.Context, p projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[projections.UptakeKey]uint64{}
 	for k, n := range m.uptake.Counts {
-		if k.Period == p {
+		if k.Period == p && (len(sources) == 0 || slices.Contains(sources, k.Source)) {
 			out[k] = n
 		}
 	}
@@ -195,6 +196,12 @@ func TestPagesShowTheViews(t *testing.T) {
 			if got, want := cell(page, "data-branch", name, "enrolled"), fmt.Sprint(b.Enrolled); got != want {
 				t.Errorf("study %s: branch %s enrolled = %q, want %q", key, name, got, want)
 			}
+		}
+		if len(sv.Branches) == 0 && !strings.Contains(page, `<th scope="col" class="num">enrollments</th>`) {
+			t.Errorf("add-on study %s: no enrollments line (it has no branches)", key)
+		}
+		if strings.Contains(page, `<th scope="col" class="num"></th>`) {
+			t.Errorf("study %s: a chart has a series without a name", key)
 		}
 		if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, `role="img"`) {
 			t.Errorf("study %s: no accessible SVG chart", key)
