@@ -25,11 +25,12 @@ const (
 	RejectIllegal         RejectionCode = "illegal_transition"
 	RejectStale           RejectionCode = "stale"
 	RejectUnsupported     RejectionCode = "unsupported" // e.g. an unknown content type or schema
+	RejectReplyTo         RejectionCode = "reply_to"    // header Studyd-Reply-To names a subject that is not an inbox
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectReplyTo}
 
 // ClassifyRejection returns the code for an error from validation or deciding, and
 // RejectInvalid for anything else from this package's validators.
