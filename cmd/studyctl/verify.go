@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -42,7 +43,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("verify: %w", err)
 		}
 		if cfg.PublicKey, err = audit.ParsePublicKey(b); err != nil {
-			return fmt.Errorf("verify: %s: %w", *pubkey, err)
+			return fmt.Errorf("verify: --pubkey %s: %w", *pubkey, err)
 		}
 	}
 	whole := sf.client == "" && sf.from <= 1 && sf.to == 0 && sf.since == "" && sf.until == ""
@@ -89,44 +90,47 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 
 func printVerify(w io.Writer, r audit.Report, took time.Duration) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "messages\t%d (seq %d..%d) in %s, %.0f msg/s\n", r.Messages, r.FirstSeq, r.LastSeq,
+	fmt.Fprintf(tw, "messages\t\t%d (seq %d..%d) in %s, %.0f msg/s\n", r.Messages, r.FirstSeq, r.LastSeq,
 		took.Round(time.Millisecond), float64(r.Messages)/max(took.Seconds(), 1e-9))
-	fmt.Fprintf(tw, "commits\t%d from %d clients, %d rejections, %d other\n", r.Commits, r.Clients, r.Rejections, r.Other)
-	fmt.Fprintf(tw, "events\t%d, %d transitions checked against the state machine\n", r.Events, r.Transitions)
+	fmt.Fprintf(tw, "commits\t\t%d from %d clients, %d rejections, %d other\n", r.Commits, r.Clients, r.Rejections, r.Other)
 	for v, n := range r.FSMVersions {
-		fmt.Fprintf(tw, "fsm version\t%s: %d commits\n", v, n)
+		fmt.Fprintf(tw, "fsm version\t\t%s: %d commits\n", v, n)
+	}
+	for _, c := range r.Checks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.Name, c.Status, c.Detail+hint(c))
 	}
 	if r.Digest != "" {
-		sig := "signatures not checked (no --pubkey)"
-		if r.SignaturesChecked {
-			sig = "signatures checked"
-		}
-		fmt.Fprintf(tw, "checkpoints\t%d checked, %s\n", r.CheckpointsChecked, sig)
-		fmt.Fprintf(tw, "digest\t%s\n", r.Digest)
+		fmt.Fprintf(tw, "digest\t\t%s\n", r.Digest)
 	}
-	if v := r.Views; v != nil {
-		state := "EQUAL"
-		if !v.Equal() {
-			state = fmt.Sprintf("DIFFERENT (%d keys)", len(v.Mismatches))
-		}
-		fmt.Fprintf(tw, "views\t%s: %d keys at checkpoint %d, fold to seq %d, digest %.16s\n", state, v.Keys, v.Checkpoint, v.FoldedTo, v.FoldDigest)
-	}
-	if r.FaultCount == 0 {
-		fmt.Fprintf(tw, "result\tOK\n")
-	} else {
-		fmt.Fprintf(tw, "result\t%d FAULT(S)\n", r.FaultCount)
+	if r.FaultCount > 0 {
+		fmt.Fprintf(tw, "faults\t%d\t\n", r.FaultCount)
 		for i, f := range r.Faults {
 			if i == 10 {
-				fmt.Fprintf(tw, "\t… %d more (--json lists them all)\n", r.FaultCount-10)
+				fmt.Fprintf(tw, "\t\t… %d more (--json lists them all)\n", r.FaultCount-10)
 				break
 			}
-			fmt.Fprintf(tw, "\t%s\n", f.Error())
+			fmt.Fprintf(tw, "\t\t%s\n", f.Error())
 		}
 	}
+	fmt.Fprintf(tw, "verdict\t\t%s\n", r.Verdict())
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// hint names the flag that would have made a check that was not made.
+func hint(c audit.Check) string {
+	if c.Status != audit.CheckNotChecked {
+		return ""
+	}
+	switch {
+	case c.Name == audit.CheckAuthorship:
+		return " (give --commit-key)"
+	case c.Name == audit.CheckSignatures && strings.HasPrefix(c.Detail, "no public key"):
+		return " (give --pubkey)"
+	}
+	return ""
 }
 
 // runCheckpoint signs and publishes a checkpoint of the events stream now.
