@@ -176,8 +176,12 @@ func runCheckpoint(ctx context.Context, e *env, args []string) error {
 func runKeygen(_ context.Context, e *env, args []string) error {
 	fs := e.flags()
 	out := fs.String("out", "studyd-checkpoint.key", "private key file to write; the public key goes to FILE.pub")
+	commit := fs.Bool("commit", false, "write a commit key instead (studyd --commit-key, verify --commit-key): a secret shared by studyd's instances and the auditor, no .pub")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *commit {
+		return keygenCommit(e, *out)
 	}
 	priv, pub, err := audit.GenerateKey(rand.Reader)
 	if err != nil {
@@ -206,5 +210,33 @@ func runKeygen(_ context.Context, e *env, args []string) error {
 		return e.printJSON(map[string]string{"private": *out, "public": *out + ".pub", "key_id": audit.KeyID(k)})
 	}
 	_, err = fmt.Fprintf(e.stdout, "wrote %s (private, keep it secret) and %s.pub (for verify --pubkey); key id %s\n", *out, *out, audit.KeyID(k))
+	return err
+}
+
+// keygenCommit writes a new commit key to out (mode 0600, never over an existing file).
+func keygenCommit(e *env, out string) error {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	k, err := audit.ParseCommitKey(b)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if e.json {
+		return e.printJSON(map[string]string{"commit_key": out, "key_id": k.ID()})
+	}
+	_, err = fmt.Fprintf(e.stdout, "wrote %s (secret: for studyd --commit-key and verify --commit-key); key id %s\n", out, k.ID())
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/app"
 )
 
 // config is studyd's effective configuration.
@@ -30,6 +31,13 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// CommitKey is the file of the key studyd authenticates every commit and rejection
+	// with (see audit.CommitKey). On the embedded default it is <data>/commit.key,
+	// created (mode 0600) on first start; on a cluster every instance must be given the
+	// same file (studyctl keygen --commit), or commits go unauthenticated.
+	CommitKey string
+	// ReplyPrefixes are the subject prefixes Studyd-Reply-To may name (inboxes).
+	ReplyPrefixes []string
 }
 
 // defaults, documented in the README.
@@ -78,6 +86,9 @@ func (c config) Validate() error {
 	if !c.embedded() {
 		errs = append(errs, c.Conn.Validate())
 	}
+	if err := (app.ReplyPolicy{Prefixes: c.ReplyPrefixes}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--reply-prefix: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -123,6 +134,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSKey, "tlskey", env("STUDYD_NATS_TLSKEY", ""), "TLS client key (env STUDYD_NATS_TLSKEY)")
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
+	fs.StringVar(&cfg.CommitKey, "commit-key", env("STUDYD_COMMIT_KEY", ""), "key file authenticating every commit (studyctl keygen --commit); default <data>/commit.key on the embedded server, created on first start (env STUDYD_COMMIT_KEY)")
+	replyPrefixes := fs.String("reply-prefix", env("STUDYD_REPLY_PREFIX", strings.Join(app.DefaultReplyPrefixes, ",")), "comma-separated subject prefixes a command's Studyd-Reply-To may name: inboxes only (env STUDYD_REPLY_PREFIX)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
@@ -134,6 +147,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
+	for p := range strings.SplitSeq(*replyPrefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.ReplyPrefixes = append(cfg.ReplyPrefixes, p)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return config{}, err
 	}
