@@ -22,6 +22,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
 	var sf selectionFlags
 	sf.register(fs)
+	commitKey := fs.String("commit-key", e.getenv("STUDYCTL_COMMIT_KEY"), "studyd's commit key file (the embedded default's is <data>/commit.key) (env STUDYCTL_COMMIT_KEY); without it authorship is not checked")
 	pubkey := fs.String("pubkey", e.getenv("STUDYCTL_PUBKEY"), "ed25519 public key (PEM) that signs the checkpoints (env STUDYCTL_PUBKEY); without it signatures are not checked")
 	views := fs.Bool("views", true, "compare the live KV views with the fold of the log (whole-stream replays only)")
 	checkpointsOf := fs.String("checkpoints-of", eventlog.EventsStream, "the stream name the checkpoints were signed for (verify a copy against the original's)")
@@ -39,6 +40,15 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("verify: --study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 	}
 	cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: *checkpointsOf}
+	if *commitKey != "" {
+		b, err := os.ReadFile(*commitKey)
+		if err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if cfg.CommitKey, err = audit.ParseCommitKey(b); err != nil {
+			return fmt.Errorf("verify: --commit-key %s: %w", *commitKey, err)
+		}
+	}
 	if *pubkey != "" {
 		b, err := os.ReadFile(*pubkey)
 		if err != nil {

@@ -95,6 +95,9 @@ type VerifyConfig struct {
 	CheckpointsStream, CheckpointsOf string
 	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
+	// CommitKey proves studyd wrote every commit and rejection; nil leaves authorship
+	// unchecked.
+	CommitKey *audit.CommitKey
 	// Views compares the live KV views with the fold of the log (whole-stream replays);
 	// if no projector ever wrote views the comparison is skipped (Report.Views nil).
 	Views bool
@@ -116,6 +119,7 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 		Complete:  fromStart && len(o.Subjects) == 0 && o.Until.IsZero(),
 		Anchored:  fromStart && (len(o.Subjects) == 0 || allClientSubjects(o.Subjects)),
 		PublicKey: cfg.PublicKey,
+		CommitKey: cfg.CommitKey,
 	}
 	if opts.Complete {
 		of := cfg.CheckpointsOf
