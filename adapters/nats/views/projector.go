@@ -16,6 +16,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
@@ -54,6 +55,9 @@ type ProjectorOptions struct {
 	Holder string
 	// Logger receives state changes (default slog.Default()).
 	Logger *slog.Logger
+	// CommitKey, if set, folds only the commits studyd authenticated with it: a commit
+	// someone else wrote on the log is skipped (and logged), never counted in a view.
+	CommitKey *audit.CommitKey
 }
 
 func (o ProjectorOptions) withDefaults() ProjectorOptions {
@@ -123,7 +127,7 @@ func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, er
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := &Projector{js: js, opts: opts, log: opts.Logger.With("component", "projector", "holder", opts.Holder),
-		rebuild: make(chan rebuildRequest), openTail: tailLog}
+		rebuild: make(chan rebuildRequest), openTail: tailLogFunc(opts.CommitKey)}
 	var err error
 	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, js, opts.Replicas, opts.LeaseTTL)
 	if err != nil {
@@ -303,6 +307,10 @@ func (l *leader) loop(parent, ctx context.Context) error {
 				return m.err
 			}
 			tl.heard = time.Now()
+			if m.forged != nil {
+				// Its commit is empty: the sequence is passed, nothing is counted.
+				p.log.Warn("projector: skipping a commit studyd did not write", "seq", m.seq, "err", m.forged)
+			}
 			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
 				return err
 			}
@@ -414,6 +422,7 @@ type tailMsg struct {
 	pending uint64 // matching messages after this one when it was delivered
 	commit  eventstore.Commit
 	err     error
+	forged  error // not authenticated by the commit key; commit is then empty
 }
 
 // tailLog reads the commits from sequence from on, decoded, through an ordered consumer
@@ -421,6 +430,17 @@ type tailMsg struct {
 // the pump goroutine so that it overlaps with folding. stop (idempotent) ends the pump
 // and waits.
 func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+	return tailLogKeyed(ctx, js, from, nil)
+}
+
+// tailLogFunc is tailLog that checks each commit's authorship with key (nil: none).
+func tailLogFunc(key *audit.CommitKey) func(context.Context, jetstream.JetStream, uint64) (<-chan tailMsg, func(), error) {
+	return func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+		return tailLogKeyed(ctx, js, from, key)
+	}
+}
+
+func tailLogKeyed(ctx context.Context, js jetstream.JetStream, from uint64, key *audit.CommitKey) (<-chan tailMsg, func(), error) {
 	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsFilter}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	if from > 1 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
@@ -450,7 +470,7 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 				}
 				return
 			}
-			tm := decodeTail(m)
+			tm := decodeTail(m, key)
 			select {
 			case out <- tm:
 			case <-done:
@@ -469,12 +489,17 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 	return out, stop, nil
 }
 
-func decodeTail(m jetstream.Msg) tailMsg {
+func decodeTail(m jetstream.Msg, key *audit.CommitKey) tailMsg {
 	meta, err := m.Metadata()
 	if err != nil {
 		return tailMsg{err: fmt.Errorf("projector: message metadata: %w", err)}
 	}
 	seq := meta.Sequence.Stream
+	if key != nil {
+		if err := key.Verify(m.Subject(), m.Data(), m.Headers().Get(audit.HeaderMAC)); err != nil {
+			return tailMsg{seq: seq, pending: meta.NumPending, forged: err}
+		}
+	}
 	c, err := eventstore.DecodeCommit(m.Data())
 	if err != nil {
 		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}

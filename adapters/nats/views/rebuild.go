@@ -13,6 +13,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/projections"
 )
 
@@ -75,7 +76,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 		return client.RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 	}
 	last := info.State.LastSeq
-	uptake, studies, commits, err := foldLog(ctx, p.js, last, func(done, total uint64) error {
+	uptake, studies, commits, err := foldLog(ctx, p.js, last, p.opts.CommitKey, func(done, total uint64) error {
 		progress(client.RebuildProgress{Phase: "fold", Done: done, Total: total})
 		return nil
 	})
@@ -208,13 +209,13 @@ func FoldLog(ctx context.Context, js jetstream.JetStream, to uint64) (*projectio
 		}
 		to = info.State.LastSeq
 	}
-	u, s, _, err := foldLog(ctx, js, to, nil)
+	u, s, _, err := foldLog(ctx, js, to, nil, nil)
 	return u, s, err
 }
 
 // foldLog folds the commits at sequences 1..to. progress (optional) is called every
 // few thousand commits with how many were folded of those pending.
-func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress func(done, total uint64) error) (*projections.Uptake, *projections.Studies, uint64, error) {
+func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, key *audit.CommitKey, progress func(done, total uint64) error) (*projections.Uptake, *projections.Studies, uint64, error) {
 	uptake, studies := projections.NewUptake(), projections.NewStudies()
 	if to == 0 {
 		return uptake, studies, 0, nil
@@ -231,7 +232,7 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 		return uptake, studies, 0, nil
 	}
 	total := info.State.Msgs
-	msgs, stop, err := tailLog(ctx, js, 1)
+	msgs, stop, err := tailLogKeyed(ctx, js, 1, key)
 	if err != nil {
 		return nil, nil, 0, err
 	}
