@@ -45,8 +45,8 @@ func runProjector(ctx context.Context, proj *views.Projector, log *slog.Logger) 
 // a lease), serves the query endpoints, and, when a signing key is configured, writes
 // signed audit checkpoints periodically. Everything it starts stops when ctx ends.
 func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *client.Conn,
-	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, log *slog.Logger) error {
-	proj, err := views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
+	js jetstream.JetStream, store eventstore.Store, commitKey *audit.CommitKey, reg prometheus.Registerer, log *slog.Logger) error {
+	proj, err := views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log, CommitKey: commitKey})
 	if err != nil {
 		return err
 	}
