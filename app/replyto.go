@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/studyd/studyd/domain"
 )
 
 // ErrReplySubject: a command asked for its outcome on a subject studyd does not
 // publish to. The command is refused (recorded with domain.RejectReplyTo) and no
-// outcome is published anywhere.
-var ErrReplySubject = errors.New("app: reply subject refused")
+// outcome is published anywhere. It is domain.ErrReplyTo, so IsRejection holds.
+var ErrReplySubject = domain.ErrReplyTo
 
 // ErrReplyPrefix: a configured reply prefix could reach subjects studyd must never
 // publish outcomes to.

@@ -11,6 +11,20 @@ var (
 	ErrStaleRun = errors.New("domain: stale run")
 )
 
+// Errors of a command refused before it is decided: its bytes, size or route.
+var (
+	// ErrMalformed: the bytes are not a single valid command (any wire codec).
+	ErrMalformed = errors.New("domain: malformed command")
+	// ErrUnsupportedContent: the command came in an encoding studyd does not read.
+	ErrUnsupportedContent = errors.New("domain: unsupported content type")
+	// ErrOversize: the command is larger than MaxCommandPayload.
+	ErrOversize = errors.New("domain: command too large")
+	// ErrSubjectMismatch: the command arrived on another client's subject.
+	ErrSubjectMismatch = errors.New("domain: subject mismatch")
+	// ErrReplyTo: the command asked for its outcome on a subject that is not an inbox.
+	ErrReplyTo = errors.New("domain: reply subject refused")
+)
+
 // RejectionCode classifies why a command was refused; it is recorded with the rejection
 // and counted in metrics.
 type RejectionCode string
@@ -32,10 +46,21 @@ const (
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
 	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectReplyTo}
 
-// ClassifyRejection returns the code for an error from validation or deciding, and
-// RejectInvalid for anything else from this package's validators.
+// ClassifyRejection returns the code for an error refusing a command (before deciding:
+// bytes, size, route; or from validation or deciding), and RejectInvalid for anything
+// else from this package's validators.
 func ClassifyRejection(err error) RejectionCode {
 	switch {
+	case errors.Is(err, ErrMalformed):
+		return RejectMalformed
+	case errors.Is(err, ErrUnsupportedContent):
+		return RejectUnsupported
+	case errors.Is(err, ErrOversize):
+		return RejectOversize
+	case errors.Is(err, ErrSubjectMismatch):
+		return RejectSubjectMismatch
+	case errors.Is(err, ErrReplyTo):
+		return RejectReplyTo
 	case errors.Is(err, ErrUnknownCommandType):
 		return RejectUnknownType
 	case errors.Is(err, ErrIllegalTransition):

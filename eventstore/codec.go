@@ -122,6 +122,17 @@ func (c Commit) Canonical() Commit {
 	return c
 }
 
+// DecodeRecord decodes the commit stored at position pos with bytes data: the one way
+// from a log message to a Record. Hash is the sha256 of data as stored, which the
+// client's next commit names as PrevHash. Errors are DecodeCommit's.
+func DecodeRecord(pos uint64, data []byte) (Record, error) {
+	c, err := DecodeCommit(data)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Position: pos, Commit: c, Hash: Hash(data)}, nil
+}
+
 // Hash is the hex sha256 of a commit's encoded bytes: its Record.Hash, and the PrevHash
 // of the client's next commit.
 func Hash(raw []byte) string {

@@ -133,7 +133,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := intake.NewMetrics(reg)
 
-	submit, err := intake.StartSubmitService(nc, js, store)
+	submit, err := intake.StartSubmitService(nc, js, handler)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
-	intake := intake.New(nc, js, store, handler, intake.Config{
+	intake := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
 		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
 	})

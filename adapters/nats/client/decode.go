@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -14,12 +13,14 @@ import (
 )
 
 // ErrMalformed: a command's bytes are not a single valid JSON or msgpack command.
-// The texts of ErrMalformed and ErrUnsupportedContent are kept from before the split of
-// adapters/nats: they are part of recorded rejections.
-var ErrMalformed = errors.New("natsadapter: malformed command")
-
-// ErrUnsupportedContent: a command arrived with a Content-Type studyd does not read.
-var ErrUnsupportedContent = errors.New("natsadapter: unsupported content type")
+// Errors of DecodeCommand: the domain's, so that the app layer classifies a refusal
+// without knowing the codec.
+var (
+	// ErrMalformed: a command's bytes are not a single valid JSON or msgpack command.
+	ErrMalformed = domain.ErrMalformed
+	// ErrUnsupportedContent: a command arrived with a Content-Type studyd does not read.
+	ErrUnsupportedContent = domain.ErrUnsupportedContent
+)
 
 // DecodeCommand decodes one command body by its Content-Type: msgpack
 // (application/msgpack) or JSON (application/json). Without a Content-Type a body whose

@@ -136,7 +136,7 @@ func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64
 		jetstream.WithMsgID(msgID(c.Client, c.CommandID)),
 		jetstream.WithExpectStream(EventsStream))
 	switch {
-	case IsSequenceConflict(err):
+	case IsConflict(err):
 		// The check runs before dedup, so a retry whose first try landed answers here
 		// too: the client's latest commit tells a lost race from a duplicate.
 		return eventstore.Record{}, s.conflictOrDuplicate(ctx, c, expected, err)
@@ -271,12 +271,14 @@ func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) 
 	return r, nil
 }
 
+// record decodes the commit at seq (eventstore.DecodeRecord), naming the sequence in an
+// error.
 func record(seq uint64, data []byte) (eventstore.Record, error) {
-	c, err := eventstore.DecodeCommit(data)
+	r, err := eventstore.DecodeRecord(seq, data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("sequence %d: %w", seq, err)
 	}
-	return eventstore.Record{Position: seq, Commit: c, Hash: eventstore.Hash(data)}, nil
+	return r, nil
 }
 
 // Read implements eventstore.Store with an ordered consumer from q.From, filtered to

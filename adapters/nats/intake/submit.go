@@ -12,8 +12,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
-	"github.com/studyd/studyd/domain"
-	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/app"
 )
 
 // SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
@@ -23,14 +22,14 @@ const SubmitTimeout = 10 * time.Second
 // command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
 // command — so it is applied in order with the client's other commands, by whichever
 // instance owns the partition — and the reply is its Outcome as JSON.
-func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (micro.Service, error) {
+func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler) (micro.Service, error) {
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "studyd-submit",
 		Version:     "1.0.0",
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
-			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, store, req) }),
+			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, handler, req) }),
 			// Every instance serves it; any one answering is enough.
 			QueueGroup: "studyd-submit",
 		},
@@ -42,27 +41,19 @@ func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.
 }
 
 // submit handles one studyd.submit request.
-func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req micro.Request) {
+func submit(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, req micro.Request) {
 	contentType := req.Headers().Get(client.HeaderContentType)
-	cmd, err := client.DecodeCommand(contentType, req.Data())
-	if err == nil && cmd.ClientID.Validate() != nil {
-		err = cmd.ClientID.Validate()
-	}
+	inc := app.Incoming{Subject: client.SubmitSubject, ContentType: contentType, Payload: req.Data()}
+	cmd, err := app.Admit(inc, client.DecodeCommand)
 	if err != nil {
-		// Not routable to a client's partition: record the rejection here and answer.
-		code := domain.RejectMalformed
-		if errors.Is(err, domain.ErrInvalid) {
-			code = domain.RejectInvalid
-		}
-		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
-			CommandID: cmd.CommandID, Subject: client.SubmitSubject,
-			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: req.Data(),
-		})
+		// Refused before it could be routed to a client's partition: record the
+		// rejection here, as the intake would, and answer.
+		r, pos, rerr := handler.Reject(context.Background(), inc, cmd, err)
 		if rerr != nil {
-			_ = req.Error("503", "record rejection: "+rerr.Error(), nil)
+			_ = req.Error("503", rerr.Error(), nil)
 			return
 		}
-		out, _ := json.Marshal(client.Outcome{CommandID: cmd.CommandID, Status: client.OutcomeRejected, Seq: pos, Code: code, Error: err.Error()})
+		out, _ := json.Marshal(rejected(r, pos))
 		_ = req.Respond(out)
 		return
 	}

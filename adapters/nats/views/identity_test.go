@@ -54,9 +54,9 @@ func TestCheckLogRefusesALostLog(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct {
-		name   string
+		name    string
 		breakIt func()
-		says   string
+		says    string
 	}{
 		{"deleted", func() {
 			if err := js.DeleteStream(ctx, eventlog.EventsStream); err != nil {

@@ -670,7 +670,7 @@ func (l *leader) writeCheckpoint(ctx context.Context, seq uint64) error {
 	val, _ := json.Marshal(client.ViewCheckpoint{Seq: seq, Holder: l.p.opts.Holder})
 	rev, err := l.p.proj.Update(ctx, client.CheckpointKey, val, l.cpRev)
 	if err != nil {
-		if eventlog.IsWrongLastSeq(err) {
+		if eventlog.IsConflict(err) {
 			return fmt.Errorf("%w: checkpoint changed under us: %w", ErrLeaseLost, err)
 		}
 		return fmt.Errorf("projector: write checkpoint %d: %w", seq, err)
@@ -717,7 +717,7 @@ func (l *leader) renew(ctx context.Context) error {
 	val, _ := json.Marshal(leaseValue{Holder: l.p.opts.Holder})
 	rev, err := l.p.lease.Update(ctx, client.LeaseKey, val, l.leaseRev)
 	if err != nil {
-		if eventlog.IsWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		if eventlog.IsConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}
 		return fmt.Errorf("projector: renew lease: %w", err)

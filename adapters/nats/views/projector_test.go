@@ -144,7 +144,11 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 	if err != nil {
 		t.Fatalf("FoldLog: %v", err)
 	}
-	gotU, gotS, _, err := client.ReadViews(ctx, js)
+	v, err := client.ReadViews(ctx, js, client.AllViews)
+	if err != nil {
+		t.Fatalf("ReadViews: %v", err)
+	}
+	gotU, gotS, err := v.Projections()
 	if err != nil {
 		t.Fatalf("ReadViews: %v", err)
 	}
@@ -464,7 +468,11 @@ func TestProjectorSkipsForgedCommits(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	_, gotS, _, err := client.ReadViews(ctx, js)
+	v, err := client.ReadViews(ctx, js, client.AllViews)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotU, gotS, err := v.Projections()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,10 +482,6 @@ func TestProjectorSkipsForgedCommits(t *testing.T) {
 		}
 	}
 	wantU, wantS, _, err := foldLog(ctx, js, last, key, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotU, gotS, _, err := client.ReadViews(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}
