@@ -42,14 +42,14 @@ type studydRun struct {
 
 // startEmbeddedStudyd runs studyd on dir and waits until it is ready, or returns the
 // error it exited with first.
-func startEmbeddedStudyd(t *testing.T, dir string) (*studydRun, error) {
+func startEmbeddedStudyd(t *testing.T, dir string, extra ...string) (*studydRun, error) {
 	t.Helper()
 	r := &studydRun{listen: freeAddr(t), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	var stdout syncBuffer
 	go func() {
-		r.done <- run(ctx, []string{"--data", dir, "--nats-listen", r.listen, "--http", "", "--partitions", "2"},
+		r.done <- run(ctx, append([]string{"--data", dir, "--nats-listen", r.listen, "--http", "", "--partitions", "2"}, extra...),
 			func(string) string { return "" }, &stdout, r.stderr)
 	}()
 	deadline := time.After(30 * time.Second)
@@ -168,25 +168,7 @@ func TestRefusesALostLog(t *testing.T) {
 	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("submit: %+v, %v", out, err)
 	}
-	js, _ := jetstream.New(nc)
-	proj, err := js.KeyValue(ctx, client.ProjectionBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for { // the views reach the commit
-		cp, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cp.Seq >= out.Seq {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("views at seq %d, want %d", cp.Seq, out.Seq)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	waitViews(ctx, t, nc, out.Seq)
 	nc.Close()
 	r.stop(t)
 
@@ -213,7 +195,41 @@ func TestRefusesALostLog(t *testing.T) {
 	ns.WaitForShutdown()
 
 	_, err = startEmbeddedStudyd(t, dir)
-	if !errors.Is(err, views.ErrLogLost) || !strings.Contains(err.Error(), "restore") {
+	if !errors.Is(err, views.ErrLogLost) || !strings.Contains(err.Error(), "--reset-views") {
 		t.Fatalf("restart on a deleted log: got %v, want ErrLogLost with the recovery", err)
+	}
+	// The documented way on: --reset-views, and the new log's commits reach the views.
+	r, err = startEmbeddedStudyd(t, dir, "--reset-views")
+	if err != nil {
+		t.Fatalf("restart with --reset-views: %v", err)
+	}
+	nc, err = nats.Connect("nats://" + r.listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	out, err = client.Submit(ctx, nc, domain.Command{Type: domain.CommandOptOut, CommandID: "c2", ClientID: "client-2",
+		At: time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC)})
+	if err != nil || out.Status != client.OutcomeApplied {
+		t.Fatalf("submit after --reset-views: %+v, %v", out, err)
+	}
+	waitViews(ctx, t, nc, out.Seq)
+}
+
+// waitViews waits until the views' checkpoint reaches seq.
+func waitViews(ctx context.Context, t *testing.T, nc *nats.Conn, seq uint64) {
+	t.Helper()
+	js, _ := jetstream.New(nc)
+	for {
+		if proj, err := js.KeyValue(ctx, client.ProjectionBucket); err == nil {
+			if cp, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry); err == nil && cp.Seq >= seq {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("views never reached seq %d", seq)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }

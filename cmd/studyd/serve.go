@@ -104,6 +104,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	if cfg.ResetViews {
+		log.Warn("--reset-views: deleting the views; they are rebuilt from the log as it is")
+		if err := views.ResetViews(ctx, js); err != nil {
+			return err
+		}
+	}
 	// Before the stream is created or used: views folded from a log that is gone or
 	// re-created must not silently continue on a new one.
 	if err := views.CheckLog(ctx, js); err != nil {

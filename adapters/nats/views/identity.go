@@ -31,9 +31,21 @@ type LogIdentity struct {
 }
 
 // recovery is what ErrLogLost's message tells an operator.
-const recovery = "restore STUDYD_EVENTS from a backup (nats stream restore, as admin), " +
-	"or, to start a new log on purpose, delete the views too (nats kv del " + client.ProjectionBucket + ", " +
-	client.UptakeBucket + ", " + client.StudiesBucket + " as admin) so that they are rebuilt from the log found; see README, Security"
+const recovery = "restore STUDYD_EVENTS from a backup (a copy of the data directory on the embedded default; " +
+	"nats stream restore, as admin, on a cluster), or, to continue on the log as it is, start studyd once with " +
+	"--reset-views: it deletes the views (" + client.ProjectionBucket + ", " + client.UptakeBucket + ", " +
+	client.StudiesBucket + ") and rebuilds them from that log; see README, Security"
+
+// ResetViews deletes the view buckets, so that the projector rebuilds them from the
+// log as it is: the deliberate way past ErrLogLost.
+func ResetViews(ctx context.Context, js jetstream.JetStream) error {
+	for _, b := range []string{client.ProjectionBucket, client.UptakeBucket, client.StudiesBucket} {
+		if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return fmt.Errorf("reset views: delete %s: %w", b, err)
+		}
+	}
+	return nil
+}
 
 // CheckLog compares STUDYD_EVENTS with what the views record of it, before studyd
 // creates or uses the stream: if views exist, the log must exist, reach their

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
 
@@ -69,14 +68,12 @@ func TestCheckLogRefusesALostLog(t *testing.T) {
 	} {
 		tt.breakIt()
 		err := CheckLog(ctx, js)
-		if !errors.Is(err, ErrLogLost) || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), "restore") {
+		if !errors.Is(err, ErrLogLost) || !strings.Contains(err.Error(), tt.says) || !strings.Contains(err.Error(), "--reset-views") {
 			t.Errorf("%s: got %v, want ErrLogLost saying %q and the recovery", tt.name, err, tt.says)
 		}
 	}
-	for _, b := range []string{client.ProjectionBucket, client.UptakeBucket, client.StudiesBucket} {
-		if err := js.DeleteKeyValue(ctx, b); err != nil {
-			t.Fatal(err)
-		}
+	if err := ResetViews(ctx, js); err != nil {
+		t.Fatal(err)
 	}
 	if err := CheckLog(ctx, js); err != nil {
 		t.Errorf("after deleting the views to start over: %v", err)
