@@ -138,7 +138,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
 	fs.StringVar(&cfg.CommitKey, "commit-key", env("STUDYD_COMMIT_KEY", ""), "key file authenticating every commit (studyctl keygen --commit); default <data>/commit.key on the embedded server, created on first start (env STUDYD_COMMIT_KEY)")
-	fs.BoolVar(&cfg.ResetViews, "reset-views", false, "delete the views at start and rebuild them from the log as it is (after the log lost its history; see README, Security)")
+	fs.BoolVar(&cfg.ResetViews, "reset-views", getenv("STUDYD_RESET_VIEWS") == "true", "delete the views at start and rebuild them from the log as it is (after the log lost its history; see README, Security) (env STUDYD_RESET_VIEWS=true)")
 	replyPrefixes := fs.String("reply-prefix", env("STUDYD_REPLY_PREFIX", strings.Join(app.DefaultReplyPrefixes, ",")), "comma-separated subject prefixes a command's Studyd-Reply-To may name: inboxes only (env STUDYD_REPLY_PREFIX)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
 	if err := fs.Parse(args); err != nil {
