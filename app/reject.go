@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -50,18 +49,6 @@ func Admit(in Incoming, decode Decoder) (domain.Command, error) {
 		}
 	}
 	return cmd, nil
-}
-
-// IsRejection tells a refused command (record the rejection, never retry) from a
-// failure to apply it (retry later).
-func IsRejection(err error) bool {
-	for _, refused := range []error{domain.ErrInvalid, domain.ErrUnknownCommandType, domain.ErrIllegalTransition,
-		domain.ErrStaleRun, domain.ErrMalformed, domain.ErrUnsupportedContent, domain.ErrOversize, domain.ErrSubjectMismatch, domain.ErrReplyTo} {
-		if errors.Is(err, refused) {
-			return true
-		}
-	}
-	return false
 }
 
 // Reject records the refusal of in (cmd as far as it was decoded, cause the error from

@@ -49,12 +49,12 @@ func TestAdmitRefusesBeforeDeciding(t *testing.T) {
 			case tt.code == "" && err != nil:
 				t.Fatalf("Admit: %v, want admitted", err)
 			case tt.code == "":
-			case !app.IsRejection(err) || domain.ClassifyRejection(err) != tt.code:
-				t.Fatalf("Admit: %v (rejection %t, code %s), want a %s rejection", err, app.IsRejection(err), domain.ClassifyRejection(err), tt.code)
+			case !domain.IsRejection(err) || domain.ClassifyRejection(err) != tt.code:
+				t.Fatalf("Admit: %v (rejection %t, code %s), want a %s rejection", err, domain.IsRejection(err), domain.ClassifyRejection(err), tt.code)
 			}
 		})
 	}
-	if app.IsRejection(eventstore.ErrUnavailable) || app.IsRejection(errors.New("boom")) {
+	if domain.IsRejection(eventstore.ErrUnavailable) || domain.IsRejection(errors.New("boom")) {
 		t.Error("IsRejection holds for a transient failure")
 	}
 }

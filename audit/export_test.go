@@ -184,3 +184,74 @@ func TestParseStudy(t *testing.T) {
 		})
 	}
 }
+
+// TestExportJSONLShowsWhatTheClientRan: a recipe's uptake event carries the recipe's
+// action and its whole arguments, and the JSONL audit shows the arguments as the JSON
+// object the client received, not as an escaped string.
+func TestExportJSONLShowsWhatTheClientRan(t *testing.T) {
+	t.Parallel()
+	out, _, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	var seen int
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var env struct {
+			Events []struct {
+				Source    string          `json:"source"`
+				Action    string          `json:"action"`
+				Arguments json.RawMessage `json:"arguments"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range env.Events {
+			if !strings.HasPrefix(e.Source, "normandy/recipe/") {
+				continue
+			}
+			if e.Action == "" || len(e.Arguments) == 0 || e.Arguments[0] != '{' {
+				t.Fatalf("recipe event %s: action %q, arguments %s; want the action and a JSON object", e.Source, e.Action, e.Arguments)
+			}
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no recipe uptake events in the export")
+	}
+}
+
+// TestExportNamesAndCells: JSONL uses the JSON names throughout (recent commands
+// included), and a CSV row fills reset_value and studies_enabled only for the events
+// that carry them.
+func TestExportNamesAndCells(t *testing.T) {
+	t.Parallel()
+	out, _, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	for _, goName := range []string{`"CommandID"`, `"CommandSeq"`, `"Position"`} {
+		if strings.Contains(out, goName) {
+			t.Errorf("jsonl export has the Go field name %s", goName)
+		}
+	}
+	if !strings.Contains(out, `"recent":[{"command_id":`) {
+		t.Errorf("jsonl export lacks recent commands with JSON names")
+	}
+	out, _, _ = export(t, audit.FormatCSV, audit.Selection{})
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(name string) int { return slices.Index(audit.CSVHeader, name) }
+	typ, obj, reset, enabled := col("type"), col("object"), col("reset_value"), col("studies_enabled")
+	seen := map[string]bool{}
+	for _, r := range rows[1:] {
+		wantReset := r[typ] == string(domain.EventUnenrolled) && r[obj] == string(domain.PreferenceStudy)
+		if (r[reset] != "") != wantReset {
+			t.Fatalf("row %v: reset_value %q, want it set only on a preference study's unenroll", r, r[reset])
+		}
+		wantEnabled := r[typ] == string(domain.EventStudiesOptOutChanged)
+		if (r[enabled] != "") != wantEnabled {
+			t.Fatalf("row %v: studies_enabled %q, want it set only on an opt-out change", r, r[enabled])
+		}
+		seen[r[typ]] = true
+	}
+	if !seen[string(domain.EventUptakeReported)] || !seen[string(domain.EventUnenrolled)] {
+		t.Errorf("the fleet's export lacks uptake or unenroll rows: %v", seen)
+	}
+}

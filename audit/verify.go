@@ -9,6 +9,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/projections"
 )
 
 // ErrFault is wrapped by every *Fault: the log failed verification.
@@ -45,6 +46,9 @@ const (
 	// in the other checks (its client's chain and state continue from the last
 	// authentic commit), just as studyd never decides a command on one.
 	FaultAuthorship FaultKind = "not_authentic"
+	// FaultTime: a commit's time is outside what RFC 3339 can write; views fold it
+	// into their totals only, and exports skip it (projections.CheckTime).
+	FaultTime FaultKind = "time_out_of_range"
 )
 
 // Fault is one thing wrong with the log, named by where it was found.
@@ -265,6 +269,9 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 	ch := v.clients[c.Client]
 	v.checkChain(e.Seq, c, rec.Hash, ch)
 	v.checkEvents(e.Seq, c, ch)
+	if err := projections.CheckTime(c); err != nil {
+		v.fault(Fault{Kind: FaultTime, Seq: e.Seq, Client: c.Client, Detail: err.Error()})
+	}
 	if ch == nil {
 		ch = &chain{}
 		v.clients[c.Client] = ch

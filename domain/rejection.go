@@ -9,6 +9,13 @@ var (
 	ErrIllegalTransition = errors.New("domain: illegal transition")
 	// ErrStaleRun: a recipe run older than one already applied; it cannot undo newer state.
 	ErrStaleRun = errors.New("domain: stale run")
+	// ErrTooLarge: applying the command would make the client's commit larger than the
+	// log accepts, or the client's state hold more than MaxEnrollmentsPerClient
+	// enrollments. Retrying cannot help.
+	ErrTooLarge = errors.New("domain: too large")
+	// ErrCommandIDReused: the client already applied a command with this id and a
+	// different body. A new command needs a new id.
+	ErrCommandIDReused = errors.New("domain: command id reused with a different body")
 )
 
 // Errors of a command refused before it is decided: its bytes, size or route.
@@ -39,12 +46,14 @@ const (
 	RejectIllegal         RejectionCode = "illegal_transition"
 	RejectStale           RejectionCode = "stale"
 	RejectUnsupported     RejectionCode = "unsupported" // e.g. an unknown content type or schema
+	RejectTooLarge        RejectionCode = "too_large"   // its commit would exceed what the log accepts
+	RejectIDReused        RejectionCode = "id_reused"   // the command id was applied with another body
 	RejectReplyTo         RejectionCode = "reply_to"    // header Studyd-Reply-To names a subject that is not an inbox
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectReplyTo}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo}
 
 // ClassifyRejection returns the code for an error refusing a command (before deciding:
 // bytes, size, route; or from validation or deciding), and RejectInvalid for anything
@@ -67,6 +76,22 @@ func ClassifyRejection(err error) RejectionCode {
 		return RejectIllegal
 	case errors.Is(err, ErrStaleRun):
 		return RejectStale
+	case errors.Is(err, ErrTooLarge):
+		return RejectTooLarge
+	case errors.Is(err, ErrCommandIDReused):
+		return RejectIDReused
 	}
 	return RejectInvalid
+}
+
+// IsRejection tells a refused command (a permanent answer, recorded and never retried)
+// from a failure to apply it.
+func IsRejection(err error) bool {
+	for _, refused := range []error{ErrMalformed, ErrUnsupportedContent, ErrOversize, ErrSubjectMismatch,
+		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused, ErrReplyTo} {
+		if errors.Is(err, refused) {
+			return true
+		}
+	}
+	return false
 }

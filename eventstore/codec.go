@@ -118,6 +118,12 @@ func (c Commit) Canonical() Commit {
 	c.Events = slices.Clone(c.Events)
 	c.Recent = slices.Clone(c.Recent)
 	c.State.Enrollments = slices.Clone(c.State.Enrollments)
+	for i := range c.Events {
+		c.Events[i].Ratios = slices.Clone(c.Events[i].Ratios)
+	}
+	for i := range c.State.Enrollments {
+		c.State.Enrollments[i].Ratios = slices.Clone(c.State.Enrollments[i].Ratios)
+	}
 	normalizeCommit(&c)
 	return c
 }
@@ -305,6 +311,10 @@ func normalizeCommit(c *Commit) {
 	for i := range c.State.Enrollments {
 		e := &c.State.Enrollments[i]
 		e.EnrolledAt, e.LastSeen, e.EndedAt = utc(e.EnrolledAt), utc(e.LastSeen), utc(e.EndedAt)
+		e.Ratios = nilIfEmpty(e.Ratios)
+	}
+	for i := range c.Events {
+		c.Events[i].Ratios = nilIfEmpty(c.Events[i].Ratios)
 	}
 	c.Events = nilIfEmpty(c.Events)
 	c.Recent = nilIfEmpty(c.Recent)

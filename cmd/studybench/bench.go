@@ -36,6 +36,7 @@ func bench(ctx context.Context, cfg config, progress func(string)) (*report, err
 	}{
 		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"latency", b.latency},
 		{"replay", b.replay}, {"memory", b.memory}, {"scale", b.scale},
+		{"idempotency", b.idempotency},
 	}
 	for _, s := range steps {
 		if !cfg.runs(s.name) {

@@ -88,10 +88,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 	}
 	n.store = eventlog.NewStore(n.js, storeOpts...)
 	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	if n.proj, err = views.NewProjector(n.js, views.ProjectorOptions{Logger: quiet, CommitKey: cfg.CommitKey}); err != nil {
-		n.stop()
-		return nil, err
-	}
+	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
 	n.reg = prometheus.NewRegistry()
 	intake := intake.New(n.nc, n.js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,16 +19,6 @@ import (
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/domain"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // studydRun is one run of studyd on the embedded default, in-process.
 type studydRun struct {
@@ -168,7 +157,7 @@ func TestRefusesALostLog(t *testing.T) {
 	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("submit: %+v, %v", out, err)
 	}
-	waitViews(ctx, t, nc, out.Seq)
+	waitCheckpoint(ctx, t, nc, out.Seq)
 	nc.Close()
 	r.stop(t)
 
@@ -213,11 +202,11 @@ func TestRefusesALostLog(t *testing.T) {
 	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("submit after --reset-views: %+v, %v", out, err)
 	}
-	waitViews(ctx, t, nc, out.Seq)
+	waitCheckpoint(ctx, t, nc, out.Seq)
 }
 
-// waitViews waits until the views' checkpoint reaches seq.
-func waitViews(ctx context.Context, t *testing.T, nc *nats.Conn, seq uint64) {
+// waitCheckpoint waits until the views' checkpoint reaches seq.
+func waitCheckpoint(ctx context.Context, t *testing.T, nc *nats.Conn, seq uint64) {
 	t.Helper()
 	js, _ := jetstream.New(nc)
 	for {

@@ -21,13 +21,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/studyd/studyd/adapters/http/page"
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/embedded"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/pagesource"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // Secrets the embedded default keeps in its data directory, mode 0600.
@@ -93,7 +96,7 @@ func createCommitKey(path string) error {
 // stop taking commands, finish those in hand, flush the projections, close NATS.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	log.Info("studyd starting", "config", redacted(cfg))
+	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
 	nc, shutdownNATS, err := connectNATS(cfg, log)
 	if err != nil {
@@ -133,47 +136,75 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
 	}
 	store := eventlog.NewStore(js, storeOpts...)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := intake.NewMetrics(reg)
-
-	submit, err := intake.StartSubmitService(nc, js, handler)
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
+	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = submit.Stop() }()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
+	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
+	in, submit := intake.New(nc, js, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg),
+		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
+	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 
 	var ready atomic.Bool
-	stopHTTP, err := startHTTP(cfg.HTTP, reg, &ready, log)
+	studyPage, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
+		Fleet: pagesource.New(js), Logger: log})
+	if err != nil {
+		return err
+	}
+	stopHTTP, err := startHTTP(cfg.HTTP, reg, studyPage, &ready, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
 
+	// Every component runs until runCtx ends; the first to fail stops studyd (the
+	// projector does not fail: runProjector retries it, and the views only lag).
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
-	intake := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
-		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
-	})
-	wg.Go(func() { errs <- intake.Run(runCtx) })
-	if err := startProjections(runCtx, cfg, &wg, nc, js, store, commitKey, reg, log); err != nil {
-		cancel()
-		wg.Wait()
-		return err
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(runCtx); err != nil {
+				select {
+				case errs <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
+			}
+		})
 	}
-	ready.Store(true)
-	log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
-	fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
-
+	run("intake", in.Run)
+	run("submit", submit.Run)
+	run("queries", reads.queries.Run)
+	wg.Go(func() { runProjector(runCtx, reads.projector, log) })
+	if reads.checkpoints != nil {
+		run("checkpoints", reads.checkpoints.Run)
+	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
+	for _, up := range []<-chan struct{}{submit.Ready(), reads.queries.Ready()} {
+		select {
+		case <-up:
+		case runErr = <-errs:
+		case <-ctx.Done():
+		}
+		if runErr != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if runErr == nil && ctx.Err() == nil {
+		ready.Store(true)
+		log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
+		fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
+		select {
+		case <-ctx.Done():
+		case runErr = <-errs:
+		}
 	}
 	ready.Store(false)
 	log.Info("studyd draining")
@@ -221,9 +252,10 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 	}, nil
 }
 
-// startHTTP serves /healthz (the process is up), /readyz (it is taking commands) and
-// /metrics on addr. An empty addr disables it.
-func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (func(), error) {
+// startHTTP serves /healthz (the process is up), /readyz (it is taking commands),
+// Prometheus /metrics and, on every other path, the live study page (studyPage) on
+// addr. An empty addr disables it.
+func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, ready *atomic.Bool, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -237,21 +269,39 @@ func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 		_, _ = io.WriteString(w, "ready\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", studyPage)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The page's event streams never go idle: they end with this context, which
+	// shutdown cancels first.
+	streams, endStreams := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return streams }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http", "err", err)
 		}
 	}()
 	return func() {
+		endStreams()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
 	}, nil
+}
+
+// buildInfoGauge is studyd_build_info: 1, labelled with the build's version.
+func buildInfoGauge() prometheus.Collector {
+	bi := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "studyd_build_info", Help: "1, labelled with the running build: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	return g
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -260,12 +310,6 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redacted is the config as logged at start, secrets masked.
-func redacted(cfg config) config {
-	cfg.Conn = cfg.Conn.Redacted()
-	return cfg
 }
 
 func natsAddress(cfg config) string {

@@ -18,7 +18,7 @@ const module = "github.com/studyd/studyd"
 
 // pure are the packages that do no I/O: the domain, its rules and folds, the store
 // contract, the handler, the audit logic and the fleet model.
-var pure = []string{"domain", "fsm", "projections", "audit", "eventstore", "app", "simulate"}
+var pure = []string{"domain", "fsm", "projections", "audit", "eventstore", "app", "simulate", "wire"}
 
 // infrastructure is what a pure package must not link, directly or not (path prefixes).
 var infrastructure = []string{

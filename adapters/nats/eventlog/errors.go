@@ -52,9 +52,20 @@ func isUnavailable(err error) bool {
 	return false
 }
 
+// isTooLarge reports a message larger than the server (max_payload) or the stream
+// (max_msg_size) accepts: the same message will never fit, so it is not retryable.
+func isTooLarge(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
 // storeError wraps a JetStream error of operation op, adding ErrUnavailable when a retry
 // may succeed. The cause stays in the chain for errors.Is/As.
 func storeError(op string, err error) error {
+	if isTooLarge(err) {
+		return fmt.Errorf("%s: %w: %w", op, eventstore.ErrTooLarge, err)
+	}
 	if isUnavailable(err) {
 		return fmt.Errorf("%s: %w: %w", op, eventstore.ErrUnavailable, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,8 +30,9 @@ type Store struct {
 	js  jetstream.JetStream
 	key *audit.CommitKey
 
-	mu     sync.Mutex
-	stream jetstream.Stream // looked up on first use; its cached info enables direct get
+	mu      sync.Mutex
+	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
+	applied jetstream.KeyValue // the applied-id index, looked up on first use
 	// heads maps a client whose subject ends in messages studyd did not write to the
 	// sequence of its last authentic commit (what Load returned, and the handler will
 	// expect) and the subject's real last sequence (what the server checks).
@@ -69,13 +69,13 @@ func (s *Store) sign(msg *nats.Msg) {
 	msg.Header.Set(audit.HeaderMAC, s.key.Sign(msg.Subject, msg.Data))
 }
 
-// authentic checks a stored message's code; without a key everything is taken as
-// studyd's.
-func (s *Store) authentic(subject string, data []byte, h nats.Header) error {
+// authentic checks a stored message's code (its audit.HeaderMAC value); without a key
+// everything is taken as studyd's.
+func (s *Store) authentic(subject string, data []byte, mac string) error {
 	if s.key == nil {
 		return nil
 	}
-	return s.key.Verify(subject, data, h.Get(audit.HeaderMAC))
+	return s.key.Verify(subject, data, mac)
 }
 
 // expectedLast translates the position the caller loaded into the sequence the server
@@ -201,7 +201,7 @@ func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Re
 	if err != nil {
 		return eventstore.Record{}, storeError(op, err)
 	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header); err != nil {
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
 		return s.loadAuthentic(ctx, client, msg.Sequence)
 	}
 	s.setHead(client, nil)
@@ -222,11 +222,11 @@ func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Re
 func (s *Store) loadAuthentic(ctx context.Context, client domain.ClientID, last uint64) (eventstore.Record, error) {
 	op := "load " + string(client)
 	var found eventstore.Record
-	err := s.scan(ctx, op, EventSubject(client), eventstore.Query{To: last}, func(seq uint64, subject string, data []byte, h nats.Header) error {
-		if s.authentic(subject, data, h) != nil {
+	err := s.scan(ctx, op, EventSubject(client), eventstore.Query{To: last}, func(e audit.Entry) error {
+		if s.authentic(e.Subject, e.Data, e.MAC) != nil {
 			return nil
 		}
-		r, err := record(seq, data)
+		r, err := record(e.Seq, e.Data)
 		if err != nil || r.Commit.Client != client {
 			return nil // authentic but unreadable: not a state to decide on
 		}
@@ -261,7 +261,7 @@ func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) 
 	if !strings.HasPrefix(msg.Subject, EventPrefix) {
 		return eventstore.Record{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
 	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header); err != nil {
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
 		return eventstore.Record{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
 	}
 	r, err := record(msg.Sequence, msg.Data)
@@ -281,8 +281,8 @@ func record(seq uint64, data []byte) (eventstore.Record, error) {
 	return r, nil
 }
 
-// Read implements eventstore.Store with an ordered consumer from q.From, filtered to
-// the client's subject when q.Client is set. It stops at q.To or at the stream's last
+// Read implements eventstore.Store with a Replay from q.From, filtered to the
+// client's subject when q.Client is set. It stops at q.To or at the stream's last
 // sequence when called. Since/Until select on commit.At, which the server does not
 // index (it is the command's time, not the storage time), so a time range is a scan.
 func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore.Record) error) error {
@@ -293,11 +293,11 @@ func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore
 		}
 		filter = EventSubject(q.Client)
 	}
-	return s.scan(ctx, "read", filter, q, func(seq uint64, subject string, data []byte, h nats.Header) error {
-		if s.authentic(subject, data, h) != nil {
+	return s.scan(ctx, "read", filter, q, func(e audit.Entry) error {
+		if s.authentic(e.Subject, e.Data, e.MAC) != nil {
 			return nil // not studyd's: never read as anyone's history
 		}
-		r, err := record(seq, data)
+		r, err := record(e.Seq, e.Data)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
@@ -336,88 +336,34 @@ func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint
 	if q.Client != "" {
 		filter = RejectionSubject(q.Client)
 	}
-	return s.scan(ctx, "rejections", filter, q, func(seq uint64, _ string, data []byte, _ nats.Header) error {
-		r, err := eventstore.DecodeRejection(data)
+	return s.scan(ctx, "rejections", filter, q, func(e audit.Entry) error {
+		r, err := eventstore.DecodeRejection(e.Data)
 		if err != nil {
-			return fmt.Errorf("rejections: sequence %d: %w", seq, err)
+			return fmt.Errorf("rejections: sequence %d: %w", e.Seq, err)
 		}
 		if !q.Matches(r.Client, r.At) {
 			return nil
 		}
-		return fn(seq, r)
+		return fn(e.Seq, r)
 	})
 }
 
-// scanInactive is how long the server keeps a read's consumer after the reader stops
-// pulling (it is also deleted when the read ends).
-const scanInactive = 30 * time.Second
-
-// scan delivers the messages on filter from q.From through min(q.To, the stream's last
-// sequence at the call), in order. The stop sequence is fixed first so that a read
-// racing with appends ends; a consumer with nothing pending is never waited on.
-func (s *Store) scan(ctx context.Context, op, filter string, q eventstore.Query, each func(seq uint64, subject string, data []byte, h nats.Header) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	st, err := s.eventsStream(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
+// scan replays the messages on filter from q.From through min(q.To, the stream's last
+// sequence at the call), in order: the stop sequence is fixed first, so that a read
+// racing with appends ends. each's errors are returned as they are; the replay's own
+// are the store's (ErrUnavailable when a retry may succeed).
+func (s *Store) scan(ctx context.Context, op, filter string, q eventstore.Query, each func(audit.Entry) error) error {
+	var eachErr error
+	err := Replay(ctx, s.js, ReplayOptions{Subjects: []string{filter}, From: q.From, To: q.To, Batch: 256},
+		func(e audit.Entry) error {
+			eachErr = each(e)
+			return eachErr
+		})
+	switch {
+	case eachErr != nil:
+		return eachErr
+	case err != nil:
 		return storeError(op, err)
 	}
-	stop := info.State.LastSeq
-	if q.To != 0 && q.To < stop {
-		stop = q.To
-	}
-	start := max(q.From, info.State.FirstSeq, 1)
-	if info.State.Msgs == 0 || start > stop {
-		return nil
-	}
-	cons, err := s.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       start,
-		InactiveThreshold: scanInactive,
-	})
-	if err != nil {
-		return storeError(op, err)
-	}
-	ci := cons.CachedInfo()
-	defer func() {
-		// Best effort: an ephemeral consumer also expires on its own.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.js.DeleteConsumer(dctx, EventsStream, ci.Name)
-	}()
-	if ci.NumPending == 0 {
-		return nil
-	}
-	batch := int(min(ci.NumPending, 256))
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return storeError(op, err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return storeError(op, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > stop {
-			return nil
-		}
-		if err := each(seq, msg.Subject(), msg.Data(), msg.Headers()); err != nil {
-			return err
-		}
-		if seq == stop || meta.NumPending == 0 {
-			return nil
-		}
-	}
+	return nil
 }

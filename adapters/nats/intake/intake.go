@@ -73,7 +73,7 @@ func EnsureCommandsStream(ctx context.Context, js jetstream.JetStream, partition
 	return s, nil
 }
 
-// Config tunes the command intake.
+// Config tunes the command intake. Partitions is required; the rest may be zero.
 type Config struct {
 	Partitions int           // must match STUDYD_CMDS
 	AckWait    time.Duration // how long a command may be in flight before redelivery (and takeover)
@@ -129,6 +129,9 @@ func withOwnInbox(p app.ReplyPolicy, nc *nats.Conn) app.ReplyPolicy {
 // Run creates the partition consumers and processes commands until ctx is done; then
 // it stops pulling, finishes the commands in hand, and returns.
 func (in *Intake) Run(ctx context.Context) error {
+	if in.cfg.Partitions < 1 {
+		return fmt.Errorf("intake: %d partitions (want those of %s, at least 1)", in.cfg.Partitions, client.CommandsStream)
+	}
 	consumers := make([]jetstream.Consumer, in.cfg.Partitions)
 	for n := range in.cfg.Partitions {
 		cons, err := in.js.CreateOrUpdateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
@@ -205,7 +208,8 @@ func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
 		in.reply(rt, out)
 	}
 	if err := msg.Ack(); err != nil {
-		// Harmless: a redelivery is recognised by its sequence and answered as a duplicate.
+		// Harmless: a redelivery is recognised by its client and command id and answered
+		// as a duplicate.
 		in.cfg.Logger.Warn("intake: ack", "seq", meta.Sequence.Stream, "err", err)
 	}
 	in.cfg.Metrics.observe(out, time.Since(start))
@@ -243,7 +247,7 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 				Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
 		}
 	}
-	if !app.IsRejection(err) {
+	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
 	// If the rejection cannot be recorded the command is retried later rather than

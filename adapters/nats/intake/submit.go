@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,42 +14,81 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
-// SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
-const SubmitTimeout = 10 * time.Second
+// DefaultSubmitTimeout bounds how long studyd.submit waits for a command's outcome.
+const DefaultSubmitTimeout = 10 * time.Second
 
-// StartSubmitService serves the micro endpoint studyd.submit: a request carrying one
+// SubmitConfig tunes the submit endpoint. The zero value is usable.
+type SubmitConfig struct {
+	Timeout time.Duration // how long to wait for an outcome; default DefaultSubmitTimeout
+}
+
+// SubmitService serves the micro endpoint studyd.submit: a request carrying one
 // command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
 // command — so it is applied in order with the client's other commands, by whichever
-// instance owns the partition — and the reply is its Outcome as JSON.
-func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler) (micro.Service, error) {
-	svc, err := micro.AddService(nc, micro.Config{
-		Name:        "studyd-submit",
-		Version:     "1.0.0",
+// instance owns the partition — and the reply is its Outcome as JSON. A command
+// refused before it can be routed (app.Admit) is recorded here and answered at once.
+type SubmitService struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	handler *app.Handler
+	cfg     SubmitConfig
+	ready   chan struct{}
+	once    sync.Once // closes ready
+}
+
+// NewSubmitService returns the endpoint's service. It does no I/O: Run serves.
+func NewSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg SubmitConfig) *SubmitService {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultSubmitTimeout
+	}
+	return &SubmitService{nc: nc, js: js, handler: handler, cfg: cfg, ready: make(chan struct{})}
+}
+
+// Ready is closed once the endpoint answers.
+func (s *SubmitService) Ready() <-chan struct{} { return s.ready }
+
+// Run serves studyd.submit until ctx is done, then stops serving and returns. A
+// request in hand when ctx ends is still answered.
+func (s *SubmitService) Run(ctx context.Context) error {
+	base := context.WithoutCancel(ctx)
+	svc, err := micro.AddService(s.nc, micro.Config{
+		Name:        client.SubmitService,
+		Version:     buildinfo.SemVer(),
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
-			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, handler, req) }),
+			Handler: micro.HandlerFunc(func(req micro.Request) { s.submit(base, req) }),
 			// Every instance serves it; any one answering is enough.
-			QueueGroup: "studyd-submit",
+			QueueGroup: client.SubmitService,
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start %s: %w", client.SubmitSubject, err)
+		return fmt.Errorf("serve %s: %w", client.SubmitSubject, err)
 	}
-	return svc, nil
+	if err := s.nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return fmt.Errorf("serve %s: %w", client.SubmitSubject, err)
+	}
+	s.once.Do(func() { close(s.ready) })
+	<-ctx.Done()
+	if err := svc.Stop(); err != nil {
+		return fmt.Errorf("serve %s: stop: %w", client.SubmitSubject, err)
+	}
+	return nil
 }
 
 // submit handles one studyd.submit request.
-func submit(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, req micro.Request) {
+func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 	contentType := req.Headers().Get(client.HeaderContentType)
 	inc := app.Incoming{Subject: client.SubmitSubject, ContentType: contentType, Payload: req.Data()}
 	cmd, err := app.Admit(inc, client.DecodeCommand)
 	if err != nil {
 		// Refused before it could be routed to a client's partition: record the
 		// rejection here, as the intake would, and answer.
-		r, pos, rerr := handler.Reject(context.Background(), inc, cmd, err)
+		r, pos, rerr := s.handler.Reject(ctx, inc, cmd, err)
 		if rerr != nil {
 			_ = req.Error("503", rerr.Error(), nil)
 			return
@@ -58,14 +98,14 @@ func submit(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, req mic
 		return
 	}
 	inbox := nats.NewInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	sub, err := s.nc.SubscribeSync(inbox)
 	if err != nil {
 		_ = req.Error("503", "subscribe for outcome: "+err.Error(), nil)
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	ctx, cancel := context.WithTimeout(context.Background(), SubmitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
 	defer cancel()
 	msg := nats.NewMsg(client.CommandSubject(cmd.ClientID))
 	msg.Data = req.Data()
@@ -77,13 +117,13 @@ func submit(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, req mic
 	if cmd.CommandID != "" {
 		opts = append(opts, jetstream.WithMsgID(cmd.CommandID))
 	}
-	if _, err := js.PublishMsg(ctx, msg, opts...); err != nil {
+	if _, err := s.js.PublishMsg(ctx, msg, opts...); err != nil {
 		_ = req.Error("503", "publish to "+client.CommandsStream+": "+err.Error(), nil)
 		return
 	}
 	reply, err := sub.NextMsgWithContext(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		_ = req.Error("504", fmt.Sprintf("command %s accepted but no outcome within %s (it will still be applied)", cmd.CommandID, SubmitTimeout), nil)
+		_ = req.Error("504", fmt.Sprintf("command %s accepted but no outcome within %s (it will still be applied)", cmd.CommandID, s.cfg.Timeout), nil)
 		return
 	}
 	if err != nil {

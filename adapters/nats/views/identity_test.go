@@ -24,10 +24,7 @@ func TestCheckLogRefusesALostLog(t *testing.T) {
 	}
 	g := newLogGen(4)
 	last := publishCommits(t, js, g, 20)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
 	if err := stop(); err != nil {

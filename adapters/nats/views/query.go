@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,7 +18,9 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // uptakeTotalFilters select every total key of studyd_uptake.
@@ -26,73 +29,91 @@ var uptakeTotalFilters = []string{"runner.>", "action.>", "recipe.>", "other.>"}
 // DefaultMinSeqWait bounds how long a query waits for the views to reach its min_seq.
 const DefaultMinSeqWait = 2 * time.Second
 
-// QueryOptions tune the query service.
-type QueryOptions struct {
+// QueryConfig tunes the query service. The zero value is usable.
+type QueryConfig struct {
 	MinSeqWait time.Duration // default DefaultMinSeqWait
 }
 
-// StartQueryService serves the query endpoints on nc until ctx is done or stop is
-// called. Study and uptake answers come from the KV views; client answers from the
-// store's latest commit of the client (one direct get, always current).
-func StartQueryService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (stop func() error, err error) {
-	return StartQueryServiceWith(ctx, nc, js, store, QueryOptions{})
+// QueryService serves the query endpoints. Study and uptake answers come from the KV
+// views; client answers from the store's latest commit of the client (one direct get,
+// always current).
+type QueryService struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store eventstore.Store
+	cfg   QueryConfig
+	ready chan struct{}
+	once  sync.Once // closes ready
 }
 
-// StartQueryServiceWith is StartQueryService with options.
-func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, opts QueryOptions) (stop func() error, err error) {
-	if opts.MinSeqWait <= 0 {
-		opts.MinSeqWait = DefaultMinSeqWait
+// NewQueryService returns a query service on nc. It does no I/O: Run serves.
+func NewQueryService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, cfg QueryConfig) *QueryService {
+	if cfg.MinSeqWait <= 0 {
+		cfg.MinSeqWait = DefaultMinSeqWait
 	}
-	q := &queries{js: js, store: store, opts: opts}
-	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, js, 1, DefaultLeaseTTL)
+	return &QueryService{nc: nc, js: js, store: store, cfg: cfg, ready: make(chan struct{})}
+}
+
+// Ready is closed once the endpoints answer.
+func (s *QueryService) Ready() <-chan struct{} { return s.ready }
+
+// Run opens the view buckets and serves the endpoints until ctx is done, then stops
+// serving and returns. An error means the service could not start or stop cleanly.
+func (s *QueryService) Run(ctx context.Context) error {
+	q := &queries{js: s.js, store: s.store, cfg: s.cfg}
+	var err error
+	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, s.js, 1, DefaultLeaseTTL)
 	if err != nil {
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
 	}
-	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-query", Version: "1.0.0",
-		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: "q"})
+	svc, err := micro.AddService(s.nc, micro.Config{Name: client.QueryService, Version: buildinfo.SemVer(),
+		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: client.QueryService})
 	if err != nil {
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
+	}
+	// Each request's work is bounded, and ends when the service stops.
+	serve := func(h func(context.Context, micro.Request)) micro.HandlerFunc {
+		return func(req micro.Request) {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.MinSeqWait+5*time.Second)
+			defer cancel()
+			h(rctx, req)
+		}
 	}
 	g := svc.AddGroup("studyd.query")
-	for name, h := range map[string]micro.HandlerFunc{"study": q.study, "uptake": q.uptakeQuery, "client": q.client} {
+	for name, h := range map[string]micro.HandlerFunc{"study": serve(q.study), "uptake": serve(q.uptakeQuery), "client": serve(q.client)} {
 		if err := g.AddEndpoint(name, h); err != nil {
 			_ = svc.Stop()
-			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
+			return fmt.Errorf("query service: endpoint %s: %w", name, err)
 		}
 	}
 	// The server must know the subscriptions before we say we serve.
-	if err := nc.Flush(); err != nil {
+	if err := s.nc.Flush(); err != nil {
 		_ = svc.Stop()
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	q.ctx = ctx
-	go func() {
-		<-ctx.Done()
-		_ = svc.Stop()
-	}()
-	return func() error {
-		cancel()
-		return svc.Stop()
-	}, nil
+	s.once.Do(func() { close(s.ready) })
+	<-ctx.Done()
+	if err := svc.Stop(); err != nil {
+		return fmt.Errorf("query service: stop: %w", err)
+	}
+	return nil
 }
 
+// queries answers the endpoints from the buckets Run opened.
 type queries struct {
-	ctx                   context.Context
 	js                    jetstream.JetStream
 	store                 eventstore.Store
-	opts                  QueryOptions
+	cfg                   QueryConfig
 	uptake, studies, proj jetstream.KeyValue
-}
-
-// reqCtx bounds one request's work.
-func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(q.ctx, q.opts.MinSeqWait+5*time.Second)
 }
 
 // decodeRequest reads a query's JSON body strictly: a misspelt field is an error that
 // names it, not a silently empty query.
 func decodeRequest(req micro.Request, v any) bool {
+	if err := wire.CheckJSON(req.Data()); err != nil {
+		_ = req.Error("400", fmt.Sprintf("request is not the endpoint's JSON (%T): %v", v, err), nil)
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(req.Data()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -100,6 +121,17 @@ func decodeRequest(req micro.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// respondJSON answers with v as JSON, or, if v cannot be written as JSON, with a 500
+// saying why: a request is always answered.
+func respondJSON(req micro.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		_ = req.Error("500", fmt.Sprintf("the answer cannot be written as JSON: %v", err), nil)
+		return
+	}
+	_ = req.Respond(b)
 }
 
 func respondErr(req micro.Request, err error) {
@@ -126,7 +158,7 @@ func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
 	if cp.Seq >= minSeq {
 		return cp.Seq, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, q.opts.MinSeqWait)
+	wctx, cancel := context.WithTimeout(ctx, q.cfg.MinSeqWait)
 	defer cancel()
 	w, err := q.proj.Watch(wctx, client.CheckpointKey, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -151,12 +183,12 @@ func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
 			}
 		case <-wctx.Done():
 			return 0, &client.QueryError{Code: "504", Description: fmt.Sprintf(
-				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.opts.MinSeqWait)}
+				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.cfg.MinSeqWait)}
 		}
 	}
 }
 
-func (q *queries) study(req micro.Request) {
+func (q *queries) study(ctx context.Context, req micro.Request) {
 	var r client.StudyRequest
 	if !decodeRequest(req, &r) {
 		return
@@ -166,8 +198,6 @@ func (q *queries) study(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	// The checkpoint first: a key read after it reflects at least the checkpoint.
 	cp, err := q.waitSeq(ctx, r.MinSeq)
 	if err != nil {
@@ -189,10 +219,10 @@ func (q *queries) study(req micro.Request) {
 		return
 	}
 	resp.Seq = max(cp, resp.View.Seq)
-	_ = req.RespondJSON(resp)
+	respondJSON(req, resp)
 }
 
-func (q *queries) uptakeQuery(req micro.Request) {
+func (q *queries) uptakeQuery(ctx context.Context, req micro.Request) {
 	var r client.UptakeRequest
 	if len(req.Data()) > 0 && !decodeRequest(req, &r) {
 		return
@@ -202,8 +232,6 @@ func (q *queries) uptakeQuery(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	cp, err := q.waitSeq(ctx, r.MinSeq)
 	if err != nil {
 		respondErr(req, err)
@@ -257,13 +285,13 @@ func (q *queries) uptakeQuery(req micro.Request) {
 		}
 		return a.Status < b.Status
 	})
-	_ = req.RespondJSON(resp)
+	respondJSON(req, resp)
 }
 
 // client answers from the store: every commit carries the client's whole state, so
 // the latest commit is the current view and min_seq needs no wait (a commit returned
 // to a writer is already readable by direct get).
-func (q *queries) client(req micro.Request) {
+func (q *queries) client(ctx context.Context, req micro.Request) {
 	var r client.ClientRequest
 	if !decodeRequest(req, &r) {
 		return
@@ -272,8 +300,6 @@ func (q *queries) client(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	rec, err := q.store.Load(ctx, r.Client)
 	if err != nil {
 		respondErr(req, fmt.Errorf("load client %s: %w", r.Client, err))
@@ -284,5 +310,12 @@ func (q *queries) client(req micro.Request) {
 		return
 	}
 	v := projections.ClientViewOf(r.Client, rec)
-	_ = req.RespondJSON(client.ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+	b, err := json.Marshal(client.ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+	if err != nil {
+		// E.g. a time RFC 3339 cannot write, in a commit older builds accepted: answer,
+		// never leave the requester waiting.
+		respondErr(req, &client.QueryError{Code: "422", Description: fmt.Sprintf("client %s at seq %d cannot be rendered as JSON: %v", r.Client, rec.Position, err)})
+		return
+	}
+	_ = req.Respond(b)
 }
