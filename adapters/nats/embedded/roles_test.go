@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/embedded"
 )
 
@@ -73,6 +74,25 @@ func TestRolesAgreeWithDeployConfig(t *testing.T) {
 	}
 	if len(users) != 4 {
 		t.Errorf("deploy/nats-server.conf has %d users, want the 4 roles", len(users))
+	}
+}
+
+// TestRolesReadEveryView: the publisher and reader may read every view bucket studyd
+// keeps (a bucket added later must be added to the roles, or `nats kv get` and
+// `studyctl verify` fail for them), and the log and checkpoints.
+func TestRolesReadEveryView(t *testing.T) {
+	streams := []string{"STUDYD_EVENTS", "STUDYD_CHECKPOINTS"}
+	for _, b := range []string{client.StudiesBucket, client.UptakeBucket, client.StudyTimeBucket, client.ProjectionBucket} {
+		streams = append(streams, "KV_"+b)
+	}
+	for _, p := range []*server.Permissions{embedded.PublisherPermissions(), embedded.ReaderPermissions()} {
+		for _, s := range streams {
+			for _, want := range []string{"$JS.API.STREAM.INFO." + s, "$JS.API.DIRECT.GET." + s + ".>", "$JS.API.CONSUMER.CREATE." + s + ".>"} {
+				if !slices.Contains(p.Publish.Allow, want) {
+					t.Errorf("role lacks %s", want)
+				}
+			}
+		}
 	}
 }
 
