@@ -25,11 +25,15 @@ const (
 	RejectIllegal         RejectionCode = "illegal_transition"
 	RejectStale           RejectionCode = "stale"
 	RejectUnsupported     RejectionCode = "unsupported" // e.g. an unknown content type or schema
+	// RejectParked: applying the command failed the same way too many times in a row
+	// (e.g. its client's last commit cannot be read); its payload is kept in the
+	// parked-commands stream until an operator re-drives it, and its partition moves on.
+	RejectParked RejectionCode = "parked"
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectParked}
 
 // ClassifyRejection returns the code for an error from validation or deciding, and
 // RejectInvalid for anything else from this package's validators.
