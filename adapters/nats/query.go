@@ -85,6 +85,10 @@ type QueryError struct {
 
 func (e *QueryError) Error() string { return fmt.Sprintf("%s (code %s)", e.Description, e.Code) }
 
+// QueryInFlight bounds the query requests one instance serves at once; more are
+// answered 503 at once.
+const QueryInFlight = 512
+
 // QueryOptions tune the query service.
 type QueryOptions struct {
 	MinSeqWait time.Duration // default DefaultMinSeqWait
@@ -113,8 +117,11 @@ func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetS
 		return nil, fmt.Errorf("start query service: %w", err)
 	}
 	g := svc.AddGroup("studyd.query")
+	// Each request on its own goroutine: one waiting for min_seq never delays another.
+	in := newInFlight(QueryInFlight)
 	for name, h := range map[string]micro.HandlerFunc{"study": q.study, "uptake": q.uptakeQuery, "client": q.client} {
-		if err := g.AddEndpoint(name, h); err != nil {
+		serve := micro.HandlerFunc(func(req micro.Request) { in.serve(req, h) })
+		if err := g.AddEndpoint(name, serve); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
 		}
@@ -132,7 +139,9 @@ func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetS
 	}()
 	return func() error {
 		cancel()
-		return svc.Stop()
+		err := svc.Stop()
+		in.wait()
+		return err
 	}, nil
 }
 

@@ -18,18 +18,42 @@ import (
 // SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
 const SubmitTimeout = 10 * time.Second
 
+// SubmitInFlight bounds the studyd.submit requests one instance serves at once; more
+// are answered 503 at once rather than queued behind slow ones.
+const SubmitInFlight = 512
+
+// SubmitService is the studyd.submit endpoint of one instance.
+type SubmitService struct {
+	svc micro.Service
+	in  *inFlight
+}
+
+// Stop stops taking requests and waits for those in hand to be answered (each is
+// bounded by SubmitTimeout).
+func (s *SubmitService) Stop() error {
+	err := s.svc.Stop()
+	s.in.wait()
+	return err
+}
+
 // StartSubmitService serves the micro endpoint studyd.submit: a request carrying one
 // command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
 // command — so it is applied in order with the client's other commands, by whichever
-// instance owns the partition — and the reply is its Outcome as JSON.
-func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (micro.Service, error) {
+// instance owns the partition — and the reply is its Outcome as JSON. Requests are
+// served concurrently (at most SubmitInFlight at once), so one waiting for its outcome
+// never delays another. A resend of a command the stream already holds (a duplicate
+// PubAck) is answered with the outcome recorded in the log, once there is one.
+func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (*SubmitService, error) {
+	in := newInFlight(SubmitInFlight)
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "studyd-submit",
 		Version:     "1.0.0",
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: SubmitSubject,
-			Handler: micro.HandlerFunc(func(req micro.Request) { submit(nc, js, store, req) }),
+			Handler: micro.HandlerFunc(func(req micro.Request) {
+				in.serve(req, func(req micro.Request) { submit(nc, js, store, req) })
+			}),
 			// Every instance serves it; any one answering is enough.
 			QueueGroup: "studyd-submit",
 		},
@@ -37,7 +61,7 @@ func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", SubmitSubject, err)
 	}
-	return svc, nil
+	return &SubmitService{svc: svc, in: in}, nil
 }
 
 // submit handles one studyd.submit request.
@@ -83,10 +107,17 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 	}
 	var opts []jetstream.PublishOpt
 	if cmd.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID(cmd.CommandID))
+		opts = append(opts, jetstream.WithMsgID(CommandMsgID(cmd.ClientID, cmd.CommandID, req.Data())))
 	}
-	if _, err := js.PublishMsg(ctx, msg, opts...); err != nil {
+	ack, err := js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
 		_ = req.Error("503", "publish to "+CommandsStream+": "+err.Error(), nil)
+		return
+	}
+	if ack.Duplicate {
+		// The stream held this very command already, so no outcome will come to our
+		// inbox: the first one is in the log (or will be, once it is applied).
+		respondRecorded(ctx, store, cmd, req)
 		return
 	}
 	reply, err := sub.NextMsgWithContext(ctx)
@@ -99,6 +130,32 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 		return
 	}
 	_ = req.Respond(reply.Data, micro.WithHeaders(micro.Headers{HeaderContentType: []string{ContentTypeJSON}}))
+}
+
+// respondRecorded answers a resent command with the outcome the log records for it,
+// polling while the original is still queued, until ctx ends.
+func respondRecorded(ctx context.Context, store eventstore.Store, cmd domain.Command, req micro.Request) {
+	wait := 20 * time.Millisecond
+	for {
+		out, ok, err := OutcomeOf(ctx, store, cmd.ClientID, cmd.CommandID)
+		if ok {
+			b, _ := json.Marshal(out)
+			_ = req.Respond(b, micro.WithHeaders(micro.Headers{HeaderContentType: []string{ContentTypeJSON}}))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			why := "the original is still queued"
+			if err != nil {
+				why = err.Error()
+			}
+			_ = req.Error("504", fmt.Sprintf("command %s was sent before and is held by %s, but no outcome is recorded within %s (%s); it will still be applied",
+				cmd.CommandID, CommandsStream, SubmitTimeout, why), nil)
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // Submit sends cmd to studyd.submit and returns its outcome. It is the client side of

@@ -40,7 +40,7 @@ func newWorkload(t *testing.T, cfg simulate.Config) workload {
 		}
 		w.Msgs = append(w.Msgs, outMsg{
 			Subject: natsadapter.CommandSubject(cmd.ClientID),
-			ID:      cmd.CommandID,
+			ID:      natsadapter.CommandMsgID(cmd.ClientID, cmd.CommandID, body),
 			Key:     string(cmd.ClientID), // one client's commands in order
 			Data:    body,
 		})
