@@ -30,7 +30,45 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// Sync is when the embedded server fsyncs its file store: SyncAlways before every
+	// acknowledgement, or every SyncInterval (see the README on what an ack means).
+	Sync syncMode
+	// PoisonAfter is how many times in a row a command may fail the same way before it
+	// is parked and its partition moves on.
+	PoisonAfter int
 }
+
+// syncMode is the --sync setting: always, or an interval.
+type syncMode struct {
+	Always   bool
+	Interval time.Duration
+	set      bool // given by flag or env (it applies to the embedded server only)
+}
+
+// String renders the setting as the flag takes it.
+func (s syncMode) String() string {
+	if s.Always {
+		return "always"
+	}
+	return s.Interval.String()
+}
+
+// Set parses "always" or a duration of at least 1ms.
+func (s *syncMode) Set(v string) error {
+	if v == "always" {
+		*s = syncMode{Always: true, set: true}
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond {
+		return fmt.Errorf("want always or an interval such as 100ms or 2m, got %q", v)
+	}
+	*s = syncMode{Interval: d, set: true}
+	return nil
+}
+
+// MarshalText logs the setting as the flag takes it.
+func (s syncMode) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // defaults, documented in the README.
 func defaultConfig() config {
@@ -45,6 +83,8 @@ func defaultConfig() config {
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
+		Sync:            syncMode{Always: true},
+		PoisonAfter:     5,
 	}
 }
 
@@ -71,6 +111,12 @@ func (c config) Validate() error {
 	}
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
+	}
+	if !c.embedded() && c.Sync.set {
+		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
+		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -124,6 +170,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
+	if v := getenv("STUDYD_SYNC"); v != "" {
+		if err := cfg.Sync.Set(v); err != nil {
+			return config{}, fmt.Errorf("STUDYD_SYNC: %w", err)
+		}
+	}
+	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
