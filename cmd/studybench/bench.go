@@ -8,7 +8,7 @@ import (
 	"runtime/pprof"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/views"
 )
 
 // bench runs the configured scenarios in order. A scenario that fails is reported
@@ -189,7 +189,7 @@ func (b *bencher) latency(ctx context.Context) error {
 	b.rep.add(row{Scenario: "latency", Figure: "publish → appended p99", Value: ms(res.AppendP99), Unit: "ms", Goal: &goal{MaxValue: 5}})
 	b.rep.add(row{Scenario: "latency", Figure: "publish → visible p50", Value: ms(res.VisibleP50), Unit: "ms"})
 	b.rep.add(row{Scenario: "latency", Figure: "publish → visible p99", Value: ms(res.VisibleP99), Unit: "ms", Goal: &goal{MaxValue: 100},
-		Note: fmt.Sprintf("visible = the projector's checkpoint covers the commit (polled every %s; the projector flushes every %s)", visiblePoll, natsadapter.DefaultFlushInterval)})
+		Note: fmt.Sprintf("visible = the projector's checkpoint covers the commit (polled every %s; the projector flushes every %s)", visiblePoll, views.DefaultFlushInterval)})
 	return nil
 }
 

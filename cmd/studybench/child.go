@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/embedded"
 )
 
 // childEnv, set to a store directory, turns this program into a bare nats-server (the
@@ -23,7 +23,7 @@ const childEnv = "STUDYBENCH_SERVER_DIR"
 // runChildServer serves until stdin closes (the parent exited or is done), after
 // printing the client URL as its first line.
 func runChildServer(dir string, stdin io.Reader, stdout io.Writer) error {
-	ns, err := natsadapter.StartEmbedded(natsadapter.EmbeddedConfig{StoreDir: dir, Listen: "127.0.0.1:-1"})
+	ns, err := embedded.Start(embedded.Config{StoreDir: dir, Listen: "127.0.0.1:-1"})
 	if err != nil {
 		return err
 	}

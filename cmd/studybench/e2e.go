@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -18,7 +18,7 @@ type throughput struct {
 	LastSeq   uint64  `json:"last_seq"`
 }
 
-// endToEnd publishes cmds as simulated clients do (natsadapter.PublishCommands) to a
+// endToEnd publishes cmds as simulated clients do (client.PublishCommands) to a
 // node running studyd, and measures until every command is decided, appended, and
 // visible in the projections (the projector's checkpoint reaches the last commit),
 // waiting at most patience for each.
@@ -42,7 +42,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time
 		return cmds[i-1], true
 	}
 	start := time.Now()
-	stats, err := natsadapter.PublishCommands(ctx, pub, next, natsadapter.PublishOptions{})
+	stats, err := client.PublishCommands(ctx, pub, next, client.PublishOptions{})
 	if err != nil {
 		return throughput{}, fmt.Errorf("end to end: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -61,11 +61,11 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 	const outcomes = "studybench.outcome"
 	sub, err := pub.Subscribe(outcomes, func(m *nats.Msg) {
 		now := time.Now()
-		var out natsadapter.Outcome
+		var out client.Outcome
 		err := json.Unmarshal(m.Data, &out)
 		mu.Lock()
 		defer mu.Unlock()
-		if err == nil && out.Status != natsadapter.OutcomeApplied {
+		if err == nil && out.Status != client.OutcomeApplied {
 			err = fmt.Errorf("command %s: %s %s %s", out.CommandID, out.Status, out.Code, out.Error)
 		}
 		if err != nil {
@@ -122,17 +122,17 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 		if d := time.Until(start.Add(time.Duration(i) * pace)); d > 0 {
 			time.Sleep(d)
 		}
-		data, err := natsadapter.EncodeCommand(cmd)
+		data, err := client.EncodeCommand(cmd)
 		if err != nil {
 			return latencyResult{}, fmt.Errorf("latency: %w", err)
 		}
-		msg := nats.NewMsg(natsadapter.CommandSubject(cmd.ClientID))
+		msg := nats.NewMsg(client.CommandSubject(cmd.ClientID))
 		msg.Data = data
-		msg.Header.Set(natsadapter.HeaderReplyTo, outcomes)
+		msg.Header.Set(client.HeaderReplyTo, outcomes)
 		mu.Lock()
 		inflight[cmd.CommandID] = time.Now()
 		mu.Unlock()
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(natsadapter.CommandMsgID(cmd.ClientID, cmd.CommandID, msg.Data))); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(client.CommandMsgID(cmd.ClientID, cmd.CommandID, msg.Data))); err != nil {
 			return latencyResult{}, fmt.Errorf("latency: publish: %w", err)
 		}
 	}

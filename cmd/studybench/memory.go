@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 )
@@ -68,7 +68,7 @@ func memory(ctx context.Context, target uint64) (memoryResult, error) {
 	if err != nil {
 		return memoryResult{}, fmt.Errorf("memory: %w", err)
 	}
-	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		return memoryResult{}, err
 	}
 

@@ -14,7 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/embedded"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
 )
 
@@ -34,8 +37,8 @@ type node struct {
 	ns    *server.Server
 	nc    *nats.Conn // studyd's own connection, as in cmd/studyd
 	js    jetstream.JetStream
-	store *natsadapter.Store
-	proj  *natsadapter.Projector
+	store *eventlog.Store
+	proj  *views.Projector
 	reg   *prometheus.Registry // the intake's metrics
 
 	cancel context.CancelFunc
@@ -50,12 +53,12 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n := &node{dir: dir, errs: make(chan error, 2)}
-	n.ns, err = natsadapter.StartEmbedded(natsadapter.EmbeddedConfig{StoreDir: dir})
+	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	if n.nc, err = natsadapter.ConnectInProcess(n.ns, "studyd"); err != nil {
+	if n.nc, err = embedded.ConnectInProcess(n.ns, "studyd"); err != nil {
 		n.stop()
 		return nil, err
 	}
@@ -63,27 +66,27 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		n.stop()
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	if _, err := natsadapter.EnsureEventsStream(ctx, n.js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, n.js, 1); err != nil {
 		n.stop()
 		return nil, err
 	}
 	if !cfg.Service {
 		return n, nil
 	}
-	if _, err := natsadapter.EnsureCommandsStream(ctx, n.js, cfg.Partitions, 1); err != nil {
+	if _, err := intake.EnsureCommandsStream(ctx, n.js, cfg.Partitions, 1); err != nil {
 		n.stop()
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	n.store = natsadapter.NewStore(n.js)
+	n.store = eventlog.NewStore(n.js)
 	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	if n.proj, err = natsadapter.NewProjector(n.js, natsadapter.ProjectorOptions{Logger: quiet}); err != nil {
+	if n.proj, err = views.NewProjector(n.js, views.ProjectorOptions{Logger: quiet}); err != nil {
 		n.stop()
 		return nil, err
 	}
 	n.reg = prometheus.NewRegistry()
-	intake := natsadapter.NewIntake(n.nc, n.js, n.store, handler, natsadapter.IntakeConfig{
-		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: natsadapter.NewMetrics(n.reg)})
+	intake := intake.New(n.nc, n.js, n.store, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel
 	n.wg.Go(func() { n.errs <- intake.Run(runCtx) })
@@ -103,7 +106,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 
 // client opens another in-process connection, as a publisher or reader outside studyd.
 func (n *node) client(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := natsadapter.ConnectInProcess(n.ns, name)
+	nc, err := embedded.ConnectInProcess(n.ns, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -117,7 +120,7 @@ func (n *node) client(name string) (*nats.Conn, jetstream.JetStream, error) {
 
 // lastSeq is the events stream's last sequence and message count.
 func (n *node) lastSeq(ctx context.Context) (last, msgs uint64, err error) {
-	st, err := n.js.Stream(ctx, natsadapter.EventsStream)
+	st, err := n.js.Stream(ctx, eventlog.EventsStream)
 	if err != nil {
 		return 0, 0, fmt.Errorf("events stream: %w", err)
 	}

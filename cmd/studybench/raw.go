@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
 
 // payload is one encoded commit on its subject, as studyd would append it.
@@ -76,11 +76,11 @@ func publishAll(ctx context.Context, js jetstream.JetStream, n int, at func(i in
 }
 
 // rawRead reads the events stream from its first message to last through an ordered
-// consumer (the same pull batch as natsadapter.Replay) doing nothing with the messages,
+// consumer (the same pull batch as eventlog.Replay) doing nothing with the messages,
 // and returns msgs/s: the ceiling of any replay.
 func rawRead(ctx context.Context, js jetstream.JetStream, last uint64) (float64, error) {
 	start := time.Now()
-	cons, err := js.OrderedConsumer(ctx, natsadapter.EventsStream, jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(ctx, eventlog.EventsStream, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverAllPolicy})
 	if err != nil {
 		return 0, fmt.Errorf("raw read: %w", err)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
@@ -23,7 +23,7 @@ type replayResult struct {
 }
 
 // auditReplay replays the whole events stream the way an audit does: every message
-// through an ordered consumer (natsadapter.Replay, or natsadapter.ReplayDecoded when
+// through an ordered consumer (eventlog.Replay, or eventlog.ReplayDecoded when
 // parallel, which decodes on GOMAXPROCS workers and verifies in order) into the audit
 // verifier
 // (decode, hash chains, legality of every transition under the FSM table, state
@@ -42,12 +42,12 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	start := time.Now()
 	var err error
 	if parallel {
-		err = natsadapter.ReplayDecoded(ctx, js, natsadapter.ReplayOptions{}, 0, func(d audit.Decoded) error {
+		err = eventlog.ReplayDecoded(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
 			fold(v.AddDecoded(d))
 			return nil
 		})
 	} else {
-		err = natsadapter.Replay(ctx, js, natsadapter.ReplayOptions{}, func(e audit.Entry) error {
+		err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{}, func(e audit.Entry) error {
 			fold(v.Add(e))
 			return nil
 		})

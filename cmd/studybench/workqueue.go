@@ -10,7 +10,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/intake"
 )
 
 // workQueueDrain measures the intake's consumption pattern with no work: n commands
@@ -29,7 +30,7 @@ func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPend
 		return 0, 0, err
 	}
 	defer nd.stop()
-	if _, err := natsadapter.EnsureCommandsStream(ctx, nd.js, partitions, 1); err != nil {
+	if _, err := intake.EnsureCommandsStream(ctx, nd.js, partitions, 1); err != nil {
 		return 0, 0, err
 	}
 	_, js, err := nd.client("queue")
@@ -49,8 +50,8 @@ func workQueueDrain(ctx context.Context, ps []payload, n, partitions, maxAckPend
 	var iters []jetstream.MessagesContext
 	start := time.Now()
 	for p := range partitions {
-		cons, err := nd.js.CreateOrUpdateConsumer(ctx, natsadapter.CommandsStream, jetstream.ConsumerConfig{
-			Durable: natsadapter.PartitionConsumer(p), FilterSubject: fmt.Sprintf("studyd.part.%d.*", p),
+		cons, err := nd.js.CreateOrUpdateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
+			Durable: intake.PartitionConsumer(p), FilterSubject: fmt.Sprintf("studyd.part.%d.*", p),
 			AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxAckPending: maxAckPending, MaxDeliver: -1,
 		})
 		if err != nil {

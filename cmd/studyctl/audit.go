@@ -10,7 +10,8 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 )
@@ -28,7 +29,7 @@ type selectionFlags struct {
 }
 
 func (s *selectionFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.stream, "stream", natsadapter.EventsStream, "the events stream to read (a copy or a restored backup may have another name)")
+	fs.StringVar(&s.stream, "stream", eventlog.EventsStream, "the events stream to read (a copy or a restored backup may have another name)")
 	fs.StringVar(&s.client, "client", "", "only this client's commits (subject studyd.evt.<client>)")
 	fs.StringVar(&s.study, "study", "", "only commits with an event about this study, <object>/<key> (e.g. preference_study/my-slug)")
 	fs.Uint64Var(&s.from, "from", 0, "first stream sequence")
@@ -41,8 +42,8 @@ func (s *selectionFlags) register(fs *flag.FlagSet) {
 
 // options turns the flags into a replay and a selection. subjects are the stream
 // subjects to read when no client is given (nil: all).
-func (s *selectionFlags) options(subjects []string, rejections bool) (natsadapter.ReplayOptions, audit.Selection, error) {
-	o := natsadapter.ReplayOptions{Stream: s.stream, From: s.from, To: s.to, Subjects: subjects}
+func (s *selectionFlags) options(subjects []string, rejections bool) (eventlog.ReplayOptions, audit.Selection, error) {
+	o := eventlog.ReplayOptions{Stream: s.stream, From: s.from, To: s.to, Subjects: subjects}
 	var sel audit.Selection
 	var err error
 	if s.client != "" {
@@ -50,9 +51,9 @@ func (s *selectionFlags) options(subjects []string, rejections bool) (natsadapte
 		if err := c.Validate(); err != nil {
 			return o, sel, err
 		}
-		o.Subjects = []string{natsadapter.EventSubject(c)}
+		o.Subjects = []string{eventlog.EventSubject(c)}
 		if rejections {
-			o.Subjects = []string{natsadapter.RejectionSubject(c)}
+			o.Subjects = []string{eventlog.RejectionSubject(c)}
 		}
 	}
 	if s.study != "" {
@@ -114,9 +115,9 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
-	subjects := []string{natsadapter.EventSubjects}
+	subjects := []string{eventlog.EventSubjects}
 	if *rejections {
-		subjects = []string{natsadapter.RejectionSubjects}
+		subjects = []string{eventlog.RejectionSubjects}
 	}
 	o, sel, err := sf.options(subjects, *rejections)
 	if err != nil {
@@ -140,7 +141,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("audit: %w", err)
 	}
 	defer nc.Close()
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -188,14 +189,14 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 
 // replayWithProgress replays o with a progress bar (by sequence, with rate and ETA) on
 // stderr when stderr is a terminal, and records the first and last sequence seen.
-func replayWithProgress(ctx context.Context, e *env, js natsadapter.JetStream, o natsadapter.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
-	lo, hi, ok, err := natsadapter.ReplayBounds(ctx, js, o)
+func replayWithProgress(ctx context.Context, e *env, js client.JetStream, o eventlog.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
+	lo, hi, ok, err := eventlog.ReplayBounds(ctx, js, o)
 	if err != nil || !ok {
 		return err
 	}
 	bar := progress(e.stderr, int64(hi-lo+1), desc)
 	defer func() { _ = bar.Finish() }()
-	return natsadapter.Replay(ctx, js, o, func(en audit.Entry) error {
+	return eventlog.Replay(ctx, js, o, func(en audit.Entry) error {
 		if *first == 0 {
 			*first = en.Seq
 		}

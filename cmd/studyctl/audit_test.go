@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/audit"
@@ -36,10 +36,10 @@ func startAuditServer(t *testing.T) auditServer {
 	var s *server.Server
 	s, _, js := natstest.StartWith(t, natstest.Config{Listen: true})
 	ctx := context.Background()
-	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	store := natsadapter.NewStore(js)
+	store := eventlog.NewStore(js)
 	h := app.NewHandler(store, app.Config{})
 	fleet, err := simulate.New(simulate.Config{Clients: 12, Days: 3, Seed: 3})
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // env is what every subcommand gets: its streams, the environment, and the global
@@ -18,7 +18,7 @@ type env struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	conn natsadapter.ConnConfig
+	conn client.ConnConfig
 	json bool
 }
 
@@ -43,9 +43,9 @@ func (e *env) flags() *flag.FlagSet {
 }
 
 // connect dials NATS with the parsed connection flags.
-func (e *env) connect() (*natsadapter.Conn, error) {
+func (e *env) connect() (*client.Conn, error) {
 	e.conn.Name = "studyctl " + e.name
-	return natsadapter.Connect(e.conn)
+	return client.Connect(e.conn)
 }
 
 // printJSON writes v as indented JSON.

@@ -12,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -27,9 +27,9 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	async := fs.Bool("async", false, "publish to JetStream and wait for the outcome, instead of a studyd.submit request")
 	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait for the outcome")
 	var cmd domain.Command
-	var typ, client, at, study, reason string
+	var typ, clientID, at, study, reason string
 	fs.StringVar(&typ, "type", "", "command type: "+joinTypes())
-	fs.StringVar(&client, "client", "", "client id")
+	fs.StringVar(&clientID, "client", "", "client id")
 	fs.StringVar(&cmd.CommandID, "id", "", "command id (default: a random one)")
 	fs.StringVar(&at, "at", "", "when the client observed it, RFC 3339 (default: now)")
 	fs.StringVar(&study, "study", "", "study_removed, unenroll: <object>/<key>, e.g. addon_study/42 or preference_study/my-slug")
@@ -49,7 +49,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	case fs.NArg() > 0:
 		return fmt.Errorf("publish: unexpected argument %q", fs.Arg(fs.NArg()-1))
 	}
-	flagged := typ != "" || client != "" || at != "" || study != "" || reason != "" || cmd.AddonID != "" ||
+	flagged := typ != "" || clientID != "" || at != "" || study != "" || reason != "" || cmd.AddonID != "" ||
 		cmd.Preference != "" || cmd.Sideload || cmd.StudiesEnabled || runner != ""
 	switch {
 	case *file != "" && flagged:
@@ -66,7 +66,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	case typ == "":
 		return errors.New("publish: give --type and its flags, or a JSON command with --file (- for stdin)")
 	default:
-		cmd.Type, cmd.ClientID, cmd.Reason = domain.CommandType(typ), domain.ClientID(client), domain.Reason(reason)
+		cmd.Type, cmd.ClientID, cmd.Reason = domain.CommandType(typ), domain.ClientID(clientID), domain.Reason(reason)
 		cmd.RunnerStatus = domain.UptakeStatus(runner)
 		if at != "" {
 			t, err := time.Parse(time.RFC3339Nano, at)
@@ -102,11 +102,11 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	var out natsadapter.Outcome
+	var out client.Outcome
 	if *async {
-		out, err = natsadapter.PublishAndWait(ctx, nc, cmd)
+		out, err = client.PublishAndWait(ctx, nc, cmd)
 	} else {
-		out, err = natsadapter.Submit(ctx, nc, cmd)
+		out, err = client.Submit(ctx, nc, cmd)
 	}
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", cmd.CommandID, err)
@@ -119,7 +119,7 @@ func runPublish(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if out.Status == natsadapter.OutcomeRejected {
+	if out.Status == client.OutcomeRejected {
 		return fmt.Errorf("%w: %s: %s", errRejected, out.Code, out.Error)
 	}
 	return nil
@@ -144,7 +144,7 @@ func readCommand(e *env, name string) (domain.Command, error) {
 	if len(b) > domain.MaxCommandPayload {
 		return domain.Command{}, fmt.Errorf("publish: %s is larger than %d bytes", name, domain.MaxCommandPayload)
 	}
-	cmd, err := natsadapter.DecodeCommand(natsadapter.ContentTypeJSON, b)
+	cmd, err := client.DecodeCommand(client.ContentTypeJSON, b)
 	if err != nil {
 		return domain.Command{}, fmt.Errorf("publish: %s: %w", name, err)
 	}
@@ -152,7 +152,7 @@ func readCommand(e *env, name string) (domain.Command, error) {
 }
 
 // printOutcome prints an outcome for people.
-func printOutcome(w io.Writer, o natsadapter.Outcome) error {
+func printOutcome(w io.Writer, o client.Outcome) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "command\t%s\n", o.CommandID)
 	if o.ClientID != "" {

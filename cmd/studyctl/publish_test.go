@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/domain"
 )
@@ -23,15 +23,15 @@ type fakeStudyd struct {
 }
 
 func (f *fakeStudyd) outcome(m *nats.Msg) []byte {
-	ct := m.Header.Get(natsadapter.HeaderContentType)
-	cmd, err := natsadapter.DecodeCommand(ct, m.Data)
+	ct := m.Header.Get(client.HeaderContentType)
+	cmd, err := client.DecodeCommand(ct, m.Data)
 	f.mu.Lock()
 	f.got = append(f.got, cmd)
 	f.ctype = append(f.ctype, ct)
 	f.mu.Unlock()
-	out := natsadapter.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: natsadapter.OutcomeApplied, Seq: 7}
+	out := client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: client.OutcomeApplied, Seq: 7}
 	if err != nil || cmd.ClientID == "bad" {
-		out.Status, out.Code, out.Error = natsadapter.OutcomeRejected, domain.RejectInvalid, "client bad is not welcome"
+		out.Status, out.Code, out.Error = client.OutcomeRejected, domain.RejectInvalid, "client bad is not welcome"
 	}
 	b, _ := json.Marshal(out)
 	return b
@@ -40,11 +40,11 @@ func (f *fakeStudyd) outcome(m *nats.Msg) []byte {
 // start serves studyd.submit and, for --async, the command subjects.
 func (f *fakeStudyd) start(t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	if _, err := nc.Subscribe(natsadapter.SubmitSubject, func(m *nats.Msg) { _ = m.Respond(f.outcome(m)) }); err != nil {
+	if _, err := nc.Subscribe(client.SubmitSubject, func(m *nats.Msg) { _ = m.Respond(f.outcome(m)) }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := nc.Subscribe("studyd.cmd.>", func(m *nats.Msg) {
-		_ = nc.Publish(m.Header.Get(natsadapter.HeaderReplyTo), f.outcome(m))
+		_ = nc.Publish(m.Header.Get(client.HeaderReplyTo), f.outcome(m))
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +74,13 @@ func TestPublish(t *testing.T) {
 		wantCT   string
 	}{
 		{name: "flags", args: []string{"--type", "opt_out", "--client", "c1"},
-			wantType: domain.CommandOptOut, wantCT: natsadapter.ContentTypeJSON},
+			wantType: domain.CommandOptOut, wantCT: client.ContentTypeJSON},
 		{name: "flags with study", args: []string{"--type", "unenroll", "--client", "c1", "--study", "addon_study/42", "--id", "op-1"},
-			wantType: domain.CommandUnenroll, wantID: "op-1", wantCT: natsadapter.ContentTypeJSON},
+			wantType: domain.CommandUnenroll, wantID: "op-1", wantCT: client.ContentTypeJSON},
 		{name: "stdin", stdin: `{"type":"pref_changed","client_id":"c2","preference":"network.trr.mode"}`, args: []string{"-"},
-			wantType: domain.CommandPrefChanged, wantCT: natsadapter.ContentTypeJSON},
+			wantType: domain.CommandPrefChanged, wantCT: client.ContentTypeJSON},
 		{name: "rejected", args: []string{"--type", "opt_out", "--client", "bad"}, rejected: true,
-			wantType: domain.CommandOptOut, wantCT: natsadapter.ContentTypeJSON},
+			wantType: domain.CommandOptOut, wantCT: client.ContentTypeJSON},
 		{name: "async", args: []string{"--async", "--type", "addon_uninstalled", "--client", "c3", "--addon-id", "x@y"},
 			wantType: domain.CommandAddonUninstalled, wantCT: ""},
 		{name: "async rejected", args: []string{"--async", "--type", "opt_out", "--client", "bad"}, rejected: true,
@@ -100,7 +100,7 @@ func TestPublish(t *testing.T) {
 			if !tt.rejected && err != nil {
 				t.Fatalf("publish: %v", err)
 			}
-			var o natsadapter.Outcome
+			var o client.Outcome
 			if err := json.Unmarshal([]byte(out), &o); err != nil {
 				t.Fatalf("decode outcome %q: %v", out, err)
 			}

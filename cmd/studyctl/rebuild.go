@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // runRebuild asks the leading projector (inside a running studyd) to refold the whole
@@ -30,7 +30,7 @@ func runRebuild(ctx context.Context, e *env, args []string) error {
 	defer cancel()
 	var lastPhase string
 	var lastPrint time.Time
-	res, err := natsadapter.RequestRebuild(ctx, nc, func(p natsadapter.RebuildProgress) {
+	res, err := client.RequestRebuild(ctx, nc, func(p client.RebuildProgress) {
 		// Progress goes to stderr, throttled, so --json output stays clean.
 		if p.Phase == lastPhase && time.Since(lastPrint) < 250*time.Millisecond && p.Done < p.Total {
 			return

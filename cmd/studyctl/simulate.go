@@ -12,7 +12,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/simulate"
 )
@@ -64,7 +64,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 	}
 	rep := simulateReport{Clients: cfg.Clients, Days: cfg.Days, Seed: cfg.Seed, Format: *format}
 
-	var stats natsadapter.PublishStats
+	var stats client.PublishStats
 	bar := simProgress(e.stderr, fleet.Count(), *dryRun)
 	if *dryRun {
 		stats.PerType = map[domain.CommandType]int{}
@@ -82,7 +82,7 @@ func runSimulate(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("simulate: %w", cerr)
 		}
 		defer nc.Close()
-		stats, err = natsadapter.PublishCommands(ctx, nc, fleet.Next, natsadapter.PublishOptions{
+		stats, err = client.PublishCommands(ctx, nc, fleet.Next, client.PublishOptions{
 			JSON: *format == "json", InFlight: *inFlight, Rate: *rate,
 			Acked: func(domain.Command) { _ = bar.Add(1) },
 		})

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/simulate"
@@ -32,7 +32,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, string, error) 
 func commandsStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
 	s, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
-		Name: natsadapter.CommandsStream, Subjects: []string{"studyd.cmd.>"},
+		Name: client.CommandsStream, Subjects: []string{"studyd.cmd.>"},
 		Retention: jetstream.WorkQueuePolicy, Duplicates: time.Minute,
 	})
 	if err != nil {
@@ -109,7 +109,7 @@ func TestSimulateTable(t *testing.T) {
 func TestSimulateWithoutStudyd(t *testing.T) {
 	s, _, _ := natstest.StartWith(t, natstest.Config{Listen: true})
 	_, _, err := runCLI(t, "", "simulate", "--server", s.ClientURL(), "--clients", "5", "--days", "1")
-	if !errors.Is(err, natsadapter.ErrNoCommandsStream) {
+	if !errors.Is(err, client.ErrNoCommandsStream) {
 		t.Fatalf("got %v, want ErrNoCommandsStream", err)
 	}
 	if !strings.Contains(err.Error(), "is studyd running?") {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // runStudies lists every study the projections know, one line each.
@@ -19,13 +19,13 @@ func runStudies(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	views, err := natsadapter.ListStudyViews(ctx, js)
+	views, err := client.ListStudyViews(ctx, js)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -15,12 +16,12 @@ import (
 )
 
 // jsConnect dials NATS and returns the JetStream handle with a closer.
-func (e *env) jsConnect() (natsadapter.JetStream, func(), error) {
+func (e *env) jsConnect() (client.JetStream, func(), error) {
 	nc, err := e.connect()
 	if err != nil {
 		return nil, nil, err
 	}
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		nc.Close()
 		return nil, nil, err
@@ -31,7 +32,7 @@ func (e *env) jsConnect() (natsadapter.JetStream, func(), error) {
 // runAsOf prints a client's state as it was at a stream sequence or stored time.
 func runAsOf(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
-	stream := fs.String("stream", natsadapter.EventsStream, "the events stream")
+	stream := fs.String("stream", eventlog.EventsStream, "the events stream")
 	client := fs.String("client", "", "the client (required)")
 	study := fs.String("study", "", "show only this study, <object>/<key>")
 	at := fs.String("at", "", "the state as of this stored time (RFC 3339 or YYYY-MM-DD): the last commit stored at or before it")
@@ -61,7 +62,7 @@ func runAsOf(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("asof: %w", err)
 	}
 	defer closer()
-	rec, stored, err := natsadapter.ClientAsOf(ctx, js, *stream, c, *seq, t)
+	rec, stored, err := eventlog.ClientAsOf(ctx, js, *stream, c, *seq, t)
 	if err != nil {
 		return fmt.Errorf("asof: %w", err)
 	}
@@ -105,7 +106,7 @@ func ts(t time.Time) string {
 // runExplain prints an enrollment's whole history, transition by transition.
 func runExplain(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
-	stream := fs.String("stream", natsadapter.EventsStream, "the events stream")
+	stream := fs.String("stream", eventlog.EventsStream, "the events stream")
 	client := fs.String("client", "", "the client (required)")
 	study := fs.String("study", "", "the study, <object>/<key> (required)")
 	if err := fs.Parse(args); err != nil {
@@ -125,7 +126,7 @@ func runExplain(ctx context.Context, e *env, args []string) error {
 	}
 	defer closer()
 	steps := []audit.Step{}
-	err = natsadapter.ReplayCommits(ctx, js, natsadapter.ReplayOptions{Stream: *stream, Subjects: []string{natsadapter.EventSubject(c)}},
+	err = eventlog.ReplayCommits(ctx, js, eventlog.ReplayOptions{Stream: *stream, Subjects: []string{eventlog.EventSubject(c)}},
 		func(r eventstore.Record) error {
 			steps = append(steps, audit.Steps(r, ref)...)
 			return nil
@@ -183,7 +184,7 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("health: --ratios: %w", err)
 	}
 	sf.study = ref.String()
-	o, sel, err := sf.options([]string{natsadapter.EventSubjects}, false)
+	o, sel, err := sf.options([]string{eventlog.EventSubjects}, false)
 	if err != nil {
 		return fmt.Errorf("health: %w", err)
 	}

@@ -9,7 +9,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/checkpoint"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
 )
 
@@ -21,7 +23,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	sf.register(fs)
 	pubkey := fs.String("pubkey", e.getenv("STUDYCTL_PUBKEY"), "ed25519 public key (PEM) that signs the checkpoints (env STUDYCTL_PUBKEY); without it signatures are not checked")
 	views := fs.Bool("views", true, "compare the live KV views with the fold of the log (whole-stream replays only)")
-	checkpointsOf := fs.String("checkpoints-of", natsadapter.EventsStream, "the stream name the checkpoints were signed for (verify a copy against the original's)")
+	checkpointsOf := fs.String("checkpoints-of", eventlog.EventsStream, "the stream name the checkpoints were signed for (verify a copy against the original's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,7 +37,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if sel.Study.Object != "" || !sel.Since.IsZero() || !sel.Until.IsZero() {
 		return fmt.Errorf("verify: --study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 	}
-	cfg := natsadapter.VerifyConfig{Replay: o, CheckpointsOf: *checkpointsOf}
+	cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: *checkpointsOf}
 	if *pubkey != "" {
 		b, err := os.ReadFile(*pubkey)
 		if err != nil {
@@ -46,17 +48,17 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	whole := sf.client == "" && sf.from <= 1 && sf.to == 0 && sf.since == "" && sf.until == ""
-	cfg.Views = *views && whole && sf.stream == natsadapter.EventsStream
+	cfg.Views = *views && whole && sf.stream == eventlog.EventsStream
 	nc, err := e.connect()
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	defer nc.Close()
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	lo, hi, ok, err := natsadapter.ReplayBounds(ctx, js, o)
+	lo, hi, ok, err := eventlog.ReplayBounds(ctx, js, o)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
@@ -66,7 +68,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 		defer func() { _ = bar.Finish() }()
 	}
 	start := time.Now()
-	r, err := natsadapter.VerifyLog(ctx, js, cfg)
+	r, err := checkpoint.VerifyLog(ctx, js, cfg)
 	if err != nil {
 		return err
 	}
@@ -152,11 +154,11 @@ func runCheckpoint(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	defer nc.Close()
-	js, err := natsadapter.JetStreamOf(nc)
+	js, err := client.JetStreamOf(nc)
 	if err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	cp, err := natsadapter.WriteCheckpoint(ctx, js, key)
+	cp, err := checkpoint.Write(ctx, js, key)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -58,13 +58,13 @@ func runStudy(ctx context.Context, e *env, args []string) error {
 	if err := ref.Validate(); err != nil {
 		return fmt.Errorf("study: %w", err)
 	}
-	return query(ctx, e, "study "+ref.String(), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.StudyResponse, error) {
-		return natsadapter.QueryStudy(ctx, nc, natsadapter.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: *minSeq})
+	return query(ctx, e, "study "+ref.String(), func(ctx context.Context, nc *client.Conn) (client.StudyResponse, error) {
+		return client.QueryStudy(ctx, nc, client.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: *minSeq})
 	}, printStudy)
 }
 
 // query connects, asks one query endpoint and prints the answer as a table or JSON.
-func query[R any](ctx context.Context, e *env, what string, ask func(context.Context, *natsadapter.Conn) (R, error), print func(io.Writer, R) error) error {
+func query[R any](ctx context.Context, e *env, what string, ask func(context.Context, *client.Conn) (R, error), print func(io.Writer, R) error) error {
 	nc, err := e.connect()
 	if err != nil {
 		return err
@@ -82,7 +82,7 @@ func query[R any](ctx context.Context, e *env, what string, ask func(context.Con
 	return print(e.stdout, resp)
 }
 
-func printStudy(w io.Writer, r natsadapter.StudyResponse) error {
+func printStudy(w io.Writer, r client.StudyResponse) error {
 	v := r.View
 	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d\n", v.Object, v.Key, orDash(v.Slug), r.Seq)
 	fmt.Fprintf(w, "enrolled %d, active %d\n", v.Enrolled, v.Active)
@@ -129,12 +129,12 @@ func runUptake(ctx context.Context, e *env, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("uptake: unexpected argument %q (use --source)", pos[0])
 	}
-	return query(ctx, e, "uptake", func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.UptakeResponse, error) {
-		return natsadapter.QueryUptake(ctx, nc, natsadapter.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
+	return query(ctx, e, "uptake", func(ctx context.Context, nc *client.Conn) (client.UptakeResponse, error) {
+		return client.QueryUptake(ctx, nc, client.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
 	}, printUptake)
 }
 
-func printUptake(w io.Writer, r natsadapter.UptakeResponse) error {
+func printUptake(w io.Writer, r client.UptakeResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "uptake as of seq %d\n\n", r.Seq)
 	fmt.Fprintln(tw, "SOURCE\tBUCKET\tSTATUS\tLABEL\tHEALTH\tCOUNT\t")
@@ -176,12 +176,12 @@ func runClient(ctx context.Context, e *env, args []string) error {
 	if err := id.Validate(); err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
-	return query(ctx, e, "client "+string(id), func(ctx context.Context, nc *natsadapter.Conn) (natsadapter.ClientResponse, error) {
-		return natsadapter.QueryClient(ctx, nc, natsadapter.ClientRequest{Client: id, MinSeq: *minSeq})
+	return query(ctx, e, "client "+string(id), func(ctx context.Context, nc *client.Conn) (client.ClientResponse, error) {
+		return client.QueryClient(ctx, nc, client.ClientRequest{Client: id, MinSeq: *minSeq})
 	}, printClient)
 }
 
-func printClient(w io.Writer, r natsadapter.ClientResponse) error {
+func printClient(w io.Writer, r client.ClientResponse) error {
 	v := r.View
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "client\t%s\tas of seq %d\n", v.Client, r.Seq)

@@ -7,8 +7,10 @@ import (
 	"testing"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 )
@@ -21,10 +23,10 @@ func startViews(t *testing.T) (string, uint64) {
 	s, nc, js := natstest.StartWith(t, natstest.Config{Listen: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	if _, err := natsadapter.EnsureEventsStream(ctx, js, 1); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatalf("EnsureEventsStream: %v", err)
 	}
-	store := natsadapter.NewStore(js)
+	store := eventlog.NewStore(js)
 	at := time.Date(2018, 7, 14, 12, 0, 0, 0, time.UTC)
 	en := domain.Enrollment{Object: domain.PreferenceStudy, Key: "pref-x", Slug: "pref-x", State: domain.StateEnrolled,
 		Branch: "treatment", EnrolledAt: at}
@@ -39,14 +41,14 @@ func startViews(t *testing.T) (string, uint64) {
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	p, err := natsadapter.NewProjector(js, natsadapter.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
+	p, err := views.NewProjector(js, views.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("NewProjector: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	stop, err := natsadapter.StartQueryService(ctx, nc, js, store)
+	stop, err := views.StartQueryService(ctx, nc, js, store)
 	if err != nil {
 		t.Fatalf("StartQueryService: %v", err)
 	}
@@ -94,7 +96,7 @@ func TestViewCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("study --json: %v", err)
 	}
-	var resp natsadapter.StudyResponse
+	var resp client.StudyResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("study --json output is not a StudyResponse: %v\n%s", err, out)
 	}
@@ -117,7 +119,7 @@ func TestWatchAndRebuildCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("rebuild: %v (stderr %s)", err, stderr)
 	}
-	var res natsadapter.RebuildResult
+	var res client.RebuildResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("rebuild --json output: %v\n%s", err, out)
 	}
@@ -136,7 +138,7 @@ func TestWatchAndRebuildCommands(t *testing.T) {
 		strings.NewReader(""), &stdout, &errOut); err != nil {
 		t.Fatalf("watch: %v (stderr %s)", err, errOut.String())
 	}
-	var u natsadapter.WatchUpdate
+	var u client.WatchUpdate
 	if err := json.Unmarshal([]byte(strings.SplitN(stdout.String(), "\n", 2)[0]), &u); err != nil {
 		t.Fatalf("watch --json line: %v\n%s", err, stdout.String())
 	}

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // runWatch follows a view bucket live: the current values, then every change.
@@ -34,7 +34,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("watch: unexpected argument %q", pos[2])
 	}
-	bucket, err := natsadapter.ViewBucket(view)
+	bucket, err := client.ViewBucket(view)
 	if err != nil {
 		return fmt.Errorf("watch: %w", err)
 	}
@@ -44,7 +44,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	}
 	defer nc.Close()
 	enc := json.NewEncoder(e.stdout)
-	return natsadapter.WatchView(ctx, nc, bucket, pattern, *updatesOnly, func(u natsadapter.WatchUpdate) error {
+	return client.WatchView(ctx, nc, bucket, pattern, *updatesOnly, func(u client.WatchUpdate) error {
 		if e.json {
 			if err := enc.Encode(u); err != nil {
 				return fmt.Errorf("write json: %w", err)
@@ -57,7 +57,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 }
 
 // summarize is the one-line human form of a view value.
-func summarize(bucket string, u natsadapter.WatchUpdate) string {
+func summarize(bucket string, u client.WatchUpdate) string {
 	if u.Op != "put" {
 		return ""
 	}
@@ -71,7 +71,7 @@ func summarize(bucket string, u natsadapter.WatchUpdate) string {
 	if err := json.Unmarshal(u.Value, &v); err != nil {
 		return string(u.Value)
 	}
-	if bucket == natsadapter.UptakeBucket {
+	if bucket == client.UptakeBucket {
 		return fmt.Sprintf("count=%d health=%s seq=%d", v.Count, v.Health, v.Seq)
 	}
 	return fmt.Sprintf("enrolled=%d active=%d seq=%d", v.Enrolled, v.Active, v.Seq)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 )
 
 // config is studyd's effective configuration.
@@ -25,7 +25,7 @@ type config struct {
 	CacheSize  int
 	LogLevel   slog.Level
 	LogFormat  string
-	Conn       natsadapter.ConnConfig
+	Conn       client.ConnConfig
 	// CheckpointKey is an ed25519 private key (PEM, from `studyctl keygen`); when set,
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string

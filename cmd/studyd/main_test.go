@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -51,14 +51,14 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	nc, err := natsadapter.Connect(natsadapter.ConnConfig{URLs: "nats://" + listen})
+	nc, err := client.Connect(client.ConnConfig{URLs: "nats://" + listen})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	out, err := natsadapter.Submit(ctx, nc, domain.Command{Type: domain.CommandOptOut, CommandID: "t1", ClientID: "client-1",
+	out, err := client.Submit(ctx, nc, domain.Command{Type: domain.CommandOptOut, CommandID: "t1", ClientID: "client-1",
 		At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)})
-	if err != nil || out.Status != natsadapter.OutcomeApplied {
+	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("Submit = %+v, %v; want applied", out, err)
 	}
 	// The views catch up with the commit, and /metrics says so.

@@ -11,7 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/checkpoint"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/eventstore"
 )
@@ -24,7 +26,7 @@ const projectorRetry = 5 * time.Second
 // intake keeps applying commands, the error is logged, and the projector retries from
 // its checkpoint, so the views converge once the cause is gone (say, this instance is
 // upgraded too).
-func runProjector(ctx context.Context, proj *natsadapter.Projector, log *slog.Logger) {
+func runProjector(ctx context.Context, proj *views.Projector, log *slog.Logger) {
 	for {
 		err := proj.Run(ctx)
 		if ctx.Err() != nil {
@@ -42,15 +44,15 @@ func runProjector(ctx context.Context, proj *natsadapter.Projector, log *slog.Lo
 // startProjections runs the projector (only one instance's writes at a time: it holds
 // a lease), serves the query endpoints, and, when a signing key is configured, writes
 // signed audit checkpoints periodically. Everything it starts stops when ctx ends.
-func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *natsadapter.Conn,
+func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *client.Conn,
 	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, log *slog.Logger) error {
-	proj, err := natsadapter.NewProjector(js, natsadapter.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
+	proj, err := views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(natsadapter.ProjectorCollectors(proj)...)
+	reg.MustRegister(views.ProjectorCollectors(proj)...)
 	wg.Go(func() { runProjector(ctx, proj, log) })
-	stopQueries, err := natsadapter.StartQueryService(ctx, nc, js, store)
+	stopQueries, err := views.StartQueryService(ctx, nc, js, store)
 	if err != nil {
 		return err
 	}
@@ -71,6 +73,6 @@ func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *n
 	if err != nil {
 		return fmt.Errorf("--checkpoint-key %s: %w", cfg.CheckpointKey, err)
 	}
-	wg.Go(func() { natsadapter.RunCheckpoints(ctx, js, key, cfg.CheckpointEvery, log) })
+	wg.Go(func() { checkpoint.Run(ctx, js, key, cfg.CheckpointEvery, log) })
 	return nil
 }

@@ -18,7 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/embedded"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/app"
 )
 
@@ -37,20 +40,20 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := natsadapter.EnsureEventsStream(ctx, js, cfg.Replicas); err != nil {
+	if _, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas); err != nil {
 		return err
 	}
-	if _, err := natsadapter.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas); err != nil {
+	if _, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas); err != nil {
 		return err
 	}
-	store := natsadapter.NewStore(js)
+	store := eventlog.NewStore(js)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := natsadapter.NewMetrics(reg)
+	metrics := intake.NewMetrics(reg)
 
-	submit, err := natsadapter.StartSubmitService(nc, js, store)
+	submit, err := intake.StartSubmitService(nc, js, store)
 	if err != nil {
 		return err
 	}
@@ -67,7 +70,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 1)
-	intake := natsadapter.NewIntake(nc, js, store, handler, natsadapter.IntakeConfig{
+	intake := intake.New(nc, js, store, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
 	})
 	wg.Go(func() { errs <- intake.Run(runCtx) })
@@ -94,22 +97,22 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // connectNATS starts the embedded server (the default) or dials the configured one.
-func connectNATS(cfg config, log *slog.Logger) (*natsadapter.Conn, func(), error) {
+func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 	if !cfg.embedded() {
-		nc, err := natsadapter.Connect(cfg.Conn)
+		nc, err := client.Connect(cfg.Conn)
 		if err != nil {
 			return nil, nil, err
 		}
 		return nc, func() { _ = nc.Drain() }, nil
 	}
-	ns, err := natsadapter.StartEmbedded(natsadapter.EmbeddedConfig{
+	ns, err := embedded.Start(embedded.Config{
 		StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
 		Listen:   cfg.NATSListen,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := natsadapter.ConnectInProcess(ns, "studyd")
+	nc, err := embedded.ConnectInProcess(ns, "studyd")
 	if err != nil {
 		ns.Shutdown()
 		return nil, nil, err

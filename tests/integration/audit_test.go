@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/nats-io/nats.go/jetstream"
 
-	natsadapter "github.com/studyd/studyd/adapters/nats"
+	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
@@ -34,13 +34,13 @@ func newWorkload(t *testing.T, cfg simulate.Config) workload {
 	}
 	var w workload
 	err = fleet.Each(func(cmd domain.Command) error {
-		body, err := natsadapter.EncodeCommand(cmd)
+		body, err := client.EncodeCommand(cmd)
 		if err != nil {
 			return err
 		}
 		w.Msgs = append(w.Msgs, outMsg{
-			Subject: natsadapter.CommandSubject(cmd.ClientID),
-			ID:      natsadapter.CommandMsgID(cmd.ClientID, cmd.CommandID, body),
+			Subject: client.CommandSubject(cmd.ClientID),
+			ID:      client.CommandMsgID(cmd.ClientID, cmd.CommandID, body),
 			Key:     string(cmd.ClientID), // one client's commands in order
 			Data:    body,
 		})
@@ -182,7 +182,7 @@ func waitDrained(ctx context.Context, t *testing.T, js jetstream.JetStream, time
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		s, err := js.Stream(ctx, natsadapter.CommandsStream)
+		s, err := js.Stream(ctx, client.CommandsStream)
 		if err == nil {
 			var info *jetstream.StreamInfo
 			if info, err = s.Info(ctx); err == nil {
@@ -212,13 +212,13 @@ func checkProjections(ctx context.Context, t *testing.T, js jetstream.JetStream,
 		err     error
 	)
 	for {
-		uptake, studies, seq, err = natsadapter.ReadViews(ctx, js)
+		uptake, studies, seq, err = client.ReadViews(ctx, js)
 		if err == nil && seq >= a.LastSeq {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("views reflect sequence %d (err %v), want %d (the last commit)", seq, err, a.LastSeq)
-			logReplicas(ctx, t, js, "KV_"+natsadapter.ProjectionBucket, "KV_"+natsadapter.UptakeBucket, "KV_"+natsadapter.StudiesBucket)
+			logReplicas(ctx, t, js, "KV_"+client.ProjectionBucket, "KV_"+client.UptakeBucket, "KV_"+client.StudiesBucket)
 			return
 		}
 		time.Sleep(500 * time.Millisecond)

@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// It does not import natsadapter, so that natsadapter's own internal tests can use it
-// without an import cycle; the options mirror natsadapter.StartEmbedded's.
+// It imports none of the adapters, so that their own internal tests can use it
+// without an import cycle; the options mirror embedded.Start's.
 
 // Config is what a test may choose about its server.
 type Config struct {

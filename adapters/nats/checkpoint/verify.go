@@ -1,0 +1,168 @@
+package checkpoint
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/projections"
+)
+
+// ReadLiveViews reads the projector's checkpoint and every live view with the stream
+// sequence it reflects, for audit.ViewCheck. It retries (a few times) if the
+// checkpoint moved while the values were read, so the snapshot is of one moment when
+// the projector is idle.
+func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, error) {
+	proj, err := js.KeyValue(ctx, client.ProjectionBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return audit.LiveViews{}, fmt.Errorf("read live views: %w", client.ErrNoViews)
+	}
+	if err != nil {
+		return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+	}
+	var live audit.LiveViews
+	for range 5 {
+		before, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
+		if err != nil {
+			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+		}
+		live = audit.LiveViews{Checkpoint: before.Seq}
+		err = eachLive(ctx, js, client.UptakeBucket, func(b []byte) error {
+			var v client.UptakeValue
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			k, err := v.Key()
+			if err != nil {
+				return err
+			}
+			live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: v.Count, Seq: v.Seq})
+			return nil
+		})
+		if err != nil {
+			return audit.LiveViews{}, err
+		}
+		err = eachLive(ctx, js, client.StudiesBucket, func(b []byte) error {
+			var v projections.StudyView
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			live.Studies = append(live.Studies, v)
+			return nil
+		})
+		if err != nil {
+			return audit.LiveViews{}, err
+		}
+		after, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
+		if err != nil {
+			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+		}
+		if after.Seq == before.Seq {
+			break
+		}
+	}
+	return live, nil
+}
+
+// eachLive calls fn with the value of every live key of a bucket; a bucket that does
+// not exist yet has none.
+func eachLive(ctx context.Context, js jetstream.JetStream, bucket string, fn func([]byte) error) error {
+	err := client.EachValue(ctx, js, bucket, ">", func(_ string, b []byte) error { return fn(b) })
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	return err
+}
+
+// VerifyConfig configures VerifyLog.
+type VerifyConfig struct {
+	// Replay selects what to verify. A replay of the whole stream checks everything; one
+	// client's subject from the start checks that client's chain and transitions; a
+	// window takes each client's first commit in it on trust.
+	Replay eventlog.ReplayOptions
+	// Stream holds the signed checkpoints (default CheckpointsStream);
+	// CheckpointsOf is the stream name they must be about (default EventsStream), so a
+	// copy of the log under another name is verified against the original's.
+	CheckpointsStream, CheckpointsOf string
+	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
+	PublicKey ed25519.PublicKey
+	// Views compares the live KV views with the fold of the log (whole-stream replays);
+	// if no projector ever wrote views the comparison is skipped (Report.Views nil).
+	Views bool
+	// Progress, if set, is called with each sequence verified.
+	Progress func(seq uint64)
+}
+
+// VerifyLog replays the selected log through audit.Verifier: legal transitions,
+// per-client hash chains, signed checkpoints and (optionally) the live views. The
+// report lists every fault; the error is for the replay itself failing.
+func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (audit.Report, error) {
+	o := cfg.Replay
+	first, _, _, err := eventlog.ReplayBounds(ctx, js, eventlog.ReplayOptions{Stream: o.StreamName()})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	fromStart := o.From <= first && o.Since.IsZero()
+	opts := audit.VerifyOptions{
+		Complete:  fromStart && len(o.Subjects) == 0 && o.Until.IsZero(),
+		Anchored:  fromStart && (len(o.Subjects) == 0 || allClientSubjects(o.Subjects)),
+		PublicKey: cfg.PublicKey,
+	}
+	if opts.Complete {
+		of := cfg.CheckpointsOf
+		if of == "" {
+			of = eventlog.EventsStream
+		}
+		if opts.Checkpoints, err = Read(ctx, js, cfg.CheckpointsStream, of); err != nil {
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		}
+		if o.To != 0 {
+			opts.Checkpoints = slices.DeleteFunc(opts.Checkpoints, func(c audit.Checkpoint) bool { return c.Seq > o.To })
+		}
+	}
+	if cfg.Views {
+		if !opts.Complete {
+			return audit.Report{}, fmt.Errorf("verify: comparing views needs a replay of the whole stream (no client, time or start selection)")
+		}
+		live, err := ReadLiveViews(ctx, js)
+		switch {
+		case errors.Is(err, client.ErrNoViews):
+		case err != nil:
+			return audit.Report{}, fmt.Errorf("verify: %w", err)
+		default:
+			opts.Views = audit.NewViewCheck(live)
+		}
+	}
+	v := audit.NewVerifier(opts)
+	err = eventlog.ReplayDecoded(ctx, js, o, 0, func(d audit.Decoded) error {
+		v.AddDecoded(d)
+		if cfg.Progress != nil {
+			cfg.Progress(d.Seq)
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.Report{}, fmt.Errorf("verify: %w", err)
+	}
+	return v.Finish(), nil
+}
+
+// allClientSubjects reports whether every filter is one client's commit subject, whose
+// chain a replay from the start sees whole.
+func allClientSubjects(subjects []string) bool {
+	for _, s := range subjects {
+		if !strings.HasPrefix(s, eventlog.EventPrefix) || strings.ContainsAny(s, "*>") {
+			return false
+		}
+	}
+	return true
+}

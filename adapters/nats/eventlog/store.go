@@ -1,0 +1,315 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Store is the event log on STUDYD_EVENTS (see EnsureEventsStream). A commit is one
+// message on studyd.evt.<client>; its Position is its stream sequence. Optimistic
+// concurrency is the server's per-subject check (Nats-Expected-Last-Subject-Sequence),
+// so any number of Stores, in any number of processes, may append concurrently.
+type Store struct {
+	js jetstream.JetStream
+
+	mu     sync.Mutex
+	stream jetstream.Stream // looked up on first use; its cached info enables direct get
+}
+
+// NewStore returns a Store on js. It does no I/O: the stream is looked up on first use,
+// so EnsureEventsStream may run before or after.
+func NewStore(js jetstream.JetStream) *Store { return &Store{js: js} }
+
+func (s *Store) eventsStream(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream != nil {
+		return s.stream, nil
+	}
+	st, err := s.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return nil, storeError("look up stream "+EventsStream, err)
+	}
+	s.stream = st
+	return st, nil
+}
+
+// msgID is the Nats-Msg-Id of a client's commit. The server dedups by id per stream,
+// not per subject, so the id is scoped to the client: the same command id sent to two
+// clients is two commands.
+func msgID(client domain.ClientID, commandID string) string {
+	return string(client) + "/" + commandID
+}
+
+// Append implements eventstore.Store with one publish: the encoded commit on the
+// client's subject, expecting the client's last sequence to be expected (0: no message
+// yet), with the command as Nats-Msg-Id.
+func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64) (eventstore.Record, error) {
+	op := "append " + string(c.Client)
+	raw, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	msg := &nats.Msg{Subject: EventSubject(c.Client), Data: raw, Header: nats.Header{}}
+	ack, err := s.js.PublishMsg(ctx, msg,
+		jetstream.WithExpectLastSequencePerSubject(expected),
+		jetstream.WithMsgID(msgID(c.Client, c.CommandID)),
+		jetstream.WithExpectStream(EventsStream))
+	switch {
+	case IsSequenceConflict(err):
+		// The check runs before dedup, so a retry whose first try landed answers here
+		// too: the client's latest commit tells a lost race from a duplicate.
+		return eventstore.Record{}, s.conflictOrDuplicate(ctx, c, expected, err)
+	case err != nil:
+		return eventstore.Record{}, storeError(op, err)
+	case ack.Duplicate:
+		// Within the dedup window with the right expected position: the server answers
+		// with the original's sequence.
+		orig, err := s.Get(ctx, ack.Sequence)
+		if err != nil {
+			return eventstore.Record{}, fmt.Errorf("%s: fetch the original of duplicate %s: %w", op, c.CommandID, err)
+		}
+		return eventstore.Record{}, &eventstore.DuplicateError{Original: orig}
+	}
+	// Return what a reader will decode (UTC times, nil empties), not the caller's value.
+	return eventstore.Record{Position: ack.Sequence, Commit: c.Canonical(), Hash: eventstore.Hash(raw)}, nil
+}
+
+// conflictOrDuplicate decides what a failed concurrency check means: if the client's
+// latest commit is c's command, or lists it among its recent commands, c was already
+// applied (*DuplicateError with that commit); otherwise another writer moved first.
+func (s *Store) conflictOrDuplicate(ctx context.Context, c eventstore.Commit, expected uint64, cause error) error {
+	op := "append " + string(c.Client)
+	latest, err := s.Load(ctx, c.Client)
+	if err != nil {
+		return fmt.Errorf("%s: check for a duplicate after a conflict: %w", op, err)
+	}
+	if latest.Position != 0 && latest.Commit.CommandID == c.CommandID {
+		return &eventstore.DuplicateError{Original: latest}
+	}
+	for _, a := range latest.Commit.Recent {
+		if a.CommandID != c.CommandID || a.Position == 0 {
+			continue
+		}
+		orig, err := s.Get(ctx, a.Position)
+		if err != nil {
+			return fmt.Errorf("%s: fetch the original of duplicate %s at %d: %w", op, c.CommandID, a.Position, err)
+		}
+		if orig.Commit.Client == c.Client && orig.Commit.CommandID == c.CommandID {
+			return &eventstore.DuplicateError{Original: orig}
+		}
+	}
+	return fmt.Errorf("%s: expected position %d, latest is %d: %w (%w)", op, expected, latest.Position, eventstore.ErrConflict, cause)
+}
+
+// Load implements eventstore.Store with one direct get of the last message on the
+// client's subject.
+func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Record, error) {
+	op := "load " + string(client)
+	if err := client.Validate(); err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	msg, err := st.GetLastMsgForSubject(ctx, EventSubject(client))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return eventstore.Record{}, nil
+	}
+	if err != nil {
+		return eventstore.Record{}, storeError(op, err)
+	}
+	r, err := record(msg.Sequence, msg.Data)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if r.Commit.Client != client {
+		return eventstore.Record{}, fmt.Errorf("%s: %w: the commit at %d on %s is client %q's", op, eventstore.ErrCorrupt, msg.Sequence, msg.Subject, r.Commit.Client)
+	}
+	return r, nil
+}
+
+// Get implements eventstore.Store: the message at stream sequence pos, which must be
+// a commit (a rejection or nothing there is ErrNotFound).
+func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) {
+	op := fmt.Sprintf("get %d", pos)
+	if pos == 0 {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	msg, err := st.GetMsg(ctx, pos)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Record{}, storeError(op, err)
+	}
+	if !strings.HasPrefix(msg.Subject, EventPrefix) {
+		return eventstore.Record{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
+	}
+	r, err := record(msg.Sequence, msg.Data)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return r, nil
+}
+
+func record(seq uint64, data []byte) (eventstore.Record, error) {
+	c, err := eventstore.DecodeCommit(data)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("sequence %d: %w", seq, err)
+	}
+	return eventstore.Record{Position: seq, Commit: c, Hash: eventstore.Hash(data)}, nil
+}
+
+// Read implements eventstore.Store with an ordered consumer from q.From, filtered to
+// the client's subject when q.Client is set. It stops at q.To or at the stream's last
+// sequence when called. Since/Until select on commit.At, which the server does not
+// index (it is the command's time, not the storage time), so a time range is a scan.
+func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore.Record) error) error {
+	filter := EventSubjects
+	if q.Client != "" {
+		if err := q.Client.Validate(); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		filter = EventSubject(q.Client)
+	}
+	return s.scan(ctx, "read", filter, q, func(seq uint64, data []byte) error {
+		r, err := record(seq, data)
+		if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+		if !q.Matches(r.Commit.Client, r.Commit.At) {
+			return nil
+		}
+		return fn(r)
+	})
+}
+
+// Reject implements eventstore.Store: one publish on studyd.rej.<client>. A rejection
+// with a command id is published with a Nats-Msg-Id, so recording the same refusal
+// twice within the dedup window keeps one (its position is returned both times).
+func (s *Store) Reject(ctx context.Context, r eventstore.Rejection) (uint64, error) {
+	raw, err := eventstore.EncodeRejection(r)
+	if err != nil {
+		return 0, fmt.Errorf("reject: %w", err)
+	}
+	var opts []jetstream.PublishOpt
+	opts = append(opts, jetstream.WithExpectStream(EventsStream))
+	if r.CommandID != "" {
+		opts = append(opts, jetstream.WithMsgID("rej/"+msgID(r.Client, r.CommandID)))
+	}
+	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: RejectionSubject(r.Client), Data: raw}, opts...)
+	if err != nil {
+		return 0, storeError("reject", err)
+	}
+	return ack.Sequence, nil
+}
+
+// Rejections implements eventstore.Store like Read, on the rejection subjects.
+func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint64, eventstore.Rejection) error) error {
+	filter := RejectionSubjects
+	if q.Client != "" {
+		filter = RejectionSubject(q.Client)
+	}
+	return s.scan(ctx, "rejections", filter, q, func(seq uint64, data []byte) error {
+		r, err := eventstore.DecodeRejection(data)
+		if err != nil {
+			return fmt.Errorf("rejections: sequence %d: %w", seq, err)
+		}
+		if !q.Matches(r.Client, r.At) {
+			return nil
+		}
+		return fn(seq, r)
+	})
+}
+
+// scanInactive is how long the server keeps a read's consumer after the reader stops
+// pulling (it is also deleted when the read ends).
+const scanInactive = 30 * time.Second
+
+// scan delivers the messages on filter from q.From through min(q.To, the stream's last
+// sequence at the call), in order. The stop sequence is fixed first so that a read
+// racing with appends ends; a consumer with nothing pending is never waited on.
+func (s *Store) scan(ctx context.Context, op, filter string, q eventstore.Query, each func(seq uint64, data []byte) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return storeError(op, err)
+	}
+	stop := info.State.LastSeq
+	if q.To != 0 && q.To < stop {
+		stop = q.To
+	}
+	start := max(q.From, info.State.FirstSeq, 1)
+	if info.State.Msgs == 0 || start > stop {
+		return nil
+	}
+	cons, err := s.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{filter},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		InactiveThreshold: scanInactive,
+	})
+	if err != nil {
+		return storeError(op, err)
+	}
+	ci := cons.CachedInfo()
+	defer func() {
+		// Best effort: an ephemeral consumer also expires on its own.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.js.DeleteConsumer(dctx, EventsStream, ci.Name)
+	}()
+	if ci.NumPending == 0 {
+		return nil
+	}
+	batch := int(min(ci.NumPending, 256))
+	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
+	if err != nil {
+		return storeError(op, err)
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return storeError(op, err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		seq := meta.Sequence.Stream
+		if seq > stop {
+			return nil
+		}
+		if err := each(seq, msg.Data()); err != nil {
+			return err
+		}
+		if seq == stop || meta.NumPending == 0 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,251 @@
+package intake_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+const testPartitions = 4
+
+// startService runs streams, intake and submit endpoint against a fresh embedded server.
+func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := intake.New(nc, js, store, app.NewHandler(store, app.Config{}),
+		intake.Config{Partitions: testPartitions, AckWait: time.Second})
+	done := make(chan error, 1)
+	go func() { done <- in.Run(ctx) }()
+	svc, err := intake.StartSubmitService(nc, js, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = svc.Stop()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("intake.Run: %v", err)
+		}
+	})
+}
+
+func setup(t *testing.T) (*nats.Conn, jetstream.JetStream, eventstore.Store) {
+	t.Helper()
+	_, nc, js := natstest.Start(t)
+	ctx := context.Background()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.EnsureCommandsStream(ctx, js, testPartitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js, eventlog.NewStore(js)
+}
+
+func optOut(client, id string) string {
+	return fmt.Sprintf(`{"type":"opt_out","command_id":%q,"client_id":%q,"at":"2026-11-27T10:00:00Z"}`, id, client)
+}
+
+// publish sends raw command bytes the way a user would with `nats pub` and waits for
+// the outcome on a reply inbox.
+func publish(t *testing.T, nc *nats.Conn, js jetstream.JetStream, subject, contentType, body string) client.Outcome {
+	t.Helper()
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	msg := nats.NewMsg(subject)
+	msg.Data = []byte(body)
+	msg.Header.Set(client.HeaderReplyTo, inbox)
+	if contentType != "" {
+		msg.Header.Set(client.HeaderContentType, contentType)
+	}
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+	reply, err := sub.NextMsg(10 * time.Second)
+	if err != nil {
+		t.Fatalf("no outcome for %s: %v", subject, err)
+	}
+	var out client.Outcome
+	if err := json.Unmarshal(reply.Data, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIntakeAppliesJSONCommandOnce(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	first := publish(t, nc, js, "studyd.cmd.client-1", client.ContentTypeJSON, optOut("client-1", "cmd-1"))
+	if first.Status != client.OutcomeApplied || first.Seq == 0 || len(first.Events) != 1 {
+		t.Fatalf("first outcome = %+v, want applied with one event", first)
+	}
+	again := publish(t, nc, js, "studyd.cmd.client-1", client.ContentTypeJSON, optOut("client-1", "cmd-1"))
+	if again.Status != client.OutcomeDuplicate || again.Seq != first.Seq {
+		t.Errorf("second outcome = %+v, want duplicate of seq %d", again, first.Seq)
+	}
+	rec, err := store.Load(context.Background(), "client-1")
+	if err != nil || rec.Position != first.Seq || !rec.Commit.State.StudiesDisabled {
+		t.Errorf("Load = %+v, %v; want the commit at %d with studies disabled", rec, err, first.Seq)
+	}
+}
+
+func TestIntakeRejectsBadInputAndKeepsGoing(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	tests := []struct {
+		name        string
+		subject     string
+		contentType string
+		body        string
+		code        domain.RejectionCode
+		mentions    string
+	}{
+		{name: "malformed json", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON, body: `{"type":`, code: domain.RejectMalformed, mentions: "json"},
+		{name: "malformed msgpack", subject: "studyd.cmd.c1", body: "\xc1garbage", code: domain.RejectMalformed, mentions: "msgpack"},
+		{name: "unknown field", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON, body: `{"type":"opt_out","colour":"red"}`, code: domain.RejectMalformed, mentions: "colour"},
+		{name: "unknown type", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON,
+			body: `{"type":"launch","command_id":"u1","client_id":"c1","at":"2026-11-27T10:00:00Z"}`, code: domain.RejectUnknownType, mentions: "recipe_run"},
+		{name: "missing fields", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON,
+			body: `{"type":"recipe_run","client_id":"c1"}`, code: domain.RejectInvalid, mentions: "command_id"},
+		{name: "subject mismatch", subject: "studyd.cmd.c2", contentType: client.ContentTypeJSON, body: optOut("c1", "m1"), code: domain.RejectSubjectMismatch, mentions: "studyd.cmd.c1"},
+		{name: "oversize", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON,
+			body: `{"type":"opt_out","command_id":"` + strings.Repeat("x", domain.MaxCommandPayload) + `"}`, code: domain.RejectOversize, mentions: "bytes"},
+		{name: "illegal transition", subject: "studyd.cmd.c1", contentType: client.ContentTypeJSON,
+			body: `{"type":"unenroll","command_id":"i1","client_id":"c1","at":"2026-11-27T10:00:00Z","study":{"object":"preference_study","key":"nope"}}`,
+			code: domain.RejectIllegal, mentions: "nope"},
+		{name: "unsupported content type", subject: "studyd.cmd.c1", contentType: "text/plain", body: "hello", code: domain.RejectUnsupported, mentions: "application/json"},
+	}
+	for _, tt := range tests {
+		out := publish(t, nc, js, tt.subject, tt.contentType, tt.body)
+		if out.Status != client.OutcomeRejected || out.Code != tt.code || !strings.Contains(out.Error, tt.mentions) {
+			t.Errorf("%s: outcome = %s/%s %q, want rejected/%s mentioning %q", tt.name, out.Status, out.Code, out.Error, tt.code, tt.mentions)
+		}
+	}
+	// The consumer is not wedged: a good command still goes through.
+	if out := publish(t, nc, js, "studyd.cmd.c1", client.ContentTypeJSON, optOut("c1", "good")); out.Status != client.OutcomeApplied {
+		t.Errorf("good command after bad ones: %+v, want applied", out)
+	}
+	var codes []domain.RejectionCode
+	err := store.Rejections(context.Background(), eventstore.Query{}, func(_ uint64, r eventstore.Rejection) error {
+		codes = append(codes, r.Code)
+		return nil
+	})
+	if err != nil || len(codes) != len(tests) {
+		t.Errorf("recorded rejections = %v (%v), want %d", codes, err, len(tests))
+	}
+}
+
+func TestSubmitEndpointAnswersWithOutcome(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	ctx := context.Background()
+	cmd := domain.Command{Type: domain.CommandOptOut, CommandID: "s1", ClientID: "c9", At: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)}
+	out, err := client.Submit(ctx, nc, cmd)
+	if err != nil || out.Status != client.OutcomeApplied {
+		t.Fatalf("Submit = %+v, %v; want applied", out, err)
+	}
+	bad, err := client.SubmitRaw(ctx, nc, client.ContentTypeJSON, []byte(`not json`))
+	if err != nil || bad.Status != client.OutcomeRejected || bad.Code != domain.RejectMalformed {
+		t.Errorf("SubmitRaw(garbage) = %+v, %v; want rejected/malformed", bad, err)
+	}
+}
+
+// failAfterAppend appends, then reports a failure once: the command is in the log but
+// the intake believes it failed — the window of a crash between append and ack.
+type failAfterAppend struct {
+	eventstore.Store
+	once sync.Once
+}
+
+func (f *failAfterAppend) Append(ctx context.Context, c eventstore.Commit, expected uint64) (eventstore.Record, error) {
+	rec, err := f.Store.Append(ctx, c, expected)
+	failed := false
+	f.once.Do(func() { failed = true })
+	if err == nil && failed {
+		return eventstore.Record{}, fmt.Errorf("simulated crash after append: %w", eventstore.ErrUnavailable)
+	}
+	return rec, err
+}
+
+func TestIntakeCrashBetweenAppendAndAckLosesAndDuplicatesNothing(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, &failAfterAppend{Store: store})
+	out := publish(t, nc, js, "studyd.cmd.c1", client.ContentTypeJSON, optOut("c1", "once"))
+	if out.Status != client.OutcomeDuplicate {
+		t.Errorf("outcome after redelivery = %+v, want duplicate (the first try had landed)", out)
+	}
+	n := 0
+	_ = store.Read(context.Background(), eventstore.Query{Client: "c1"}, func(eventstore.Record) error { n++; return nil })
+	if n != 1 {
+		t.Errorf("log holds %d commits for c1, want exactly 1", n)
+	}
+}
+
+func TestTwoIntakesShareWorkWithoutDoubleApplying(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	startService(t, nc, js, store) // a second instance on the same server
+	ctx := context.Background()
+	const clients, perClient = 20, 10
+	for i := range perClient {
+		for c := range clients {
+			msg := nats.NewMsg(fmt.Sprintf("studyd.cmd.c%d", c))
+			msg.Data = []byte(fmt.Sprintf(`{"type":"opt_out","command_id":"c%d-%d","client_id":"c%d","at":"2026-11-27T10:%02d:00Z","studies_enabled":%t}`,
+				c, i, c, i, i%2 == 1))
+			msg.Header.Set(client.HeaderContentType, client.ContentTypeJSON)
+			if _, err := js.PublishMsg(ctx, msg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n := 0
+		_ = store.Read(ctx, eventstore.Query{}, func(eventstore.Record) error { n++; return nil })
+		if n == clients*perClient || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	perClientOrder := map[domain.ClientID][]string{}
+	_ = store.Read(ctx, eventstore.Query{}, func(r eventstore.Record) error {
+		perClientOrder[r.Commit.Client] = append(perClientOrder[r.Commit.Client], r.Commit.CommandID)
+		return nil
+	})
+	for c := range clients {
+		got := perClientOrder[domain.ClientID(fmt.Sprintf("c%d", c))]
+		if len(got) != perClient {
+			t.Errorf("client c%d: %d commits, want %d", c, len(got), perClient)
+			continue
+		}
+		for i, id := range got {
+			if want := fmt.Sprintf("c%d-%d", c, i); id != want {
+				t.Errorf("client c%d commit %d = %s, want %s (in publish order)", c, i, id, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package intake
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/internal/inflight"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
+const SubmitTimeout = 10 * time.Second
+
+// SubmitInFlight bounds the studyd.submit requests one instance serves at once; more
+// are answered 503 at once rather than queued behind slow ones.
+const SubmitInFlight = 512
+
+// SubmitService is the studyd.submit endpoint of one instance.
+type SubmitService struct {
+	svc micro.Service
+	in  *inflight.Limiter
+}
+
+// Stop stops taking requests and waits for those in hand to be answered (each is
+// bounded by SubmitTimeout).
+func (s *SubmitService) Stop() error {
+	err := s.svc.Stop()
+	s.in.Wait()
+	return err
+}
+
+// StartSubmitService serves the micro endpoint studyd.submit: a request carrying one
+// command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
+// command — so it is applied in order with the client's other commands, by whichever
+// instance owns the partition — and the reply is its Outcome as JSON. Requests are
+// served concurrently (at most SubmitInFlight at once), so one waiting for its outcome
+// never delays another. A resend of a command the stream already holds (a duplicate
+// PubAck) is answered with the outcome recorded in the log, once there is one.
+func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (*SubmitService, error) {
+	in := inflight.New(SubmitInFlight)
+	svc, err := micro.AddService(nc, micro.Config{
+		Name:        "studyd-submit",
+		Version:     "1.0.0",
+		Description: "submit one studyd command and get its outcome",
+		Endpoint: &micro.EndpointConfig{
+			Subject: client.SubmitSubject,
+			Handler: micro.HandlerFunc(func(req micro.Request) {
+				in.Serve(req, func(req micro.Request) { submit(nc, js, store, req) })
+			}),
+			// Every instance serves it; any one answering is enough.
+			QueueGroup: "studyd-submit",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", client.SubmitSubject, err)
+	}
+	return &SubmitService{svc: svc, in: in}, nil
+}
+
+// submit handles one studyd.submit request.
+func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req micro.Request) {
+	contentType := req.Headers().Get(client.HeaderContentType)
+	cmd, err := client.DecodeCommand(contentType, req.Data())
+	if err == nil && cmd.ClientID.Validate() != nil {
+		err = cmd.ClientID.Validate()
+	}
+	if err != nil {
+		// Not routable to a client's partition: record the rejection here and answer.
+		code := domain.RejectMalformed
+		if errors.Is(err, domain.ErrInvalid) {
+			code = domain.RejectInvalid
+		}
+		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
+			CommandID: cmd.CommandID, Subject: client.SubmitSubject,
+			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: req.Data(),
+		})
+		if rerr != nil {
+			_ = req.Error("503", "record rejection: "+rerr.Error(), nil)
+			return
+		}
+		out, _ := json.Marshal(client.Outcome{CommandID: cmd.CommandID, Status: client.OutcomeRejected, Seq: pos, Code: code, Error: err.Error()})
+		_ = req.Respond(out)
+		return
+	}
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		_ = req.Error("503", "subscribe for outcome: "+err.Error(), nil)
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), SubmitTimeout)
+	defer cancel()
+	msg := nats.NewMsg(client.CommandSubject(cmd.ClientID))
+	msg.Data = req.Data()
+	msg.Header.Set(client.HeaderReplyTo, inbox)
+	if contentType != "" {
+		msg.Header.Set(client.HeaderContentType, contentType)
+	}
+	var opts []jetstream.PublishOpt
+	if cmd.CommandID != "" {
+		opts = append(opts, jetstream.WithMsgID(client.CommandMsgID(cmd.ClientID, cmd.CommandID, req.Data())))
+	}
+	ack, err := js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		_ = req.Error("503", "publish to "+client.CommandsStream+": "+err.Error(), nil)
+		return
+	}
+	if ack.Duplicate {
+		// The stream held this very command already, so no outcome will come to our
+		// inbox: the first one is in the log (or will be, once it is applied).
+		respondRecorded(ctx, store, cmd, req)
+		return
+	}
+	reply, err := sub.NextMsgWithContext(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		_ = req.Error("504", fmt.Sprintf("command %s accepted but no outcome within %s (it will still be applied)", cmd.CommandID, SubmitTimeout), nil)
+		return
+	}
+	if err != nil {
+		_ = req.Error("503", "wait for outcome: "+err.Error(), nil)
+		return
+	}
+	_ = req.Respond(reply.Data, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
+}
+
+// respondRecorded answers a resent command with the outcome the log records for it,
+// polling while the original is still queued, until ctx ends.
+func respondRecorded(ctx context.Context, store eventstore.Store, cmd domain.Command, req micro.Request) {
+	wait := 20 * time.Millisecond
+	for {
+		out, ok, err := OutcomeOf(ctx, store, cmd.ClientID, cmd.CommandID)
+		if ok {
+			b, _ := json.Marshal(out)
+			_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			why := "the original is still queued"
+			if err != nil {
+				why = err.Error()
+			}
+			_ = req.Error("504", fmt.Sprintf("command %s was sent before and is held by %s, but no outcome is recorded within %s (%s); it will still be applied",
+				cmd.CommandID, client.CommandsStream, SubmitTimeout, why), nil)
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
+}

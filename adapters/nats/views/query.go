@@ -1,0 +1,298 @@
+package views
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/internal/inflight"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
+)
+
+// uptakeTotalFilters select every total key of studyd_uptake.
+var uptakeTotalFilters = []string{"runner.>", "action.>", "recipe.>", "other.>"}
+
+// DefaultMinSeqWait bounds how long a query waits for the views to reach its min_seq.
+const DefaultMinSeqWait = 2 * time.Second
+
+// QueryInFlight bounds the query requests one instance serves at once; more are
+// answered 503 at once.
+const QueryInFlight = 512
+
+// QueryOptions tune the query service.
+type QueryOptions struct {
+	MinSeqWait time.Duration // default DefaultMinSeqWait
+}
+
+// StartQueryService serves the query endpoints on nc until ctx is done or stop is
+// called. Study and uptake answers come from the KV views; client answers from the
+// store's latest commit of the client (one direct get, always current).
+func StartQueryService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (stop func() error, err error) {
+	return StartQueryServiceWith(ctx, nc, js, store, QueryOptions{})
+}
+
+// StartQueryServiceWith is StartQueryService with options.
+func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, opts QueryOptions) (stop func() error, err error) {
+	if opts.MinSeqWait <= 0 {
+		opts.MinSeqWait = DefaultMinSeqWait
+	}
+	q := &queries{js: js, store: store, opts: opts}
+	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, js, 1, DefaultLeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
+	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-query", Version: "1.0.0",
+		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: "q"})
+	if err != nil {
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
+	g := svc.AddGroup("studyd.query")
+	// Each request on its own goroutine: one waiting for min_seq never delays another.
+	in := inflight.New(QueryInFlight)
+	for name, h := range map[string]micro.HandlerFunc{"study": q.study, "uptake": q.uptakeQuery, "client": q.client} {
+		serve := micro.HandlerFunc(func(req micro.Request) { in.Serve(req, h) })
+		if err := g.AddEndpoint(name, serve); err != nil {
+			_ = svc.Stop()
+			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
+		}
+	}
+	// The server must know the subscriptions before we say we serve.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("start query service: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	q.ctx = ctx
+	go func() {
+		<-ctx.Done()
+		_ = svc.Stop()
+	}()
+	return func() error {
+		cancel()
+		err := svc.Stop()
+		in.Wait()
+		return err
+	}, nil
+}
+
+type queries struct {
+	ctx                   context.Context
+	js                    jetstream.JetStream
+	store                 eventstore.Store
+	opts                  QueryOptions
+	uptake, studies, proj jetstream.KeyValue
+}
+
+// reqCtx bounds one request's work.
+func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(q.ctx, q.opts.MinSeqWait+5*time.Second)
+}
+
+// decodeRequest reads a query's JSON body strictly: a misspelt field is an error that
+// names it, not a silently empty query.
+func decodeRequest(req micro.Request, v any) bool {
+	dec := json.NewDecoder(bytes.NewReader(req.Data()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		_ = req.Error("400", fmt.Sprintf("request is not the endpoint's JSON (%T): %v", v, err), nil)
+		return false
+	}
+	return true
+}
+
+func respondErr(req micro.Request, err error) {
+	var qe *client.QueryError
+	switch {
+	case errors.As(err, &qe):
+		_ = req.Error(qe.Code, qe.Description, nil)
+	case errors.Is(err, domain.ErrInvalid):
+		_ = req.Error("400", err.Error(), nil)
+	case errors.Is(err, context.DeadlineExceeded):
+		_ = req.Error("504", err.Error(), nil)
+	default:
+		_ = req.Error("500", err.Error(), nil)
+	}
+}
+
+// waitSeq returns the checkpoint once it reaches minSeq, or a 504 QueryError after
+// MinSeqWait.
+func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
+	cp, _, err := client.LoadViewCheckpoint(ctx, q.proj, client.NearestEntry)
+	if err != nil {
+		return 0, err
+	}
+	if cp.Seq >= minSeq {
+		return cp.Seq, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, q.opts.MinSeqWait)
+	defer cancel()
+	w, err := q.proj.Watch(wctx, client.CheckpointKey, jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, fmt.Errorf("wait for seq %d: %w", minSeq, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok {
+				return 0, fmt.Errorf("wait for seq %d: watcher closed", minSeq)
+			}
+			if e == nil {
+				continue
+			}
+			var c client.ViewCheckpoint
+			if json.Unmarshal(e.Value(), &c) == nil && c.Seq > cp.Seq {
+				cp = c
+			}
+			if cp.Seq >= minSeq {
+				return cp.Seq, nil
+			}
+		case <-wctx.Done():
+			return 0, &client.QueryError{Code: "504", Description: fmt.Sprintf(
+				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.opts.MinSeqWait)}
+		}
+	}
+}
+
+func (q *queries) study(req micro.Request) {
+	var r client.StudyRequest
+	if !decodeRequest(req, &r) {
+		return
+	}
+	ref := domain.StudyRef{Object: r.Object, Key: r.Key}
+	if err := ref.Validate(); err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	// The checkpoint first: a key read after it reflects at least the checkpoint.
+	cp, err := q.waitSeq(ctx, r.MinSeq)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	e, err := q.studies.Get(ctx, client.StudyKey(ref))
+	if errors.Is(err, jetstream.ErrKeyNotFound) { // Get reports a deleted key so too
+		respondErr(req, &client.QueryError{Code: "404", Description: fmt.Sprintf("no events for study %s in the log up to seq %d", ref, cp)})
+		return
+	}
+	if err != nil {
+		respondErr(req, fmt.Errorf("get study %s: %w", ref, err))
+		return
+	}
+	var resp client.StudyResponse
+	if err := json.Unmarshal(e.Value(), &resp.View); err != nil {
+		respondErr(req, fmt.Errorf("decode study %s: %w", ref, err))
+		return
+	}
+	resp.Seq = max(cp, resp.View.Seq)
+	_ = req.RespondJSON(resp)
+}
+
+func (q *queries) uptakeQuery(req micro.Request) {
+	var r client.UptakeRequest
+	if len(req.Data()) > 0 && !decodeRequest(req, &r) {
+		return
+	}
+	period, err := projections.ParsePeriod(r.Period)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	cp, err := q.waitSeq(ctx, r.MinSeq)
+	if err != nil {
+		respondErr(req, err)
+		return
+	}
+	filters := uptakeTotalFilters
+	bucket := "*"
+	if r.Bucket != "" {
+		if strings.ContainsAny(r.Bucket, ".> ") {
+			respondErr(req, &client.QueryError{Code: "400", Description: fmt.Sprintf(
+				"bucket %q is not one key token (want e.g. 2018071412 for an hour, 20180714 for a day)", r.Bucket)})
+			return
+		}
+		bucket = r.Bucket
+	}
+	switch period {
+	case projections.PeriodHour:
+		filters = []string{"hour." + bucket + ".>"}
+	case projections.PeriodDay:
+		filters = []string{"day." + bucket + ".>"}
+	}
+	resp := client.UptakeResponse{Seq: cp, Rows: []client.UptakeValue{}, Health: map[string]projections.HealthCounts{}}
+	for _, f := range filters {
+		err := client.EachValue(ctx, q.js, client.UptakeBucket, f, func(_ string, b []byte) error {
+			var v client.UptakeValue
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			if !strings.HasPrefix(v.Source, r.Source) {
+				return nil
+			}
+			resp.Rows = append(resp.Rows, v)
+			h := resp.Health[v.Source]
+			h.Add(v.Status, v.Count)
+			resp.Health[v.Source] = h
+			resp.Seq = max(resp.Seq, v.Seq)
+			return nil
+		})
+		if err != nil {
+			respondErr(req, err)
+			return
+		}
+	}
+	sort.Slice(resp.Rows, func(i, j int) bool {
+		a, b := resp.Rows[i], resp.Rows[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if !a.Start.Equal(b.Start) {
+			return a.Start.Before(b.Start)
+		}
+		return a.Status < b.Status
+	})
+	_ = req.RespondJSON(resp)
+}
+
+// client answers from the store: every commit carries the client's whole state, so
+// the latest commit is the current view and min_seq needs no wait (a commit returned
+// to a writer is already readable by direct get).
+func (q *queries) client(req micro.Request) {
+	var r client.ClientRequest
+	if !decodeRequest(req, &r) {
+		return
+	}
+	if err := r.Client.Validate(); err != nil {
+		respondErr(req, err)
+		return
+	}
+	ctx, cancel := q.reqCtx()
+	defer cancel()
+	rec, err := q.store.Load(ctx, r.Client)
+	if err != nil {
+		respondErr(req, fmt.Errorf("load client %s: %w", r.Client, err))
+		return
+	}
+	if rec.Position == 0 {
+		respondErr(req, &client.QueryError{Code: "404", Description: fmt.Sprintf("client %s has no commits", r.Client)})
+		return
+	}
+	v := projections.ClientViewOf(r.Client, rec)
+	_ = req.RespondJSON(client.ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+}
