@@ -78,6 +78,9 @@ type Config struct {
 	AckWait    time.Duration // how long a command may be in flight before redelivery (and takeover)
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// PoisonAfter parks a command after it failed this many times in a row the same
+	// way (default DefaultPoisonAfter).
+	PoisonAfter int
 }
 
 // Intake consumes STUDYD_CMDS: one worker per partition, each holding at most one
@@ -91,6 +94,9 @@ type Intake struct {
 	store   eventstore.Store
 	handler *app.Handler
 	cfg     Config
+	heads   []*head // per partition: the failures of its next command
+
+	consumers []jetstream.Consumer // created by Prepare
 }
 
 // New returns an intake applying commands with handler and recording
@@ -105,12 +111,22 @@ func New(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, handler 
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Intake{nc: nc, js: js, store: store, handler: handler, cfg: cfg}
+	if cfg.PoisonAfter <= 0 {
+		cfg.PoisonAfter = DefaultPoisonAfter
+	}
+	heads := make([]*head, cfg.Partitions)
+	for i := range heads {
+		heads[i] = &head{}
+	}
+	return &Intake{nc: nc, js: js, store: store, handler: handler, cfg: cfg, heads: heads}
 }
 
-// Run creates the partition consumers and processes commands until ctx is done; then
-// it stops pulling, finishes the commands in hand, and returns.
-func (in *Intake) Run(ctx context.Context) error {
+// Prepare creates or updates the partition consumers. Run calls it if it has not
+// succeeded yet; studyd calls it first to retry it while a cluster is not ready.
+func (in *Intake) Prepare(ctx context.Context) error {
+	if in.consumers != nil {
+		return nil
+	}
 	consumers := make([]jetstream.Consumer, in.cfg.Partitions)
 	for n := range in.cfg.Partitions {
 		cons, err := in.js.CreateOrUpdateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
@@ -127,9 +143,19 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		consumers[n] = cons
 	}
+	in.consumers = consumers
+	return nil
+}
+
+// Run creates the partition consumers and processes commands until ctx is done; then
+// it stops pulling, finishes the commands in hand, and returns.
+func (in *Intake) Run(ctx context.Context) error {
+	if err := in.Prepare(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
-	for _, cons := range consumers {
-		wg.Go(func() { in.work(ctx, cons) })
+	for n, cons := range in.consumers {
+		wg.Go(func() { in.work(ctx, n, cons) })
 	}
 	wg.Wait()
 	return nil
@@ -143,7 +169,7 @@ func (in *Intake) Run(ctx context.Context) error {
 // command cannot wedge — at worst it expires empty and the next one is sent. The short
 // expiry also means a killed instance's requests vanish quickly instead of swallowing
 // the partition's redeliveries, which would delay the takeover.
-func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
+func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
 	// A command in hand is finished even after shutdown starts, so that its append and
 	// ack complete; ctx only stops the pulling.
 	apply := context.WithoutCancel(ctx)
@@ -157,7 +183,7 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		for msg := range batch.Messages() {
-			in.process(apply, msg)
+			in.process(apply, n, msg)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 			in.cfg.Logger.Warn("intake: fetch", "err", err)
@@ -166,9 +192,11 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// process applies one command message and settles it: ack when applied or rejected
-// (a rejection is recorded first), nak with a delay when the failure is transient.
-func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
+// process applies one command message of partition n and settles it: ack when
+// applied or rejected (a rejection is recorded first), nak with a delay when the
+// failure is transient — unless it failed the same way PoisonAfter times in a row:
+// then it is parked and acked, and the partition moves on.
+func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 	start := time.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -176,13 +204,23 @@ func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	out, transient := in.apply(ctx, msg, meta.Sequence.Stream)
+	seq := meta.Sequence.Stream
+	out, transient := in.apply(ctx, msg, seq)
+	if transient != nil {
+		failures := in.heads[n].failed(seq, transient)
+		in.cfg.Metrics.headFailures(n, failures)
+		if in.poisoned(failures, transient) {
+			out, transient = in.park(ctx, msg, seq, failures, transient)
+		}
+	}
 	if transient != nil {
 		in.cfg.Metrics.transient.Inc()
-		in.cfg.Logger.Warn("intake: will retry", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", transient)
+		in.cfg.Logger.Warn("intake: will retry", "subject", msg.Subject(), "seq", seq, "err", transient)
 		_ = msg.NakWithDelay(250 * time.Millisecond)
 		return
 	}
+	in.heads[n].settled()
+	in.cfg.Metrics.headFailures(n, 0)
 	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
 	if err := msg.Ack(); err != nil {
 		// Harmless: a redelivery is recognised by its sequence and answered as a duplicate.
