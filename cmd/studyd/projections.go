@@ -45,17 +45,27 @@ func runProjector(ctx context.Context, proj *views.Projector, log *slog.Logger) 
 // a lease), serves the query endpoints, and, when a signing key is configured, writes
 // signed audit checkpoints periodically. Everything it starts stops when ctx ends.
 func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *client.Conn,
-	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, log *slog.Logger) error {
-	proj, err := views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
+	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, rd *readiness, log *slog.Logger) error {
+	var proj *views.Projector
+	err := retry(ctx, rd, log, "view buckets", func(context.Context) error {
+		var err error
+		proj, err = views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var stopQueries func() error
+	err = retry(ctx, rd, log, "query endpoints", func(context.Context) error {
+		var err error
+		stopQueries, err = views.StartQueryService(ctx, nc, js, store)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	reg.MustRegister(views.ProjectorCollectors(proj)...)
 	wg.Go(func() { runProjector(ctx, proj, log) })
-	stopQueries, err := views.StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		return err
-	}
 	wg.Go(func() {
 		<-ctx.Done()
 		if err := stopQueries(); err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,11 +26,37 @@ import (
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
+//
+// /healthz, /readyz and /metrics come first, so that while start-up waits — for a
+// cluster to elect leaders, say — /readyz says what for. Every start-up step against
+// NATS retries with backoff until it succeeds or ctx ends (SIGTERM), except those that
+// waiting cannot fix (a busy address, a stream created with other settings).
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	log.Info("studyd starting", "config", redacted(cfg))
 
-	nc, shutdownNATS, err := connectNATS(cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := intake.NewMetrics(reg)
+	rd := &readiness{}
+	rd.step("NATS "+natsAddress(cfg), 1, nil)
+	stopHTTP, err := startHTTP(cfg.HTTP, reg, rd, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	err = start(ctx, cfg, rd, reg, metrics, log, stdout)
+	if err != nil && ctx.Err() != nil {
+		log.Info("studyd stopped during start-up", "waiting_for", rd.waitingFor(), "err", err)
+		return nil
+	}
+	return err
+}
+
+// start connects, creates what studyd needs, runs it until ctx ends and drains.
+func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Registry, metrics *intake.Metrics, log *slog.Logger, stdout io.Writer) error {
+	nc, shutdownNATS, err := connectNATS(ctx, cfg, rd, log)
 	if err != nil {
 		return err
 	}
@@ -40,46 +65,79 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas); err != nil {
-		return err
+	steps := []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"stream " + eventlog.EventsStream, func(ctx context.Context) error {
+			_, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas)
+			return err
+		}},
+		{"stream " + client.CommandsStream, func(ctx context.Context) error {
+			_, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas)
+			if errors.Is(err, intake.ErrStreamConfig) {
+				return fmt.Errorf("%w: %w", errPermanent, err)
+			}
+			return err
+		}},
+		{"stream " + client.ParkedStream, func(ctx context.Context) error {
+			_, err := intake.EnsureParkedStream(ctx, js, cfg.Replicas)
+			return err
+		}},
 	}
-	if _, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas); err != nil {
-		return err
+	for _, s := range steps {
+		if err := retry(ctx, rd, log, s.what, s.fn); err != nil {
+			return err
+		}
 	}
 	store := eventlog.NewStore(js)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := intake.NewMetrics(reg)
-
-	submit, err := intake.StartSubmitService(nc, js, store)
+	in := intake.New(nc, js, store, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics, PoisonAfter: cfg.PoisonAfter,
+	})
+	if err := retry(ctx, rd, log, fmt.Sprintf("%d partition consumers", cfg.Partitions), in.Prepare); err != nil {
+		return err
+	}
+	var submit *intake.SubmitService
+	err = retry(ctx, rd, log, "endpoint "+client.SubmitSubject, func(context.Context) error {
+		submit, err = intake.StartSubmitService(nc, js, store)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	defer func() { _ = submit.Stop() }()
 
-	var ready atomic.Bool
-	stopHTTP, err := startHTTP(cfg.HTTP, reg, &ready, log)
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
-
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 1)
-	intake := intake.New(nc, js, store, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics,
-	})
-	wg.Go(func() { errs <- intake.Run(runCtx) })
-	if err := startProjections(runCtx, cfg, &wg, nc, js, store, reg, log); err != nil {
+	defer wg.Wait()
+	if err := startProjections(runCtx, cfg, &wg, nc, js, store, reg, rd, log); err != nil {
 		cancel()
-		wg.Wait()
 		return err
 	}
-	ready.Store(true)
+	errs := make(chan error, 1)
+	wg.Go(func() { errs <- in.Run(runCtx) })
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "studyd_parked_commands", Help: "Commands parked in " + client.ParkedStream + " (studyctl parked lists them); -1 if unknown.",
+	}, func() float64 {
+		n, err := parkedCount(js)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	rd.ready(func() (problems, notes []string) {
+		for _, s := range in.Stuck() {
+			problems = append(problems, s.String())
+		}
+		if n, err := parkedCount(js); err != nil {
+			notes = append(notes, "parked commands: unknown ("+err.Error()+")")
+		} else if n > 0 {
+			notes = append(notes, fmt.Sprintf("parked commands: %d in %s (studyctl parked)", n, client.ParkedStream))
+		}
+		return problems, notes
+	})
 	log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
 	fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
 
@@ -88,26 +146,48 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	case runErr = <-errs:
 	}
-	ready.Store(false)
+	rd.stop()
 	log.Info("studyd draining")
+	// Submits in hand are answered first (the intake still runs to apply them), then
+	// the intake finishes its commands in hand and the projector flushes.
+	if err := submit.Stop(); err != nil {
+		log.Warn("stop submit endpoint", "err", err)
+	}
 	cancel()
 	wg.Wait()
 	log.Info("studyd stopped")
 	return runErr
 }
 
-// connectNATS starts the embedded server (the default) or dials the configured one.
-func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
+// parkedCount asks how many commands are parked, within a second.
+func parkedCount(js jetstream.JetStream) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return client.ParkedCount(ctx, js)
+}
+
+// connectNATS starts the embedded server (the default) or dials the configured one,
+// retrying until it answers or ctx ends.
+func connectNATS(ctx context.Context, cfg config, rd *readiness, log *slog.Logger) (*client.Conn, func(), error) {
 	if !cfg.embedded() {
-		nc, err := client.Connect(cfg.Conn)
+		var nc *client.Conn
+		err := retry(ctx, rd, log, "NATS "+cfg.NATSURL, func(context.Context) error {
+			var err error
+			nc, err = client.Connect(cfg.Conn)
+			return err
+		})
 		if err != nil {
 			return nil, nil, err
 		}
 		return nc, func() { _ = nc.Drain() }, nil
 	}
-	ns, err := embedded.Start(embedded.Config{
-		StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
-		Listen:   cfg.NATSListen,
+	rd.step("embedded nats-server on "+cfg.NATSListen, 1, nil)
+	ns, err := embedded.StartContext(ctx, embedded.Config{
+		StoreDir:     filepath.Join(cfg.DataDir, "jetstream"),
+		Listen:       cfg.NATSListen,
+		Log:          log,
+		SyncAlways:   cfg.Sync.Always,
+		SyncInterval: cfg.Sync.Interval,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -117,7 +197,7 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 		ns.Shutdown()
 		return nil, nil, err
 	}
-	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir)
+	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir, "sync", cfg.Sync.String())
 	return nc, func() {
 		_ = nc.Drain()
 		for i := 0; i < 50 && !nc.IsClosed(); i++ {
@@ -130,18 +210,19 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 
 // startHTTP serves /healthz (the process is up), /readyz (it is taking commands) and
 // /metrics on addr. An empty addr disables it.
-func startHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (func(), error) {
+func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+		ok, body := rd.report()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		_, _ = io.WriteString(w, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln, err := net.Listen("tcp", addr)

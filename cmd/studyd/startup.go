@@ -54,6 +54,13 @@ func (r *readiness) ready(health func() (problems, notes []string)) {
 	r.started, r.waiting, r.lastErr, r.health = true, "", "", health
 }
 
+// waitingFor is the step start-up is on ("" once started).
+func (r *readiness) waitingFor() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.waiting
+}
+
 // stop marks the drain: studyd no longer takes commands.
 func (r *readiness) stop() {
 	r.mu.Lock()

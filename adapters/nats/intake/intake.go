@@ -27,6 +27,10 @@ const partitionPrefix = "studyd.part."
 // pullExpiry bounds how long one pull request waits on the server.
 const pullExpiry = 2 * time.Second
 
+// ErrStreamConfig: STUDYD_CMDS exists with settings studyd cannot run with (waiting
+// will not change them).
+var ErrStreamConfig = errors.New("intake: stream configured otherwise")
+
 // PartitionConsumer is the durable consumer of partition n.
 func PartitionConsumer(n int) string { return "studyd-part-" + strconv.Itoa(n) }
 
@@ -64,10 +68,10 @@ func EnsureCommandsStream(ctx context.Context, js jetstream.JetStream, partition
 	got := s.CachedInfo().Config
 	switch {
 	case got.Retention != jetstream.WorkQueuePolicy:
-		return nil, fmt.Errorf("stream %s: retention is %s, want %s", client.CommandsStream, got.Retention, jetstream.WorkQueuePolicy)
+		return nil, fmt.Errorf("%w: stream %s: retention is %s, want %s", ErrStreamConfig, client.CommandsStream, got.Retention, jetstream.WorkQueuePolicy)
 	case got.SubjectTransform == nil || got.SubjectTransform.Destination != want.SubjectTransform.Destination:
-		return nil, fmt.Errorf("stream %s: subject transform is %+v, want %s (was it created with another --partitions?)",
-			client.CommandsStream, got.SubjectTransform, want.SubjectTransform.Destination)
+		return nil, fmt.Errorf("%w: stream %s: subject transform is %+v, want %s (was it created with another --partitions?)",
+			ErrStreamConfig, client.CommandsStream, got.SubjectTransform, want.SubjectTransform.Destination)
 	}
 	return s, nil
 }
