@@ -43,6 +43,7 @@ func subcommands() map[string]subcommand {
 		"asof":       {"a client's state as it was at a stream sequence or time", runAsOf},
 		"explain":    {"an enrollment's full history, transition by transition", runExplain},
 		"health":     {"a study's enrollment per branch with a sample-ratio-mismatch test", runHealth},
+		"parked":     {"commands parked after failing the same way repeatedly; --redrive SEQ sends one back", runParked},
 	}
 }
 

@@ -22,7 +22,8 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	var sf selectionFlags
 	sf.register(fs)
 	pubkey := fs.String("pubkey", e.getenv("STUDYCTL_PUBKEY"), "ed25519 public key (PEM) that signs the checkpoints (env STUDYCTL_PUBKEY); without it signatures are not checked")
-	views := fs.Bool("views", true, "compare the live KV views with the fold of the log (whole-stream replays only)")
+	views := fs.Bool("views", true, "compare the live KV views with the fold of the log (whole-stream replays only); views behind the log's last commit fail")
+	viewsWait := fs.Duration("views-wait", 5*time.Second, "how long the views may take to reach the log's last commit before they count as behind")
 	checkpointsOf := fs.String("checkpoints-of", eventlog.EventsStream, "the stream name the checkpoints were signed for (verify a copy against the original's)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -37,7 +38,7 @@ func runVerify(ctx context.Context, e *env, args []string) error {
 	if sel.Study.Object != "" || !sel.Since.IsZero() || !sel.Until.IsZero() {
 		return fmt.Errorf("verify: --study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 	}
-	cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: *checkpointsOf}
+	cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: *checkpointsOf, ViewsWait: *viewsWait}
 	if *pubkey != "" {
 		b, err := os.ReadFile(*pubkey)
 		if err != nil {
@@ -111,7 +112,11 @@ func printVerify(w io.Writer, r audit.Report, took time.Duration) error {
 		if !v.Equal() {
 			state = fmt.Sprintf("DIFFERENT (%d keys)", len(v.Mismatches))
 		}
-		fmt.Fprintf(tw, "views\t%s: %d keys at checkpoint %d, fold to seq %d, digest %.16s\n", state, v.Keys, v.Checkpoint, v.FoldedTo, v.FoldDigest)
+		at := fmt.Sprintf("at seq %d of %d", v.Reflects, v.Head)
+		if v.Behind() {
+			at += fmt.Sprintf(", BEHIND the log by %d", v.Head-v.Reflects)
+		}
+		fmt.Fprintf(tw, "views\t%s %s: %d keys, checkpoint %d, fold to seq %d, digest %.16s\n", state, at, v.Keys, v.Checkpoint, v.FoldedTo, v.FoldDigest)
 	}
 	if r.FaultCount == 0 {
 		fmt.Fprintf(tw, "result\tOK\n")
