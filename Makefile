@@ -5,7 +5,8 @@ BIN           := $(CURDIR)/bin
 STATICCHECK   := $(BIN)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME      ?= 10s
-# Unit and adapter tests (embedded nats-server); integration tests run in containers.
+# Unit and adapter tests (embedded nats-server), and the architecture test
+# (internal/archtest: import rules from go list); integration tests run in containers.
 UNIT_PKGS     = $(shell $(GO) list ./... | grep -v /tests/integration)
 
 .PHONY: all build run demo test test-unit test-integration lint fuzz bench docs tools clean
@@ -32,6 +33,7 @@ test-integration:
 
 lint: $(STATICCHECK)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -21,6 +22,29 @@ var ErrTooManyConflicts = errors.New("app: too many conflicting writers")
 type Config struct {
 	CacheSize    int // clients whose latest record is kept; 0 = 100,000; <0 = no cache
 	MaxConflicts int // reload-and-retry rounds on ErrConflict; 0 = 8
+	// AtRange is the accepted range of a command's at; the zero value is
+	// domain.DefaultAtRange.
+	AtRange domain.AtRange
+	// Now is the deciding clock AtRange is measured from; nil = time.Now.
+	Now func() time.Time
+	// Index remembers the command ids that have left a client's RecentCommands; nil =
+	// the store, if it implements AppliedIndex. Without one, a command id is recognised
+	// only while it is among the client's RecentCommands or within the store's own
+	// duplicate detection.
+	Index AppliedIndex
+}
+
+// AppliedIndex remembers, for ever, which command ids each client has applied. The
+// Handler writes an id to it when the id leaves the RecentCommands a commit carries, and
+// before the commit that drops it is appended, so every applied id is always either in
+// the client's latest commit or in the index.
+type AppliedIndex interface {
+	// Applied returns the position of the commit that applied commandID to client, or
+	// ok false if the index has no such id. Safe for concurrent use.
+	Applied(ctx context.Context, client domain.ClientID, commandID string) (pos uint64, ok bool, err error)
+	// Remember records that the commit at pos applied commandID to client. Idempotent;
+	// an error means the id may not be recorded and the command must not be applied.
+	Remember(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error
 }
 
 // Handler applies commands to clients. It is safe for concurrent use, but commands of
@@ -29,9 +53,12 @@ type Config struct {
 // them.
 type Handler struct {
 	store        eventstore.Store
+	index        AppliedIndex
 	cache        *cache
 	maxConflicts int
 	fsmVersion   string
+	atRange      domain.AtRange
+	now          func() time.Time
 }
 
 // NewHandler returns a Handler appending to store.
@@ -42,7 +69,14 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 	if cfg.MaxConflicts == 0 {
 		cfg.MaxConflicts = 8
 	}
-	return &Handler{store: store, cache: newCache(cfg.CacheSize), maxConflicts: cfg.MaxConflicts, fsmVersion: fsm.Version()}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Index == nil {
+		cfg.Index, _ = store.(AppliedIndex)
+	}
+	return &Handler{store: store, index: cfg.Index, cache: newCache(cfg.CacheSize), maxConflicts: cfg.MaxConflicts,
+		fsmVersion: fsm.Version(), atRange: cfg.AtRange, now: cfg.Now}
 }
 
 // Source says where a command came from, for idempotency and tracing.
@@ -57,24 +91,39 @@ type Result struct {
 	Duplicate bool              // the command had been applied before; Record is that commit
 }
 
-// Handle applies cmd. A rejected command returns an error wrapping domain.ErrInvalid,
-// domain.ErrUnknownCommandType, domain.ErrIllegalTransition or domain.ErrStaleRun (see
-// domain.ClassifyRejection); any other error is transient and the command may be
-// retried. Handle never applies a command twice: a command id or stream sequence the
-// client's state already reflects returns the original commit as a duplicate.
+// Handle applies cmd. A rejected command returns an error wrapping one of domain's
+// rejection errors (domain.IsRejection; see domain.ClassifyRejection); any other error
+// is transient and the command may be retried. Handle never applies a command id twice
+// to one client, however late it comes back: the same id with the same content returns
+// the original commit as a duplicate, with another content domain.ErrCommandIDReused.
 func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (Result, error) {
 	if err := cmd.Validate(); err != nil {
 		return Result{}, err
 	}
+	digest := cmd.Digest()
 	for range h.maxConflicts {
 		last, cached, err := h.load(ctx, cmd.ClientID)
 		if err != nil {
 			return Result{}, err
 		}
-		if dup, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID, src.Seq); err != nil || ok {
-			return Result{Record: dup, Duplicate: ok}, err
+		if orig, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID); err != nil || ok {
+			if err == nil {
+				err = sameContent(cmd, digest, orig)
+			}
+			if err != nil {
+				return Result{}, err
+			}
+			return Result{Record: orig, Duplicate: true}, nil
+		}
+		// The range is checked after the duplicate check: a late retry of an applied
+		// command is answered as the duplicate it is.
+		if err := h.atRange.Check(cmd.At, h.now()); err != nil {
+			return Result{}, err
 		}
 		d, err := fsm.Decide(ctx, last.Commit.State, cmd)
+		if err == nil && len(d.State.Enrollments) > len(last.Commit.State.Enrollments) {
+			err = d.State.CheckLimits()
+		}
 		if err != nil && cached {
 			// The cache may be behind: another instance may have applied commands to
 			// this client since. A stale state must never reject a valid command, so
@@ -85,7 +134,12 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 		if err != nil {
 			return Result{}, err
 		}
-		rec, err := h.store.Append(ctx, h.commit(last, cmd, src, d), last.Position)
+		c, evicted := h.commit(last, cmd, digest, src, d)
+		if err := h.remember(ctx, cmd.ClientID, evicted); err != nil {
+			h.cache.drop(cmd.ClientID)
+			return Result{}, err
+		}
+		rec, err := h.store.Append(ctx, c, last.Position)
 		var dupErr *eventstore.DuplicateError
 		switch {
 		case err == nil:
@@ -93,16 +147,72 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 			return Result{Record: rec}, nil
 		case errors.As(err, &dupErr):
 			h.cache.drop(cmd.ClientID)
+			if err := sameContent(cmd, digest, dupErr.Original); err != nil {
+				return Result{}, err
+			}
 			return Result{Record: dupErr.Original, Duplicate: true}, nil
 		case errors.Is(err, eventstore.ErrConflict):
 			h.cache.drop(cmd.ClientID) // another writer moved first: reload and decide again
 			continue
+		case errors.Is(err, eventstore.ErrTooLarge):
+			h.cache.drop(cmd.ClientID)
+			return Result{}, fmt.Errorf("%w: command %s: %w (fewer recipes, or shorter reasons, per run)", domain.ErrTooLarge, cmd.CommandID, err)
 		default:
 			h.cache.drop(cmd.ClientID)
 			return Result{}, fmt.Errorf("append %s: %w", cmd.CommandID, err)
 		}
 	}
 	return Result{}, fmt.Errorf("%w: client %s, command %s", ErrTooManyConflicts, cmd.ClientID, cmd.CommandID)
+}
+
+// sameContent returns domain.ErrCommandIDReused if the commit that applied cmd's id
+// applied another content. A commit written before digests existed, or one whose
+// record is not at hand (orig zero), cannot tell and counts as the same.
+func sameContent(cmd domain.Command, digest string, orig eventstore.Record) error {
+	if d := orig.Commit.CommandDigest; d != "" && d != digest {
+		return fmt.Errorf("%w: command_id %q was applied to client %s at position %d with other content (digest %s, this one %s); send a new command with a new command_id",
+			domain.ErrCommandIDReused, cmd.CommandID, cmd.ClientID, orig.Position, d, digest)
+	}
+	return nil
+}
+
+// Applied looks up, in the log (never the cache), the commit that applied commandID
+// to client. ok is false if the client has not applied it (yet); a zero Record with
+// ok true means applied, by a commit the index does not name.
+func (h *Handler) Applied(ctx context.Context, client domain.ClientID, commandID string) (eventstore.Record, bool, error) {
+	last, err := h.store.Load(ctx, client)
+	if err != nil {
+		return eventstore.Record{}, false, fmt.Errorf("load %s: %w", client, err)
+	}
+	return h.findApplied(ctx, last, false, commandID)
+}
+
+// Rejected looks up the latest recorded rejection of client's commandID (a scan of
+// the client's rejections); ok is false if there is none.
+func (h *Handler) Rejected(ctx context.Context, client domain.ClientID, commandID string) (r eventstore.Rejection, pos uint64, ok bool, err error) {
+	err = h.store.Rejections(ctx, eventstore.Query{Client: client}, func(seq uint64, rej eventstore.Rejection) error {
+		if rej.CommandID == commandID {
+			r, pos, ok = rej, seq, true
+		}
+		return nil
+	})
+	if err != nil {
+		return eventstore.Rejection{}, 0, false, fmt.Errorf("rejections of %s: %w", client, err)
+	}
+	return r, pos, ok, nil
+}
+
+// remember writes the ids leaving the client's RecentCommands to the index.
+func (h *Handler) remember(ctx context.Context, client domain.ClientID, evicted []eventstore.Applied) error {
+	if h.index == nil {
+		return nil
+	}
+	for _, a := range evicted {
+		if err := h.index.Remember(ctx, client, a.CommandID, a.Position); err != nil {
+			return fmt.Errorf("remember %s/%s: %w", client, a.CommandID, err)
+		}
+	}
+	return nil
 }
 
 // load returns the client's latest record, from the cache when warm (cached true).
@@ -117,54 +227,61 @@ func (h *Handler) load(ctx context.Context, client domain.ClientID) (r eventstor
 	return r, false, nil
 }
 
-// findApplied reports whether the client's state already reflects the command: its id
-// is among the recent ones, or it came from the stream at or below the last sequence
-// applied (a redelivery). It returns the commit that applied it when that is known.
-func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cached bool, commandID string, seq uint64) (eventstore.Record, bool, error) {
+// findApplied reports whether the client has applied commandID: it is among the ids
+// its latest commit carries, or, for a client with more commands than those, in the
+// index. It returns the commit that applied it when that is known. Stream sequences are
+// not consulted: they mean something only within one instance of STUDYD_CMDS.
+func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cached bool, commandID string) (eventstore.Record, bool, error) {
 	if last.Position == 0 {
 		return eventstore.Record{}, false, nil
 	}
+	var pos uint64
+	found := false
 	for _, a := range slices.Backward(last.Commit.Recent) {
-		if a.CommandID != commandID {
-			continue
-		}
-		pos := a.Position
-		if pos == 0 { // the last commit itself
-			if !cached {
-				return last, true, nil
+		if a.CommandID == commandID {
+			pos, found = a.Position, true
+			if pos == 0 { // the last commit itself
+				if !cached {
+					return last, true, nil
+				}
+				pos = last.Position // the cached copy has no events: read the original
 			}
-			pos = last.Position // the cached copy has no events: read the original
+			break
 		}
-		r, err := h.store.Get(ctx, pos)
+	}
+	if !found && len(last.Commit.Recent) >= eventstore.RecentCommands && h.index != nil {
+		// Older ids than the commit carries: only then is the index asked, so a client's
+		// first RecentCommands commands cost no lookup.
+		p, ok, err := h.index.Applied(ctx, last.Commit.Client, commandID)
 		if err != nil {
-			return eventstore.Record{}, false, fmt.Errorf("get original of %s: %w", commandID, err)
+			return eventstore.Record{}, false, fmt.Errorf("look up %s: %w", commandID, err)
 		}
-		return r, true, nil
+		pos, found = p, ok
 	}
-	if seq != 0 && seq <= maxSeq(last.Commit.Recent) {
-		// Redelivered from the stream after more than RecentCommands newer commands: it
-		// was applied, but its commit is no longer indexed here.
-		return eventstore.Record{}, true, nil
+	if !found {
+		return eventstore.Record{}, false, nil
 	}
-	return eventstore.Record{}, false, nil
+	if pos == 0 {
+		return eventstore.Record{}, true, nil // applied; its commit is not indexed
+	}
+	r, err := h.store.Get(ctx, pos)
+	if err != nil {
+		return eventstore.Record{}, false, fmt.Errorf("get original of %s: %w", commandID, err)
+	}
+	return r, true, nil
 }
 
-func maxSeq(recent []eventstore.Applied) uint64 {
-	var m uint64
-	for _, a := range recent {
-		m = max(m, a.CommandSeq)
-	}
-	return m
-}
-
-// commit builds the client's next commit from the decision.
-func (h *Handler) commit(last eventstore.Record, cmd domain.Command, src Source, d fsm.Decision) eventstore.Commit {
+// commit builds the client's next commit from the decision, and returns the ids it no
+// longer carries (which the index must hold before it is appended).
+func (h *Handler) commit(last eventstore.Record, cmd domain.Command, digest string, src Source, d fsm.Decision) (eventstore.Commit, []eventstore.Applied) {
 	recent := slices.Clone(last.Commit.Recent)
 	if n := len(recent); n > 0 {
 		recent[n-1].Position = last.Position // the previous commit is now addressable
 	}
 	recent = append(recent, eventstore.Applied{CommandID: cmd.CommandID, CommandSeq: src.Seq})
+	var evicted []eventstore.Applied
 	if over := len(recent) - eventstore.RecentCommands; over > 0 {
+		evicted = recent[:over:over]
 		recent = recent[over:]
 	}
 	return eventstore.Commit{
@@ -174,6 +291,7 @@ func (h *Handler) commit(last eventstore.Record, cmd domain.Command, src Source,
 		CommandType:   cmd.Type,
 		CommandSeq:    src.Seq,
 		CorrelationID: src.CorrelationID,
+		CommandDigest: digest,
 		Client:        cmd.ClientID,
 		At:            cmd.At.UTC(),
 		Events:        d.Events,
@@ -181,7 +299,7 @@ func (h *Handler) commit(last eventstore.Record, cmd domain.Command, src Source,
 		Recent:        recent,
 		FSMVersion:    h.fsmVersion,
 		PrevHash:      last.Hash,
-	}
+	}, evicted
 }
 
 // forCache is what the cache keeps of a record: everything deciding the client's next

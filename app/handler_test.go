@@ -23,8 +23,8 @@ func run(client domain.ClientID, id string, at time.Time) domain.Command {
 		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: domain.ActionSuccess}},
 		Recipes: []domain.RecipeReport{{
 			ID: 7, Action: "preference-experiment", Status: domain.RecipeSuccess,
-			Arguments: domain.RecipeArguments{Slug: "pref-flip", PreferenceName: "browser.x",
-				Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}},
+			Arguments: domain.MustRecipeArguments(domain.StudyArguments{Slug: "pref-flip", PreferenceName: "browser.x",
+				Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}),
 		}},
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
 )
 
@@ -59,11 +60,13 @@ func TestHealth(t *testing.T) {
 		return v
 	}
 	tests := []struct {
-		name   string
-		counts map[string]uint64
-		ratios string
-		wantP  float64
-		srm    bool
+		name     string
+		counts   map[string]uint64
+		recorded []domain.BranchRatio // the study view's ratios
+		ratios   string
+		wantP    float64
+		srm      bool
+		from     string // want RatiosFrom; "" = not checked
 	}{
 		{name: "balanced, equal by default", counts: map[string]uint64{"control": 500, "treatment": 500}, wantP: 1},
 		// chi² = (450−500)²/500·2 = 10, df 1: p ≈ 0.0016, suspicious but above the threshold.
@@ -74,6 +77,17 @@ func TestHealth(t *testing.T) {
 		{name: "unequal ratios met", counts: map[string]uint64{"a": 250, "b": 750}, ratios: "a=1,b=3", wantP: 1},
 		{name: "branch outside the ratios", counts: map[string]uint64{"a": 10, "c": 1}, ratios: "a=1,b=1", wantP: 0, srm: true},
 		{name: "one branch", counts: map[string]uint64{"a": 10}, wantP: 1},
+		// A 50/25/25 study split as its recipe asked: its recorded ratios are the default,
+		// so it is healthy (equal weights would give chi² = 125, p ≈ 1e-27).
+		{name: "recorded ratios by default", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
+			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
+			wantP:    1, from: audit.RatiosRecipe},
+		{name: "given ratios win over recorded", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
+			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
+			ratios:   "control=1,a=1,b=1", wantP: audit.ChiSquaredSF(125, 2), srm: true, from: audit.RatiosGiven},
+		{name: "a recorded zero-weight branch enrolled into", counts: map[string]uint64{"a": 10, "b": 10, "never": 1},
+			recorded: []domain.BranchRatio{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "never", Ratio: 0}},
+			wantP:    0, srm: true, from: audit.RatiosRecipe},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,9 +96,14 @@ func TestHealth(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := audit.Health(view(tt.counts), ratios)
-			if math.Abs(h.PValue-tt.wantP) > 1e-12 || h.SRM != tt.srm {
+			v := view(tt.counts)
+			v.Ratios = tt.recorded
+			h := audit.Health(v, ratios)
+			if math.Abs(h.PValue-tt.wantP) > 1e-12*math.Max(1, tt.wantP) || h.SRM != tt.srm {
 				t.Errorf("got p %v srm %t, want p %v srm %t (%+v)", h.PValue, h.SRM, tt.wantP, tt.srm, h)
+			}
+			if tt.from != "" && h.RatiosFrom != tt.from {
+				t.Errorf("got ratios from %q, want %q", h.RatiosFrom, tt.from)
 			}
 		})
 	}

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -54,11 +53,11 @@ func (e Entry) SubjectClient() domain.ClientID {
 // Record decodes e as a commit: Position is its sequence and Hash the sha256 of its
 // bytes as stored, which the client's next commit names as PrevHash.
 func (e Entry) Record() (eventstore.Record, error) {
-	c, err := eventstore.DecodeCommit(e.Data)
+	r, err := eventstore.DecodeRecord(e.Seq, e.Data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("commit at seq %d (%s): %w", e.Seq, e.Subject, err)
 	}
-	return eventstore.Record{Position: e.Seq, Commit: c, Hash: eventstore.Hash(e.Data)}, nil
+	return r, nil
 }
 
 // Rejection decodes e as a recorded rejection.
@@ -68,15 +67,6 @@ func (e Entry) Rejection() (eventstore.Rejection, error) {
 		return eventstore.Rejection{}, fmt.Errorf("rejection at seq %d (%s): %w", e.Seq, e.Subject, err)
 	}
 	return r, nil
-}
-
-// recordWithSum is Record when the sha256 of the bytes is already known.
-func recordWithSum(e Entry, sum [32]byte) (eventstore.Record, error) {
-	c, err := eventstore.DecodeCommit(e.Data)
-	if err != nil {
-		return eventstore.Record{}, err
-	}
-	return eventstore.Record{Position: e.Seq, Commit: c, Hash: hex.EncodeToString(sum[:])}, nil
 }
 
 func sum(b []byte) [32]byte { return sha256.Sum256(b) }

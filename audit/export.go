@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -103,13 +104,38 @@ type Exporter struct {
 	format Format
 	sel    Selection
 	w      *bufio.Writer
-	enc    *json.Encoder
+	enc    *json.Encoder // into buf, so a value JSON cannot hold writes nothing
+	buf    bytes.Buffer
 	csv    *csv.Writer
 	row    []string
 
 	// Commits and Lines count what was written: commits selected and lines (events,
 	// envelopes or rejections) out.
 	Commits, Lines uint64
+	// Skipped are the records that could not be written in this format (a time JSON
+	// cannot hold): reported, not fatal, so one record never stops an export.
+	Skipped []Skipped
+}
+
+// Skipped is a record an export left out, and why.
+type Skipped struct {
+	Seq uint64 `json:"seq"`
+	Err string `json:"error"`
+}
+
+// encode writes v as one JSON line; a value JSON cannot hold is skipped and recorded,
+// an error of the writer returned.
+func (x *Exporter) encode(seq uint64, v any) error {
+	x.buf.Reset()
+	if err := x.enc.Encode(v); err != nil { // only marshalling: the buffer cannot fail
+		x.Skipped = append(x.Skipped, Skipped{Seq: seq, Err: err.Error()})
+		return nil
+	}
+	x.Lines++
+	if _, err := x.w.Write(x.buf.Bytes()); err != nil {
+		return fmt.Errorf("export seq %d: %w", seq, err)
+	}
+	return nil
 }
 
 // NewExporter writes format f to w. rejections selects the rejection listing instead
@@ -122,7 +148,7 @@ func NewExporter(w io.Writer, f Format, sel Selection, rejections bool) (*Export
 		return nil, fmt.Errorf("%w: rejections have no Telemetry shape (use jsonl or csv)", ErrFormat)
 	}
 	x := &Exporter{format: f, sel: sel, w: bufio.NewWriterSize(w, 64<<10)}
-	x.enc = json.NewEncoder(x.w)
+	x.enc = json.NewEncoder(&x.buf)
 	x.enc.SetEscapeHTML(false)
 	if f == FormatCSV {
 		x.csv = csv.NewWriter(x.w)
@@ -147,22 +173,14 @@ func (x *Exporter) Commit(r eventstore.Record) error {
 	x.Commits++
 	switch x.format {
 	case FormatJSONL:
-		x.Lines++
-		if err := x.enc.Encode(EnvelopeOf(r)); err != nil {
-			return fmt.Errorf("export seq %d: %w", r.Position, err)
-		}
-		return nil
+		return x.encode(r.Position, EnvelopeOf(r))
 	case FormatTelemetry:
 		return x.sel.Events(c, func(_ int, e *domain.Event) error {
 			t, ok := e.Telemetry(c.Client, c.At)
 			if !ok {
 				return nil
 			}
-			x.Lines++
-			if err := x.enc.Encode(t); err != nil {
-				return fmt.Errorf("export seq %d: %w", r.Position, err)
-			}
-			return nil
+			return x.encode(r.Position, t)
 		})
 	}
 	return x.sel.Events(c, func(i int, e *domain.Event) error {
@@ -184,8 +202,8 @@ func (x *Exporter) Rejection(seq uint64, r eventstore.Rejection) error {
 	if !x.sel.Since.IsZero() && r.At.Before(x.sel.Since) || !x.sel.Until.IsZero() && !r.At.Before(x.sel.Until) {
 		return nil
 	}
-	x.Lines++
 	if x.format == FormatCSV {
+		x.Lines++
 		row := append(x.row[:0], u64(seq), r.At.Format(time.RFC3339Nano), string(r.Client), r.CommandID, r.Subject,
 			string(r.Code), r.Error, u64(r.StreamSeq))
 		if err := x.csv.Write(row); err != nil {
@@ -193,12 +211,8 @@ func (x *Exporter) Rejection(seq uint64, r eventstore.Rejection) error {
 		}
 		return nil
 	}
-	line := RejectionLine{Seq: seq, CommandID: r.CommandID, Client: r.Client, Subject: r.Subject, Code: r.Code,
-		Error: r.Error, At: r.At, StreamSeq: r.StreamSeq, Payload: string(r.Payload)}
-	if err := x.enc.Encode(line); err != nil {
-		return fmt.Errorf("export rejection seq %d: %w", seq, err)
-	}
-	return nil
+	return x.encode(seq, RejectionLine{Seq: seq, CommandID: r.CommandID, Client: r.Client, Subject: r.Subject, Code: r.Code,
+		Error: r.Error, At: r.At, StreamSeq: r.StreamSeq, Payload: string(r.Payload)})
 }
 
 // Close flushes what is buffered.

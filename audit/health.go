@@ -63,17 +63,39 @@ type StudyHealth struct {
 	SRM          bool              `json:"srm"` // p below SRMThreshold
 	Unenrolled   map[string]uint64 `json:"unenrolled,omitempty"`
 	EnrollFailed map[string]uint64 `json:"enroll_failed,omitempty"`
-	Note         string            `json:"note,omitempty"`
+	// RatiosFrom says where the expected split came from: "given" (the caller's),
+	// "recipe" (the ratios the study's enrollments recorded) or "equal" (neither known).
+	RatiosFrom string `json:"ratios_from"`
+	Note       string `json:"note,omitempty"`
 }
 
+// Where StudyHealth's expected split came from.
+const (
+	RatiosGiven  = "given"
+	RatiosRecipe = "recipe"
+	RatiosEqual  = "equal"
+)
+
 // Health tests v's per-branch enrollments against ratios (branch → weight). Empty
-// ratios mean equal weights over the branches seen. A branch enrolled into that the
-// ratios do not name is a mismatch by itself (p = 0).
+// ratios mean the ratios the study's recipe gave (recorded with its enrollments), or
+// equal weights over the branches seen when the log has none. A branch enrolled into
+// that the ratios do not name, or give no weight, is a mismatch by itself (p = 0).
 func Health(v *projections.StudyView, ratios map[string]float64) StudyHealth {
 	h := StudyHealth{Study: v.Study(), Seq: v.Seq, Enrolled: v.Enrolled, Active: v.Active,
-		Unenrolled: v.Unenrolled, EnrollFailed: v.EnrollFailed, Branches: []BranchHealth{}}
+		Unenrolled: v.Unenrolled, EnrollFailed: v.EnrollFailed, Branches: []BranchHealth{}, RatiosFrom: RatiosGiven}
 	weights := maps.Clone(ratios)
-	if len(weights) == 0 {
+	switch {
+	case len(weights) > 0:
+	case len(v.Ratios) > 0:
+		h.RatiosFrom = RatiosRecipe
+		weights = map[string]float64{}
+		for _, r := range v.Ratios {
+			if r.Ratio > 0 {
+				weights[r.Slug] = float64(r.Ratio)
+			}
+		}
+	default:
+		h.RatiosFrom = RatiosEqual
 		weights = map[string]float64{}
 		for b := range v.Branches {
 			weights[b] = 1

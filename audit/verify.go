@@ -4,12 +4,14 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/projections"
 )
 
 // ErrFault is wrapped by every *Fault: the log failed verification.
@@ -41,6 +43,9 @@ const (
 	FaultSignature FaultKind = "bad_signature"
 	// FaultView: a live KV view differs from the fold of the log at its sequence.
 	FaultView FaultKind = "view_mismatch"
+	// FaultTime: a commit's time is outside what RFC 3339 can write; views fold it
+	// into their totals only, and exports skip it (projections.CheckTime).
+	FaultTime FaultKind = "time_out_of_range"
 	// FaultViewsBehind: the live views reflect an earlier sequence than the log's last
 	// commit when they were read (a stalled or wedged projector).
 	FaultViewsBehind FaultKind = "views_behind"
@@ -187,14 +192,17 @@ type Decoded struct {
 
 // Decode does e's order-free work.
 func Decode(e Entry) Decoded {
-	d := Decoded{Entry: e, Sum: sum(e.Data)}
-	switch e.Kind() {
-	case KindCommit:
-		d.Record, d.Err = recordWithSum(e, d.Sum)
-		if d.Err != nil {
-			d.Err = fmt.Errorf("commit at seq %d (%s): %w", e.Seq, e.Subject, d.Err)
+	d := Decoded{Entry: e}
+	if e.Kind() == KindCommit {
+		// The record's hash is the sha256 of the bytes: decode it rather than hash twice.
+		if d.Record, d.Err = e.Record(); d.Err == nil {
+			if _, err := hex.Decode(d.Sum[:], []byte(d.Record.Hash)); err == nil {
+				return d
+			}
 		}
-	case KindRejection:
+	}
+	d.Sum = sum(e.Data)
+	if e.Kind() == KindRejection {
 		d.Rejection, d.Err = e.Rejection()
 	}
 	return d
@@ -245,6 +253,9 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 	ch := v.clients[c.Client]
 	v.checkChain(e.Seq, c, rec.Hash, ch)
 	v.checkEvents(e.Seq, c, ch)
+	if err := projections.CheckTime(c); err != nil {
+		v.fault(Fault{Kind: FaultTime, Seq: e.Seq, Client: c.Client, Detail: err.Error()})
+	}
 	if ch == nil {
 		ch = &chain{}
 		v.clients[c.Client] = ch

@@ -46,6 +46,15 @@ const (
 	MaxCommandPayload = 1 << 20
 )
 
+// Limits on what a client's state may hold, so that the state every commit carries
+// stays bounded over a client's whole life (docs/commands.md, "Limits"): at most
+// MaxEnrollmentsPerClient enrollments of bounded fields each, reasons kept to
+// MaxStateReason bytes (the events keep the full reason), RecentCommands command ids.
+const (
+	MaxEnrollmentsPerClient = 1024
+	MaxStateReason          = MaxTelemetryString
+)
+
 // Command is one input to studyd. Fields below the common four are used by the types
 // named in their comments; a field set on a type that does not use it is an error.
 type Command struct {
@@ -81,40 +90,14 @@ type ActionReport struct {
 	Status UptakeStatus `msgpack:"status" json:"status"`
 }
 
-// RecipeReport is one recipe's execution in a run: its uptake status and the arguments
-// the recipe carried, with the outcome the client saw for an add-on install.
+// RecipeReport is one recipe's execution in a run: its uptake status and the recipe's
+// arguments as the client received them (an add-on study's with the install outcome
+// the client saw added).
 type RecipeReport struct {
 	ID        RecipeID        `msgpack:"id" json:"id"`
 	Action    string          `msgpack:"action" json:"action"`
 	Status    UptakeStatus    `msgpack:"status" json:"status"`
 	Arguments RecipeArguments `msgpack:"arguments" json:"arguments"`
-}
-
-// RecipeArguments are the recipe arguments studyd needs to decide an enrollment.
-type RecipeArguments struct {
-	Slug             string   `msgpack:"slug,omitempty" json:"slug,omitempty"`
-	Name             string   `msgpack:"name,omitempty" json:"name,omitempty"` // the 2018 add-on study name; alias of slug
-	Branches         []Branch `msgpack:"branches,omitempty" json:"branches,omitempty"`
-	PreferenceName   string   `msgpack:"preferenceName,omitempty" json:"preferenceName,omitempty"`
-	IsHighPopulation bool     `msgpack:"isHighPopulation,omitempty" json:"isHighPopulation,omitempty"`
-	// The add-on install outcome: the installed add-on, or the error the client saw.
-	AddonID      string `msgpack:"addonId,omitempty" json:"addonId,omitempty"`
-	AddonVersion string `msgpack:"addonVersion,omitempty" json:"addonVersion,omitempty"`
-	InstallError string `msgpack:"installError,omitempty" json:"installError,omitempty"`
-}
-
-// StudySlug is the study's name: slug, or the 2018 add-on study's name.
-func (a RecipeArguments) StudySlug() string {
-	if a.Slug != "" {
-		return a.Slug
-	}
-	return a.Name
-}
-
-// Branch is one branch of a study recipe.
-type Branch struct {
-	Slug  string `msgpack:"slug" json:"slug"`
-	Ratio uint64 `msgpack:"ratio" json:"ratio"`
 }
 
 // studyActions maps the Normandy action names that run studies to the study kind they
@@ -135,6 +118,7 @@ func StudyObjectForAction(action string) (Object, bool) {
 }
 
 // Study returns the study a recipe report is about, or false if its action runs no study.
+// A preference study whose arguments name no readable slug has an empty key.
 func (r RecipeReport) Study() (StudyRef, bool) {
 	o, ok := StudyObjectForAction(r.Action)
 	if !ok {
@@ -143,5 +127,6 @@ func (r RecipeReport) Study() (StudyRef, bool) {
 	if o == AddonStudy {
 		return StudyRef{Object: o, Key: r.ID.String()}, true
 	}
-	return StudyRef{Object: o, Key: r.Arguments.StudySlug()}, true
+	a, _ := r.Arguments.Study() // unreadable arguments name no study: the key stays empty
+	return StudyRef{Object: o, Key: a.StudySlug()}, true
 }

@@ -1,6 +1,8 @@
 package domain
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -71,6 +73,49 @@ type Event struct {
 
 	// studies_opt_out_changed
 	StudiesEnabled bool `msgpack:"studies_enabled,omitempty" json:"studies_enabled,omitempty"`
+
+	// uptake_reported of a recipe: the recipe's action and its arguments as the client
+	// ran them (canonical JSON), so an audit sees what the client ran; Skipped is why
+	// studyd decided nothing for it (the warning Firefox logged), if it did not.
+	Action    string   `msgpack:"action,omitempty" json:"action,omitempty"`
+	Arguments JSONText `msgpack:"arguments,omitempty" json:"arguments,omitempty"`
+	Skipped   string   `msgpack:"skipped,omitempty" json:"skipped,omitempty"`
+
+	// enrolled, unenrolled of a preference study: what Firefox kept of the branch.
+	PreferenceType       string   `msgpack:"preference_type,omitempty" json:"preference_type,omitempty"`
+	PreferenceBranchType string   `msgpack:"preference_branch_type,omitempty" json:"preference_branch_type,omitempty"`
+	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
+	// enrolled: the study's branches and ratios when the client enrolled, its target split.
+	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
+}
+
+// JSONText is a JSON value kept as its text (canonical where it comes from recipe
+// arguments). In the log it is a string; in JSON output it is the value itself.
+type JSONText string
+
+// MarshalJSON writes the value itself (null when empty).
+func (t JSONText) MarshalJSON() ([]byte, error) {
+	if t == "" {
+		return []byte("null"), nil
+	}
+	if !json.Valid([]byte(t)) {
+		return json.Marshal(string(t)) // never produce invalid JSON from a bad log entry
+	}
+	return []byte(t), nil
+}
+
+// UnmarshalJSON keeps the value's text, compacted.
+func (t *JSONText) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*t = ""
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return err
+	}
+	*t = JSONText(buf.String())
+	return nil
 }
 
 // Study returns the study an enrollment event is about.
@@ -102,7 +147,7 @@ func (e Event) Validate() error {
 }
 
 // Telemetry returns e as Firefox would have sent it, with exactly the seed's extras for
-// its method and object, values truncated to 80 bytes as Firefox truncates them. It
+// its method and object (and the branch of a branched add-on study), values truncated to 80 bytes as Firefox truncates them. It
 // returns false for events that are not enrollment events.
 func (e Event) Telemetry(client ClientID, at time.Time) (TelemetryEvent, bool) {
 	method := e.Type.Method()
@@ -126,6 +171,12 @@ func (e Event) Telemetry(client ClientID, at time.Time) (TelemetryEvent, bool) {
 		extra[ExtraAddonID] = orMarker(e.AddonID)
 		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
 		extra[ExtraReason] = e.Reason
+	}
+	if e.Object == AddonStudy && e.Branch != "" && method != MethodEnrollFailed {
+		// A branched add-on study (branched-addon-study) sends its branch, as Firefox's
+		// BranchedAddonStudyAction did on enroll and unenroll; the 2018 opt-out-study
+		// had no branches, so its events have no branch extra.
+		extra[ExtraBranch] = e.Branch
 	}
 	for k, v := range extra {
 		extra[k] = Truncate(v, MaxTelemetryString)

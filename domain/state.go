@@ -44,6 +44,13 @@ type Enrollment struct {
 	EndedAt        time.Time      `msgpack:"ended_at,omitempty" json:"ended_at,omitzero"`
 	Reason         string         `msgpack:"reason,omitempty" json:"reason,omitempty"` // unenroll or enrollFailed reason
 	Failures       int            `msgpack:"failures,omitempty" json:"failures,omitempty"`
+	// What Firefox kept of a preference study's branch: the preference's type, the
+	// branch it sets (user or default) and the value, as JSON.
+	PreferenceType       string   `msgpack:"preference_type,omitempty" json:"preference_type,omitempty"`
+	PreferenceBranchType string   `msgpack:"preference_branch_type,omitempty" json:"preference_branch_type,omitempty"`
+	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
+	// Ratios are the study's branches and ratios when the client enrolled.
+	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
 }
 
 // Study returns the enrollment's study reference.

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,6 +28,10 @@ func (c Command) Validate() error {
 	add(c.ClientID.Validate())
 	if c.At.IsZero() {
 		add(fmt.Errorf("%w: at is missing (the time the client observed the command, RFC 3339)", ErrInvalid))
+	} else if c.At.After(LatestRepresentable) || c.At.Year() < 1 {
+		// Whatever the configured range, a time RFC 3339 cannot write would wedge every
+		// reader that renders it.
+		add(fmt.Errorf("%w: at %d-… cannot be written in RFC 3339 (years 0001 to 9999)", ErrInvalid, c.At.Year()))
 	}
 	add(c.validateTypeFields())
 	return errors.Join(errs...)
@@ -117,7 +122,10 @@ func (c Command) validateRun() error {
 	return errors.Join(errs...)
 }
 
-// validate checks one recipe report, and for a study recipe the arguments its action needs.
+// validate checks one recipe report's own fields: its action, its status and that its
+// arguments are within bounds. The arguments' content is the recipe's data: it is
+// checked per recipe when the recipe is decided (StudyArguments), and a problem there
+// skips that recipe, never the run.
 func (r RecipeReport) validate() error {
 	if err := ValidateToken("action", r.Action); err != nil {
 		return err
@@ -125,11 +133,34 @@ func (r RecipeReport) validate() error {
 	if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
 		return err
 	}
+	if len(r.Arguments) > MaxArgumentsLen {
+		return fmt.Errorf("%w: arguments are %d bytes of JSON (at most %d)", ErrInvalid, len(r.Arguments), MaxArgumentsLen)
+	}
+	return nil
+}
+
+// Preference types and branch types a preference study recipe may name (Normandy's
+// preference-experiment schema).
+var (
+	PreferenceTypes       = []string{"string", "integer", "boolean"}
+	PreferenceBranchTypes = []string{"user", "default"}
+)
+
+// StudyArguments reads and checks the arguments of a study recipe that studyd uses:
+// the slug (or the 2018 add-on study's name), the branches and their ratios, a
+// preference study's preference (preferenceName, or one preference per branch of a
+// multi-preference-experiment) with its type and branch type, and an add-on study's
+// install outcome. Other fields are not read. An error means the recipe is unusable:
+// Firefox would have thrown or skipped it, so studyd skips it alone.
+func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 	obj, isStudy := StudyObjectForAction(r.Action)
 	if !isStudy {
-		return nil
+		return StudyArguments{}, fmt.Errorf("%w: action %s runs no study", ErrInvalid, r.Action)
 	}
-	a := r.Arguments
+	a, err := r.Arguments.Study()
+	if err != nil {
+		return a, err
+	}
 	var errs []error
 	if a.Slug != "" && a.Name != "" && a.Slug != a.Name {
 		errs = append(errs, fmt.Errorf("%w: arguments.slug %q and arguments.name %q differ (give one)", ErrInvalid, a.Slug, a.Name))
@@ -147,6 +178,9 @@ func (r RecipeReport) validate() error {
 			errs = append(errs, fmt.Errorf("%w: arguments.branches[%d]: branch %q appears twice", ErrInvalid, j, b.Slug))
 		}
 		seen[b.Slug] = true
+		if total+b.Ratio < total {
+			errs = append(errs, fmt.Errorf("%w: arguments.branches: ratios overflow", ErrInvalid))
+		}
 		total += b.Ratio
 	}
 	if len(a.Branches) > 0 && total == 0 {
@@ -157,45 +191,79 @@ func (r RecipeReport) validate() error {
 		if len(a.Branches) == 0 {
 			errs = append(errs, fmt.Errorf("%w: arguments.branches is empty (a preference study needs at least one branch)", ErrInvalid))
 		}
-		errs = append(errs, validateText("arguments.preferenceName", a.PreferenceName, true))
-		if a.AddonID != "" || a.AddonVersion != "" || a.InstallError != "" {
-			errs = append(errs, fmt.Errorf("%w: arguments.addonId, addonVersion and installError belong to add-on studies", ErrInvalid))
+		if a.PreferenceName != "" {
+			errs = append(errs, validateText("arguments.preferenceName", a.PreferenceName, true),
+				validatePrefTypes("arguments", a.PreferenceType, a.PreferenceBranchType))
+			break
+		}
+		for j, b := range a.Branches {
+			if len(b.Preferences) != 1 {
+				errs = append(errs, fmt.Errorf("%w: arguments.preferenceName is missing and arguments.branches[%d] sets %d preferences "+
+					"(studyd keeps one preference per preference study)", ErrInvalid, j, len(b.Preferences)))
+				continue
+			}
+			for name, p := range b.Preferences {
+				field := fmt.Sprintf("arguments.branches[%d].preferences", j)
+				errs = append(errs, validateText(field+" name", name, true), validatePrefTypes(field+"."+name, p.PreferenceType, p.PreferenceBranchType))
+			}
 		}
 	case AddonStudy:
-		errs = append(errs, r.validateInstall())
+		errs = append(errs, validateText("arguments.addonId", a.AddonID, false),
+			validateText("arguments.addonVersion", a.AddonVersion, false),
+			validateText("arguments.installError", a.InstallError, false))
+		if len(a.InstallError) > MaxEnrollFailedReason {
+			errs = append(errs, fmt.Errorf("%w: arguments.installError is %d bytes (at most %d)", ErrInvalid, len(a.InstallError), MaxEnrollFailedReason))
+		}
 	}
-	return errors.Join(errs...)
+	return a, errors.Join(errs...)
 }
 
-// validateInstall checks that an add-on study recipe reports an outcome that fits its
-// status: an installed add-on (id and version) on success, an install error with
-// RECIPE_EXECUTION_ERROR, and neither when the recipe did not execute.
-func (r RecipeReport) validateInstall() error {
-	a := r.Arguments
-	installed := a.AddonID != "" || a.AddonVersion != ""
-	if err := validateText("arguments.installError", a.InstallError, false); err != nil {
-		return err
+// validatePrefTypes checks a preference type and branch type when they are given.
+func validatePrefTypes(field, prefType, branchType string) error {
+	if prefType != "" && !slices.Contains(PreferenceTypes, prefType) {
+		return fmt.Errorf("%w: %s.preferenceType %q (allowed: %v)", ErrInvalid, field, prefType, PreferenceTypes)
 	}
-	if len(a.InstallError) > MaxEnrollFailedReason {
-		return fmt.Errorf("%w: arguments.installError is %d bytes (at most %d)", ErrInvalid, len(a.InstallError), MaxEnrollFailedReason)
-	}
-	switch {
-	case installed && a.InstallError != "":
-		return fmt.Errorf("%w: arguments carry both an installed add-on and installError (give one)", ErrInvalid)
-	case installed:
-		if err := errors.Join(validateText("arguments.addonId", a.AddonID, true),
-			validateText("arguments.addonVersion", a.AddonVersion, true)); err != nil {
-			return err
-		}
-		if r.Status != RecipeSuccess {
-			return fmt.Errorf("%w: an installed add-on is reported with status %s (want %s)", ErrInvalid, r.Status, RecipeSuccess)
-		}
-	case a.InstallError != "":
-		if r.Status != RecipeExecutionError {
-			return fmt.Errorf("%w: installError is reported with status %s (want %s)", ErrInvalid, r.Status, RecipeExecutionError)
-		}
+	if branchType != "" && !slices.Contains(PreferenceBranchTypes, branchType) {
+		return fmt.Errorf("%w: %s.preferenceBranchType %q (allowed: %v)", ErrInvalid, field, branchType, PreferenceBranchTypes)
 	}
 	return nil
+}
+
+// BranchPreference returns what branch slug of a preference study sets: the
+// preference, its type and branch type, and the branch's value as JSON. A
+// preference-experiment names one preference for all branches; a
+// multi-preference-experiment branch names its own.
+func (a StudyArguments) BranchPreference(slug string) (name, prefType, branchType string, value json.RawMessage) {
+	for _, b := range a.Branches {
+		if b.Slug != slug {
+			continue
+		}
+		if a.PreferenceName != "" {
+			return a.PreferenceName, a.PreferenceType, a.PreferenceBranchType, b.Value
+		}
+		for n, p := range b.Preferences {
+			return n, p.PreferenceType, p.PreferenceBranchType, p.PreferenceValue
+		}
+	}
+	return "", "", "", nil
+}
+
+// Preferences returns every preference any branch of a preference study sets: the
+// preferences an enrollment would conflict on.
+func (a StudyArguments) Preferences() []string {
+	if a.PreferenceName != "" {
+		return []string{a.PreferenceName}
+	}
+	var out []string
+	for _, b := range a.Branches {
+		for n := range b.Preferences {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // validateText checks a free-text field: present if required, bounded, printable.

@@ -118,8 +118,25 @@ func (c Commit) Canonical() Commit {
 	c.Events = slices.Clone(c.Events)
 	c.Recent = slices.Clone(c.Recent)
 	c.State.Enrollments = slices.Clone(c.State.Enrollments)
+	for i := range c.Events {
+		c.Events[i].Ratios = slices.Clone(c.Events[i].Ratios)
+	}
+	for i := range c.State.Enrollments {
+		c.State.Enrollments[i].Ratios = slices.Clone(c.State.Enrollments[i].Ratios)
+	}
 	normalizeCommit(&c)
 	return c
+}
+
+// DecodeRecord decodes the commit stored at position pos with bytes data: the one way
+// from a log message to a Record. Hash is the sha256 of data as stored, which the
+// client's next commit names as PrevHash. Errors are DecodeCommit's.
+func DecodeRecord(pos uint64, data []byte) (Record, error) {
+	c, err := DecodeCommit(data)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Position: pos, Commit: c, Hash: Hash(data)}, nil
 }
 
 // Hash is the hex sha256 of a commit's encoded bytes: its Record.Hash, and the PrevHash
@@ -294,6 +311,10 @@ func normalizeCommit(c *Commit) {
 	for i := range c.State.Enrollments {
 		e := &c.State.Enrollments[i]
 		e.EnrolledAt, e.LastSeen, e.EndedAt = utc(e.EnrolledAt), utc(e.LastSeen), utc(e.EndedAt)
+		e.Ratios = nilIfEmpty(e.Ratios)
+	}
+	for i := range c.Events {
+		c.Events[i].Ratios = nilIfEmpty(c.Events[i].Ratios)
 	}
 	c.Events = nilIfEmpty(c.Events)
 	c.Recent = nilIfEmpty(c.Recent)

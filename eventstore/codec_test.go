@@ -87,6 +87,53 @@ func everyEvent() eventstore.Commit {
 	}
 }
 
+// withRecipeFields is everyEvent with the fields added for real recipes set: the
+// recipe's action, arguments and skip note on its uptake event, and what Firefox kept of
+// a branch (preference type, branch type, value) and the study's ratios on enrollment
+// events and enrollments. The older golden file proves commits without them encode as
+// before; this one pins their wire form.
+func withRecipeFields() eventstore.Commit {
+	c := everyEvent()
+	ratios := []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
+	c.Events[2].Action = "preference-experiment"
+	c.Events[2].Arguments = `{"branches":[{"ratio":1,"slug":"control","value":true}],"experimentDocumentUrl":"https://example.org/d","slug":"pref-flip-1"}`
+	c.Events[2].Skipped = "isEnrollmentPaused: no new enrollment"
+	c.Events[3].PreferenceType, c.Events[3].PreferenceBranchType, c.Events[3].BranchValue = "boolean", "default", "true"
+	c.Events[3].Ratios = ratios
+	c.Events[4].Ratios = ratios
+	c.Events[6].PreferenceType, c.Events[6].PreferenceBranchType, c.Events[6].BranchValue = "string", "user", `"on"`
+	c.State.Enrollments[0].Ratios = ratios
+	c.State.Enrollments[3].PreferenceType, c.State.Enrollments[3].PreferenceBranchType = "boolean", "default"
+	c.State.Enrollments[3].BranchValue, c.State.Enrollments[3].Ratios = "true", ratios
+	return c
+}
+
+func TestEncodeRecipeFieldsGolden(t *testing.T) {
+	c := withRecipeFields()
+	got, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatalf("EncodeCommit: %v", err)
+	}
+	want := readGolden(t, "commit_v2_recipe_fields.golden", got)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding changed (%d bytes, golden %d): a stored commit would no longer hash the same", len(got), len(want))
+	}
+	back, err := eventstore.DecodeCommit(want)
+	if err != nil {
+		t.Fatalf("DecodeCommit(golden): %v", err)
+	}
+	if diff := cmp.Diff(c, back); diff != "" {
+		t.Errorf("golden decodes differently (-want +got):\n%s", diff)
+	}
+	reflected, err := eventstore.DecodeCommitReflect(want)
+	if err != nil {
+		t.Fatalf("reflective DecodeCommit(golden): %v", err)
+	}
+	if diff := cmp.Diff(c, reflected); diff != "" {
+		t.Errorf("reflective decoder reads the golden differently (-want +got):\n%s", diff)
+	}
+}
+
 func readGolden(t *testing.T, name string, got []byte) []byte {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -147,9 +194,21 @@ func TestFastEncoderMatchesReflection(t *testing.T) {
 	noCorr := everyEvent()
 	noCorr.CorrelationID = ""
 	noCorr.State.StudiesDisabled = true
-	for name, c := range map[string]eventstore.Commit{"every event": everyEvent(), "zero": zero, "long": long, "no correlation": noCorr} {
+	digest := everyEvent()
+	digest.CommandDigest = "0123456789abcdef0123456789abcdef"
+	for name, c := range map[string]eventstore.Commit{"every event": everyEvent(), "zero": zero, "long": long, "no correlation": noCorr,
+		"digest": digest, "recipe fields": withRecipeFields()} {
 		t.Run(name, func(t *testing.T) {
 			c.Schema = eventstore.SchemaVersion
+			if c.CommandDigest != "" {
+				raw, err := eventstore.EncodeCommit(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if back, err := eventstore.DecodeCommit(raw); err != nil || back.CommandDigest != c.CommandDigest {
+					t.Fatalf("got digest %q (%v) after a round trip, want %q", back.CommandDigest, err, c.CommandDigest)
+				}
+			}
 			got, err := eventstore.EncodeCommit(c)
 			if err != nil {
 				t.Fatal(err)

@@ -18,12 +18,19 @@ const RecentCommands = 16
 // events, the client's resulting state, and what links it to the command and to the
 // client's previous commit.
 type Commit struct {
-	Schema        int                `msgpack:"schema"`
-	CommitID      string             `msgpack:"commit_id"`
-	CommandID     string             `msgpack:"command_id"`
-	CommandType   domain.CommandType `msgpack:"command_type"`
-	CommandSeq    uint64             `msgpack:"command_seq"` // sequence on STUDYD_CMDS; 0 if submitted directly
-	CorrelationID string             `msgpack:"correlation_id,omitempty"`
+	Schema      int                `msgpack:"schema"`
+	CommitID    string             `msgpack:"commit_id"`
+	CommandID   string             `msgpack:"command_id"`
+	CommandType domain.CommandType `msgpack:"command_type"`
+	// CommandSeq is the command's sequence on STUDYD_CMDS (0 if submitted directly), for
+	// tracing only: a stream position means something only within one instance of the
+	// stream, and STUDYD_CMDS may be recreated, so duplicates are never told by it.
+	CommandSeq    uint64 `msgpack:"command_seq"`
+	CorrelationID string `msgpack:"correlation_id,omitempty"`
+	// CommandDigest is domain.Command.Digest of the command applied: a command id
+	// coming back with another digest is a reuse, refused, not a duplicate. Empty in
+	// commits written before it existed.
+	CommandDigest string             `msgpack:"command_digest,omitempty"`
 	Client        domain.ClientID    `msgpack:"client"`
 	At            time.Time          `msgpack:"at"` // when the command happened (the command's at)
 	Events        []domain.Event     `msgpack:"events"`

@@ -49,6 +49,8 @@ func decodeCommitFast(b []byte) (c Commit, ok bool) {
 			bit, c.FSMVersion = 1<<11, r.str()
 		case "prev_hash":
 			bit, c.PrevHash = 1<<12, r.str()
+		case "command_digest":
+			bit, c.CommandDigest = 1<<13, r.str()
 		case "schema":
 			bit = 1 // a second schema: repeated key
 		default:
@@ -120,6 +122,20 @@ func (r *reader) event(e *domain.Event) {
 			bit, e.ResetValue = 1<<15, r.bool()
 		case "studies_enabled":
 			bit, e.StudiesEnabled = 1<<16, r.bool()
+		case "action":
+			bit, e.Action = 1<<17, r.str()
+		case "arguments":
+			bit, e.Arguments = 1<<18, domain.JSONText(r.str())
+		case "skipped":
+			bit, e.Skipped = 1<<19, r.str()
+		case "preference_type":
+			bit, e.PreferenceType = 1<<20, r.enum()
+		case "preference_branch_type":
+			bit, e.PreferenceBranchType = 1<<21, r.enum()
+		case "branch_value":
+			bit, e.BranchValue = 1<<22, domain.JSONText(r.str())
+		case "ratios":
+			bit, e.Ratios = 1<<23, r.ratios()
 		default:
 			r.bad = true
 		}
@@ -211,6 +227,14 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 			bit, e.Reason = 1<<14, r.enum()
 		case "failures":
 			bit, e.Failures = 1<<15, int(r.int())
+		case "preference_type":
+			bit, e.PreferenceType = 1<<16, r.enum()
+		case "preference_branch_type":
+			bit, e.PreferenceBranchType = 1<<17, r.enum()
+		case "branch_value":
+			bit, e.BranchValue = 1<<18, domain.JSONText(r.str())
+		case "ratios":
+			bit, e.Ratios = 1<<19, r.ratios()
 		default:
 			r.bad = true
 		}
@@ -220,6 +244,39 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 		}
 		seen |= bit
 	}
+}
+
+// ratios decodes a study's branches and ratios; nil and empty both come back nil, as
+// normalizeCommit leaves them.
+func (r *reader) ratios() []domain.BranchRatio {
+	n := r.arrayLen()
+	if n <= 0 {
+		return nil
+	}
+	s := make([]domain.BranchRatio, n)
+	for i := range s {
+		br := &s[i]
+		m := r.structLen()
+		var seen uint32
+		for range m {
+			k := r.key()
+			var bit uint32
+			switch string(k) {
+			case "slug":
+				bit, br.Slug = 1<<0, r.str()
+			case "ratio":
+				bit, br.Ratio = 1<<1, r.uint()
+			default:
+				r.bad = true
+			}
+			if r.bad || seen&bit != 0 {
+				r.bad = true
+				return nil
+			}
+			seen |= bit
+		}
+	}
+	return s
 }
 
 func (r *reader) recent() []Applied {

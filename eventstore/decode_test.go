@@ -49,6 +49,16 @@ func fleetCommits(tb testing.TB) [][]byte {
 	return fleetRaw
 }
 
+// recipeGolden returns the golden v2 commit with the fields added for real recipes.
+func recipeGolden(tb testing.TB) []byte {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "commit_v2_recipe_fields.golden"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // golden returns the golden v2 commit's bytes.
 func golden(tb testing.TB) []byte {
 	tb.Helper()
@@ -124,6 +134,8 @@ func TestDecodeEquivalence(t *testing.T) {
 	emptyState := everyEvent()
 	emptyState.State.Enrollments, emptyState.Events, emptyState.Recent = nil, nil, nil
 	emptyState.State.LastRunAt = time.Time{}
+	emptyRatios := withRecipeFields()
+	emptyRatios.Events[3].Ratios, emptyRatios.State.Enrollments[0].Ratios = nil, nil
 
 	tests := []struct {
 		name string
@@ -132,6 +144,14 @@ func TestDecodeEquivalence(t *testing.T) {
 		ok   bool
 	}{
 		{"golden", golden(t), true, true},
+		{"recipe fields golden", recipeGolden(t), true, true},
+		{"recipe fields reversed", writeMP(nil, reverseFields(parse(t, recipeGolden(t))), mpStyle{}), true, true},
+		{"recipe fields wide", writeMP(nil, parse(t, recipeGolden(t)), mpStyle{wide: true, strAsBin: true}), true, true},
+		{"empty ratios", encode(t, emptyRatios), true, true},
+		{"ratios as an empty array", editEvent(parse(t, recipeGolden(t)), 3, "ratios", mpNode{kind: 'a'}), true, true},
+		{"nil ratios", editEvent(parse(t, recipeGolden(t)), 3, "ratios", nilNode), true, true},
+		{"ratio as a string", editEvent(parse(t, recipeGolden(t)), 3, "ratios", mpNode{kind: 'a', items: []mpNode{
+			{kind: 'm', items: []mpNode{str("slug"), str("a"), str("ratio"), str("1")}}}}), false, false},
 		{"fields reversed", writeMP(nil, reverseFields(root), mpStyle{}), true, true},
 		{"wide headers and integers", plain(mpStyle{wide: true}), true, true},
 		{"strings as bin8", plain(mpStyle{strAsBin: true}), true, true},
@@ -194,6 +214,7 @@ func TestDecodeEquivalence(t *testing.T) {
 func FuzzDecodeEquivalence(f *testing.F) {
 	g := golden(f)
 	f.Add(g)
+	f.Add(recipeGolden(f))
 	f.Add(v1Bytes(f))
 	root := parse(f, g)
 	for _, st := range []mpStyle{{wide: true}, {strAsBin: true}, {time12: true}, {ext8Times: true}} {

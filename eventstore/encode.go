@@ -18,6 +18,9 @@ func appendCommit(b []byte, c *Commit) []byte {
 	if c.CorrelationID != "" {
 		n++
 	}
+	if c.CommandDigest != "" {
+		n++
+	}
 	b = appendMapLen(b, n)
 	b = appendInt(appendStr(b, "schema"), int64(c.Schema))
 	b = appendStr(appendStr(b, "commit_id"), c.CommitID)
@@ -26,6 +29,9 @@ func appendCommit(b []byte, c *Commit) []byte {
 	b = appendUint(appendStr(b, "command_seq"), c.CommandSeq)
 	if c.CorrelationID != "" {
 		b = appendStr(appendStr(b, "correlation_id"), c.CorrelationID)
+	}
+	if c.CommandDigest != "" {
+		b = appendStr(appendStr(b, "command_digest"), c.CommandDigest)
 	}
 	b = appendStr(appendStr(b, "client"), string(c.Client))
 	b = appendTime(appendStr(b, "at"), c.At)
@@ -70,9 +76,18 @@ func appendEvent(b []byte, e *domain.Event) []byte {
 		{"addon_id", e.AddonID != ""}, {"addon_version", e.AddonVersion != ""}, {"reason", e.Reason != ""},
 		{"reset_value", e.ResetValue}, {"studies_enabled", e.StudiesEnabled},
 	}
+	// Fields added later, after the bools in struct order.
+	late := [...]optional{{"action", e.Action != ""}, {"arguments", e.Arguments != ""}, {"skipped", e.Skipped != ""},
+		{"preference_type", e.PreferenceType != ""}, {"preference_branch_type", e.PreferenceBranchType != ""},
+		{"branch_value", e.BranchValue != ""}}
+	lateVals := [...]string{e.Action, string(e.Arguments), e.Skipped, e.PreferenceType, e.PreferenceBranchType, string(e.BranchValue)}
 	vals := [...]string{e.Source, string(e.Status), string(e.Object), e.Key, e.Slug, e.EnrollmentID,
 		string(e.From), string(e.To), e.Branch, string(e.ExperimentType), e.Preference, e.AddonID, e.AddonVersion, e.Reason}
-	b = appendMapLen(b, 1+countSet(opt[:]))
+	n := 1 + countSet(opt[:]) + countSet(late[:])
+	if len(e.Ratios) > 0 {
+		n++
+	}
+	b = appendMapLen(b, n)
 	b = appendStr(appendStr(b, "type"), string(e.Type))
 	for i, v := range vals {
 		if opt[i].set {
@@ -84,6 +99,25 @@ func appendEvent(b []byte, e *domain.Event) []byte {
 	}
 	if e.StudiesEnabled {
 		b = appendBool(appendStr(b, "studies_enabled"), true)
+	}
+	for i, v := range lateVals {
+		if late[i].set {
+			b = appendStr(appendStr(b, late[i].key), v)
+		}
+	}
+	if len(e.Ratios) > 0 {
+		b = appendRatios(appendStr(b, "ratios"), e.Ratios)
+	}
+	return b
+}
+
+// appendRatios writes a study's branches and ratios.
+func appendRatios(b []byte, rs []domain.BranchRatio) []byte {
+	b = appendArrayLen(b, len(rs))
+	for _, r := range rs {
+		b = appendMapLen(b, 2)
+		b = appendStr(appendStr(b, "slug"), r.Slug)
+		b = appendUint(appendStr(b, "ratio"), r.Ratio)
 	}
 	return b
 }
@@ -119,7 +153,13 @@ func appendEnrollment(b []byte, e *domain.Enrollment) []byte {
 	vals := [...]string{e.Branch, string(e.ExperimentType), e.Preference, e.AddonID, e.AddonVersion}
 	times := [...]optional{{"enrolled_at", !e.EnrolledAt.IsZero()}, {"last_seen", !e.LastSeen.IsZero()}, {"ended_at", !e.EndedAt.IsZero()}}
 	timeVals := [...]time.Time{e.EnrolledAt, e.LastSeen, e.EndedAt}
-	n := 5 + countSet(opt[:]) + countSet(times[:])
+	late := [...]optional{{"preference_type", e.PreferenceType != ""}, {"preference_branch_type", e.PreferenceBranchType != ""},
+		{"branch_value", e.BranchValue != ""}}
+	lateVals := [...]string{e.PreferenceType, e.PreferenceBranchType, string(e.BranchValue)}
+	n := 5 + countSet(opt[:]) + countSet(times[:]) + countSet(late[:])
+	if len(e.Ratios) > 0 {
+		n++
+	}
 	if e.EnrollmentID != "" {
 		n++
 	}
@@ -153,6 +193,14 @@ func appendEnrollment(b []byte, e *domain.Enrollment) []byte {
 	}
 	if e.Failures != 0 {
 		b = appendInt(appendStr(b, "failures"), int64(e.Failures))
+	}
+	for i, v := range lateVals {
+		if late[i].set {
+			b = appendStr(appendStr(b, late[i].key), v)
+		}
+	}
+	if len(e.Ratios) > 0 {
+		b = appendRatios(appendStr(b, "ratios"), e.Ratios)
 	}
 	return b
 }

@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -20,6 +21,9 @@ type MemoryStore struct {
 	entries []memEntry                 // entries[i] is position i+1
 	last    map[domain.ClientID]uint64 // the client's latest commit position
 	applied map[string]uint64          // client + "\x00" + command id → commit position
+	// MaxCommitBytes is the largest encoded commit Append accepts (ErrTooLarge beyond);
+	// 0 means DefaultMaxCommitBytes. Set it before the first Append.
+	MaxCommitBytes int
 }
 
 type memEntry struct {
@@ -45,6 +49,9 @@ func (m *MemoryStore) Append(ctx context.Context, c Commit, expected uint64) (Re
 	raw, err := EncodeCommit(c)
 	if err != nil {
 		return Record{}, fmt.Errorf("append: %w", err)
+	}
+	if limit := cmp.Or(m.MaxCommitBytes, DefaultMaxCommitBytes); len(raw) > limit {
+		return Record{}, fmt.Errorf("append %s: the commit is %d bytes, the log accepts %d: %w", c.CommandID, len(raw), limit, ErrTooLarge)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -173,4 +180,21 @@ func (m *MemoryStore) Rejections(ctx context.Context, q Query, fn func(uint64, R
 		}
 	}
 	return nil
+}
+
+// Applied returns the position of the commit that applied commandID to client: the
+// MemoryStore remembers every id it appended, for ever (app.AppliedIndex).
+func (m *MemoryStore) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, fmt.Errorf("applied: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	pos, ok := m.applied[appliedKey(client, commandID)]
+	return pos, ok, nil
+}
+
+// Remember is a no-op: Append already remembered the id (app.AppliedIndex).
+func (m *MemoryStore) Remember(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error {
+	return ctx.Err()
 }

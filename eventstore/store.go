@@ -22,7 +22,14 @@ var (
 	ErrUnknownSchema = errors.New("eventstore: unknown schema version")
 	// ErrCorrupt: a message could not be decoded as a commit.
 	ErrCorrupt = errors.New("eventstore: corrupt message")
+	// ErrTooLarge: the encoded commit is larger than the log accepts. Never retryable:
+	// the same commit will be as large next time.
+	ErrTooLarge = errors.New("eventstore: commit too large")
 )
+
+// DefaultMaxCommitBytes is the largest encoded commit the MemoryStore accepts: NATS's
+// default max_payload, the limit an external server most likely has.
+const DefaultMaxCommitBytes = 1 << 20
 
 // DuplicateError is returned by Append when the commit's command was already applied.
 // Original is the commit that applied it.
@@ -41,8 +48,9 @@ type Store interface {
 	// still at position expected (0 for a client with no commits). The caller sets
 	// c.PrevHash to the Hash of the record it loaded; the Store writes c as given and
 	// returns the new record. Errors: ErrConflict if another writer moved first;
-	// *DuplicateError if c.CommandID was already applied to this client; ErrUnavailable
-	// when a retry may succeed.
+	// *DuplicateError if c.CommandID was already applied to this client; ErrTooLarge if
+	// the encoded commit exceeds what the log accepts; ErrUnavailable when a retry may
+	// succeed.
 	Append(ctx context.Context, c Commit, expected uint64) (Record, error)
 	// Load returns the client's latest commit, or a zero Record (Position 0) and no
 	// error for a client with no commits.

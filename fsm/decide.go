@@ -142,6 +142,11 @@ func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 		Preference:     en.Preference,
 		AddonID:        en.AddonID,
 		AddonVersion:   en.AddonVersion,
+
+		PreferenceType:       en.PreferenceType,
+		PreferenceBranchType: en.PreferenceBranchType,
+		BranchValue:          en.BranchValue,
+		Ratios:               en.Ratios,
 	})
 }
 
@@ -151,7 +156,8 @@ func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason
 		en.Failures = prev.Failures
 	}
 	en.Failures++
-	en.Reason = reason
+	// The state keeps a bounded reason (what Telemetry keeps); the event has it whole.
+	en.Reason = domain.Truncate(reason, domain.MaxStateReason)
 	return d.transition(ctx, en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
 }
 
@@ -171,5 +177,9 @@ func (d *decider) end(ctx context.Context, en domain.Enrollment, reason domain.R
 		AddonVersion: en.AddonVersion,
 		Reason:       string(reason),
 		ResetValue:   resetValue && en.Object == domain.PreferenceStudy,
+
+		PreferenceType:       en.PreferenceType,
+		PreferenceBranchType: en.PreferenceBranchType,
+		BranchValue:          en.BranchValue,
 	})
 }

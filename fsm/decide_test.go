@@ -25,11 +25,13 @@ func TestDecide(t *testing.T) {
 		return []domain.Command{run(1, both(), addonRecipe(101, "addon-a", "a@shield"))}
 	}
 	tests := []struct {
-		name    string
-		setup   []domain.Command
-		cmd     domain.Command
-		want    []string
-		wantErr error
+		name  string
+		setup []domain.Command
+		cmd   domain.Command
+		want  []string
+		// wantSkip: "<source> <note up to its first colon>" of each recipe skipped.
+		wantSkip []string
+		wantErr  error
 	}{
 		// recipe_run: enrollment
 		{name: "run enrolls preference study",
@@ -69,21 +71,63 @@ func TestDecide(t *testing.T) {
 		{name: "ended study never re-enrolls",
 			setup: append(enrolledPref(), run(2, both())),
 			cmd:   run(3, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess))},
-		{name: "preference conflict is refused",
-			setup:   enrolledPref(),
-			cmd:     run(2, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess)),
-			wantErr: domain.ErrIllegalTransition},
-		{name: "preference conflict within one run is refused",
-			cmd:     run(1, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess)),
-			wantErr: domain.ErrIllegalTransition},
+		// isEnrollmentPaused: no new enrollment; enrolled clients stay and are seen, so
+		// finalize does not end them.
+		{name: "paused preference study enrolls no one",
+			cmd:      run(1, both(), paused(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess))),
+			wantSkip: []string{"normandy/recipe/1 isEnrollmentPaused"}},
+		{name: "paused preference study keeps and sees its enrolled clients",
+			setup: enrolledPref(),
+			cmd:   run(2, both(), paused(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)))},
+		{name: "paused add-on study enrolls no one",
+			cmd:      run(1, both(), paused(domain.RecipeReport{ID: 101, Action: addonAct, Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(domain.StudyArguments{Name: "addon-a"})})),
+			wantSkip: []string{"normandy/recipe/101 isEnrollmentPaused"}},
+		{name: "paused add-on study keeps and sees its enrolled clients",
+			setup: enrolledAddon(),
+			cmd:   run(2, both(), paused(addonRecipe(101, "addon-a", "a@shield")))},
+		{name: "unpaused again, the study enrolls",
+			setup: []domain.Command{run(1, both(), paused(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)))},
+			cmd:   run(2, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)),
+			want:  []string{"enrolled preference_study/pref-a none→enrolled"}},
+
+		// A conflicting recipe skips itself, as the 2018 action did (warning, return,
+		// RECIPE_SUCCESS); the rest of the run applies, finalize included.
+		{name: "preference conflict skips only that recipe",
+			setup: enrolledPref(),
+			cmd: run(2, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess),
+				prefRecipe(3, "pref-c", "browser.c", domain.RecipeSuccess)),
+			want:     []string{"enrolled preference_study/pref-c none→enrolled"},
+			wantSkip: []string{"normandy/recipe/2 pref-conflict"}},
+		{name: "preference conflict within one run skips the later recipe",
+			cmd:      run(1, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess)),
+			want:     []string{"enrolled preference_study/pref-a none→enrolled"},
+			wantSkip: []string{"normandy/recipe/2 pref-conflict"}},
+		{name: "preference conflict does not stop finalize",
+			setup: append(enrolledPref(), run(2, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess),
+				addonRecipe(101, "addon-a", "a@shield"))),
+			cmd:      run(3, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess)),
+			want:     []string{"unenrolled addon_study/101 enrolled→unenrolled reason=recipe-not-seen"},
+			wantSkip: []string{"normandy/recipe/2 pref-conflict"}},
+		{name: "unusable preference recipe skips only itself",
+			cmd: run(1, both(), edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.Branches = nil }),
+				prefRecipe(2, "pref-b", "browser.b", domain.RecipeSuccess)),
+			want:     []string{"enrolled preference_study/pref-b none→enrolled"},
+			wantSkip: []string{"normandy/recipe/1 unusable arguments"}},
+		{name: "recipe with a wrongly typed field skips only itself",
+			cmd: run(1, both(), domain.RecipeReport{ID: 1, Action: prefAction, Status: domain.RecipeSuccess,
+				Arguments: domain.MustRecipeArguments(map[string]any{"slug": 7, "preferenceName": "browser.a"})},
+				prefRecipe(2, "pref-b", "browser.b", domain.RecipeSuccess)),
+			want:     []string{"enrolled preference_study/pref-b none→enrolled"},
+			wantSkip: []string{"normandy/recipe/1 unusable arguments"}},
 		{name: "preference free again after its study ended",
 			setup: append(enrolledPref(), prefChanged(2, "browser.a", false)),
 			cmd:   run(3, both(), prefRecipe(2, "pref-b", "browser.a", domain.RecipeSuccess)),
 			want:  []string{"enrolled preference_study/pref-b none→enrolled"}},
-		{name: "add-on success without installed add-on is invalid",
+		{name: "add-on success without installed add-on skips only itself",
 			cmd: run(1, both(), domain.RecipeReport{ID: 101, Action: addonAct, Status: domain.RecipeSuccess,
-				Arguments: domain.RecipeArguments{Name: "addon-a"}}),
-			wantErr: domain.ErrInvalid},
+				Arguments: domain.MustRecipeArguments(domain.StudyArguments{Name: "addon-a"})}, addonRecipe(102, "addon-b", "b@shield")),
+			want:     []string{"enrolled addon_study/102 none→enrolled"},
+			wantSkip: []string{"normandy/recipe/101 RECIPE_SUCCESS without the installed add-on"}},
 
 		// recipe_run: finalize
 		{name: "unseen preference study ends recipe-not-seen",
@@ -228,6 +272,9 @@ func TestDecide(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, transitions(d.Events)); diff != "" {
 				t.Errorf("events (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantSkip, skips(d.Events)); diff != "" {
+				t.Errorf("skipped recipes (-want +got):\n%s", diff)
 			}
 			if d.State.Client != client {
 				t.Errorf("got client %q, want %q", d.State.Client, client)

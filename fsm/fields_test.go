@@ -36,12 +36,12 @@ func lastTransition(t *testing.T, d fsm.Decision) domain.Event {
 
 func TestPreferenceEnrollmentFields(t *testing.T) {
 	t.Parallel()
-	r := prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess)
-	r.Arguments.IsHighPopulation = true
+	r := edit(prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.IsHighPopulation = true })
 	c := run(1, both(), r)
 	d := decide(t, domain.ClientState{}, c)
 
 	ratios := []uint64{1, 1}
+	ratios2 := []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}}
 	i, err := domain.RatioSample(string(client)+"-pref-a-branch", ratios)
 	if err != nil {
 		t.Fatal(err)
@@ -49,14 +49,14 @@ func TestPreferenceEnrollmentFields(t *testing.T) {
 	study := domain.StudyRef{Object: P, Key: "pref-a"}
 	id := domain.EnrollmentID(client, study, c.CommandID)
 	wantEvent := domain.Event{Type: domain.EventEnrolled, Object: P, Key: "pref-a", Slug: "pref-a", EnrollmentID: id,
-		From: domain.StateNone, To: domain.StateEnrolled, Branch: r.Arguments.Branches[i].Slug,
-		ExperimentType: domain.ExperimentTypeExpHighpop, Preference: "browser.a"}
+		From: domain.StateNone, To: domain.StateEnrolled, Branch: args(r).Branches[i].Slug,
+		ExperimentType: domain.ExperimentTypeExpHighpop, Preference: "browser.a", Ratios: ratios2}
 	if diff := cmp.Diff(wantEvent, lastTransition(t, d)); diff != "" {
 		t.Errorf("enrolled event (-want +got):\n%s", diff)
 	}
 	wantEn := domain.Enrollment{Object: P, Key: "pref-a", Slug: "pref-a", Action: prefAction, EnrollmentID: id,
 		State: domain.StateEnrolled, Branch: wantEvent.Branch, ExperimentType: domain.ExperimentTypeExpHighpop,
-		Preference: "browser.a", EnrolledAt: at(1), LastSeen: at(1)}
+		Preference: "browser.a", EnrolledAt: at(1), LastSeen: at(1), Ratios: ratios2}
 	got, _ := d.State.Find(study)
 	if diff := cmp.Diff(wantEn, got); diff != "" {
 		t.Errorf("enrollment (-want +got):\n%s", diff)
@@ -88,7 +88,9 @@ func TestPreferenceEnrollmentFields(t *testing.T) {
 func TestPreferenceBranchFollowsRatios(t *testing.T) {
 	t.Parallel()
 	r := prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess)
-	r.Arguments.Branches = []domain.Branch{{Slug: "never", Ratio: 0}, {Slug: "always", Ratio: 5}}
+	r = edit(r, func(a *domain.StudyArguments) {
+		a.Branches = []domain.Branch{{Slug: "never", Ratio: 0}, {Slug: "always", Ratio: 5}}
+	})
 	if got := lastTransition(t, decide(t, domain.ClientState{}, run(1, both(), r))).Branch; got != "always" {
 		t.Errorf("got branch %q, want %q", got, "always")
 	}
@@ -116,13 +118,14 @@ func TestAddonEnrollmentFields(t *testing.T) {
 			t.Parallel()
 			r := addonRecipe(101, "addon-a", "a@shield")
 			r.Action = "branched-addon-study"
-			r.Arguments.Branches = tt.branches
+			r = edit(r, func(a *domain.StudyArguments) { a.Branches = tt.branches })
 			c := run(1, okActions("branched-addon-study"), r)
 			d := decide(t, domain.ClientState{}, c)
 			study := domain.StudyRef{Object: A, Key: "101"}
 			id := domain.EnrollmentID(client, study, c.CommandID)
 			want := domain.Event{Type: domain.EventEnrolled, Object: A, Key: "101", Slug: "addon-a", EnrollmentID: id,
-				From: domain.StateNone, To: domain.StateEnrolled, Branch: tt.wantBranch(), AddonID: "a@shield", AddonVersion: "1.0.0"}
+				From: domain.StateNone, To: domain.StateEnrolled, Branch: tt.wantBranch(), AddonID: "a@shield", AddonVersion: "1.0.0",
+				Ratios: args(r).Ratios()}
 			if diff := cmp.Diff(want, lastTransition(t, d)); diff != "" {
 				t.Errorf("enrolled event (-want +got):\n%s", diff)
 			}

@@ -11,11 +11,21 @@ import (
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/simulate"
 )
 
 // fuzzSeeds are valid commands of every type, the starting corpus of the decoders.
 func fuzzSeeds() []domain.Command {
+	var published []domain.RecipeReport
+	for _, action := range simulate.PublishedActions() {
+		p, err := simulate.Published(action)
+		if err != nil {
+			panic(err)
+		}
+		published = append(published, domain.RecipeReport{ID: p.ID, Action: p.Action, Status: domain.RecipeSuccess, Arguments: p.Arguments})
+	}
 	return []domain.Command{
+		run(9, okActions(simulate.PublishedActions()...), published...),
 		run(10, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), addonRecipe(101, "addon-a", "a@shield"),
 			addonFailed(102, "addon-b", "x.jsm:1:1 Error"), prefRecipe(3, "pref-c", "browser.c", domain.RecipeExecutionError)),
 		run(10, both()),
@@ -135,7 +145,7 @@ func FuzzValidate(f *testing.F) {
 				c.Actions = []domain.ActionReport{{Name: actName, Status: domain.UptakeStatus(actStatus)}}
 			}
 			if recipeAction != "" {
-				args := domain.RecipeArguments{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
+				args := domain.StudyArguments{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
 					IsHighPopulation: flag}
 				if addonID != "" {
 					args.AddonVersion = "1.0"
@@ -144,7 +154,7 @@ func FuzzValidate(f *testing.F) {
 					args.Branches = []domain.Branch{{Slug: "control", Ratio: ratio % 1000}, {Slug: "treatment", Ratio: 1}}
 				}
 				c.Recipes = []domain.RecipeReport{{ID: domain.RecipeID(recipeID), Action: recipeAction,
-					Status: domain.UptakeStatus(recipeStatus), Arguments: args}}
+					Status: domain.UptakeStatus(recipeStatus), Arguments: domain.MustRecipeArguments(args)}}
 			}
 		case domain.CommandOptOut:
 			c.StudiesEnabled = flag

@@ -3,6 +3,7 @@ package fsm_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,24 +49,24 @@ func both() []domain.ActionReport { return okActions(prefAction, addonAct) }
 
 // prefRecipe is a preference-experiment recipe with two equal branches.
 func prefRecipe(id domain.RecipeID, slug, pref string, status domain.UptakeStatus) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: prefAction, Status: status, Arguments: domain.RecipeArguments{
+	return domain.RecipeReport{ID: id, Action: prefAction, Status: status, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
 		Slug: slug, PreferenceName: pref,
 		Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}},
-	}}
+	})}
 }
 
 // addonRecipe is a 2018 opt-out-study recipe (name, no branches) whose add-on installed.
 func addonRecipe(id domain.RecipeID, name, addonID string) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeSuccess, Arguments: domain.RecipeArguments{
+	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
 		Name: name, AddonID: addonID, AddonVersion: "1.0.0",
-	}}
+	})}
 }
 
 // addonFailed is an opt-out-study recipe whose add-on install failed.
 func addonFailed(id domain.RecipeID, name, installError string) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeExecutionError, Arguments: domain.RecipeArguments{
+	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
 		Name: name, InstallError: installError,
-	}}
+	})}
 }
 
 func optOut(h int, enabled bool) domain.Command {
@@ -116,4 +117,41 @@ func transitions(evs []domain.Event) []string {
 		}
 	}
 	return out
+}
+
+// edit returns r with its arguments changed by fn (the fields studyd reads).
+func edit(r domain.RecipeReport, fn func(a *domain.StudyArguments)) domain.RecipeReport {
+	a, err := r.Arguments.Study()
+	if err != nil {
+		panic(err)
+	}
+	fn(&a)
+	r.Arguments = domain.MustRecipeArguments(a)
+	return r
+}
+
+// args reads r's arguments (the fields studyd reads).
+func args(r domain.RecipeReport) domain.StudyArguments {
+	a, err := r.Arguments.Study()
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+// skips lists the recipes a decision skipped: "<source> <note up to its first colon>".
+func skips(events []domain.Event) []string {
+	var out []string
+	for _, e := range events {
+		if e.Skipped != "" {
+			note, _, _ := strings.Cut(e.Skipped, ":")
+			out = append(out, e.Source+" "+note)
+		}
+	}
+	return out
+}
+
+// paused is r with isEnrollmentPaused set.
+func paused(r domain.RecipeReport) domain.RecipeReport {
+	return edit(r, func(a *domain.StudyArguments) { a.IsEnrollmentPaused = true })
 }

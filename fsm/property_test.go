@@ -33,14 +33,14 @@ func genRecipe(t *rapid.T, id domain.RecipeID, kind int) domain.RecipeReport {
 	switch kind {
 	case 0: // preference study
 		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolPrefActs).Draw(t, "pref action"), Status: status,
-			Arguments: domain.RecipeArguments{
+			Arguments: domain.MustRecipeArguments(domain.StudyArguments{
 				Slug:             rapid.SampledFrom(poolPrefSlugs).Draw(t, "slug"),
 				PreferenceName:   rapid.SampledFrom(poolPrefs).Draw(t, "preference"),
 				IsHighPopulation: rapid.Bool().Draw(t, "highpop"),
 				Branches:         []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: uint64(rapid.IntRange(0, 3).Draw(t, "ratio"))}},
-			}}
+			})}
 	case 1: // add-on study
-		args := domain.RecipeArguments{Name: fmt.Sprintf("addon-%d", id)}
+		args := domain.StudyArguments{Name: fmt.Sprintf("addon-%d", id)}
 		if rapid.Bool().Draw(t, "branched") {
 			args.Branches = []domain.Branch{{Slug: "x", Ratio: 1}, {Slug: "y", Ratio: 1}}
 		}
@@ -53,7 +53,7 @@ func genRecipe(t *rapid.T, id domain.RecipeID, kind int) domain.RecipeReport {
 				args.InstallError = "AddonStudies.jsm:1:1 Error"
 			}
 		}
-		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolAddonActs).Draw(t, "addon action"), Status: status, Arguments: args}
+		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolAddonActs).Draw(t, "addon action"), Status: status, Arguments: domain.MustRecipeArguments(args)}
 	}
 	return domain.RecipeReport{ID: id, Action: "console-log", Status: status}
 }
@@ -146,7 +146,8 @@ func (r *replayed) fold(e domain.Event, at time.Time) {
 	case domain.EventEnrolled:
 		en = domain.Enrollment{Object: e.Object, Key: e.Key, Slug: e.Slug, EnrollmentID: e.EnrollmentID, Branch: e.Branch,
 			ExperimentType: e.ExperimentType, Preference: e.Preference, AddonID: e.AddonID, AddonVersion: e.AddonVersion,
-			EnrolledAt: at, Failures: en.Failures}
+			EnrolledAt: at, Failures: en.Failures, PreferenceType: e.PreferenceType, PreferenceBranchType: e.PreferenceBranchType,
+			BranchValue: e.BranchValue, Ratios: e.Ratios}
 	case domain.EventEnrollFailed:
 		en.Object, en.Key, en.Slug, en.Reason = e.Object, e.Key, e.Slug, e.Reason
 		en.Failures++

@@ -36,8 +36,11 @@ func (d *decider) recipeRun(ctx context.Context) error {
 	for _, a := range cmd.Actions {
 		d.emit(domain.Event{Type: domain.EventUptakeReported, Source: domain.ActionSource(a.Name), Status: a.Status})
 	}
-	for _, r := range cmd.Recipes {
-		d.emit(domain.Event{Type: domain.EventUptakeReported, Source: domain.RecipeSource(r.ID), Status: r.Status})
+	recipeEvent := make([]int, len(cmd.Recipes)) // each recipe's uptake event, where a skip is noted
+	for i, r := range cmd.Recipes {
+		recipeEvent[i] = len(d.events)
+		d.emit(domain.Event{Type: domain.EventUptakeReported, Source: domain.RecipeSource(r.ID), Status: r.Status,
+			Action: r.Action, Arguments: domain.JSONText(r.Arguments)})
 	}
 	if cmd.RunnerStatus != domain.RunnerSuccess {
 		return nil
@@ -45,91 +48,115 @@ func (d *decider) recipeRun(ctx context.Context) error {
 
 	seen := map[domain.StudyRef]bool{}
 	if !d.state.StudiesDisabled {
-		for _, r := range cmd.Recipes {
+		for i, r := range cmd.Recipes {
 			study, ok := r.Study()
 			if !ok || (r.Status != domain.RecipeSuccess && r.Status != domain.RecipeExecutionError) {
 				continue
 			}
-			seen[study] = true
-			if err := d.studyRecipe(ctx, r, study); err != nil {
+			if study.Key != "" {
+				seen[study] = true // the 2018 actions noted the study seen before anything else
+			}
+			skip, err := d.studyRecipe(ctx, r, study)
+			if err != nil {
 				return fmt.Errorf("recipes: recipe %d: %w", r.ID, err)
 			}
+			d.events[recipeEvent[i]].Skipped = skip
 		}
 	}
 	return d.finalize(ctx, seen)
 }
 
-// studyRecipe applies one executed study recipe to its enrollment:
+// studyRecipe applies one executed study recipe to its enrollment, as the 2018 actions
+// did, and returns why it decided nothing when that is worth an audit's note. A
+// recipe's problem is the recipe's own: it is skipped, never the run.
 //
-//   - enrolled: the study was seen; LastSeen moves, no event.
+//   - enrolled: the study was seen; LastSeen moves, no event (whatever else the recipe
+//     says: Firefox only bumped lastSeen).
 //   - unenrolled: nothing. There is no re-enrollment, ever, and an enroll for an ended
 //     study is a no-op, not an error.
-//   - none or enroll_failed: RECIPE_SUCCESS enrolls; an add-on study's
-//     RECIPE_EXECUTION_ERROR with an installError is an enrollFailed; anything else
-//     leaves the study untouched.
-func (d *decider) studyRecipe(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
+//   - none or enroll_failed, arguments studyd cannot use: skipped.
+//   - preference study, RECIPE_SUCCESS: another enrolled preference study using the
+//     preference skips it (Firefox logged a warning and returned, so the recipe still
+//     reported RECIPE_SUCCESS); isEnrollmentPaused skips it; otherwise it enrolls.
+//   - add-on study: isEnrollmentPaused skips it; RECIPE_SUCCESS with the installed
+//     add-on enrolls; RECIPE_EXECUTION_ERROR with an installError is an enrollFailed.
+//   - anything else leaves the study untouched.
+func (d *decider) studyRecipe(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) (string, error) {
 	switch d.state.StateOf(study) {
 	case domain.StateEnrolled:
 		en, _ := d.state.Find(study)
 		en.LastSeen = d.cmd.At
 		d.put(en)
-		return nil
+		return "", nil
 	case domain.StateUnenrolled:
-		return nil
+		return "", nil
+	}
+	a, err := r.StudyArguments()
+	if err != nil {
+		return "unusable arguments: " + err.Error(), nil
+	}
+	if study.Object == domain.PreferenceStudy && r.Status == domain.RecipeSuccess {
+		for _, pref := range a.Preferences() {
+			var conflict string
+			_ = d.enrolled(domain.PreferenceStudy, func(other domain.Enrollment) error {
+				if conflict == "" && other.Key != study.Key && other.Preference == pref {
+					conflict = other.Key
+				}
+				return nil
+			})
+			if conflict != "" {
+				return fmt.Sprintf("pref-conflict: preference %q belongs to enrolled study %q", pref, conflict), nil
+			}
+		}
+	}
+	if a.IsEnrollmentPaused {
+		return "isEnrollmentPaused: no new enrollment", nil
 	}
 	switch {
 	case study.Object == domain.PreferenceStudy && r.Status == domain.RecipeSuccess:
-		return d.enrollPreference(ctx, r, study)
+		return "", d.enrollPreference(ctx, r, a, study)
 	case study.Object == domain.AddonStudy && r.Status == domain.RecipeSuccess:
-		return d.enrollAddon(ctx, r, study)
-	case study.Object == domain.AddonStudy && r.Status == domain.RecipeExecutionError && r.Arguments.InstallError != "":
-		return d.enrollFailed(ctx, d.newEnrollment(r, study), r.Arguments.InstallError)
+		if a.AddonID == "" || a.AddonVersion == "" || a.InstallError != "" {
+			return fmt.Sprintf("%s without the installed add-on: arguments.addonId and addonVersion are needed "+
+				"(and no installError)", domain.RecipeSuccess), nil
+		}
+		return "", d.enrollAddon(ctx, r, a, study)
+	case study.Object == domain.AddonStudy && r.Status == domain.RecipeExecutionError && a.InstallError != "":
+		if a.AddonID != "" || a.AddonVersion != "" {
+			return "installError with an installed add-on: give one", nil
+		}
+		return "", d.enrollFailed(ctx, d.newEnrollment(r, a, study), a.InstallError)
 	}
-	return nil
+	return "", nil
 }
 
 // newEnrollment is the record a study recipe starts: its study, slug and owning action.
-func (d *decider) newEnrollment(r domain.RecipeReport, study domain.StudyRef) domain.Enrollment {
-	return domain.Enrollment{Object: study.Object, Key: study.Key, Slug: r.Arguments.StudySlug(), Action: r.Action}
+func (d *decider) newEnrollment(r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) domain.Enrollment {
+	return domain.Enrollment{Object: study.Object, Key: study.Key, Slug: a.StudySlug(), Action: r.Action}
 }
 
-// enrollPreference enrolls a preference study. Its guard is Firefox's: a preference can
-// belong to one enrolled preference study at a time. Firefox threw there, reporting
-// RECIPE_EXECUTION_ERROR, so a run claiming success for such a recipe is refused.
-func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
-	a := r.Arguments
-	err := d.enrolled(domain.PreferenceStudy, func(other domain.Enrollment) error {
-		if other.Key != study.Key && other.Preference == a.PreferenceName {
-			return fmt.Errorf("%w: preference study %q cannot enroll: preference %q belongs to enrolled study %q "+
-				"(Firefox refuses and reports %s for this recipe)",
-				domain.ErrIllegalTransition, study.Key, a.PreferenceName, other.Key, domain.RecipeExecutionError)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
+// enrollPreference enrolls a preference study (its conflicts already checked) with the
+// branch Firefox would pick and what Firefox kept of it: the preference, its type,
+// branch type and the branch's value.
+func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) error {
 	branch, err := sampleBranch(domain.PreferenceBranchInput(d.state.Client, a.StudySlug()), a.Branches)
 	if err != nil {
 		return err
 	}
-	en := d.newEnrollment(r, study)
-	en.Branch = branch
+	en := d.newEnrollment(r, a, study)
+	en.Branch, en.Ratios = branch, a.Ratios()
 	en.ExperimentType = domain.ExperimentTypeFor(a.IsHighPopulation)
-	en.Preference = a.PreferenceName
+	var value []byte
+	en.Preference, en.PreferenceType, en.PreferenceBranchType, value = a.BranchPreference(branch)
+	en.BranchValue = domain.JSONText(value)
 	return d.enroll(ctx, en)
 }
 
 // enrollAddon enrolls an add-on study with the add-on the client installed. A recipe
 // without branches (the 2018 opt-out-study action) enrolls with no branch.
-func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, study domain.StudyRef) error {
-	a := r.Arguments
-	if a.AddonID == "" || a.AddonVersion == "" {
-		return fmt.Errorf("%w: add-on study %q reports %s without the installed add-on "+
-			"(give arguments.addonId and arguments.addonVersion, or installError with %s)",
-			domain.ErrInvalid, study.Key, domain.RecipeSuccess, domain.RecipeExecutionError)
-	}
-	en := d.newEnrollment(r, study)
+func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) error {
+	en := d.newEnrollment(r, a, study)
+	en.Ratios = a.Ratios()
 	if len(a.Branches) > 0 {
 		branch, err := sampleBranch(domain.AddonBranchInput(d.state.Client, a.StudySlug()), a.Branches)
 		if err != nil {

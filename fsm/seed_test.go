@@ -44,9 +44,7 @@ func TestNormandyExactness(t *testing.T) {
 		return run(h, both(), prefRecipe(1, "pref-a", "browser.a", st))
 	}
 	highpop := func() domain.RecipeReport {
-		r := prefRecipe(2, "pref-hp", "browser.hp", domain.RecipeSuccess)
-		r.Arguments.IsHighPopulation = true
-		return r
+		return edit(prefRecipe(2, "pref-hp", "browser.hp", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.IsHighPopulation = true })
 	}
 	addon := func(h int) domain.Command { return run(h, both(), addonRecipe(101, "addon-a", "a@shield")) }
 	scenarios := []struct {

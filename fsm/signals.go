@@ -92,7 +92,9 @@ func (d *decider) prefChanged(ctx context.Context) error {
 
 // unenroll decides an operator's end of one enrollment, with the command's reason
 // (unknown when none is given, as Firefox's stop defaulted). A preference study asks
-// for its preference to be reset. Only an enrolled study can be ended.
+// for its preference to be reset, except for the reasons Firefox ended with the user's
+// value left in place (user-preference-changed[-sideload]: didResetValue "false").
+// Only an enrolled study can be ended.
 func (d *decider) unenroll(ctx context.Context) error {
 	ref := *d.cmd.Study
 	en, ok := d.state.Find(ref)
@@ -103,8 +105,15 @@ func (d *decider) unenroll(ctx context.Context) error {
 	if reason == "" {
 		reason = domain.ReasonUnknown
 	}
-	if err := d.end(ctx, en, reason, true); err != nil {
+	if err := d.end(ctx, en, reason, resetsValue(reason)); err != nil {
 		return fmt.Errorf("only an enrolled study can be unenrolled: %w", err)
 	}
 	return nil
+}
+
+// resetsValue is the didResetValue Firefox sent with a preference study's unenroll
+// reason: false where the user's change of the preference ended the study (the value
+// is theirs), true otherwise.
+func resetsValue(reason domain.Reason) bool {
+	return reason != domain.ReasonUserPreferenceChanged && reason != domain.ReasonUserPreferenceChangedSideload
 }

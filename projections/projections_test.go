@@ -256,3 +256,39 @@ func TestParsePeriod(t *testing.T) {
 		t.Errorf("ParsePeriod(week) error = nil, want an error")
 	}
 }
+
+// TestStudyViewKeepsRecordedRatios: the study view knows its target split from the
+// ratios its enrollments recorded, the latest winning, and merging views of two ranges
+// gives what one fold of both gives.
+func TestStudyViewKeepsRecordedRatios(t *testing.T) {
+	t.Parallel()
+	old := []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}
+	now := []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
+	e1, e2 := enrolled(domain.PreferenceStudy, "s", "control"), enrolled(domain.PreferenceStudy, "s", "treatment-2")
+	e1.Ratios, e2.Ratios = old, now
+	e3 := unenrolled(domain.PreferenceStudy, "s", "control", domain.ReasonRecipeNotSeen, true)
+	commits := []eventstore.Commit{commitAt(t0, e1), commitAt(t0, e2), commitAt(t0, e3)}
+
+	whole := NewStudies()
+	for i := range commits {
+		whole.Apply(uint64(i+1), &commits[i])
+	}
+	ref := domain.StudyRef{Object: domain.PreferenceStudy, Key: "s"}
+	if diff := cmp.Diff(now, whole.Views[ref].Ratios); diff != "" {
+		t.Errorf("ratios after the fold (-want +got):\n%s", diff)
+	}
+	for split := 1; split < len(commits); split++ {
+		a, b := NewStudies(), NewStudies()
+		for i := range commits {
+			if i < split {
+				a.Apply(uint64(i+1), &commits[i])
+			} else {
+				b.Apply(uint64(i+1), &commits[i])
+			}
+		}
+		a.Merge(b)
+		if diff := cmp.Diff(whole.Views[ref].Ratios, a.Views[ref].Ratios); diff != "" {
+			t.Errorf("split at %d: merged ratios (-fold +merge):\n%s", split, diff)
+		}
+	}
+}

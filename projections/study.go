@@ -31,6 +31,9 @@ type StudyView struct {
 	DidResetValue map[string]uint64 `json:"did_reset_value,omitempty"`
 	// ExperimentTypes counts preference-study enrollments by experimentType.
 	ExperimentTypes map[string]uint64 `json:"experiment_types,omitempty"`
+	// Ratios are the study's branches and ratios as its recipe gave them, from the
+	// latest enrollment that recorded them: the study's target split.
+	Ratios []domain.BranchRatio `json:"ratios,omitempty"`
 }
 
 // BranchCount is one branch of a study view.
@@ -62,6 +65,9 @@ func (v *StudyView) Apply(e *domain.Event) {
 	}
 	if e.Slug != "" {
 		v.Slug = e.Slug
+	}
+	if len(e.Ratios) > 0 {
+		v.Ratios = e.Ratios
 	}
 	// Active follows the FSM's own from → to, so a later state that also leaves or
 	// enters "enrolled" is counted without changing this fold.
@@ -100,13 +106,16 @@ func (v *StudyView) Apply(e *domain.Event) {
 }
 
 // Merge adds o's counts to v: every field is a sum, so views of disjoint ranges of the
-// log merge to the view of their union. The slug of the later range wins.
+// log merge to the view of their union. The slug and ratios of the later range win.
 func (v *StudyView) Merge(o *StudyView) {
 	if v.Object == "" {
 		v.Object, v.Key = o.Object, o.Key
 	}
 	if o.Slug != "" && (o.Seq >= v.Seq || v.Slug == "") {
 		v.Slug = o.Slug
+	}
+	if len(o.Ratios) > 0 && (o.Seq >= v.Seq || len(v.Ratios) == 0) {
+		v.Ratios = o.Ratios
 	}
 	v.Seq = max(v.Seq, o.Seq)
 	v.Enrolled += o.Enrolled

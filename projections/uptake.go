@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -82,9 +83,13 @@ func floorDiv(a, b int64) int64 {
 // EachUptake calls fn with the three keys (total, hour, day) every uptake report in c
 // adds one to. It is the fold's only knowledge of commits, shared by Uptake and by the
 // projector, which applies each key under its own checkpoint.
+//
+// A commit whose time RFC 3339 cannot write (CheckTime) adds to the totals only: its
+// hour and day buckets would be views nobody can render, and one such commit must not
+// wedge the readers that write or serve them.
 func EachUptake(c *eventstore.Commit, fn func(UptakeKey)) {
 	var hour, day int64
-	timed := false
+	timed, buckets := false, true
 	for i := range c.Events {
 		e := &c.Events[i]
 		if e.Type != domain.EventUptakeReported {
@@ -94,11 +99,13 @@ func EachUptake(c *eventstore.Commit, fn func(UptakeKey)) {
 			sec := c.At.Unix()
 			hour = floorDiv(sec, secondsPerHour) * secondsPerHour
 			day = floorDiv(sec, secondsPerDay) * secondsPerDay
-			timed = true
+			timed, buckets = true, CheckTime(c) == nil
 		}
 		fn(UptakeKey{Source: e.Source, Status: e.Status})
-		fn(UptakeKey{Source: e.Source, Status: e.Status, Period: PeriodHour, Start: hour})
-		fn(UptakeKey{Source: e.Source, Status: e.Status, Period: PeriodDay, Start: day})
+		if buckets {
+			fn(UptakeKey{Source: e.Source, Status: e.Status, Period: PeriodHour, Start: hour})
+			fn(UptakeKey{Source: e.Source, Status: e.Status, Period: PeriodDay, Start: day})
+		}
 	}
 }
 
@@ -133,4 +140,18 @@ func (u *Uptake) Merge(o *Uptake) {
 		u.Counts[k] += n
 	}
 	u.Seq = max(u.Seq, o.Seq)
+}
+
+// ErrUnrenderableTime: a commit's time is outside what RFC 3339 can write (years 0001
+// to 9999), so views bucketed by it cannot be written or served.
+var ErrUnrenderableTime = errors.New("projections: time outside RFC 3339's range")
+
+// CheckTime returns ErrUnrenderableTime for a commit whose time no view can render.
+// Readers fold such a commit as far as they can (totals, study counts) and report it;
+// studyd no longer accepts such commands (domain.AtRange), but older logs may hold them.
+func CheckTime(c *eventstore.Commit) error {
+	if c.At.Year() < 1 || c.At.After(domain.LatestRepresentable) {
+		return fmt.Errorf("%w: commit at %s", ErrUnrenderableTime, c.At.Format(time.RFC3339))
+	}
+	return nil
 }

@@ -80,21 +80,28 @@ func TestFleetCommandsAreValidAndOrdered(t *testing.T) {
 func TestFleetRecipesFitTheirStatus(t *testing.T) {
 	cmds, f := generate(t, simulate.Config{Clients: 200, Days: 4, Seed: 2})
 	prefOwner := map[string]domain.RecipeID{}
+	conflicts := 0
 	for _, r := range f.Recipes() {
 		if r.Object != domain.PreferenceStudy {
 			continue
 		}
-		if other, ok := prefOwner[r.Preference]; ok {
-			t.Errorf("preference %s belongs to recipes %d and %d, want one study per preference", r.Preference, other, r.ID)
+		if _, ok := prefOwner[r.Preference]; ok {
+			conflicts++ // the follow-up study of the first study's preference
 		}
 		prefOwner[r.Preference] = r.ID
 	}
+	if conflicts != 1 {
+		t.Errorf("got %d preference studies sharing a preference, want exactly the one follow-up study", conflicts)
+	}
 	for _, c := range cmds {
 		for _, r := range c.Recipes {
-			if r.Action != simulate.ActionAddon {
+			if r.Action != simulate.ActionAddon && r.Action != simulate.ActionBranchedAddon {
 				continue
 			}
-			a := r.Arguments
+			a, err := r.Arguments.Study()
+			if err != nil {
+				t.Fatalf("%s recipe %d: %v", c.CommandID, r.ID, err)
+			}
 			if a.InstallError != "" && r.Status != domain.RecipeExecutionError {
 				t.Errorf("%s recipe %d: installError with %s, want %s", c.CommandID, r.ID, r.Status, domain.RecipeExecutionError)
 			}
@@ -174,7 +181,7 @@ func TestFleetCoversTheSeed(t *testing.T) {
 			sideloads[c.Type]++
 		}
 		for _, r := range c.Recipes {
-			if r.Arguments.IsHighPopulation {
+			if a, _ := r.Arguments.Study(); a.IsHighPopulation {
 				highpop++
 			}
 		}

@@ -50,14 +50,14 @@ func (f *Fleet) run(ci, day int, at time.Time) domain.Command {
 		if !r.live(day) || !f.matches(ci, j, day) {
 			continue
 		}
-		rep := domain.RecipeReport{ID: r.ID, Action: r.Action, Arguments: r.arguments()}
+		rep := domain.RecipeReport{ID: r.ID, Action: r.Action, Arguments: r.arguments(day, "", "", "")}
 		switch s, known := status[r.Action]; {
 		case !known, s == domain.ActionNetworkError, s == domain.ActionServerError:
 			rep.Status = domain.RecipeInvalidAction // no action code to run it with
 		case s == domain.ActionPreExecutionError:
 			rep.Status = domain.RecipeActionDisabled
 		default:
-			rep.Status = f.execute(ci, r, &rep.Arguments)
+			rep.Status, rep.Arguments = f.execute(ci, day, r)
 		}
 		cmd.Recipes = append(cmd.Recipes, rep)
 	}
@@ -84,39 +84,41 @@ func (f *Fleet) actionStatus() domain.UptakeStatus {
 	return domain.ActionSuccess
 }
 
-// execute runs recipe r on client ci as its 2018 action would and returns the recipe's
-// status, adding the install outcome to an add-on study's arguments.
-func (f *Fleet) execute(ci int, r Recipe, args *domain.RecipeArguments) domain.UptakeStatus {
+// execute runs recipe r on client ci on day as its action would and returns the
+// recipe's status and its arguments, with the install outcome a client adds to an
+// add-on study's.
+func (f *Fleet) execute(ci, day int, r Recipe) (domain.UptakeStatus, domain.RecipeArguments) {
 	c := &f.clients[ci]
+	plain := r.arguments(day, "", "", "")
 	study, isStudy := r.Study()
 	switch {
 	case !isStudy && r.Action == ActionHeartbeat && f.rng.Float64() < pHeartbeatFailure:
-		return domain.RecipeExecutionError
+		return domain.RecipeExecutionError, plain
 	case !isStudy, c.state.StudiesDisabled:
 		// Opted out, a 2018 study action returned early: success, nothing done.
-		return domain.RecipeSuccess
+		return domain.RecipeSuccess, plain
 	}
 	st := c.state.StateOf(study)
 	if r.Object == domain.PreferenceStudy {
 		if st == domain.StateNone && f.rng.Float64() < pPrefExecError {
-			return domain.RecipeExecutionError
+			return domain.RecipeExecutionError, plain
 		}
-		return domain.RecipeSuccess
+		return domain.RecipeSuccess, plain
 	}
 	switch st {
 	case domain.StateEnrolled:
 		en, _ := c.state.Find(study)
-		args.AddonID, args.AddonVersion = en.AddonID, en.AddonVersion
-		return domain.RecipeSuccess
+		return domain.RecipeSuccess, r.arguments(day, en.AddonID, en.AddonVersion, "")
 	case domain.StateUnenrolled:
-		return domain.RecipeSuccess // the study exists: 2018 started nothing
+		return domain.RecipeSuccess, plain // the study exists: 2018 started nothing
+	}
+	if r.PausedOn(day) {
+		return domain.RecipeSuccess, plain // enrollment paused: nothing installed
 	}
 	if f.rng.Float64() < pInstallFailure {
-		args.InstallError = installErrors[f.rng.IntN(len(installErrors))]
-		return domain.RecipeExecutionError
+		return domain.RecipeExecutionError, r.arguments(day, "", "", installErrors[f.rng.IntN(len(installErrors))])
 	}
-	args.AddonID, args.AddonVersion = r.AddonID, r.AddonVersion
-	return domain.RecipeSuccess
+	return domain.RecipeSuccess, r.arguments(day, r.AddonID, r.AddonVersion, "")
 }
 
 // matches reports whether recipe j's filter matches client ci on day. It is a pure

@@ -85,7 +85,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, err
 	}
 	n.reg = prometheus.NewRegistry()
-	intake := intake.New(n.nc, n.js, n.store, handler, intake.Config{
+	intake := intake.New(n.nc, n.js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.cancel = cancel

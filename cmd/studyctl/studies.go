@@ -25,10 +25,11 @@ func runStudies(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	views, err := client.ListStudyViews(ctx, js)
+	v, err := client.ReadViews(ctx, js, client.StudyViews)
 	if err != nil {
 		return err
 	}
+	views := v.Studies
 	if e.json {
 		return e.printJSON(views)
 	}

@@ -160,7 +160,7 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 	fs := e.flags()
 	var sf selectionFlags
 	sf.register(fs)
-	ratios := fs.String("ratios", "", "expected branch weights, e.g. control=1,treatment=1 (default: equal over the branches seen); the recipe's ratios are not in the log")
+	ratios := fs.String("ratios", "", "expected branch weights, e.g. control=1,treatment=1 (default: the ratios the study's recipe gave, recorded with its enrollments; equal over the branches seen if the log has none)")
 	// The study comes as two positional arguments, before or after the flags.
 	var pos []string
 	for rest := args; ; {
@@ -225,6 +225,8 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 func printHealth(w io.Writer, h audit.StudyHealth) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
+	fmt.Fprintf(tw, "expected split: %s\n", map[string]string{audit.RatiosGiven: "the --ratios given",
+		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom])
 	fmt.Fprintln(tw, "BRANCH\tWEIGHT\tENROLLED\tEXPECTED\tSHARE\tACTIVE")
 	for _, b := range h.Branches {
 		fmt.Fprintf(tw, "%s\t%g\t%d\t%.1f\t%.2f%%\t%d\n", b.Branch, b.Weight, b.Enrolled, b.Expected, 100*b.Share, b.Active)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/domain"
 )
 
 // config is studyd's effective configuration.
@@ -36,6 +37,10 @@ type config struct {
 	// PoisonAfter is how many times in a row a command may fail the same way before it
 	// is parked and its partition moves on.
 	PoisonAfter int
+	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
+	// (domain.AtRange).
+	AtNotBefore time.Time
+	AtMaxAhead  time.Duration
 }
 
 // syncMode is the --sync setting: always, or an interval.
@@ -85,7 +90,14 @@ func defaultConfig() config {
 		CheckpointEvery: time.Minute,
 		Sync:            syncMode{Always: true},
 		PoisonAfter:     5,
+		AtNotBefore:     domain.DefaultAtRange.NotBefore,
+		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
+}
+
+// atRange is the accepted range of a command's at.
+func (c config) atRange() domain.AtRange {
+	return domain.AtRange{NotBefore: c.AtNotBefore, MaxAhead: c.AtMaxAhead}
 }
 
 // embedded reports whether studyd runs its own nats-server.
@@ -117,6 +129,12 @@ func (c config) Validate() error {
 	}
 	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
 		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
+	}
+	if c.AtMaxAhead <= 0 {
+		errs = append(errs, fmt.Errorf("--at-max-ahead %s: want more than 0 (a client's clock runs ahead of the server's)", c.AtMaxAhead))
+	}
+	if c.AtNotBefore.IsZero() || c.AtNotBefore.After(domain.LatestRepresentable) {
+		errs = append(errs, fmt.Errorf("--at-not-before %s: want a date, e.g. %s", c.AtNotBefore, domain.NormandyEpoch.Format(time.DateOnly)))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want text or json", c.LogFormat))
@@ -177,13 +195,19 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
 	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
+	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
+	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	var err error
+	if cfg.AtNotBefore, err = parseDateOrTime(*notBefore); err != nil {
+		return config{}, fmt.Errorf("--at-not-before: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if err := cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
+	if err = cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
 		return config{}, fmt.Errorf("--log-level: %w", err)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
@@ -191,4 +215,16 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
+func parseDateOrTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
+	}
+	return t.UTC(), nil
 }

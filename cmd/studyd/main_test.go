@@ -127,6 +127,8 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "sync is not a duration", args: []string{"--sync", "sometimes"}, mention: "want always or an interval"},
 		{name: "sync on a cluster", args: []string{"--nats-url", "nats://x", "--sync", "always"}, mention: "sync_interval"},
 		{name: "poison after once", args: []string{"--poison-after", "1"}, mention: "--poison-after"},
+		{name: "at range not a date", args: []string{"--at-not-before", "yesterday"}, mention: "--at-not-before"},
+		{name: "at range ahead zero", args: []string{"--at-max-ahead", "0s"}, mention: "--at-max-ahead"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -146,6 +148,18 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 	}
 	if cfg.Partitions != 32 || cfg.embedded() || redacted(cfg).Conn.Password == "s3cret" {
 		t.Errorf("env config = %+v, want 32 partitions, external NATS, password masked when logged", cfg)
+	}
+	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != 24*time.Hour {
+		t.Errorf("default at range = %+v, want 2016-01-01 and 24h", r)
+	}
+	cfg, err = parseConfig([]string{"--at-not-before", "2018-01-01", "--at-max-ahead", "1h"}, func(k string) string {
+		return map[string]string{"STUDYD_AT_MAX_AHEAD": "5h"}[k]
+	}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2018, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != time.Hour {
+		t.Errorf("at range = %+v, want 2018-01-01 and 1h", r)
 	}
 }
 

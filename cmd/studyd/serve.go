@@ -91,8 +91,8 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 		}
 	}
 	store := eventlog.NewStore(js)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
-	in := intake.New(nc, js, store, handler, intake.Config{
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
+	in := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics, PoisonAfter: cfg.PoisonAfter,
 	})
 	if err := retry(ctx, rd, log, fmt.Sprintf("%d partition consumers", cfg.Partitions), in.Prepare); err != nil {
@@ -100,7 +100,7 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	}
 	var submit *intake.SubmitService
 	err = retry(ctx, rd, log, "endpoint "+client.SubmitSubject, func(context.Context) error {
-		submit, err = intake.StartSubmitService(nc, js, store)
+		submit, err = intake.StartSubmitService(nc, js, handler)
 		return err
 	})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventstore.Store) {
 		{"ReadStopsOnCallbackError", testReadCallbackError},
 		{"Rejections", testRejections},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"TooLarge", testTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -473,4 +475,28 @@ func testRejections(t *testing.T, s eventstore.Store) {
 		t.Fatal(err)
 	}
 	wantRecord(t, "Load after rejections", loaded, r2)
+}
+
+// testTooLarge appends a commit of 9 MiB, more than any store here accepts (NATS's
+// default max_payload is 1 MiB, the embedded server's 8 MiB): ErrTooLarge, which is
+// permanent, and the client's log is unchanged.
+func testTooLarge(t *testing.T, s eventstore.Store) {
+	const client = domain.ClientID("big")
+	first := write(t, s, client, "cmd-1", base)
+	c := next(client, first, "cmd-2", base.Add(time.Minute))
+	reason := strings.Repeat("x", 1000)
+	for range 9 << 10 {
+		c.Events = append(c.Events, domain.Event{Type: domain.EventEnrollFailed, Slug: "s", Reason: reason})
+	}
+	_, err := s.Append(t.Context(), c, first.Position)
+	if !errors.Is(err, eventstore.ErrTooLarge) {
+		t.Fatalf("Append of a 9 MiB commit: got %v, want eventstore.ErrTooLarge", err)
+	}
+	if errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("Append of a 9 MiB commit: %v is also ErrUnavailable (retryable)", err)
+	}
+	got, err := s.Load(t.Context(), client)
+	if err != nil || got.Position != first.Position {
+		t.Fatalf("Load after the refused commit: got position %d (%v), want %d", got.Position, err, first.Position)
+	}
 }

@@ -72,16 +72,22 @@ func eventsSection() string {
 		fmt.Sprint(domain.MaxTelemetryString) + " bytes):\n\n")
 	b.WriteString("| event | method | object | extra keys | reasons |\n|---|---|---|---|---|\n")
 	for _, se := range seedEvents {
-		te, _ := domain.Event{Type: se.Type, Object: se.Object}.Telemetry("c", time.Unix(0, 0))
+		plain, _ := domain.Event{Type: se.Type, Object: se.Object}.Telemetry("c", time.Unix(0, 0))
+		// A branched add-on study's events also carry its branch.
+		te, _ := domain.Event{Type: se.Type, Object: se.Object, Branch: "b"}.Telemetry("c", time.Unix(0, 0))
 		keys := make([]string, 0, len(te.Extra))
 		for k := range te.Extra {
-			keys = append(keys, "`"+k+"`")
+			if _, always := plain.Extra[k]; always {
+				keys = append(keys, "`"+k+"`")
+			} else {
+				keys = append(keys, "`"+k+"` (branched studies)")
+			}
 		}
 		slices.Sort(keys)
 		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` | %s | %s |\n", se.Type, te.Method, te.Object, strings.Join(keys, ", "), reasons(se.Type, se.Object))
 	}
 	b.WriteString("\nEvents without telemetry:\n\n| event | meaning |\n|---|---|\n")
-	fmt.Fprintf(&b, "| `%s` | one uptake status of a run, under its source key (below) |\n", domain.EventUptakeReported)
+	fmt.Fprintf(&b, "| `%s` | one uptake status of a run, under its source key (below); a recipe's also carries its `action`, its whole `arguments` as the client ran them, and why studyd `skipped` it, if it did |\n", domain.EventUptakeReported)
 	fmt.Fprintf(&b, "| `%s` | the studies opt-out pref changed (`studies_enabled`) |\n", domain.EventStudiesOptOutChanged)
 	b.WriteString("\nUptake statuses (tallies count the status; the label is what Firefox sent):\n\n")
 	b.WriteString("| status | source key | wire label |\n|---|---|---|\n")

@@ -212,7 +212,12 @@ func checkProjections(ctx context.Context, t *testing.T, js jetstream.JetStream,
 		err     error
 	)
 	for {
-		uptake, studies, seq, err = client.ReadViews(ctx, js)
+		var v client.Views
+		v, err = client.ReadViews(ctx, js, client.AllViews)
+		seq = v.Checkpoint
+		if err == nil {
+			uptake, studies, err = v.Projections()
+		}
 		if err == nil && seq >= a.LastSeq {
 			break
 		}

@@ -132,7 +132,7 @@ func WriteWith(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateK
 	}
 	_, err = js.PublishMsg(ctx, &nats.Msg{Subject: Subject, Data: body},
 		jetstream.WithExpectStream(o.Checkpoints), jetstream.WithExpectLastSequencePerSubject(prevSeq))
-	if eventlog.IsSequenceConflict(err) {
+	if eventlog.IsConflict(err) {
 		return audit.Checkpoint{}, fmt.Errorf("write checkpoint: %w: %w", ErrRace, err)
 	}
 	if err != nil {

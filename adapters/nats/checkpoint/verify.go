@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,73 +14,24 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/audit"
-	"github.com/studyd/studyd/projections"
 )
 
-// ReadLiveViews reads the projector's checkpoint and every live view with the stream
-// sequence it reflects, for audit.ViewCheck. It retries (a few times) if the
-// checkpoint moved while the values were read, so the snapshot is of one moment when
-// the projector is idle.
-func ReadLiveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, error) {
-	proj, err := js.KeyValue(ctx, client.ProjectionBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return audit.LiveViews{}, fmt.Errorf("read live views: %w", client.ErrNoViews)
-	}
+// liveViews reads every live view with the stream sequence it reflects, for
+// audit.ViewCheck.
+func liveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, error) {
+	v, err := client.ReadViews(ctx, js, client.AllViews)
 	if err != nil {
-		return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+		return audit.LiveViews{}, err
 	}
-	var live audit.LiveViews
-	for range 5 {
-		before, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
+	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies}
+	for _, u := range v.Uptake {
+		k, err := u.Key()
 		if err != nil {
-			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+			return audit.LiveViews{}, fmt.Errorf("read views: uptake %s %s: %w", u.Source, u.Period, err)
 		}
-		live = audit.LiveViews{Checkpoint: before.Seq}
-		err = eachLive(ctx, js, client.UptakeBucket, func(b []byte) error {
-			var v client.UptakeValue
-			if err := json.Unmarshal(b, &v); err != nil {
-				return err
-			}
-			k, err := v.Key()
-			if err != nil {
-				return err
-			}
-			live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: v.Count, Seq: v.Seq})
-			return nil
-		})
-		if err != nil {
-			return audit.LiveViews{}, err
-		}
-		err = eachLive(ctx, js, client.StudiesBucket, func(b []byte) error {
-			var v projections.StudyView
-			if err := json.Unmarshal(b, &v); err != nil {
-				return err
-			}
-			live.Studies = append(live.Studies, v)
-			return nil
-		})
-		if err != nil {
-			return audit.LiveViews{}, err
-		}
-		after, _, err := client.LoadViewCheckpoint(ctx, proj, client.NearestEntry)
-		if err != nil {
-			return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
-		}
-		if after.Seq == before.Seq {
-			break
-		}
+		live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: u.Count, Seq: u.Seq})
 	}
 	return live, nil
-}
-
-// eachLive calls fn with the value of every live key of a bucket; a bucket that does
-// not exist yet has none.
-func eachLive(ctx context.Context, js jetstream.JetStream, bucket string, fn func([]byte) error) error {
-	err := client.EachValue(ctx, js, bucket, ">", func(_ string, b []byte) error { return fn(b) })
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil
-	}
-	return err
 }
 
 // VerifyConfig configures VerifyLog.
@@ -185,7 +135,7 @@ func readLiveViewsCaughtUp(ctx context.Context, js jetstream.JetStream, wait tim
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		live, err := ReadLiveViews(ctx, js)
+		live, err := liveViews(ctx, js)
 		if err != nil {
 			return live, err
 		}

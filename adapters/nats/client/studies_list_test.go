@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,10 +14,16 @@ import (
 	"github.com/studyd/studyd/projections"
 )
 
-func TestListStudyViewsSortsEveryView(t *testing.T) {
+func TestReadViewsSortsEveryStudyView(t *testing.T) {
 	t.Parallel()
 	_, _, js := natstest.Start(t)
 	ctx := context.Background()
+	if _, err := client.ReadViews(ctx, js, client.StudyViews); !errors.Is(err, client.ErrNoViews) {
+		t.Fatalf("ReadViews before any projector: %v, want ErrNoViews", err)
+	}
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: client.ProjectionBucket}); err != nil {
+		t.Fatal(err)
+	}
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: client.StudiesBucket})
 	if err != nil {
 		t.Fatal(err)
@@ -31,10 +38,11 @@ func TestListStudyViewsSortsEveryView(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := client.ListStudyViews(ctx, js)
+	v, err := client.ReadViews(ctx, js, client.StudyViews)
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := v.Studies
 	want := []string{"addon_study/42", "preference_study/a-slug", "preference_study/b-slug"}
 	if len(got) != len(want) {
 		t.Fatalf("got %d views, want %d", len(got), len(want))

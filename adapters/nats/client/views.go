@@ -45,27 +45,6 @@ func NearestEntry(ctx context.Context, kv jetstream.KeyValue, key string) (KeyEn
 	return KeyEntry{Value: e.Value(), Rev: e.Revision()}, nil
 }
 
-// ListStudyViews returns every materialised study view, sorted by object and key, so
-// that a user can find what to ask for without knowing the slugs.
-func ListStudyViews(ctx context.Context, js jetstream.JetStream) ([]projections.StudyView, error) {
-	var views []projections.StudyView
-	err := EachValue(ctx, js, StudiesBucket, ">", func(key string, b []byte) error {
-		var v projections.StudyView
-		if err := json.Unmarshal(b, &v); err != nil {
-			return fmt.Errorf("study view %s: %w", key, err)
-		}
-		views = append(views, v)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list studies: %w", err)
-	}
-	slices.SortFunc(views, func(a, b projections.StudyView) int {
-		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Key, b.Key))
-	})
-	return views, nil
-}
-
 // LoadViewCheckpoint reads the checkpoint and its revision through get.
 func LoadViewCheckpoint(ctx context.Context, kv jetstream.KeyValue, get EntryGetter) (ViewCheckpoint, uint64, error) {
 	e, err := get(ctx, kv, CheckpointKey)
@@ -82,46 +61,110 @@ func LoadViewCheckpoint(ctx context.Context, kv jetstream.KeyValue, get EntryGet
 	return cp, e.Rev, nil
 }
 
-// ReadViews reads the materialised views back into the projections' types, with the
-// checkpoint they reflect at least.
-func ReadViews(ctx context.Context, js jetstream.JetStream) (*projections.Uptake, *projections.Studies, uint64, error) {
-	uptake, studies := projections.NewUptake(), projections.NewStudies()
+// Views is a snapshot of the projector's KV views.
+type Views struct {
+	Checkpoint uint64                  // every value reflects at least this sequence
+	Uptake     []UptakeValue           // in key order
+	Studies    []projections.StudyView // sorted by object and key
+}
+
+// ViewSet selects the buckets ReadViews reads.
+type ViewSet uint8
+
+// View sets.
+const (
+	UptakeViews ViewSet = 1 << iota
+	StudyViews
+	AllViews = UptakeViews | StudyViews
+)
+
+// ReadViews is the one reader of the materialised views (for tools, audits and tests;
+// the query service answers single keys itself): the checkpoint and every live value
+// of the buckets in set. It reads again, a few times, if the checkpoint moved
+// meanwhile, so that the snapshot is of one moment when the projector is idle. A view
+// bucket not created yet is empty; ErrNoViews if no projector ever ran.
+func ReadViews(ctx context.Context, js jetstream.JetStream, set ViewSet) (Views, error) {
 	proj, err := js.KeyValue(ctx, ProjectionBucket)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("read views: %w", err)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return Views{}, fmt.Errorf("read views: %w", ErrNoViews)
 	}
-	cp, _, err := LoadViewCheckpoint(ctx, proj, NearestEntry)
 	if err != nil {
-		return nil, nil, 0, err
+		return Views{}, fmt.Errorf("read views: %w", err)
 	}
-	uptake.Seq, studies.Seq = cp.Seq, cp.Seq
-	err = EachValue(ctx, js, UptakeBucket, ">", func(_ string, b []byte) error {
-		var v UptakeValue
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		k, err := v.Key()
+	var v Views
+	for range 5 {
+		before, _, err := LoadViewCheckpoint(ctx, proj, NearestEntry)
 		if err != nil {
-			return err
+			return Views{}, fmt.Errorf("read views: %w", err)
 		}
-		uptake.Counts[k] = v.Count
-		return nil
-	})
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	err = EachValue(ctx, js, StudiesBucket, ">", func(_ string, b []byte) error {
-		var v projections.StudyView
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+		v = Views{Checkpoint: before.Seq}
+		if set&UptakeViews != 0 {
+			err := eachLive(ctx, js, UptakeBucket, func(b []byte) error {
+				var u UptakeValue
+				if err := json.Unmarshal(b, &u); err != nil {
+					return err
+				}
+				v.Uptake = append(v.Uptake, u)
+				return nil
+			})
+			if err != nil {
+				return Views{}, fmt.Errorf("read views: %w", err)
+			}
 		}
-		studies.Views[domain.StudyRef{Object: v.Object, Key: v.Key}] = &v
-		return nil
-	})
-	if err != nil {
-		return nil, nil, 0, err
+		if set&StudyViews != 0 {
+			err := eachLive(ctx, js, StudiesBucket, func(b []byte) error {
+				var sv projections.StudyView
+				if err := json.Unmarshal(b, &sv); err != nil {
+					return err
+				}
+				v.Studies = append(v.Studies, sv)
+				return nil
+			})
+			if err != nil {
+				return Views{}, fmt.Errorf("read views: %w", err)
+			}
+		}
+		after, _, err := LoadViewCheckpoint(ctx, proj, NearestEntry)
+		if err != nil {
+			return Views{}, fmt.Errorf("read views: %w", err)
+		}
+		if after.Seq == before.Seq {
+			break
+		}
 	}
-	return uptake, studies, cp.Seq, nil
+	slices.SortFunc(v.Studies, func(a, b projections.StudyView) int {
+		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Key, b.Key))
+	})
+	return v, nil
+}
+
+// Projections returns the views in the pure projections' types, e.g. to compare them
+// with a fold of the log.
+func (v Views) Projections() (*projections.Uptake, *projections.Studies, error) {
+	uptake, studies := projections.NewUptake(), projections.NewStudies()
+	uptake.Seq, studies.Seq = v.Checkpoint, v.Checkpoint
+	for _, u := range v.Uptake {
+		k, err := u.Key()
+		if err != nil {
+			return nil, nil, err
+		}
+		uptake.Counts[k] = u.Count
+	}
+	for i := range v.Studies {
+		sv := v.Studies[i]
+		studies.Views[domain.StudyRef{Object: sv.Object, Key: sv.Key}] = &sv
+	}
+	return uptake, studies, nil
+}
+
+// eachLive calls fn with the value of every live key of a bucket; a bucket that does
+// not exist yet has none.
+func eachLive(ctx context.Context, js jetstream.JetStream, bucket string, fn func([]byte) error) error {
+	err := EachValue(ctx, js, bucket, ">", func(_ string, b []byte) error { return fn(b) })
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	return err
 }
 
 // EachValue calls fn with every live value of the bucket's keys matching pattern.

@@ -16,16 +16,19 @@ import (
 // temporarily unavailable"); nats.go v1.55.0 has no constant for it.
 const jsClusterUnavailable jetstream.ErrorCode = 10008
 
-// IsSequenceConflict reports the answer to a publish whose expected last subject
-// sequence was not the subject's last: 10071 on R1 streams, 10164 on replicated ones
-// (the clustered path checks before proposing). Matched by code, never by text.
-func IsSequenceConflict(err error) bool {
+// IsConflict reports a failed compare-and-set: a publish whose expected last subject
+// sequence was not the subject's last (10071 on R1 streams, 10164 on replicated ones,
+// where the clustered path checks before proposing; matched by code, never by text),
+// or the KV layer's translation of it (a Create on an existing key, an Update on a
+// stale revision). It is the one such check: the store's append, the checkpoints and
+// the projector's views and lease all use it.
+func IsConflict(err error) bool {
 	var ae *jetstream.APIError
-	if !errors.As(err, &ae) {
-		return false
+	if errors.As(err, &ae) {
+		return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 	}
-	return ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		ae.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
 
 // isUnavailable reports errors after which the same request may succeed: timeouts (the
@@ -49,22 +52,22 @@ func isUnavailable(err error) bool {
 	return false
 }
 
+// isTooLarge reports a message larger than the server (max_payload) or the stream
+// (max_msg_size) accepts: the same message will never fit, so it is not retryable.
+func isTooLarge(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
 // storeError wraps a JetStream error of operation op, adding ErrUnavailable when a retry
 // may succeed. The cause stays in the chain for errors.Is/As.
 func storeError(op string, err error) error {
+	if isTooLarge(err) {
+		return fmt.Errorf("%s: %w: %w", op, eventstore.ErrTooLarge, err)
+	}
 	if isUnavailable(err) {
 		return fmt.Errorf("%s: %w: %w", op, eventstore.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// IsWrongLastSeq reports a compare-and-set failure (10071, or 10164 on replicated
-// streams).
-func IsWrongLastSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }

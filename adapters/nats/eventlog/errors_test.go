@@ -36,11 +36,13 @@ func TestErrorTranslation(t *testing.T) {
 		{"reconnecting", nats.ErrConnectionReconnecting, false, true},
 		{"cancelled by the caller", context.Canceled, false, false},
 		{"closed for good", nats.ErrConnectionClosed, false, false},
+		{"kv create on an existing key", fmt.Errorf("create: %w", jetstream.ErrKeyExists), true, false},
+		{"kv update on a stale revision", jetstream.ErrKeyRevisionMismatch, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := IsSequenceConflict(tt.err); got != tt.conflict {
-				t.Errorf("isSequenceConflict: got %t, want %t", got, tt.conflict)
+			if got := IsConflict(tt.err); got != tt.conflict {
+				t.Errorf("IsConflict: got %t, want %t", got, tt.conflict)
 			}
 			if got := isUnavailable(tt.err); got != tt.unavailable {
 				t.Errorf("isUnavailable: got %t, want %t", got, tt.unavailable)

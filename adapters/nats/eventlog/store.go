@@ -24,8 +24,9 @@ var _ eventstore.Store = (*Store)(nil)
 type Store struct {
 	js jetstream.JetStream
 
-	mu     sync.Mutex
-	stream jetstream.Stream // looked up on first use; its cached info enables direct get
+	mu      sync.Mutex
+	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
+	applied jetstream.KeyValue // the applied-id index, looked up on first use
 }
 
 // NewStore returns a Store on js. It does no I/O: the stream is looked up on first use,
@@ -68,7 +69,7 @@ func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64
 		jetstream.WithMsgID(msgID(c.Client, c.CommandID)),
 		jetstream.WithExpectStream(EventsStream))
 	switch {
-	case IsSequenceConflict(err):
+	case IsConflict(err):
 		// The check runs before dedup, so a retry whose first try landed answers here
 		// too: the client's latest commit tells a lost race from a duplicate.
 		return eventstore.Record{}, s.conflictOrDuplicate(ctx, c, expected, err)
@@ -170,12 +171,14 @@ func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) 
 	return r, nil
 }
 
+// record decodes the commit at seq (eventstore.DecodeRecord), naming the sequence in an
+// error.
 func record(seq uint64, data []byte) (eventstore.Record, error) {
-	c, err := eventstore.DecodeCommit(data)
+	r, err := eventstore.DecodeRecord(seq, data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("sequence %d: %w", seq, err)
 	}
-	return eventstore.Record{Position: seq, Commit: c, Hash: eventstore.Hash(data)}, nil
+	return r, nil
 }
 
 // Read implements eventstore.Store with an ordered consumer from q.From, filtered to

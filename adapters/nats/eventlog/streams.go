@@ -68,12 +68,16 @@ func EventsStreamConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// EnsureEventsStream creates STUDYD_EVENTS, or checks and updates an existing one. It
+// EnsureEventsStream creates STUDYD_EVENTS (and the applied-id index, AppliedBucket), or
+// checks and updates an existing one. It
 // returns ErrStreamMismatch, naming the setting with the found and wanted values, if
 // the existing stream differs where studyd's guarantees depend on it (storage,
 // retention, deny delete/purge, subjects, limits that would drop history); settings
 // that only need raising (direct get, dedup window, replicas) are updated.
 func EnsureEventsStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	if _, err := EnsureAppliedIndex(ctx, js, replicas); err != nil {
+		return nil, err
+	}
 	want := EventsStreamConfig(replicas)
 	stream, err := js.Stream(ctx, EventsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -95,7 +95,6 @@ type Config struct {
 type Intake struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	store   eventstore.Store
 	handler *app.Handler
 	cfg     Config
 	heads   []*head // per partition: the failures of its next command
@@ -103,9 +102,8 @@ type Intake struct {
 	consumers []jetstream.Consumer // created by Prepare
 }
 
-// New returns an intake applying commands with handler and recording
-// rejections in store.
-func New(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, handler *app.Handler, cfg Config) *Intake {
+// New returns an intake applying commands, and recording rejections, with handler.
+func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config) *Intake {
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 5 * time.Second
 	}
@@ -122,7 +120,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, handler 
 	for i := range heads {
 		heads[i] = &head{}
 	}
-	return &Intake{nc: nc, js: js, store: store, handler: handler, cfg: cfg, heads: heads}
+	return &Intake{nc: nc, js: js, handler: handler, cfg: cfg, heads: heads}
 }
 
 // Prepare creates or updates the partition consumers. Run calls it if it has not
@@ -233,70 +231,46 @@ func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 	in.cfg.Metrics.observe(out, time.Since(start))
 }
 
-// apply decodes, checks and applies one command. It returns the outcome, or a transient
-// error when nothing was decided and the command must be retried.
+// apply admits and applies one command (app.Admit, app.Handler.Handle). It returns the
+// outcome, or a transient error when nothing was decided and the command must be
+// retried.
 func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (client.Outcome, error) {
-	subjectClient := domain.ClientID(msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:])
-	if len(msg.Data()) > domain.MaxCommandPayload {
-		return in.reject(ctx, msg, seq, domain.Command{ClientID: subjectClient}, domain.RejectOversize,
-			fmt.Errorf("command is %d bytes (at most %d)", len(msg.Data()), domain.MaxCommandPayload))
+	inc := app.Incoming{
+		Subject:     msg.Subject(),
+		Client:      domain.ClientID(msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]),
+		ContentType: msg.Headers().Get(client.HeaderContentType),
+		Payload:     msg.Data(),
+		Seq:         seq,
 	}
-	cmd, err := client.DecodeCommand(msg.Headers().Get(client.HeaderContentType), msg.Data())
-	if err != nil {
-		code := domain.RejectMalformed
-		if errors.Is(err, client.ErrUnsupportedContent) {
-			code = domain.RejectUnsupported
+	cmd, err := app.Admit(inc, client.DecodeCommand)
+	if err == nil {
+		var res app.Result
+		res, err = in.handler.Handle(ctx, cmd, app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)})
+		if err == nil {
+			status := client.OutcomeApplied
+			if res.Duplicate {
+				status = client.OutcomeDuplicate
+			}
+			return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: status,
+				Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
 		}
-		return in.reject(ctx, msg, seq, domain.Command{ClientID: subjectClient}, code, err)
 	}
-	if cmd.ClientID != subjectClient {
-		return in.reject(ctx, msg, seq, cmd, domain.RejectSubjectMismatch,
-			fmt.Errorf("subject is for client %q but the command's client_id is %q (publish to %s)",
-				subjectClient, cmd.ClientID, client.CommandSubject(cmd.ClientID)))
-	}
-	res, err := in.handler.Handle(ctx, cmd, app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)})
-	switch {
-	case err == nil && res.Duplicate:
-		return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: client.OutcomeDuplicate,
-			Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
-	case err == nil:
-		return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: client.OutcomeApplied,
-			Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
-	case isRejection(err):
-		return in.reject(ctx, msg, seq, cmd, domain.ClassifyRejection(err), err)
-	default:
+	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
+	// If the rejection cannot be recorded the command is retried later rather than
+	// acknowledged unrecorded.
+	r, pos, rerr := in.handler.Reject(ctx, inc, cmd, err)
+	if rerr != nil {
+		return client.Outcome{}, rerr
+	}
+	in.cfg.Logger.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", seq, "code", r.Code, "err", err)
+	return rejected(r, pos), nil
 }
 
-// isRejection tells a refused command from a failure to apply it.
-func isRejection(err error) bool {
-	return errors.Is(err, domain.ErrInvalid) || errors.Is(err, domain.ErrUnknownCommandType) ||
-		errors.Is(err, domain.ErrIllegalTransition) || errors.Is(err, domain.ErrStaleRun)
-}
-
-// reject records a refused command in the log and returns its outcome. If the record
-// cannot be written the command is retried later rather than acknowledged unrecorded.
-func (in *Intake) reject(ctx context.Context, msg jetstream.Msg, seq uint64, cmd domain.Command, code domain.RejectionCode, cause error) (client.Outcome, error) {
-	cid := cmd.ClientID
-	if cid.Validate() != nil {
-		cid = "" // a subject token that is not a client id; recorded under studyd.rej._
-	}
-	pos, err := in.store.Reject(ctx, eventstore.Rejection{
-		CommandID: cmd.CommandID,
-		Client:    cid,
-		Subject:   msg.Subject(),
-		Code:      code,
-		Error:     cause.Error(),
-		At:        time.Now().UTC(),
-		Payload:   msg.Data(), // the codec keeps the first MaxRejectedPayload bytes
-		StreamSeq: seq,
-	})
-	if err != nil {
-		return client.Outcome{}, fmt.Errorf("record rejection of seq %d: %w", seq, err)
-	}
-	in.cfg.Logger.Info("command rejected", "client", cid, "command_id", cmd.CommandID, "seq", seq, "code", code, "err", cause)
-	return client.Outcome{CommandID: cmd.CommandID, ClientID: cid, Status: client.OutcomeRejected, Seq: pos, Code: code, Error: cause.Error()}, nil
+// rejected is the outcome of a recorded rejection at pos.
+func rejected(r eventstore.Rejection, pos uint64) client.Outcome {
+	return client.Outcome{CommandID: r.CommandID, ClientID: r.Client, Status: client.OutcomeRejected, Seq: pos, Code: r.Code, Error: r.Error}
 }
 
 // reply publishes the outcome to the command's reply subject, if it named one.

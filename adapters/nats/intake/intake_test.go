@@ -27,11 +27,11 @@ const testPartitions = 4
 func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := intake.New(nc, js, store, app.NewHandler(store, app.Config{}),
-		intake.Config{Partitions: testPartitions, AckWait: time.Second})
+	handler := app.NewHandler(store, app.Config{})
+	in := intake.New(nc, js, handler, intake.Config{Partitions: testPartitions, AckWait: time.Second})
 	done := make(chan error, 1)
 	go func() { done <- in.Run(ctx) }()
-	svc, err := intake.StartSubmitService(nc, js, store)
+	svc, err := intake.StartSubmitService(nc, js, handler)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,6 +169,46 @@ func TestSubmitEndpointAnswersWithOutcome(t *testing.T) {
 	bad, err := client.SubmitRaw(ctx, nc, client.ContentTypeJSON, []byte(`not json`))
 	if err != nil || bad.Status != client.OutcomeRejected || bad.Code != domain.RejectMalformed {
 		t.Errorf("SubmitRaw(garbage) = %+v, %v; want rejected/malformed", bad, err)
+	}
+}
+
+// TestIntakeAndSubmitRefuseAlike sends the same bad commands through both ways in
+// (STUDYD_CMDS and studyd.submit): the rejection policy is the app layer's, so each is
+// refused with the same code and error, and recorded.
+func TestIntakeAndSubmitRefuseAlike(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	ctx := context.Background()
+	tests := []struct {
+		name, contentType, body string
+		code                    domain.RejectionCode
+	}{
+		{"unsupported content type", "text/plain", "hello", domain.RejectUnsupported},
+		{"malformed msgpack", "", "\xc1garbage", domain.RejectMalformed},
+		{"malformed json", client.ContentTypeJSON, `{"type":`, domain.RejectMalformed},
+		{"unknown field", client.ContentTypeJSON, `{"type":"opt_out","colour":"red"}`, domain.RejectMalformed},
+		{"oversize", client.ContentTypeJSON, `{"type":"opt_out","command_id":"` + strings.Repeat("x", domain.MaxCommandPayload) + `"}`, domain.RejectOversize},
+	}
+	for _, tt := range tests {
+		viaIntake := publish(t, nc, js, "studyd.cmd.c1", tt.contentType, tt.body)
+		viaSubmit, err := client.SubmitRaw(ctx, nc, tt.contentType, []byte(tt.body))
+		if err != nil {
+			t.Errorf("%s: submit: %v", tt.name, err)
+			continue
+		}
+		for way, out := range map[string]client.Outcome{"intake": viaIntake, "submit": viaSubmit} {
+			if out.Status != client.OutcomeRejected || out.Code != tt.code || out.Seq == 0 {
+				t.Errorf("%s via %s: outcome = %s/%s at %d (%q), want rejected/%s, recorded", tt.name, way, out.Status, out.Code, out.Seq, out.Error, tt.code)
+			}
+		}
+		if viaIntake.Error != viaSubmit.Error {
+			t.Errorf("%s: the two ways word it differently:\nintake: %s\nsubmit: %s", tt.name, viaIntake.Error, viaSubmit.Error)
+		}
+	}
+	n := 0
+	if err := store.Rejections(ctx, eventstore.Query{}, func(uint64, eventstore.Rejection) error { n++; return nil }); err != nil || n != 2*len(tests) {
+		t.Errorf("recorded rejections = %d (%v), want %d", n, err, 2*len(tests))
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 )
@@ -145,7 +146,13 @@ func (in *Intake) park(ctx context.Context, msg jetstream.Msg, seq uint64, failu
 	}
 	in.cfg.Logger.Error("command parked: it failed the same way repeatedly", "client", subjectClient, "command_id", cmd.CommandID,
 		"seq", seq, "failures", failures, "parked_seq", ack.Sequence, "err", cause)
-	return in.reject(ctx, msg, seq, cmd, domain.RejectParked,
-		fmt.Errorf("applying it failed %d times in a row with: %v; parked as %s seq %d with its payload (after fixing the cause: studyctl parked --redrive %d)",
-			failures, cause, client.ParkedStream, ack.Sequence, ack.Sequence))
+	cause = fmt.Errorf("%w: applying it failed %d times in a row with: %w; parked as %s seq %d with its payload (after fixing the cause: studyctl parked --redrive %d)",
+		domain.ErrParked, failures, cause, client.ParkedStream, ack.Sequence, ack.Sequence)
+	inc := app.Incoming{Subject: msg.Subject(), Client: subjectClient, ContentType: msg.Headers().Get(client.HeaderContentType),
+		Payload: msg.Data(), Seq: seq}
+	r, pos, err := in.handler.Reject(ctx, inc, cmd, cause)
+	if err != nil {
+		return client.Outcome{}, err
+	}
+	return rejected(r, pos), nil
 }

@@ -51,7 +51,7 @@ func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Inta
 		t.Fatal(err)
 	}
 	b := &brokenClient{Store: eventlog.NewStore(js), client: "poison"}
-	in := intake.New(nc, js, b, app.NewHandler(b, app.Config{CacheSize: -1}),
+	in := intake.New(nc, js, app.NewHandler(b, app.Config{CacheSize: -1}),
 		intake.Config{Partitions: 1, AckWait: 2 * time.Second, PoisonAfter: poisonAfter})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)

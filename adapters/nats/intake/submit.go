@@ -13,8 +13,8 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/internal/inflight"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
-	"github.com/studyd/studyd/eventstore"
 )
 
 // SubmitTimeout bounds how long studyd.submit waits for a command's outcome.
@@ -45,7 +45,7 @@ func (s *SubmitService) Stop() error {
 // served concurrently (at most SubmitInFlight at once), so one waiting for its outcome
 // never delays another. A resend of a command the stream already holds (a duplicate
 // PubAck) is answered with the outcome recorded in the log, once there is one.
-func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (*SubmitService, error) {
+func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler) (*SubmitService, error) {
 	in := inflight.New(SubmitInFlight)
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        "studyd-submit",
@@ -54,7 +54,7 @@ func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
 			Handler: micro.HandlerFunc(func(req micro.Request) {
-				in.Serve(req, func(req micro.Request) { submit(nc, js, store, req) })
+				in.Serve(req, func(req micro.Request) { submit(nc, js, handler, req) })
 			}),
 			// Every instance serves it; any one answering is enough.
 			QueueGroup: "studyd-submit",
@@ -67,27 +67,19 @@ func StartSubmitService(nc *nats.Conn, js jetstream.JetStream, store eventstore.
 }
 
 // submit handles one studyd.submit request.
-func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req micro.Request) {
+func submit(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, req micro.Request) {
 	contentType := req.Headers().Get(client.HeaderContentType)
-	cmd, err := client.DecodeCommand(contentType, req.Data())
-	if err == nil && cmd.ClientID.Validate() != nil {
-		err = cmd.ClientID.Validate()
-	}
+	inc := app.Incoming{Subject: client.SubmitSubject, ContentType: contentType, Payload: req.Data()}
+	cmd, err := app.Admit(inc, client.DecodeCommand)
 	if err != nil {
-		// Not routable to a client's partition: record the rejection here and answer.
-		code := domain.RejectMalformed
-		if errors.Is(err, domain.ErrInvalid) {
-			code = domain.RejectInvalid
-		}
-		pos, rerr := store.Reject(context.Background(), eventstore.Rejection{
-			CommandID: cmd.CommandID, Subject: client.SubmitSubject,
-			Code: code, Error: err.Error(), At: time.Now().UTC(), Payload: req.Data(),
-		})
+		// Refused before it could be routed to a client's partition: record the
+		// rejection here, as the intake would, and answer.
+		r, pos, rerr := handler.Reject(context.Background(), inc, cmd, err)
 		if rerr != nil {
-			_ = req.Error("503", "record rejection: "+rerr.Error(), nil)
+			_ = req.Error("503", rerr.Error(), nil)
 			return
 		}
-		out, _ := json.Marshal(client.Outcome{CommandID: cmd.CommandID, Status: client.OutcomeRejected, Seq: pos, Code: code, Error: err.Error()})
+		out, _ := json.Marshal(rejected(r, pos))
 		_ = req.Respond(out)
 		return
 	}
@@ -119,7 +111,7 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 	if ack.Duplicate {
 		// The stream held this very command already, so no outcome will come to our
 		// inbox: the first one is in the log (or will be, once it is applied).
-		respondRecorded(ctx, store, cmd, req)
+		respondRecorded(ctx, handler, cmd, req)
 		return
 	}
 	reply, err := sub.NextMsgWithContext(ctx)
@@ -136,10 +128,10 @@ func submit(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, req m
 
 // respondRecorded answers a resent command with the outcome the log records for it,
 // polling while the original is still queued, until ctx ends.
-func respondRecorded(ctx context.Context, store eventstore.Store, cmd domain.Command, req micro.Request) {
+func respondRecorded(ctx context.Context, handler *app.Handler, cmd domain.Command, req micro.Request) {
 	wait := 20 * time.Millisecond
 	for {
-		out, ok, err := OutcomeOf(ctx, store, cmd.ClientID, cmd.CommandID)
+		out, ok, err := OutcomeOf(ctx, handler, cmd.ClientID, cmd.CommandID)
 		if ok {
 			b, _ := json.Marshal(out)
 			_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))

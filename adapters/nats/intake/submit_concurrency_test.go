@@ -11,6 +11,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -39,7 +40,7 @@ func TestSameCommandIDOnTwoClientsAppliesBoth(t *testing.T) {
 				return client.Outcome{}, err
 			}
 			for ctx.Err() == nil { // fire and forget: look for the commit
-				out, ok, err := intake.OutcomeOf(ctx, store, c.ClientID, c.CommandID)
+				out, ok, err := intake.OutcomeOf(ctx, app.NewHandler(store, app.Config{CacheSize: -1}), c.ClientID, c.CommandID)
 				if err != nil || ok {
 					out.Status = client.OutcomeApplied
 					return out, err
@@ -109,7 +110,7 @@ func TestResentCommandIsAnsweredWithItsFirstOutcome(t *testing.T) {
 func TestSubmitServesRequestsConcurrently(t *testing.T) {
 	t.Parallel()
 	nc, js, store := setup(t)
-	svc, err := intake.StartSubmitService(nc, js, store)
+	svc, err := intake.StartSubmitService(nc, js, app.NewHandler(store, app.Config{}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@
 package natstest
 
 import (
+	"cmp"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ type Config struct {
 	// Listen adds a loopback listener ("127.0.0.1:-1" for a random port), e.g. for a
 	// child process or the nats CLI; "" means in-process connections only.
 	Listen bool
+	// MaxPayload is the server's max_payload; 0 means 8 MiB (the embedded default).
+	// 1 MiB is what an external server has by default.
+	MaxPayload int32
 }
 
 // Start runs an embedded JetStream server on a fresh t.TempDir store with no network
@@ -51,7 +55,7 @@ func StartServer(t testing.TB, cfg Config) *server.Server {
 	opts := &server.Options{
 		JetStream:              true,
 		StoreDir:               cfg.StoreDir,
-		MaxPayload:             8 << 20,
+		MaxPayload:             cmp.Or(cfg.MaxPayload, 8<<20),
 		MaxPending:             64 << 20,
 		NoSigs:                 true,
 		NoLog:                  true,

@@ -156,7 +156,7 @@ func writeAll(ctx context.Context, js jetstream.JetStream, writes []kvWrite, tim
 				writes[i].done(ack.Sequence)
 			}
 		case err := <-f.Err():
-			if eventlog.IsWrongLastSeq(err) {
+			if eventlog.IsConflict(err) {
 				err = fmt.Errorf("%w: %s %s changed under us: %w", ErrLeaseLost, writes[i].bucket.Bucket(), writes[i].key, err)
 			} else {
 				err = fmt.Errorf("write %s %s: %w", writes[i].bucket.Bucket(), writes[i].key, err)

@@ -24,6 +24,9 @@ func ProjectorCollectors(p *Projector) []prometheus.Collector {
 			Name: "studyd_projector_faults_total", Help: "Projector terms ended by a fault (lost lease, failed write or read); each resumes from the checkpoint.",
 		}, func() float64 { return float64(p.faults.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "studyd_projector_unfoldable_total", Help: "Records the projector could not fold whole (undecodable: passed over; a time no view can render: totals only), each logged with its seq.",
+		}, func() float64 { return float64(p.unfoldable.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "studyd_projector_tail_reopens_total", Help: "Log tails found silent while commits waited, and re-opened.",
 		}, func() float64 { return float64(p.reopens.Load()) }),
 	}

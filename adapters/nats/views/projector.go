@@ -110,6 +110,9 @@ type Projector struct {
 	// faults counts terms ended by a fault (a lost lease, a failed write or read);
 	// reopens counts tails found stalled and re-opened. Both are exported as metrics.
 	faults, reopens atomic.Uint64
+	// unfoldable counts records the projector could not fold whole: undecodable ones,
+	// passed over, and commits of a time no view can render, folded into totals only.
+	unfoldable atomic.Uint64
 	// afterKeys, set by tests, runs between a flush's key writes and its checkpoint; an
 	// error there is a crash at the worst moment.
 	afterKeys func() error
@@ -303,6 +306,18 @@ func (l *leader) loop(parent, ctx context.Context) error {
 				return m.err
 			}
 			tl.heard = time.Now()
+			if m.corrupt != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: passing over a record it cannot fold (studyctl verify lists it)", "seq", m.seq, "err", m.corrupt)
+				l.applied = m.seq
+				l.pending++
+				continue
+			}
+			if err := projections.CheckTime(&m.commit); err != nil {
+				p.unfoldable.Add(1)
+				p.log.Error("projector: folding a commit into totals only (studyctl verify lists it)", "seq", m.seq,
+					"client", m.commit.Client, "err", err)
+			}
 			if err := l.apply(ctx, m.seq, &m.commit); err != nil {
 				return err
 			}
@@ -414,6 +429,10 @@ type tailMsg struct {
 	pending uint64 // matching messages after this one when it was delivered
 	commit  eventstore.Commit
 	err     error
+	// corrupt: the message at seq is not a commit (eventstore.ErrCorrupt). It is
+	// reported and passed over, as verify's fold passes over it, so that one bad record
+	// never stops the views.
+	corrupt error
 }
 
 // tailLog reads the commits from sequence from on, decoded, through an ordered consumer
@@ -476,7 +495,12 @@ func decodeTail(m jetstream.Msg) tailMsg {
 	}
 	seq := meta.Sequence.Stream
 	c, err := eventstore.DecodeCommit(m.Data())
+	if errors.Is(err, eventstore.ErrCorrupt) {
+		return tailMsg{seq: seq, pending: meta.NumPending, corrupt: fmt.Errorf("seq %d on %s: %w", seq, m.Subject(), err)}
+	}
 	if err != nil {
+		// A schema this build cannot read (a newer build's): stop, so that an instance
+		// that can read it takes the views over, rather than fold around it.
 		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}
 	}
 	return tailMsg{seq: seq, pending: meta.NumPending, commit: c}
@@ -645,7 +669,7 @@ func (l *leader) writeCheckpoint(ctx context.Context, seq uint64) error {
 	val, _ := json.Marshal(client.ViewCheckpoint{Seq: seq, Holder: l.p.opts.Holder})
 	rev, err := l.p.proj.Update(ctx, client.CheckpointKey, val, l.cpRev)
 	if err != nil {
-		if eventlog.IsWrongLastSeq(err) {
+		if eventlog.IsConflict(err) {
 			return fmt.Errorf("%w: checkpoint changed under us: %w", ErrLeaseLost, err)
 		}
 		return fmt.Errorf("projector: write checkpoint %d: %w", seq, err)
@@ -692,7 +716,7 @@ func (l *leader) renew(ctx context.Context) error {
 	val, _ := json.Marshal(leaseValue{Holder: l.p.opts.Holder})
 	rev, err := l.p.lease.Update(ctx, client.LeaseKey, val, l.leaseRev)
 	if err != nil {
-		if eventlog.IsWrongLastSeq(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+		if eventlog.IsConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
 			return fmt.Errorf("%w: %w", ErrLeaseLost, err)
 		}
 		return fmt.Errorf("projector: renew lease: %w", err)

@@ -141,7 +141,11 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 	if err != nil {
 		t.Fatalf("FoldLog: %v", err)
 	}
-	gotU, gotS, _, err := client.ReadViews(ctx, js)
+	v, err := client.ReadViews(ctx, js, client.AllViews)
+	if err != nil {
+		t.Fatalf("ReadViews: %v", err)
+	}
+	gotU, gotS, err := v.Projections()
 	if err != nil {
 		t.Fatalf("ReadViews: %v", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // uptakeTotalFilters select every total key of studyd_uptake.
@@ -103,6 +104,10 @@ func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
 // decodeRequest reads a query's JSON body strictly: a misspelt field is an error that
 // names it, not a silently empty query.
 func decodeRequest(req micro.Request, v any) bool {
+	if err := wire.CheckJSON(req.Data()); err != nil {
+		_ = req.Error("400", fmt.Sprintf("request is not the endpoint's JSON (%T): %v", v, err), nil)
+		return false
+	}
 	dec := json.NewDecoder(bytes.NewReader(req.Data()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -110,6 +115,17 @@ func decodeRequest(req micro.Request, v any) bool {
 		return false
 	}
 	return true
+}
+
+// respondJSON answers with v as JSON, or, if v cannot be written as JSON, with a 500
+// saying why: a request is always answered.
+func respondJSON(req micro.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		_ = req.Error("500", fmt.Sprintf("the answer cannot be written as JSON: %v", err), nil)
+		return
+	}
+	_ = req.Respond(b)
 }
 
 func respondErr(req micro.Request, err error) {
@@ -199,7 +215,7 @@ func (q *queries) study(req micro.Request) {
 		return
 	}
 	resp.Seq = max(cp, resp.View.Seq)
-	_ = req.RespondJSON(resp)
+	respondJSON(req, resp)
 }
 
 func (q *queries) uptakeQuery(req micro.Request) {
@@ -267,7 +283,7 @@ func (q *queries) uptakeQuery(req micro.Request) {
 		}
 		return a.Status < b.Status
 	})
-	_ = req.RespondJSON(resp)
+	respondJSON(req, resp)
 }
 
 // client answers from the store: every commit carries the client's whole state, so
@@ -294,5 +310,12 @@ func (q *queries) client(req micro.Request) {
 		return
 	}
 	v := projections.ClientViewOf(r.Client, rec)
-	_ = req.RespondJSON(client.ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+	b, err := json.Marshal(client.ClientResponse{Seq: max(v.Seq, r.MinSeq), View: v})
+	if err != nil {
+		// E.g. a time RFC 3339 cannot write, in a commit older builds accepted: answer,
+		// never leave the requester waiting.
+		respondErr(req, &client.QueryError{Code: "422", Description: fmt.Sprintf("client %s at seq %d cannot be rendered as JSON: %v", r.Client, rec.Position, err)})
+		return
+	}
+	_ = req.Respond(b)
 }

@@ -251,8 +251,10 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 			if m.seq > to {
 				return uptake, studies, n, nil
 			}
-			uptake.Apply(m.seq, &m.commit)
-			studies.Apply(m.seq, &m.commit)
+			if m.corrupt == nil { // passed over, as the projector and verify pass over it
+				uptake.Apply(m.seq, &m.commit)
+				studies.Apply(m.seq, &m.commit)
+			}
 			n++
 			if progress != nil && (n%4096 == 0 || m.seq >= to || m.pending == 0) {
 				if err := progress(n, max(total, n)); err != nil {
@@ -297,7 +299,7 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 			_ = req.Error(code, "rebuild failed: "+err.Error(), nil)
 			return
 		}
-		_ = req.RespondJSON(res)
+		respondJSON(req, res)
 	}), micro.WithEndpointSubject(client.RebuildSubject))
 	if err == nil {
 		err = nc.Flush()

@@ -1,0 +1,73 @@
+package views
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// Issue 12, case 3: a commit of year 20983 (older builds accepted it from msgpack)
+// made the projector fail to encode its uptake buckets and restart for ever: views
+// frozen, rebuild unanswered, the client's query unanswered. Such a commit now folds
+// into the totals only, an undecodable message is passed over, both are counted and
+// logged, the views move on past them and equal a fold of the log, and the client
+// query answers.
+func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g := newLogGen(12)
+	publishCommits(t, js, g, 5)
+	far := time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := eventstore.Commit{CommitID: "far", CommandID: "far", CommandType: domain.CommandRecipeRun, Client: "far-client", At: far,
+		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}},
+		State:  domain.ClientState{Client: "far-client", LastRunAt: far}}
+	b, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, eventlog.EventSubject("far-client"), b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, eventlog.EventSubject("garbage"), []byte("\x81\xa6schema\x02not a commit")); err != nil {
+		t.Fatal(err)
+	}
+	last := publishCommits(t, js, g, 5)
+
+	p, err := NewProjector(js, testOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runProjector(p)
+	waitSeq(t, p, last)
+	if err := stop(); err != nil {
+		t.Fatalf("projector Run: %v", err)
+	}
+	if n := p.unfoldable.Load(); n != 2 {
+		t.Errorf("unfoldable records counted: %d, want 2", n)
+	}
+	if p.faults.Load() != 0 {
+		t.Errorf("projector faults: %d, want 0", p.faults.Load())
+	}
+	assertViewsMatchFold(t, js)
+
+	nc := js.Conn()
+	stopQ, err := StartQueryService(ctx, nc, js, eventlog.NewStore(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopQ()
+	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer qcancel()
+	_, err = client.QueryClient(qctx, nc, client.ClientRequest{Client: "far-client"})
+	if err == nil || !strings.Contains(err.Error(), "422") {
+		t.Fatalf("query of the year-20983 client: %v, want a 422 answer naming why", err)
+	}
+}

@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// The rejection policy: which commands studyd refuses, with what code, and what it
+// records. Every way a command comes in (the STUDYD_CMDS intake, the studyd.submit
+// endpoint) goes through Admit and Reject, so that they refuse alike.
+
+// Incoming is a command as it arrived, before it is decoded.
+type Incoming struct {
+	Subject     string          // where it arrived: studyd.cmd.<client>, studyd.submit
+	Client      domain.ClientID // the client its subject names; "" when the subject names none
+	ContentType string
+	Payload     []byte
+	Seq         uint64 // its STUDYD_CMDS sequence; 0 if it was not queued
+}
+
+// Decoder turns a command's bytes into a command by their content type (the wire
+// codec). Its errors wrap domain.ErrMalformed or domain.ErrUnsupportedContent.
+type Decoder func(contentType string, body []byte) (domain.Command, error)
+
+// Admit decodes in with decode and checks what can be checked before deciding: its
+// size, its encoding, and that it goes to the client it names. A refusal is an error
+// for which IsRejection holds; the command is returned as far as it was decoded.
+func Admit(in Incoming, decode Decoder) (domain.Command, error) {
+	if len(in.Payload) > domain.MaxCommandPayload {
+		return domain.Command{ClientID: in.Client}, fmt.Errorf("%w: command is %d bytes (at most %d)",
+			domain.ErrOversize, len(in.Payload), domain.MaxCommandPayload)
+	}
+	cmd, err := decode(in.ContentType, in.Payload)
+	if err != nil {
+		return domain.Command{ClientID: in.Client}, err
+	}
+	switch {
+	case in.Client != "" && cmd.ClientID != in.Client:
+		return cmd, fmt.Errorf("%w: subject is for client %q but the command's client_id is %q (publish to studyd.cmd.%s)",
+			domain.ErrSubjectMismatch, in.Client, cmd.ClientID, cmd.ClientID)
+	case in.Client == "":
+		// Nothing routes it yet: its own client id must be usable as a subject token.
+		if err := cmd.ClientID.Validate(); err != nil {
+			return cmd, err
+		}
+	}
+	return cmd, nil
+}
+
+// Reject records the refusal of in (cmd as far as it was decoded, cause the error from
+// Admit or Handle) in the log, and returns the rejection with its position. A client
+// id that is not a valid subject token is recorded as no client (studyd.rej._).
+func (h *Handler) Reject(ctx context.Context, in Incoming, cmd domain.Command, cause error) (eventstore.Rejection, uint64, error) {
+	client := cmd.ClientID
+	if client == "" {
+		client = in.Client
+	}
+	if client.Validate() != nil {
+		client = ""
+	}
+	r := eventstore.Rejection{
+		CommandID: cmd.CommandID,
+		Client:    client,
+		Subject:   in.Subject,
+		Code:      domain.ClassifyRejection(cause),
+		Error:     cause.Error(),
+		At:        time.Now().UTC(),
+		Payload:   in.Payload, // the codec keeps the first MaxRejectedPayload bytes
+		StreamSeq: in.Seq,
+	}
+	pos, err := h.store.Reject(ctx, r)
+	if err != nil {
+		return eventstore.Rejection{}, 0, fmt.Errorf("record rejection of %s: %w", in.Subject, err)
+	}
+	return r, pos, nil
+}
