@@ -118,7 +118,7 @@ func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config
 	}
 	heads := make([]*head, cfg.Partitions)
 	for i := range heads {
-		heads[i] = &head{}
+		heads[i] = &head{gauge: cfg.Metrics.headFailures(i)}
 	}
 	return &Intake{nc: nc, js: js, handler: handler, cfg: cfg, heads: heads}
 }
@@ -210,7 +210,7 @@ func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 	out, transient := in.apply(ctx, msg, seq)
 	if transient != nil {
 		failures := in.heads[n].failed(seq, transient)
-		in.cfg.Metrics.headFailures(n, failures)
+		in.heads[n].gauge.Set(float64(failures))
 		if in.poisoned(failures, transient) {
 			out, transient = in.park(ctx, msg, seq, failures, transient)
 		}
@@ -222,7 +222,7 @@ func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 		return
 	}
 	in.heads[n].settled()
-	in.cfg.Metrics.headFailures(n, 0)
+	in.heads[n].gauge.Set(0)
 	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
 	if err := msg.Ack(); err != nil {
 		// Harmless: a redelivery is recognised by its sequence and answered as a duplicate.

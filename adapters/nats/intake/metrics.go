@@ -56,7 +56,8 @@ func (m *Metrics) observe(out client.Outcome, took time.Duration) {
 	m.latency.Observe(took.Seconds())
 }
 
-// headFailures records how often partition n's next command has failed in a row.
-func (m *Metrics) headFailures(n, failures int) {
-	m.failing.WithLabelValues(strconv.Itoa(n)).Set(float64(failures))
+// headFailures is the gauge of how often partition n's next command has failed in a
+// row.
+func (m *Metrics) headFailures(n int) prometheus.Gauge {
+	return m.failing.WithLabelValues(strconv.Itoa(n))
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/app"
@@ -61,6 +62,7 @@ func (s Stuck) String() string {
 
 // head tracks the failures of the command at the head of one partition.
 type head struct {
+	gauge    prometheus.Gauge // studyd_partition_head_failures of the partition
 	mu       sync.Mutex
 	seq      uint64
 	err      string

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
@@ -36,7 +37,7 @@ func (b *brokenClient) Load(ctx context.Context, c domain.ClientID) (eventstore.
 
 // startPoisonable runs an intake with one partition (every client behind the same
 // head) on a store where client "poison" fails as b says.
-func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Intake, *nats.Conn, context.Context) {
+func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Intake, *nats.Conn, context.Context, *prometheus.Registry) {
 	t.Helper()
 	_, nc, js := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -51,8 +52,9 @@ func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Inta
 		t.Fatal(err)
 	}
 	b := &brokenClient{Store: eventlog.NewStore(js), client: "poison"}
+	reg := prometheus.NewRegistry()
 	in := intake.New(nc, js, app.NewHandler(b, app.Config{CacheSize: -1}),
-		intake.Config{Partitions: 1, AckWait: 2 * time.Second, PoisonAfter: poisonAfter})
+		intake.Config{Partitions: 1, AckWait: 2 * time.Second, PoisonAfter: poisonAfter, Metrics: intake.NewMetrics(reg)})
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- in.Run(runCtx) }()
@@ -62,7 +64,7 @@ func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Inta
 			t.Errorf("intake.Run: %v", err)
 		}
 	})
-	return b, in, nc, ctx
+	return b, in, nc, ctx, reg
 }
 
 // TestPoisonCommandIsParkedAndItsPartitionMovesOn: a command that fails the same way
@@ -72,7 +74,7 @@ func startPoisonable(t *testing.T, poisonAfter int) (*brokenClient, *intake.Inta
 // block its partition forever).
 func TestPoisonCommandIsParkedAndItsPartitionMovesOn(t *testing.T) {
 	t.Parallel()
-	b, in, conn, ctx := startPoisonable(t, 3)
+	b, in, conn, ctx, _ := startPoisonable(t, 3)
 	cause := fmt.Errorf("load poison: %w: a commit this build cannot read", eventstore.ErrCorrupt)
 	b.broken.Store(&cause)
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -128,7 +130,7 @@ func TestPoisonCommandIsParkedAndItsPartitionMovesOn(t *testing.T) {
 // until it moves again.
 func TestOutageIsWaitedOutAndShownAsStuck(t *testing.T) {
 	t.Parallel()
-	b, in, conn, ctx := startPoisonable(t, 2)
+	b, in, conn, ctx, reg := startPoisonable(t, 2)
 	cause := fmt.Errorf("load poison: %w: no responders", eventstore.ErrUnavailable)
 	b.broken.Store(&cause)
 	cmd := domain.Command{Type: domain.CommandOptOut, CommandID: "wait-1", ClientID: "poison", At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
@@ -150,6 +152,9 @@ func TestOutageIsWaitedOutAndShownAsStuck(t *testing.T) {
 	if len(stuck) != 1 || stuck[0].Partition != 0 || !strings.Contains(stuck[0].String(), "no responders") {
 		t.Fatalf("Stuck() = %v; want partition 0 with its error", stuck)
 	}
+	if got := headFailures(t, reg); got < 4 {
+		t.Errorf("studyd_partition_head_failures{partition=\"0\"} = %v while stuck, want at least 4", got)
+	}
 	b.broken.Store(nil)
 	if out := <-res; out.Status != client.OutcomeApplied {
 		t.Fatalf("after the outage: got %+v; want applied, never parked", out)
@@ -157,4 +162,28 @@ func TestOutageIsWaitedOutAndShownAsStuck(t *testing.T) {
 	if s := in.Stuck(); len(s) != 0 {
 		t.Errorf("Stuck() = %v after it moved, want none", s)
 	}
+	if got := headFailures(t, reg); got != 0 {
+		t.Errorf("studyd_partition_head_failures{partition=\"0\"} = %v after it moved, want 0", got)
+	}
+}
+
+// headFailures reads partition 0's studyd_partition_head_failures from reg.
+func headFailures(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "studyd_partition_head_failures" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == "0" {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatal(`no studyd_partition_head_failures{partition="0"}`)
+	return 0
 }
