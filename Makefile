@@ -40,11 +40,16 @@ lint: $(STATICCHECK)
 $(STATICCHECK):
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
-# fuzz: every fuzz target for FUZZTIME each.
+# fuzz: every fuzz target for FUZZTIME each, under a memory limit: a Go heap limit
+# (FUZZMEMLIMIT) and a virtual-memory cap (FUZZVMEM, KiB), so that a decoder trusting a
+# hostile length dies in the run ("out of memory") instead of passing or taking the
+# machine down.
+FUZZMEMLIMIT ?= 512MiB
+FUZZVMEM ?= 4194304
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
+	@ulimit -v $(FUZZVMEM); for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; \
+	    echo "== $$pkg $$f"; GOMEMLIMIT=$(FUZZMEMLIMIT) $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 1s $$pkg || exit 1; \
 	  done; \
 	done
 
@@ -53,6 +58,7 @@ bench:
 
 docs:
 	$(GO) run ./internal/docgen
+	$(GO) test -count=1 -run '^TestReadmeMatchesHelp$$' ./cmd/studyctl -args -update
 
 clean:
 	rm -rf $(BIN) data integration.log

@@ -4,7 +4,8 @@
 // digest, rebuilt views equal to the live ones), and time travel (a client as of a
 // position, an enrollment's history, a study's sample-ratio health).
 //
-// It does no I/O of its own: adapters/nats replays the stream and hands each message
-// over as an Entry, and studyctl prints what this package computes. Like the folds in
-// projections it reads no clock; times come from the log.
+// It does no I/O of its own: it reads the log through the Log interface it declares
+// (adapters/nats/eventlog implements it over JetStream), each message an Entry, and
+// studyctl prints what this package computes. Like the folds in projections it reads
+// no clock; times come from the log.
 package audit

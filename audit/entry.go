@@ -10,12 +10,6 @@ import (
 	"github.com/studyd/studyd/eventstore"
 )
 
-// Subject prefixes of the events stream: a client's commits and its rejections.
-const (
-	CommitPrefix    = "studyd.evt."
-	RejectionPrefix = "studyd.rej."
-)
-
 // Entry is one message of the events stream as a replay delivers it.
 type Entry struct {
 	Seq     uint64    // stream sequence: the commit's Position

@@ -93,7 +93,8 @@ type RejectionLine struct {
 // CSVHeader is the header row of the CSV export.
 var CSVHeader = []string{"seq", "at", "client_id", "commit_id", "command_id", "command_type", "event_index",
 	"type", "source", "status", "object", "key", "slug", "branch", "from", "to", "reason",
-	"enrollment_id", "experiment_type", "preference", "addon_id", "addon_version", "reset_value", "studies_enabled"}
+	"enrollment_id", "experiment_type", "preference", "addon_id", "addon_version", "reset_value", "studies_enabled",
+	"firefox_version", "original_reason"}
 
 // rejectionCSVHeader is the header row of the CSV export of rejections.
 var rejectionCSVHeader = []string{"seq", "at", "client_id", "command_id", "subject", "code", "error", "command_stream_seq"}
@@ -189,12 +190,21 @@ func (x *Exporter) Commit(r eventstore.Record) error {
 		row = append(row, u64(r.Position), c.At.Format(time.RFC3339Nano), string(c.Client), c.CommitID, c.CommandID,
 			string(c.CommandType), strconv.Itoa(i), string(e.Type), e.Source, string(e.Status), string(e.Object), e.Key,
 			e.Slug, e.Branch, string(e.From), string(e.To), e.Reason, e.EnrollmentID, string(e.ExperimentType),
-			e.Preference, e.AddonID, e.AddonVersion, strconv.FormatBool(e.ResetValue), strconv.FormatBool(e.StudiesEnabled))
+			e.Preference, e.AddonID, e.AddonVersion, resetValue(e), studiesEnabled(e),
+			firefoxVersion(e.FirefoxVersion), e.OriginalReason)
 		if err := x.csv.Write(row); err != nil {
 			return fmt.Errorf("export seq %d: %w", r.Position, err)
 		}
 		return nil
 	})
+}
+
+// firefoxVersion is the CSV cell of the deciding Firefox version: empty when unversioned.
+func firefoxVersion(v domain.FirefoxVersion) string {
+	if v == 0 {
+		return ""
+	}
+	return v.String()
 }
 
 // Rejection writes the rejection at seq.
@@ -227,6 +237,23 @@ func (x *Exporter) Close() error {
 		return fmt.Errorf("export: %w", err)
 	}
 	return nil
+}
+
+// resetValue is the CSV cell of didResetValue: set on a preference study's unenroll
+// only, empty on every other row (where false would be a claim, not a fact).
+func resetValue(e *domain.Event) string {
+	if e.Type != domain.EventUnenrolled || e.Object != domain.PreferenceStudy {
+		return ""
+	}
+	return strconv.FormatBool(e.ResetValue)
+}
+
+// studiesEnabled is the CSV cell of the opt-out pref: set on its change only.
+func studiesEnabled(e *domain.Event) string {
+	if e.Type != domain.EventStudiesOptOutChanged {
+		return ""
+	}
+	return strconv.FormatBool(e.StudiesEnabled)
 }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }

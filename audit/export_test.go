@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/simulate"
 )
 
 func export(t *testing.T, f audit.Format, sel audit.Selection) (string, *audit.Exporter, int) {
@@ -182,5 +184,136 @@ func TestParseStudy(t *testing.T) {
 				t.Errorf("ParseStudy(%q) = %v, %v; want %v, ok %t", tt.in, got, err, tt.want, tt.ok)
 			}
 		})
+	}
+}
+
+// TestExportJSONLShowsWhatTheClientRan: a recipe's uptake event carries the recipe's
+// action and its whole arguments, and the JSONL audit shows the arguments as the JSON
+// object the client received, not as an escaped string.
+func TestExportJSONLShowsWhatTheClientRan(t *testing.T) {
+	t.Parallel()
+	out, _, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	var seen int
+	for line := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var env struct {
+			Events []struct {
+				Source    string          `json:"source"`
+				Action    string          `json:"action"`
+				Arguments json.RawMessage `json:"arguments"`
+			} `json:"events"`
+		}
+		if err := json.Unmarshal([]byte(line), &env); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range env.Events {
+			if !strings.HasPrefix(e.Source, "normandy/recipe/") {
+				continue
+			}
+			if e.Action == "" || len(e.Arguments) == 0 || e.Arguments[0] != '{' {
+				t.Fatalf("recipe event %s: action %q, arguments %s; want the action and a JSON object", e.Source, e.Action, e.Arguments)
+			}
+			seen++
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no recipe uptake events in the export")
+	}
+}
+
+// TestExportVersionedTelemetry: a mixed-version fleet's events are exported in the
+// Telemetry shape of the Firefox that decided them (enrollmentId exactly for Firefox
+// 72–95), and the CSV names that version.
+func TestExportVersionedTelemetry(t *testing.T) {
+	t.Parallel()
+	l, err := audittest.FleetOf(simulate.Config{Clients: 60, Days: 6, Seed: 9, Versions: simulate.MixedFleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withID := map[bool]int{}
+	for _, r := range recs {
+		for _, e := range r.Commit.Events {
+			te, ok := e.Telemetry(r.Commit.Client, r.Commit.At)
+			if !ok || e.EnrollmentID == "" || te.Method == domain.MethodEnrollFailed || te.Method == domain.MethodExpPrefChanged {
+				continue
+			}
+			_, has := te.Extra["enrollmentId"]
+			want := e.FirefoxVersion >= 72 && e.FirefoxVersion <= 95
+			if has != want {
+				t.Fatalf("Firefox %s %s %s: enrollmentId present %t, want %t", e.FirefoxVersion, te.Method, te.Object, has, want)
+			}
+			withID[has]++
+		}
+	}
+	if withID[true] == 0 || withID[false] == 0 {
+		t.Fatalf("events with and without enrollmentId: %v, want both", withID)
+	}
+	var buf bytes.Buffer
+	x, err := audit.NewExporter(&buf, audit.FormatCSV, audit.Selection{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := x.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(rows[0], "firefox_version")
+	versions := map[string]bool{}
+	for _, row := range rows[1:] {
+		versions[row[col]] = true
+	}
+	for _, v := range []string{"", "60", "70", "80", "100"} {
+		if !versions[v] {
+			t.Errorf("no CSV row decided by Firefox %q, want some (got %v)", v, versions)
+		}
+	}
+}
+
+// TestExportNamesAndCells: JSONL uses the JSON names throughout (recent commands
+// included), and a CSV row fills reset_value and studies_enabled only for the events
+// that carry them.
+func TestExportNamesAndCells(t *testing.T) {
+	t.Parallel()
+	out, _, _ := export(t, audit.FormatJSONL, audit.Selection{})
+	for _, goName := range []string{`"CommandID"`, `"CommandSeq"`, `"Position"`} {
+		if strings.Contains(out, goName) {
+			t.Errorf("jsonl export has the Go field name %s", goName)
+		}
+	}
+	if !strings.Contains(out, `"recent":[{"command_id":`) {
+		t.Errorf("jsonl export lacks recent commands with JSON names")
+	}
+	out, _, _ = export(t, audit.FormatCSV, audit.Selection{})
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := func(name string) int { return slices.Index(audit.CSVHeader, name) }
+	typ, obj, reset, enabled := col("type"), col("object"), col("reset_value"), col("studies_enabled")
+	seen := map[string]bool{}
+	for _, r := range rows[1:] {
+		wantReset := r[typ] == string(domain.EventUnenrolled) && r[obj] == string(domain.PreferenceStudy)
+		if (r[reset] != "") != wantReset {
+			t.Fatalf("row %v: reset_value %q, want it set only on a preference study's unenroll", r, r[reset])
+		}
+		wantEnabled := r[typ] == string(domain.EventStudiesOptOutChanged)
+		if (r[enabled] != "") != wantEnabled {
+			t.Fatalf("row %v: studies_enabled %q, want it set only on an opt-out change", r, r[enabled])
+		}
+		seen[r[typ]] = true
+	}
+	if !seen[string(domain.EventUptakeReported)] || !seen[string(domain.EventUnenrolled)] {
+		t.Errorf("the fleet's export lacks uptake or unenroll rows: %v", seen)
 	}
 }

@@ -139,6 +139,7 @@ type link struct {
 type transitionKey struct {
 	t        domain.EventType
 	from, to domain.State
+	rollout  bool // which machine: a rollout's, or a study's
 }
 
 // Verifier checks a replayed stream message by message. It is not safe for
@@ -384,7 +385,7 @@ func (v *Verifier) touchedIndex(s domain.StudyRef) int {
 // checkTransition is fsm.CheckTransition, remembered per (type, from, to): the table
 // is fixed, and building a state machine per event would dominate a replay.
 func (v *Verifier) checkTransition(e *domain.Event) error {
-	k := transitionKey{t: e.Type, from: e.From, to: e.To}
+	k := transitionKey{t: e.Type, from: e.From, to: e.To, rollout: e.Object.IsRollout()}
 	err, ok := v.legal[k]
 	if !ok {
 		err = fsm.CheckTransition(domain.Event{Type: e.Type, From: e.From, To: e.To, Object: e.Object, Key: e.Key})

@@ -13,6 +13,7 @@ import (
 	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/simulate"
 )
 
 var (
@@ -91,6 +92,62 @@ func TestVerifyCleanLog(t *testing.T) {
 	}
 	if r.Messages != uint64(len(l.Entries)) || r.LastSeq != uint64(len(l.Entries)) {
 		t.Errorf("messages %d, last seq %d; want %d", r.Messages, r.LastSeq, len(l.Entries))
+	}
+}
+
+// TestVerifyMixedVersionLog: a log of a fleet mixing 2018 and later clients (rollouts
+// on their own machine, later events, unenrollFailed that moves nothing) verifies
+// clean, and a later event whose transition belongs to the other machine is caught.
+func TestVerifyMixedVersionLog(t *testing.T) {
+	t.Parallel()
+	l, err := audittest.FleetOf(simulate.Config{Clients: 60, Days: 9, Seed: 5, Versions: simulate.MixedFleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	if err := r.Err(); err != nil {
+		t.Fatalf("clean mixed-version log: got fault %v (of %d), want none", err, r.FaultCount)
+	}
+	if r.Transitions == 0 {
+		t.Fatalf("report %+v: want transitions", r)
+	}
+
+	// enrollFailed none→none is an edge of the rollout machine only: a study event with
+	// it is illegal, even after the verifier has seen (and remembered) the rollout's.
+	l = audittest.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
+	at := time.Date(2020, 6, 1, 0, 0, 0, 0, time.UTC)
+	rollout := func(id domain.RecipeID, slug string) domain.RecipeReport {
+		return domain.RecipeReport{ID: id, Action: "preference-rollout", Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(
+			map[string]any{"slug": slug, "preferences": []any{map[string]any{"preferenceName": "p.a", "value": true}}})}
+	}
+	run := domain.Command{Type: domain.CommandRecipeRun, CommandID: "r1", ClientID: "c1", At: at, FirefoxVersion: "80.0",
+		RunnerStatus: domain.RunnerSuccess, Recipes: []domain.RecipeReport{rollout(1, "ro"), rollout(2, "ro2")}}
+	if err := l.Apply(run); err != nil {
+		t.Fatal(err)
+	}
+	run.ClientID, run.CommandID = "c2", "r2"
+	if err := l.Apply(run); err != nil {
+		t.Fatal(err)
+	}
+	if r := verify(l.Entries, audit.VerifyOptions{Anchored: true}); r.Err() != nil {
+		t.Fatalf("two clients' rollouts: got fault %v, want none", r.Err())
+	}
+	c := decode(t, l.Entries[1])
+	var tampered bool
+	for j, ev := range c.Events {
+		if ev.Type == domain.EventEnrollFailed && ev.Object == domain.PreferenceRollout {
+			c.Events[j].Object = domain.PreferenceStudy
+			tampered = true
+		}
+	}
+	if !tampered {
+		t.Fatalf("no failed rollout enrollment in %v", c.Events)
+	}
+	entries := slices.Clone(l.Entries)
+	entries[1].Data = encode(t, c)
+	r = verify(entries, audit.VerifyOptions{})
+	if !slices.ContainsFunc(r.Faults, func(f audit.Fault) bool { return f.Kind == audit.FaultIllegalTransition }) {
+		t.Errorf("a study event with the rollout machine's enrollFailed none→none: got faults %v, want an illegal transition", r.Faults)
 	}
 }
 

@@ -30,6 +30,8 @@ type LiveViews struct {
 	Head    uint64
 	Studies []projections.StudyView
 	Uptake  []LiveUptake
+	// Timeline is the studyd_study_time bucket: every study's hour and day buckets.
+	Timeline []projections.StudyBucket
 }
 
 // ViewMismatch is one key whose live value differs from the fold of the log.
@@ -70,13 +72,23 @@ func (r ViewResult) Behind() bool { return r.Head > r.Reflects }
 
 // liveKey is one key to compare: its canonical line, and where to take the fold's.
 type liveKey struct {
-	name  string
-	seq   uint64
-	line  []byte // canonical live value
-	study domain.StudyRef
-	tally projections.UptakeKey
-	isStd bool
+	name   string
+	seq    uint64
+	line   []byte // canonical live value
+	study  domain.StudyRef
+	tally  projections.UptakeKey
+	bucket projections.StudyBucketKey
+	kind   keyKind
 }
+
+// keyKind is the view a live key belongs to.
+type keyKind uint8
+
+const (
+	kindUptake keyKind = iota
+	kindStudy
+	kindBucket
+)
 
 // ViewCheck proves that a fold of the log equals the live views. Each live key is
 // compared with the fold of the log up to the sequence that key says it reflects, so a
@@ -92,20 +104,27 @@ type ViewCheck struct {
 	fold       map[string][]byte
 	uptake     *projections.Uptake
 	studies    *projections.Studies
+	timeline   *projections.StudyTimeline
 	lastPos    uint64
 }
 
 // NewViewCheck prepares the comparison with live.
 func NewViewCheck(live LiveViews) *ViewCheck {
 	v := &ViewCheck{checkpoint: live.Checkpoint, head: live.Head, fold: make(map[string][]byte),
-		uptake: projections.NewUptake(), studies: projections.NewStudies()}
+		uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
 	for _, s := range live.Studies {
 		seq := s.Seq
 		s.Seq = 0
-		v.keys = append(v.keys, liveKey{name: studyName(s.Study()), seq: seq, line: canonical(s), study: s.Study(), isStd: true})
+		v.keys = append(v.keys, liveKey{name: studyName(s.Study()), seq: seq, line: canonical(s), study: s.Study(), kind: kindStudy})
 	}
 	for _, u := range live.Uptake {
 		v.keys = append(v.keys, liveKey{name: tallyName(u.Key), seq: u.Seq, line: []byte(strconv.FormatUint(u.Count, 10)), tally: u.Key})
+	}
+	for _, b := range live.Timeline {
+		seq := b.Seq
+		b.Seq = 0
+		k := b.BucketKey()
+		v.keys = append(v.keys, liveKey{name: bucketName(k), seq: seq, line: canonical(b), bucket: k, kind: kindBucket})
 	}
 	slices.SortFunc(v.keys, func(a, b liveKey) int {
 		if a.seq != b.seq {
@@ -134,6 +153,7 @@ func (v *ViewCheck) Apply(pos uint64, c *eventstore.Commit) {
 	v.snapshotBefore(pos)
 	v.uptake.Apply(pos, c)
 	v.studies.Apply(pos, c)
+	v.timeline.Apply(pos, c)
 	v.lastPos = pos
 }
 
@@ -147,9 +167,17 @@ func (v *ViewCheck) snapshotBefore(pos uint64) {
 }
 
 func (v *ViewCheck) snapshot(k *liveKey) {
-	if k.isStd {
+	switch k.kind {
+	case kindStudy:
 		if sv, ok := v.studies.Views[k.study]; ok {
 			c := *sv
+			c.Seq = 0
+			v.fold[k.name] = canonical(c)
+		}
+		return
+	case kindBucket:
+		if b, ok := v.timeline.Buckets[k.bucket]; ok {
+			c := *b
 			c.Seq = 0
 			v.fold[k.name] = canonical(c)
 		}
@@ -180,6 +208,15 @@ func (v *ViewCheck) Finish(lastSeq uint64) ViewResult {
 		name := studyName(ref)
 		if _, ok := live[name]; !ok && (atCheckpoint || sv.Seq <= v.checkpoint) {
 			c := *sv
+			c.Seq = 0
+			v.fold[name] = canonical(c)
+			live[name] = liveKey{name: name, seq: v.checkpoint}
+		}
+	}
+	for k, b := range v.timeline.Buckets {
+		name := bucketName(k)
+		if _, ok := live[name]; !ok && (atCheckpoint || b.Seq <= v.checkpoint) {
+			c := *b
 			c.Seq = 0
 			v.fold[name] = canonical(c)
 			live[name] = liveKey{name: name, seq: v.checkpoint}
@@ -240,6 +277,10 @@ func studyName(ref domain.StudyRef) string { return "study " + ref.String() }
 
 func tallyName(k projections.UptakeKey) string {
 	return "uptake " + k.Source + " " + string(k.Status) + " " + k.Period.String() + " " + strconv.FormatInt(k.Start, 10)
+}
+
+func bucketName(k projections.StudyBucketKey) string {
+	return "study-time " + k.Study.String() + " " + k.Period.String() + " " + strconv.FormatInt(k.Start, 10)
 }
 
 func cmpU(a, b uint64) int {

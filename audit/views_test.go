@@ -12,13 +12,14 @@ import (
 // liveAt folds recs up to seq and renders the views as a projector that flushed
 // exactly then would have stored them: every value stamped with seq.
 func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
-	u, s := projections.NewUptake(), projections.NewStudies()
+	u, s, tl := projections.NewUptake(), projections.NewStudies(), projections.NewStudyTimeline()
 	for i := range recs {
 		if recs[i].Position > seq {
 			break
 		}
 		u.Apply(recs[i].Position, &recs[i].Commit)
 		s.Apply(recs[i].Position, &recs[i].Commit)
+		tl.Apply(recs[i].Position, &recs[i].Commit)
 	}
 	live := audit.LiveViews{Checkpoint: seq}
 	for _, v := range s.Views {
@@ -28,6 +29,11 @@ func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
 	}
 	for k, n := range u.Counts {
 		live.Uptake = append(live.Uptake, audit.LiveUptake{Key: k, Count: n, Seq: seq})
+	}
+	for _, b := range tl.Buckets {
+		c := *b
+		c.Seq = seq
+		live.Timeline = append(live.Timeline, c)
 	}
 	return live
 }
@@ -76,6 +82,20 @@ func TestViewCheck(t *testing.T) {
 		{name: "a study missing from KV", mismatch: "missing from KV", live: func() audit.LiveViews {
 			l := liveAt(recs, end)
 			l.Studies = l.Studies[1:]
+			return l
+		}},
+		{name: "a study bucket edited", mismatch: "study-time ", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			for name, a := range l.Timeline[0].Branches {
+				a.Enrolled++
+				l.Timeline[0].Branches[name] = a
+				break
+			}
+			return l
+		}},
+		{name: "a study bucket missing from KV", mismatch: "study-time ", live: func() audit.LiveViews {
+			l := liveAt(recs, end)
+			l.Timeline = l.Timeline[1:]
 			return l
 		}},
 		{name: "a key ahead of the log", mismatch: "the log ends", live: func() audit.LiveViews {

@@ -42,9 +42,9 @@ type Commit struct {
 
 // Applied identifies one command a client's state already reflects.
 type Applied struct {
-	CommandID  string `msgpack:"command_id"`
-	CommandSeq uint64 `msgpack:"command_seq"`
-	Position   uint64 `msgpack:"position"` // the commit it produced; 0 in the commit that produced it
+	CommandID  string `msgpack:"command_id" json:"command_id"`
+	CommandSeq uint64 `msgpack:"command_seq" json:"command_seq"`
+	Position   uint64 `msgpack:"position" json:"position"` // the commit it produced; 0 in the commit that produced it
 }
 
 // Record is a commit as read back from a Store.

@@ -1,7 +1,7 @@
 // Package projections holds studyd's read models as pure folds over the log: uptake
 // tallies per source, status and time bucket, enrollment views per study, and the
 // client view. Folds do no I/O, read no clock (time is the commit's At) and never log;
-// adapters/nats materialises them into JetStream KV buckets, and audits replay the log
+// adapters/nats/views materialises them into JetStream KV buckets, and audits replay the log
 // through the same folds.
 //
 // Every fold is keyed by commit position: a view remembers the position it reflects

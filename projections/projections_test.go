@@ -191,6 +191,17 @@ func TestStudiesFold(t *testing.T) {
 			}},
 		},
 		{
+			name: "add-on study without branches: counted in the totals, no \"\" branch",
+			commits: []eventstore.Commit{
+				commitAt(t0, enrolled(domain.AddonStudy, "42", "")),
+				commitAt(t0, unenrolled(domain.AddonStudy, "42", "", domain.ReasonUninstalled, false)),
+			},
+			want: map[domain.StudyRef]*StudyView{addon: {
+				Object: domain.AddonStudy, Key: "42", Slug: "42", Seq: 2, Enrolled: 1, Active: 0,
+				Unenrolled: map[string]uint64{"uninstalled": 1},
+			}},
+		},
+		{
 			name: "two studies in one commit",
 			commits: []eventstore.Commit{commitAt(t0,
 				enrolled(domain.PreferenceStudy, "pref-1", "b"), enrolled(domain.AddonStudy, "42", "b"))},

@@ -10,13 +10,13 @@ trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "
 for _ in $(seq 200); do curl -sf http://127.0.0.1:19180/readyz >/dev/null && break; sleep 0.1; done
 export NATS_URL=nats://127.0.0.1:14222
 step() { printf '\n== %s\n' "$*"; }
-step "studyctl simulate --clients 200 --days 14"
+step "studyctl simulate --clients 200 --days 14 (waits until studyd has decided every command)"
 ./bin/studyctl simulate --clients 200 --days 14 --seed 1
-step "studyctl studies"
+step "studyctl studies (the totals are simulate's expected numbers)"
 ./bin/studyctl studies
 study=$(./bin/studyctl studies --json | sed -n 's/.*"key": "\(pref[^"]*\)".*/\1/p' | head -1)
-step "studyctl study preference_study $study"
-./bin/studyctl study preference_study "$study"
+step "studyctl study preference_study/$study"
+./bin/studyctl study "preference_study/$study"
 step "studyctl uptake (runner)"
 ./bin/studyctl uptake | grep -E 'SOURCE|normandy/runner'
 step "studyctl audit --format telemetry (first 3 events)"

@@ -58,7 +58,7 @@ func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
 			if err == nil {
 				err = errors.New("invalid JSON")
 			}
-			return domain.Command{}, fmt.Errorf("%w: json: %w", ErrMalformed, err)
+			return domain.Command{}, fmt.Errorf("%w: json: %s", ErrMalformed, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if err := scanJSON(body); err != nil {
 			return domain.Command{}, fmt.Errorf("%w: json: %w", ErrMalformed, err)
@@ -66,7 +66,8 @@ func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&cmd); err != nil {
-			return domain.Command{}, fmt.Errorf("%w: json: %w", ErrMalformed, err)
+			// encoding/json's messages mostly say "json: " themselves; say it once.
+			return domain.Command{}, fmt.Errorf("%w: json: %s", ErrMalformed, strings.TrimPrefix(err.Error(), "json: "))
 		}
 		if _, err := dec.Token(); err != io.EOF {
 			return domain.Command{}, fmt.Errorf("%w: json: trailing data after the command", ErrMalformed)

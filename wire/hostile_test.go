@@ -49,6 +49,10 @@ func hostile() []struct {
 		{"nested 100 deep", "", deepMsgpack, "nested deeper than 32"},
 		{"json nested 100 deep", wire.ContentTypeJSON, []byte(deepJSON), "nested deeper than 32"},
 		{"json 2000 recipes", "", []byte(manyJSON), `"recipes": offset`},
+		{"json 2000 recipes, escaped key", "", []byte(strings.Replace(manyJSON, `"recipes"`, `"rec\u0069pes"`, 1)), `"recipes": offset`},
+		{"json 2000 recipes, key in capitals", "", []byte(strings.Replace(manyJSON, `"recipes"`, `"RECIPES"`, 1)), `"RECIPES": offset`},
+		{"json 100 branches", wire.ContentTypeJSON, []byte(`{"recipes":[{"arguments":{"branches":[` + strings.TrimSuffix(strings.Repeat("1,", 100), ",") + `]}}]}`), `"branches": offset`},
+		{"json object of 2000 members", wire.ContentTypeJSON, []byte(`{` + strings.TrimSuffix(strings.Repeat(`"a":1,`, 2000), ",") + `}`), "more than 1024 members"},
 	}
 }
 

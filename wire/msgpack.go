@@ -111,7 +111,10 @@ func scanMsgpack(b []byte) error {
 			return fmt.Errorf("offset %d: a value of %d bytes but only %d bytes follow", start, skip, len(b)-pos)
 		}
 		if isKey {
-			f.key = b[pos : pos+skip]
+			f.key = nil // a key that is no string names no field
+			if c >= 0xa0 && c <= 0xbf || c == 0xd9 || c == 0xda || c == 0xdb || c >= 0xc4 && c <= 0xc6 {
+				f.key = b[pos : pos+skip]
+			}
 		}
 		pos += skip
 	}

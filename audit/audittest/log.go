@@ -33,7 +33,12 @@ func New(start time.Time) *Log {
 // Fleet is a log of a simulated fleet: clients over days, every command decided in
 // order, refused commands recorded as rejections.
 func Fleet(clients, days int, seed uint64) (*Log, error) {
-	f, err := simulate.New(simulate.Config{Clients: clients, Days: days, Seed: seed})
+	return FleetOf(simulate.Config{Clients: clients, Days: days, Seed: seed})
+}
+
+// FleetOf is Fleet of any simulated fleet (e.g. one mixing Firefox versions).
+func FleetOf(cfg simulate.Config) (*Log, error) {
+	f, err := simulate.New(cfg)
 	if err != nil {
 		return nil, err
 	}

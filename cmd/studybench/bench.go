@@ -33,6 +33,7 @@ func bench(ctx context.Context, cfg config, progress func(string)) (*report, err
 	}{
 		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"sync", b.sync}, {"latency", b.latency},
 		{"replay", b.replay}, {"memory", b.memory}, {"scale", b.scale},
+		{"idempotency", b.idempotency},
 	}
 	for _, s := range steps {
 		if !cfg.runs(s.name) {

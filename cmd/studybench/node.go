@@ -83,10 +83,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 	quiet := slog.New(slog.DiscardHandler)
 	n.store = eventlog.NewStore(n.js)
 	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	if n.proj, err = views.NewProjector(n.js, views.ProjectorOptions{Logger: quiet}); err != nil {
-		n.stop()
-		return nil, err
-	}
+	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet})
 	n.reg = prometheus.NewRegistry()
 	intake := intake.New(n.nc, n.js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})

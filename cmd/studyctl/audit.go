@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
+	"github.com/choria-io/fisk"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
@@ -28,16 +26,22 @@ type selectionFlags struct {
 	commitUntil string
 }
 
-func (s *selectionFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&s.stream, "stream", eventlog.EventsStream, "the events stream to read (a copy or a restored backup may have another name)")
-	fs.StringVar(&s.client, "client", "", "only this client's commits (subject studyd.evt.<client>)")
-	fs.StringVar(&s.study, "study", "", "only commits with an event about this study, <object>/<key> (e.g. preference_study/my-slug)")
-	fs.Uint64Var(&s.from, "from", 0, "first stream sequence")
-	fs.Uint64Var(&s.to, "to", 0, "last stream sequence (default: the last when the replay starts)")
-	fs.StringVar(&s.since, "since", "", "messages stored at or after this time (RFC 3339 or YYYY-MM-DD; starts the consumer there)")
-	fs.StringVar(&s.until, "until", "", "messages stored before this time")
-	fs.StringVar(&s.commitSince, "commit-since", "", "commits whose own time (the command's at) is at or after this")
-	fs.StringVar(&s.commitUntil, "commit-until", "", "commits whose own time is before this")
+// register declares the selection flags on cmd; filters says whether the client and
+// study filters apply (health takes its study as an argument instead).
+func (s *selectionFlags) register(cmd *fisk.CmdClause, filters bool) {
+	cmd.Flag("stream", "the events stream to read (a copy or a restored backup may have another name)").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&s.stream)
+	if filters {
+		cmd.Flag("client", "only this client's commits (subject studyd.evt.<client>)").PlaceHolder("CLIENT").StringVar(&s.client)
+		cmd.Flag("study", "only commits with an event about this study, <object>/<key> (e.g. preference_study/my-slug)").PlaceHolder("STUDY").StringVar(&s.study)
+	}
+	cmd.Flag("from", "first stream sequence").PlaceHolder("SEQ").Uint64Var(&s.from)
+	cmd.Flag("to", "last stream sequence (default: the last when the replay starts)").PlaceHolder("SEQ").Uint64Var(&s.to)
+	cmd.Flag("since", "messages stored at or after this time (RFC 3339 or YYYY-MM-DD; starts the consumer there)").PlaceHolder("TIME").StringVar(&s.since)
+	cmd.Flag("until", "messages stored before this time").PlaceHolder("TIME").StringVar(&s.until)
+	if filters {
+		cmd.Flag("commit-since", "commits whose own time (the command's at) is at or after this").PlaceHolder("TIME").StringVar(&s.commitSince)
+		cmd.Flag("commit-until", "commits whose own time is before this").PlaceHolder("TIME").StringVar(&s.commitUntil)
+	}
 }
 
 // options turns the flags into a replay and a selection. subjects are the stream
@@ -95,106 +99,108 @@ type auditSummary struct {
 	LastSeq  uint64       `json:"last_seq"`
 	Seconds  float64      `json:"duration_seconds"`
 	Rate     float64      `json:"messages_per_second"`
+	// Skipped are records the format cannot hold (e.g. a time JSON cannot write):
+	// left out, named here, and the export went on.
+	Skipped []audit.Skipped `json:"skipped,omitempty"`
 }
 
-// runAudit exports the selected part of the log.
-func runAudit(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
+// auditCmd exports the selected part of the log.
+func (c *cli) auditCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("audit", "export the log (jsonl, csv, or Firefox's Telemetry event shape), or its rejections")
 	var sf selectionFlags
-	sf.register(fs)
-	format := fs.String("format", "jsonl", "jsonl (decoded envelopes), csv (one row per event) or telemetry (Firefox's event shape)")
-	rejections := fs.Bool("rejections", false, "list the recorded rejections instead of the commits")
-	output := fs.String("output", "", "write the export to this file instead of stdout (the summary then goes to stdout)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("audit: unexpected argument %q", fs.Arg(0))
-	}
-	f, err := audit.ParseFormat(*format)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	subjects := []string{eventlog.EventSubjects}
-	if *rejections {
-		subjects = []string{eventlog.RejectionSubjects}
-	}
-	o, sel, err := sf.options(subjects, *rejections)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	out, summaryTo := e.stdout, e.stderr
-	if *output != "" {
-		file, err := os.Create(*output)
+	sf.register(cmd, true)
+	var format, output string
+	var rejections bool
+	cmd.Flag("format", "jsonl (decoded commits), csv (one row per event) or telemetry (Firefox's event shape)").Default("jsonl").EnumVar(&format, "jsonl", "csv", "telemetry")
+	cmd.Flag("rejections", "list the recorded rejections instead of the commits").UnNegatableBoolVar(&rejections)
+	cmd.Flag("output", "write the export to this file instead of stdout (the summary then goes to stdout)").Short('o').PlaceHolder("FILE").StringVar(&output)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		f, err := audit.ParseFormat(format)
 		if err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return err
 		}
-		defer file.Close()
-		out, summaryTo = file, e.stdout
-	}
-	x, err := audit.NewExporter(out, f, sel, *rejections)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	nc, err := e.connect()
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer nc.Close()
-	js, err := client.JetStreamOf(nc)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	sum := auditSummary{Format: f}
-	start := time.Now()
-	err = replayWithProgress(ctx, e, js, o, "exporting", func(en audit.Entry) error {
-		sum.Messages++
-		switch en.Kind() {
-		case audit.KindCommit:
-			r, err := en.Record()
+		subjects := []string{eventlog.EventSubjects}
+		if rejections {
+			subjects = []string{eventlog.RejectionSubjects}
+		}
+		o, sel, err := sf.options(subjects, rejections)
+		if err != nil {
+			return err
+		}
+		out, summaryTo := c.stdout, c.stderr
+		if output != "" {
+			file, err := os.Create(output)
 			if err != nil {
 				return err
 			}
-			return x.Commit(r)
-		case audit.KindRejection:
-			r, err := en.Rejection()
-			if err != nil {
-				return err
-			}
-			return x.Rejection(en.Seq, r)
+			defer file.Close()
+			out, summaryTo = file, c.stdout
 		}
-		return nil
-	}, &sum.FirstSeq, &sum.LastSeq)
-	if cerr := x.Close(); err == nil {
-		err = cerr
-	}
-	if *output != "" {
-		if cerr := out.(*os.File).Close(); err == nil && cerr != nil {
+		x, err := audit.NewExporter(out, f, sel, rejections)
+		if err != nil {
+			return err
+		}
+		js, closer, err := c.jsConnect("audit")
+		if err != nil {
+			return err
+		}
+		defer closer()
+		sum := auditSummary{Format: f}
+		start := time.Now()
+		err = c.replayWithProgress(ctx, js, o, "exporting", func(en audit.Entry) error {
+			sum.Messages++
+			switch en.Kind() {
+			case audit.KindCommit:
+				r, err := en.Record()
+				if err != nil {
+					return err
+				}
+				return x.Commit(r)
+			case audit.KindRejection:
+				r, err := en.Rejection()
+				if err != nil {
+					return err
+				}
+				return x.Rejection(en.Seq, r)
+			}
+			return nil
+		}, &sum.FirstSeq, &sum.LastSeq)
+		if cerr := x.Close(); err == nil {
 			err = cerr
 		}
+		if output != "" {
+			if cerr := out.(*os.File).Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return err
+		}
+		sum.Commits, sum.Lines, sum.Skipped = x.Commits, x.Lines, x.Skipped
+		sum.Seconds = time.Since(start).Seconds()
+		sum.Rate = float64(sum.Messages) / max(sum.Seconds, 1e-9)
+		if c.json {
+			return writeJSON(summaryTo, sum)
+		}
+		_, err = fmt.Fprintf(summaryTo, "audit: %d messages read (seq %d..%d), %d commits selected, %d %s lines written in %s (%.0f msg/s)\n",
+			sum.Messages, sum.FirstSeq, sum.LastSeq, sum.Commits, sum.Lines, f, fmtDuration(time.Duration(sum.Seconds*float64(time.Second))), sum.Rate)
+		for _, sk := range sum.Skipped {
+			if err == nil {
+				_, err = fmt.Fprintf(summaryTo, "audit: seq %d skipped: %s (studyctl verify lists it)\n", sk.Seq, sk.Err)
+			}
+		}
+		return err
 	}
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	sum.Commits, sum.Lines = x.Commits, x.Lines
-	sum.Seconds = time.Since(start).Seconds()
-	sum.Rate = float64(sum.Messages) / max(sum.Seconds, 1e-9)
-	if e.json {
-		return (&env{stdout: summaryTo}).printJSON(sum)
-	}
-	_, err = fmt.Fprintf(summaryTo, "audit: %d messages read (seq %d..%d), %d commits selected, %d %s lines written in %s (%.0f msg/s)\n",
-		sum.Messages, sum.FirstSeq, sum.LastSeq, sum.Commits, sum.Lines, f, time.Duration(sum.Seconds*float64(time.Second)).Round(time.Millisecond), sum.Rate)
-	return err
 }
 
 // replayWithProgress replays o with a progress bar (by sequence, with rate and ETA) on
 // stderr when stderr is a terminal, and records the first and last sequence seen.
-func replayWithProgress(ctx context.Context, e *env, js client.JetStream, o eventlog.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
+func (c *cli) replayWithProgress(ctx context.Context, js client.JetStream, o eventlog.ReplayOptions, desc string, fn func(audit.Entry) error, first, last *uint64) error {
 	lo, hi, ok, err := eventlog.ReplayBounds(ctx, js, o)
 	if err != nil || !ok {
 		return err
 	}
-	bar := progress(e.stderr, int64(hi-lo+1), desc)
+	bar := progress(c.stderr, int64(hi-lo+1), desc, "msg")
 	defer func() { _ = bar.Finish() }()
 	return eventlog.Replay(ctx, js, o, func(en audit.Entry) error {
 		if *first == 0 {
@@ -204,21 +210,4 @@ func replayWithProgress(ctx context.Context, e *env, js client.JetStream, o even
 		_ = bar.Set64(int64(en.Seq - lo + 1))
 		return fn(en)
 	})
-}
-
-// progress is a progress bar with rate and ETA on a terminal, silent otherwise.
-func progress(w io.Writer, total int64, desc string) *progressbar.ProgressBar {
-	if f, ok := w.(*os.File); !ok || !simIsTerminal(f) {
-		return progressbar.DefaultSilent(total)
-	}
-	return progressbar.NewOptions64(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("msg"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish(),
-	)
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
@@ -183,7 +184,7 @@ func TestVerifyWithCheckpoint(t *testing.T) {
 func TestTimeTravel(t *testing.T) {
 	t.Parallel()
 	as := startAuditServer(t)
-	out, _, err := runCLI(t, "", "explain", "--server", as.url, "--client", string(as.client), "--study", as.study.String(), "--json")
+	out, _, err := runCLI(t, "", "explain", "--server", as.url, string(as.client), as.study.String(), "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +197,7 @@ func TestTimeTravel(t *testing.T) {
 		t.Errorf("first step %+v: want a start from none", first)
 	}
 	// As of the first step's commit, the study is in that step's state.
-	out, _, err = runCLI(t, "", "asof", "--server", as.url, "--client", string(as.client), "--study", as.study.String(),
+	out, _, err = runCLI(t, "", "asof", "--server", as.url, string(as.client), as.study.String(),
 		"--seq", strconv.FormatUint(first.Seq, 10), "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -226,7 +227,54 @@ func TestTimeTravel(t *testing.T) {
 	if _, _, err := runCLI(t, "", "health", "--server", as.url, "preference_study"); err == nil {
 		t.Errorf("health without a key: got nil error, want a usage error")
 	}
-	if _, _, err := runCLI(t, "", "asof", "--server", as.url, "--client", "x"); err == nil {
-		t.Errorf("asof without --at or --seq: got nil error, want a usage error")
+	if _, _, err := runCLI(t, "", "asof", "--server", as.url, "x", "--at", "2018-01-01", "--seq", "3"); err == nil {
+		t.Errorf("asof with --at and --seq: got nil error, want a usage error")
+	}
+}
+
+// TestAsOfTimes: --at is the client's own time, --stored the log's; an empty answer
+// is an error that says why.
+func TestAsOfTimes(t *testing.T) {
+	t.Parallel()
+	as := startAuditServer(t)
+	out, _, err := runCLI(t, "", "explain", "-s", as.url, string(as.client), as.study.String(), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ex struct{ Steps []audit.Step }
+	if err := json.Unmarshal([]byte(out), &ex); err != nil || len(ex.Steps) == 0 {
+		t.Fatalf("explain %s: %v", out, err)
+	}
+	first := ex.Steps[0]
+	// At the client's own time of the enrolling commit, asof finds a commit at or
+	// before it, whose time is at or before it.
+	out, stderr, err := runCLI(t, "", "asof", "-s", as.url, string(as.client), "--at", first.At.Format(time.RFC3339Nano), "--json")
+	if err != nil {
+		t.Fatalf("asof --at %s: %v (stderr %q)", first.At, err, stderr)
+	}
+	var a audit.AsOf
+	if err := json.Unmarshal([]byte(out), &a); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Found || a.At.After(first.At) || a.Seq < first.Seq {
+		t.Errorf("asof --at %s = seq %d at %s, want the commit at seq >= %d with a time at or before", first.At, a.Seq, a.At, first.Seq)
+	}
+	// The commits were stored now, long after their own times in 2018: the same
+	// instant as a storage time finds nothing, and says so.
+	_, _, err = runCLI(t, "", "asof", "-s", as.url, string(as.client), "--stored", first.At.Format(time.RFC3339Nano))
+	if err == nil || !strings.Contains(err.Error(), "had no commit stored at or before") {
+		t.Errorf("asof --stored %s: error %v, want one saying no commit was stored by then", first.At, err)
+	}
+	_, _, err = runCLI(t, "", "asof", "-s", as.url, string(as.client), "--at", "2000-01-01")
+	if err == nil || !strings.Contains(err.Error(), "its first came later") {
+		t.Errorf("asof --at 2000-01-01: error %v, want one saying its commits came later", err)
+	}
+	_, _, err = runCLI(t, "", "asof", "-s", as.url, "nobody-at-all")
+	if err == nil || !strings.Contains(err.Error(), "has no commits") {
+		t.Errorf("asof of an unknown client: error %v, want one saying it has no commits", err)
+	}
+	out, _, err = runCLI(t, "", "asof", "-s", as.url, string(as.client), "--stored", time.Now().Add(time.Hour).Format(time.RFC3339), "--json")
+	if err != nil || json.Unmarshal([]byte(out), &a) != nil || !a.Found {
+		t.Errorf("asof --stored in an hour: %v %s, want the latest state", err, out)
 	}
 }

@@ -3,68 +3,65 @@ package main
 import (
 	"context"
 	"fmt"
-	"text/tabwriter"
 	"time"
+
+	"github.com/choria-io/fisk"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 )
 
-// runParked lists the commands studyd parked after they failed the same way too many
+// parkedCmd lists the commands studyd parked after they failed the same way too many
 // times, or re-drives one (--redrive SEQ) once its cause is fixed.
-func runParked(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	redrive := fs.Uint64("redrive", 0, "send the parked command at this STUDYD_PARKED sequence back to studyd and print its new outcome")
-	timeout := fs.Duration("timeout", 15*time.Second, "how long to wait (listing, or a re-driven command's outcome)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("parked: unexpected argument %q", fs.Arg(0))
-	}
-	nc, err := e.connect()
-	if err != nil {
-		return fmt.Errorf("parked: %w", err)
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if *redrive != 0 {
-		out, err := client.Redrive(ctx, nc, *redrive)
+func (c *cli) parkedCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("parked", "commands parked after failing the same way repeatedly; --redrive SEQ sends one back")
+	var redrive uint64
+	cmd.Flag("redrive", "send the parked command at this STUDYD_PARKED sequence back to studyd and print its new outcome").PlaceHolder("SEQ").Uint64Var(&redrive)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		nc, err := c.connect("parked")
 		if err != nil {
-			return fmt.Errorf("parked: %w", err)
+			return err
 		}
-		if e.json {
-			return e.printJSON(out)
+		defer nc.Close()
+		// The global --timeout bounds the listing, or the wait for a re-driven command's
+		// outcome.
+		ctx, cancel := context.WithTimeout(ctx, max(c.timeout, time.Second))
+		defer cancel()
+		if redrive != 0 {
+			out, err := client.Redrive(ctx, nc, redrive)
+			if err != nil {
+				return err
+			}
+			if c.json {
+				return c.printJSON(out)
+			}
+			return printOutcome(c.stdout, out)
 		}
-		return printOutcome(e.stdout, out)
-	}
-	js, err := client.JetStreamOf(nc)
-	if err != nil {
-		return fmt.Errorf("parked: %w", err)
-	}
-	list, err := client.ListParked(ctx, js)
-	if err != nil {
-		return fmt.Errorf("parked: %w", err)
-	}
-	if e.json {
-		if list == nil {
-			list = []client.Parked{}
+		js, err := client.JetStreamOf(nc)
+		if err != nil {
+			return err
 		}
-		return e.printJSON(list)
+		list, err := client.ListParked(ctx, js)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			if list == nil {
+				list = []client.Parked{}
+			}
+			return c.printJSON(list)
+		}
+		t := newTable("seq", "client", "command", "cmd seq", "failures", "parked at", "bytes", "error")
+		for _, p := range list {
+			t.AppendRow(row(p.Seq, string(p.Client), p.CommandID, p.CommandSeq, p.Failures, p.At, p.Bytes, p.Error))
+		}
+		if err := writeTable(c.stdout, t); err != nil {
+			return err
+		}
+		if len(list) == 0 {
+			fmt.Fprintln(c.stderr, "no parked commands")
+		} else {
+			fmt.Fprintln(c.stderr, "after fixing the cause: studyctl parked --redrive SEQ")
+		}
+		return nil
 	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tCLIENT\tCOMMAND\tCMD SEQ\tFAILURES\tPARKED AT\tBYTES\tERROR\t")
-	for _, p := range list {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", p.Seq, p.Client, orDash(p.CommandID), p.CommandSeq, p.Failures,
-			p.At.Format(time.RFC3339), p.Bytes, p.Error)
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(e.stderr, "no parked commands")
-	} else {
-		fmt.Fprintln(e.stderr, "after fixing the cause: studyctl parked --redrive SEQ")
-	}
-	return nil
 }

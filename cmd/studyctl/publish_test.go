@@ -144,7 +144,7 @@ func TestPublishUsageErrors(t *testing.T) {
 		args []string
 	}{
 		{"nothing to send", nil},
-		{"file and flags", []string{"--file", "x.json", "--type", "opt_out"}},
+		{"file and flags", []string{"x.json", "--type", "opt_out"}},
 		{"bad study", []string{"--type", "unenroll", "--client", "c", "--study", "nokey"}},
 		{"bad time", []string{"--type", "opt_out", "--client", "c", "--at", "yesterday"}},
 		{"async bad client", []string{"--async", "--type", "opt_out", "--client", "a.b"}},

@@ -139,8 +139,8 @@ func TestHealthUsesRecordedRatios(t *testing.T) {
 	at := time.Date(2018, 6, 1, 0, 0, 0, 0, time.UTC)
 	const clients = 600
 	for i := range clients {
-		client := domain.ClientID(fmt.Sprintf("client-%04d", i))
-		cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: "run-" + string(client), ClientID: client,
+		id := domain.ClientID(fmt.Sprintf("client-%04d", i))
+		cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: "run-" + string(id), ClientID: id,
 			At: at.Add(time.Duration(i) * time.Second), RunnerStatus: domain.RunnerSuccess,
 			Actions: []domain.ActionReport{{Name: p.Action, Status: domain.ActionSuccess}},
 			Recipes: []domain.RecipeReport{{ID: p.ID, Action: p.Action, Status: domain.RecipeSuccess, Arguments: args}}}

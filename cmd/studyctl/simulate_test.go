@@ -6,14 +6,20 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/adapters/nats/views"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/projections"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -64,7 +70,7 @@ func TestSimulatePublishesEveryCommand(t *testing.T) {
 			s, _, js := natstest.StartWith(t, natstest.Config{Listen: true})
 			stream := commandsStream(t, js)
 			out, _, err := runCLI(t, "", "simulate", "--server", s.ClientURL(), "--clients", "30", "--days", "2",
-				"--seed", "5", "--format", tt.format, "--in-flight", "8", "--json")
+				"--seed", "5", "--format", tt.format, "--in-flight", "8", "--json", "--no-wait")
 			if err != nil {
 				t.Fatalf("simulate: %v", err)
 			}
@@ -132,5 +138,79 @@ func TestSimulateFlagErrors(t *testing.T) {
 				t.Fatalf("simulate %v: got no error, want one", tt.args)
 			}
 		})
+	}
+}
+
+// startStudyd runs studyd's parts on a real server: the command stream and its
+// intake, the projector and the query service. It returns the server URL.
+func startStudyd(t *testing.T, partitions int) string {
+	t.Helper()
+	s, nc, js := natstest.StartWith(t, natstest.Config{Listen: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.EnsureCommandsStream(ctx, js, partitions, 1); err != nil {
+		t.Fatal(err)
+	}
+	store := eventlog.NewStore(js)
+	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions})
+	p := views.NewProjector(js, views.ProjectorConfig{FlushInterval: 20 * time.Millisecond})
+	q := views.NewQueryService(nc, js, store, views.QueryConfig{})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = in.Run(ctx) })
+	wg.Go(func() { _ = p.Run(ctx) })
+	wg.Go(func() { _ = q.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	select {
+	case <-q.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("query service not ready after 30s")
+	}
+	return s.ClientURL()
+}
+
+// TestSimulateWaitsUntilDecidedAndVisible: simulate returns only once studyd has
+// decided every command and the views show them, so the views then hold exactly the
+// expected numbers.
+func TestSimulateWaitsUntilDecidedAndVisible(t *testing.T) {
+	url := startStudyd(t, 4)
+	out, stderr, err := runCLI(t, "", "simulate", "-s", url, "--clients", "40", "--days", "3", "--seed", "7", "--json")
+	if err != nil {
+		t.Fatalf("simulate: %v (stderr %q)", err, stderr)
+	}
+	var rep simulateReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Wait == nil {
+		t.Fatalf("report %+v: no wait, want simulate to wait for studyd", rep)
+	}
+	// No --min-seq: what the views hold right after simulate returns.
+	out, stderr, err = runCLI(t, "", "studies", "-s", url, "--json")
+	if err != nil {
+		t.Fatalf("studies: %v (stderr %q)", err, stderr)
+	}
+	var got struct {
+		Seq     uint64
+		Studies []projections.StudyView
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	var enrolled, failed, unenrolled uint64
+	for _, v := range got.Studies {
+		enrolled, failed, unenrolled = enrolled+v.Enrolled, failed+sum(v.EnrollFailed), unenrolled+sum(v.Unenrolled)
+	}
+	ex := rep.Expected.Events
+	if enrolled != uint64(ex[domain.EventEnrolled]) || failed != uint64(ex[domain.EventEnrollFailed]) || unenrolled != uint64(ex[domain.EventUnenrolled]) {
+		t.Errorf("views right after simulate: %d enrolled, %d enroll_failed, %d unenrolled; simulate expected %d, %d, %d",
+			enrolled, failed, unenrolled, ex[domain.EventEnrolled], ex[domain.EventEnrollFailed], ex[domain.EventUnenrolled])
+	}
+	if enrolled == 0 {
+		t.Errorf("the fleet enrolled nobody; the test proves nothing")
+	}
+	if got.Seq != rep.Wait.Seq || got.Seq == 0 {
+		t.Errorf("views at seq %d, simulate waited for seq %d", got.Seq, rep.Wait.Seq)
 	}
 }

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
 	"time"
+
+	"github.com/choria-io/fisk"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
@@ -15,187 +18,228 @@ import (
 	"github.com/studyd/studyd/projections"
 )
 
-// jsConnect dials NATS and returns the JetStream handle with a closer.
-func (e *env) jsConnect() (client.JetStream, func(), error) {
-	nc, err := e.connect()
-	if err != nil {
-		return nil, nil, err
+// asofCmd prints a client's state as it was at a time of its own, a storage time, or
+// a log sequence.
+func (c *cli) asofCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("asof", "a client's state as it was at a time (the client's own, or the log's) or a log sequence")
+	var clientID, stream, at, stored string
+	var seq uint64
+	var sa studyArg
+	clientArg(cmd, &clientID)
+	sa.declare(cmd, false)
+	cmd.Flag("stream", "the events stream").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&stream)
+	cmd.Flag("at", "the state after the client's last command whose own time (its at) is at or before TIME (RFC 3339 or YYYY-MM-DD)").PlaceHolder("TIME").StringVar(&at)
+	cmd.Flag("stored", "the state after the last commit the log stored at or before TIME").PlaceHolder("TIME").StringVar(&stored)
+	cmd.Flag("seq", "the state after the client's last commit at or before this log sequence").PlaceHolder("SEQ").Uint64Var(&seq)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		id, err := parseClient(clientID)
+		if err != nil {
+			return err
+		}
+		ref, err := sa.parse()
+		if err != nil {
+			return err
+		}
+		given := 0
+		for _, set := range []bool{at != "", stored != "", seq != 0} {
+			if set {
+				given++
+			}
+		}
+		if given > 1 {
+			return errors.New("give one of --at, --stored or --seq (none: the latest state)")
+		}
+		atT, err := parseTime(at)
+		if err != nil {
+			return fmt.Errorf("--at: %w", err)
+		}
+		storedT, err := parseTime(stored)
+		if err != nil {
+			return fmt.Errorf("--stored: %w", err)
+		}
+		js, closer, err := c.jsConnect("asof")
+		if err != nil {
+			return err
+		}
+		defer closer()
+		var rec eventstore.Record
+		var storedAt time.Time
+		if at != "" {
+			rec, storedAt, err = c.clientAt(ctx, js, stream, id, atT)
+		} else {
+			rec, storedAt, err = eventlog.ClientAsOf(ctx, js, stream, id, seq, storedT)
+		}
+		if err != nil {
+			return err
+		}
+		a := audit.AsOfRecord(id, rec, storedAt, ref)
+		if !a.Found {
+			return c.whyNotFound(ctx, js, stream, id, at, stored, seq)
+		}
+		if c.json {
+			return c.printJSON(a)
+		}
+		return printAsOf(c.stdout, a)
 	}
-	js, err := client.JetStreamOf(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return js, nc.Close, nil
 }
 
-// runAsOf prints a client's state as it was at a stream sequence or stored time.
-func runAsOf(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	stream := fs.String("stream", eventlog.EventsStream, "the events stream")
-	client := fs.String("client", "", "the client (required)")
-	study := fs.String("study", "", "show only this study, <object>/<key>")
-	at := fs.String("at", "", "the state as of this stored time (RFC 3339 or YYYY-MM-DD): the last commit stored at or before it")
-	seq := fs.Uint64("seq", 0, "the state as of this stream sequence: the client's last commit at or before it")
-	if err := fs.Parse(args); err != nil {
+// clientAt is the client's last commit, in log order, whose own time is at or before
+// t, read by replaying the client's commits.
+func (c *cli) clientAt(ctx context.Context, js client.JetStream, stream string, id domain.ClientID, t time.Time) (eventstore.Record, time.Time, error) {
+	var found audit.Entry
+	var first, last uint64
+	err := c.replayWithProgress(ctx, js, eventlog.ReplayOptions{Stream: stream, Subjects: []string{eventlog.EventSubject(id)}}, "reading",
+		func(en audit.Entry) error {
+			if en.Kind() != audit.KindCommit {
+				return nil
+			}
+			r, err := en.Record()
+			if err != nil {
+				return err
+			}
+			if !r.Commit.At.After(t) {
+				found = en
+			}
+			return nil
+		}, &first, &last)
+	if err != nil || found.Seq == 0 {
+		return eventstore.Record{}, time.Time{}, err
+	}
+	r, err := found.Record()
+	return r, found.Stored, err
+}
+
+// whyNotFound is asof's error when the client had no commit by then: it says whether
+// the client has none at all, or what its first one is.
+func (c *cli) whyNotFound(ctx context.Context, js client.JetStream, stream string, id domain.ClientID, at, stored string, seq uint64) error {
+	latest, _, err := eventlog.ClientAsOf(ctx, js, stream, id, 0, time.Time{})
+	if err != nil {
 		return err
 	}
-	c := domain.ClientID(*client)
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("asof: --client: %w", err)
+	if latest.Position == 0 {
+		return fmt.Errorf("client %s has no commits in %s (is the id right? studyd.evt.%s is empty)", id, stream, id)
 	}
-	if (*at == "") == (*seq == 0) {
-		return fmt.Errorf("asof: give exactly one of --at TIME or --seq S")
+	var by string
+	switch {
+	case at != "":
+		by = "with its own time at or before " + at
+	case stored != "":
+		by = "stored at or before " + stored
+	default:
+		by = fmt.Sprintf("at or before seq %d", seq)
 	}
-	t, err := parseTime(*at)
-	if err != nil {
-		return fmt.Errorf("asof: %w", err)
-	}
-	var ref domain.StudyRef
-	if *study != "" {
-		if ref, err = audit.ParseStudy(*study); err != nil {
-			return fmt.Errorf("asof: %w", err)
-		}
-	}
-	js, closer, err := e.jsConnect()
-	if err != nil {
-		return fmt.Errorf("asof: %w", err)
-	}
-	defer closer()
-	rec, stored, err := eventlog.ClientAsOf(ctx, js, *stream, c, *seq, t)
-	if err != nil {
-		return fmt.Errorf("asof: %w", err)
-	}
-	a := audit.AsOfRecord(c, rec, stored, ref)
-	if e.json {
-		return e.printJSON(a)
-	}
-	return printAsOf(e.stdout, a)
+	return fmt.Errorf("client %s had no commit %s: its first came later (its latest is seq %d, at %s)", id, by, latest.Position, fmtTime(latest.Commit.At))
 }
 
 func printAsOf(w io.Writer, a audit.AsOf) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if !a.Found {
-		fmt.Fprintf(tw, "client %s had no commit by then\n", a.Client)
-	} else {
-		fmt.Fprintf(tw, "client %s as of commit seq %d (at %s, stored %s)\n", a.Client, a.Seq,
-			a.At.Format(time.RFC3339), a.Stored.Format(time.RFC3339Nano))
-		fmt.Fprintf(tw, "studies enabled\t%t\n", !a.State.StudiesDisabled)
+	fmt.Fprintf(w, "client %s as of commit seq %d (at %s, stored %s)\n", a.Client, a.Seq, fmtTime(a.At), a.Stored.UTC().Format(time.RFC3339Nano))
+	if err := writeFields(w, [2]string{"studies enabled", strconv.FormatBool(!a.State.StudiesDisabled)}); err != nil {
+		return err
 	}
 	ens := a.State.Enrollments
 	if a.Enrollment != nil {
 		ens = []domain.Enrollment{*a.Enrollment}
 	}
-	fmt.Fprintln(tw, "STUDY\tSTATE\tBRANCH\tENROLLED\tENDED\tREASON")
-	for _, en := range ens {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", en.Study(), en.State, en.Branch, ts(en.EnrolledAt), ts(en.EndedAt), en.Reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	fmt.Fprintln(w)
+	return writeEnrollments(w, ens)
 }
 
-func ts(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.Format(time.RFC3339)
-}
-
-// runExplain prints an enrollment's whole history, transition by transition.
-func runExplain(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	stream := fs.String("stream", eventlog.EventsStream, "the events stream")
-	client := fs.String("client", "", "the client (required)")
-	study := fs.String("study", "", "the study, <object>/<key> (required)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	c := domain.ClientID(*client)
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("explain: --client: %w", err)
-	}
-	ref, err := audit.ParseStudy(*study)
-	if err != nil {
-		return fmt.Errorf("explain: --study: %w", err)
-	}
-	js, closer, err := e.jsConnect()
-	if err != nil {
-		return fmt.Errorf("explain: %w", err)
-	}
-	defer closer()
-	steps := []audit.Step{}
-	err = eventlog.ReplayCommits(ctx, js, eventlog.ReplayOptions{Stream: *stream, Subjects: []string{eventlog.EventSubject(c)}},
-		func(r eventstore.Record) error {
-			steps = append(steps, audit.Steps(r, ref)...)
-			return nil
-		})
-	if err != nil {
-		return fmt.Errorf("explain: %w", err)
-	}
-	if e.json {
-		return e.printJSON(struct {
-			Client domain.ClientID `json:"client_id"`
-			Study  domain.StudyRef `json:"study"`
-			Steps  []audit.Step    `json:"steps"`
-		}{c, ref, steps})
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "client %s, study %s: %d transition(s)\n", c, ref, len(steps))
-	fmt.Fprintln(tw, "SEQ\tAT\tCOMMAND\tTYPE\tEVENT\tFROM → TO\tBRANCH\tREASON")
-	for _, s := range steps {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s → %s\t%s\t%s\n", s.Seq, s.At.Format(time.RFC3339), s.CommandID, s.CommandType,
-			s.Event, s.From, s.To, s.Branch, s.Reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
-}
-
-// runHealth folds one study from the log and tests its branches' enrollments against
-// the expected ratios (sample-ratio mismatch).
-func runHealth(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	var sf selectionFlags
-	sf.register(fs)
-	ratios := fs.String("ratios", "", "expected branch weights, e.g. control=1,treatment=1 (default: the ratios the study's recipe gave, recorded with its enrollments; equal over the branches seen if the log has none)")
-	// The study comes as two positional arguments, before or after the flags.
-	var pos []string
-	for rest := args; ; {
-		if err := fs.Parse(rest); err != nil {
+// explainCmd prints an enrollment's whole history, transition by transition.
+func (c *cli) explainCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("explain", "an enrollment's full history, transition by transition")
+	var clientID, stream string
+	var sa studyArg
+	clientArg(cmd, &clientID)
+	sa.declare(cmd, true)
+	cmd.Flag("stream", "the events stream").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&stream)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		id, err := parseClient(clientID)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() == 0 {
-			break
+		ref, err := sa.parse()
+		if err != nil {
+			return err
 		}
-		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
+		js, closer, err := c.jsConnect("explain")
+		if err != nil {
+			return err
+		}
+		defer closer()
+		steps := []audit.Step{}
+		var first, last uint64
+		err = c.replayWithProgress(ctx, js, eventlog.ReplayOptions{Stream: stream, Subjects: []string{eventlog.EventSubject(id)}}, "reading",
+			func(en audit.Entry) error {
+				if en.Kind() != audit.KindCommit {
+					return nil
+				}
+				r, err := en.Record()
+				if err != nil {
+					return err
+				}
+				steps = append(steps, audit.Steps(r, ref)...)
+				return nil
+			}, &first, &last)
+		if err != nil {
+			return err
+		}
+		if c.json {
+			return c.printJSON(struct {
+				Client domain.ClientID `json:"client_id"`
+				Study  domain.StudyRef `json:"study"`
+				Steps  []audit.Step    `json:"steps"`
+			}{id, ref, steps})
+		}
+		fmt.Fprintf(c.stdout, "client %s, study %s: %d transition(s)\n", id, ref, len(steps))
+		if len(steps) == 0 {
+			return nil
+		}
+		fmt.Fprintln(c.stdout)
+		t := newTable("seq", "at", "command", "type", "event", "from", "to", "branch", "reason")
+		for _, s := range steps {
+			t.AppendRow(row(s.Seq, s.At, s.CommandID, string(s.CommandType), string(s.Event), string(s.From), string(s.To), s.Branch, s.Reason))
+		}
+		return writeTable(c.stdout, t)
 	}
-	if len(pos) != 2 {
-		return fmt.Errorf("health: want <object> <key>, e.g. studyctl health preference_study my-slug")
+}
+
+// healthCmd folds one study from the log and tests its branches' enrollments against
+// the expected ratios (sample-ratio mismatch).
+func (c *cli) healthCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("health", "a study's enrollments per branch from the log, with a sample-ratio-mismatch test")
+	var sa studyArg
+	sa.declare(cmd, true)
+	var sf selectionFlags
+	sf.register(cmd, false)
+	var ratios string
+	cmd.Flag("ratios", "expected branch weights, e.g. control=1,treatment=1 (default: the ratios the study's recipe gave, recorded with its enrollments; equal over the branches seen if the log has none)").PlaceHolder("WEIGHTS").StringVar(&ratios)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		ref, err := sa.parse()
+		if err != nil {
+			return err
+		}
+		return c.health(ctx, ref, &sf, ratios)
 	}
-	ref := domain.StudyRef{Object: domain.Object(pos[0]), Key: pos[1]}
-	if err := ref.Validate(); err != nil {
-		return fmt.Errorf("health: %w", err)
-	}
-	w, err := audit.ParseRatios(*ratios)
+}
+
+func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlags, ratios string) error {
+	w, err := audit.ParseRatios(ratios)
 	if err != nil {
-		return fmt.Errorf("health: --ratios: %w", err)
+		return fmt.Errorf("--ratios: %w", err)
 	}
 	sf.study = ref.String()
 	o, sel, err := sf.options([]string{eventlog.EventSubjects}, false)
 	if err != nil {
-		return fmt.Errorf("health: %w", err)
+		return err
 	}
-	js, closer, err := e.jsConnect()
+	js, closer, err := c.jsConnect("health")
 	if err != nil {
-		return fmt.Errorf("health: %w", err)
+		return err
 	}
 	defer closer()
 	view := &projections.StudyView{Object: ref.Object, Key: ref.Key}
 	var first, last uint64
-	err = replayWithProgress(ctx, e, js, o, "folding", func(en audit.Entry) error {
+	err = c.replayWithProgress(ctx, js, o, "folding", func(en audit.Entry) error {
 		if en.Kind() != audit.KindCommit {
 			return nil
 		}
@@ -213,40 +257,40 @@ func runHealth(ctx context.Context, e *env, args []string) error {
 		})
 	}, &first, &last)
 	if err != nil {
-		return fmt.Errorf("health: %w", err)
+		return err
 	}
 	h := audit.Health(view, w)
-	if e.json {
-		return e.printJSON(h)
+	if c.json {
+		return c.printJSON(h)
 	}
-	return printHealth(e.stdout, h)
+	return printHealth(c.stdout, h)
 }
 
 func printHealth(w io.Writer, h audit.StudyHealth) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
-	fmt.Fprintf(tw, "expected split: %s\n", map[string]string{audit.RatiosGiven: "the --ratios given",
+	fmt.Fprintf(w, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
+	fmt.Fprintf(w, "expected split: %s\n\n", map[string]string{audit.RatiosGiven: "the --ratios given",
 		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom])
-	fmt.Fprintln(tw, "BRANCH\tWEIGHT\tENROLLED\tEXPECTED\tSHARE\tACTIVE")
+	t := newTable("branch", "weight", "enrolled", "expected", "share", "active")
 	for _, b := range h.Branches {
-		fmt.Fprintf(tw, "%s\t%g\t%d\t%.1f\t%.2f%%\t%d\n", b.Branch, b.Weight, b.Enrolled, b.Expected, 100*b.Share, b.Active)
+		t.AppendRow(row(b.Branch, strconv.FormatFloat(b.Weight, 'g', -1, 64), b.Enrolled, fmt.Sprintf("%.1f", b.Expected), fmt.Sprintf("%.2f%%", 100*b.Share), b.Active))
+	}
+	if err := writeTable(w, t); err != nil {
+		return err
 	}
 	verdict := "no sample-ratio mismatch"
 	if h.SRM {
 		verdict = fmt.Sprintf("SAMPLE-RATIO MISMATCH (p < %g)", audit.SRMThreshold)
 	}
-	fmt.Fprintf(tw, "chi-squared\t%.4f, df %d, p = %.4g: %s\n", h.ChiSquared, h.DF, h.PValue, verdict)
+	pairs := [][2]string{{"chi-squared", fmt.Sprintf("%.4f, df %d, p = %.4g: %s", h.ChiSquared, h.DF, h.PValue, verdict)}}
 	if h.Note != "" {
-		fmt.Fprintf(tw, "note\t%s\n", h.Note)
+		pairs = append(pairs, [2]string{"note", h.Note})
 	}
-	for reason, n := range h.Unenrolled {
-		fmt.Fprintf(tw, "unenrolled\t%s: %d\n", reason, n)
+	for _, reason := range sortedKeys(h.Unenrolled) {
+		pairs = append(pairs, [2]string{"unenrolled", fmt.Sprintf("%s: %d", reason, h.Unenrolled[reason])})
 	}
-	for reason, n := range h.EnrollFailed {
-		fmt.Fprintf(tw, "enroll failed\t%s: %d\n", reason, n)
+	for _, reason := range sortedKeys(h.EnrollFailed) {
+		pairs = append(pairs, [2]string{"enroll failed", fmt.Sprintf("%s: %d", reason, h.EnrollFailed[reason])})
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	fmt.Fprintln(w)
+	return writeFields(w, pairs...)
 }

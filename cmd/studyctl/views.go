@@ -2,200 +2,290 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/choria-io/fisk"
+
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/projections"
 )
 
-// parseInterleaved parses fs over args allowing flags after positional arguments
-// (`studyctl study preference_study x --json`), and returns the positionals.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
+// studyArg declares the <object>/<key> argument every command about one study takes.
+// The older two-word form (<object> <key>) is still accepted.
+type studyArg struct {
+	ref, key string
+}
+
+func (a *studyArg) declare(cmd *fisk.CmdClause, required bool) {
+	arg := cmd.Arg("study", "the study: <object>/<key>, e.g. preference_study/my-slug or addon_study/42")
+	if required {
+		arg.Required()
+	}
+	arg.StringVar(&a.ref)
+	cmd.Arg("key", "").Hidden().StringVar(&a.key)
+}
+
+// parse returns the study; the zero StudyRef when the argument was optional and absent.
+func (a *studyArg) parse() (domain.StudyRef, error) {
+	if a.ref == "" {
+		return domain.StudyRef{}, nil
+	}
+	if a.key != "" {
+		if strings.Contains(a.ref, "/") {
+			return domain.StudyRef{}, fmt.Errorf("unexpected argument %q after the study %s", a.key, a.ref)
 		}
-		if fs.NArg() == 0 {
-			return pos, nil
+		return audit.ParseStudy(a.ref + "/" + a.key)
+	}
+	return audit.ParseStudy(a.ref)
+}
+
+// clientArg declares the <client> argument every command about one client takes.
+func clientArg(cmd *fisk.CmdClause, dst *string) {
+	cmd.Arg("client", "the client id (as in studyd.cmd.<client>)").Required().StringVar(dst)
+}
+
+func parseClient(s string) (domain.ClientID, error) {
+	c := domain.ClientID(s)
+	if err := c.Validate(); err != nil {
+		return "", err
+	}
+	return c, nil
+}
+
+// minSeqFlag declares --min-seq on a view command.
+func minSeqFlag(cmd *fisk.CmdClause, dst *uint64) {
+	cmd.Flag("min-seq", "wait (up to --timeout) until the answer reflects at least this log sequence, e.g. a command's outcome seq (read your own writes)").
+		PlaceHolder("SEQ").Uint64Var(dst)
+}
+
+// studiesCmd lists every study the views know.
+func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("studies", "list every study the views know, with its totals")
+	var minSeq uint64
+	minSeqFlag(cmd, &minSeq)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		js, closer, err := c.jsConnect("studies")
+		if err != nil {
+			return err
 		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+		defer closer()
+		ctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
+			return err
+		}
+		v, err := client.ReadViews(ctx, js, client.StudyViews)
+		if err != nil && !errors.Is(err, client.ErrNoViews) {
+			return err
+		}
+		seq, views := v.Checkpoint, v.Studies
+		if views == nil {
+			views = []projections.StudyView{}
+		}
+		if c.json {
+			return c.printJSON(struct {
+				Seq     uint64                  `json:"seq"`
+				Studies []projections.StudyView `json:"studies"`
+			}{seq, views})
+		}
+		t := newTable("study", "slug", "enrolled", "active", "unenrolled", "enroll failed", "seq")
+		var enrolled, unenrolled, failed uint64
+		var active int64
+		for _, v := range views {
+			t.AppendRow(row(string(v.Object)+"/"+v.Key, v.Slug, v.Enrolled, v.Active, sum(v.Unenrolled), sum(v.EnrollFailed), v.Seq))
+			enrolled, active, unenrolled, failed = enrolled+v.Enrolled, active+v.Active, unenrolled+sum(v.Unenrolled), failed+sum(v.EnrollFailed)
+		}
+		// The totals, to hold against what simulate expected.
+		t.AppendFooter(row("total", "", enrolled, active, unenrolled, failed, ""))
+		fmt.Fprintf(c.stdout, "studies as of seq %d\n\n", seq)
+		if len(views) == 0 {
+			fmt.Fprintln(c.stderr, "no studies yet: has studyd applied any enrolling recipe run? (studyctl simulate makes some)")
+			return nil
+		}
+		return writeTable(c.stdout, t)
 	}
 }
 
-// queryTimeout bounds a query: its own min_seq wait plus the round trip.
-const queryTimeout = 10 * time.Second
+func sum(counts map[string]uint64) uint64 {
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
 
-// runStudy prints one study's enrollment view.
-func runStudy(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	minSeq := fs.Uint64("min-seq", 0, "wait (briefly) until the view reflects at least this stream sequence, e.g. a command's outcome seq")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: studyctl study <object> <key> [flags]   (or <object>/<key>)")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) == 1 {
-		if o, k, ok := strings.Cut(pos[0], "/"); ok {
-			pos = []string{o, k}
+// studyCmd prints one study's enrollment view.
+func (c *cli) studyCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("study", "one study's enrollment view: per branch, unenroll and failure reasons")
+	var sa studyArg
+	sa.declare(cmd, true)
+	var minSeq uint64
+	minSeqFlag(cmd, &minSeq)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		ref, err := sa.parse()
+		if err != nil {
+			return err
 		}
+		return query(ctx, c, "study "+ref.String(), func(ctx context.Context, nc *client.Conn) (client.StudyResponse, error) {
+			return client.QueryStudy(ctx, nc, client.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: minSeq})
+		}, printStudy)
 	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return fmt.Errorf("study: want <object> <key>, got %d arguments", len(pos))
-	}
-	ref := domain.StudyRef{Object: domain.Object(pos[0]), Key: pos[1]}
-	if err := ref.Validate(); err != nil {
-		return fmt.Errorf("study: %w", err)
-	}
-	return query(ctx, e, "study "+ref.String(), func(ctx context.Context, nc *client.Conn) (client.StudyResponse, error) {
-		return client.QueryStudy(ctx, nc, client.StudyRequest{Object: ref.Object, Key: ref.Key, MinSeq: *minSeq})
-	}, printStudy)
 }
 
 // query connects, asks one query endpoint and prints the answer as a table or JSON.
-func query[R any](ctx context.Context, e *env, what string, ask func(context.Context, *client.Conn) (R, error), print func(io.Writer, R) error) error {
-	nc, err := e.connect()
+func query[R any](ctx context.Context, c *cli, what string, ask func(context.Context, *client.Conn) (R, error), print func(io.Writer, R) error) error {
+	nc, err := c.connect(strings.Fields(what)[0])
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	resp, err := ask(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return err // the service's answer names what it was asked about
 	}
-	if e.json {
-		return e.printJSON(resp)
+	if c.json {
+		return c.printJSON(resp)
 	}
-	return print(e.stdout, resp)
+	return print(c.stdout, resp)
 }
 
 func printStudy(w io.Writer, r client.StudyResponse) error {
 	v := r.View
-	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d\n", v.Object, v.Key, orDash(v.Slug), r.Seq)
-	fmt.Fprintf(w, "enrolled %d, active %d\n", v.Enrolled, v.Active)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nBRANCH\tENROLLED\tACTIVE\t")
+	fmt.Fprintf(w, "study %s/%s (slug %s) as of seq %d: enrolled %d, active %d\n\n", v.Object, v.Key, orDash(v.Slug), r.Seq, v.Enrolled, v.Active)
+	// target is each branch's share of the recipe's ratios, as its enrollments recorded them.
+	target := map[string]string{}
+	var total uint64
+	for _, r := range v.Ratios {
+		total += r.Ratio
+	}
+	for _, r := range v.Ratios {
+		if total > 0 {
+			target[r.Slug] = fmt.Sprintf("%.1f%%", 100*float64(r.Ratio)/float64(total))
+		}
+	}
+	t := newTable("branch", "enrolled", "active", "target")
 	for _, name := range sortedKeys(v.Branches) {
 		b := v.Branches[name]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t\n", orDash(name), b.Enrolled, b.Active)
+		t.AppendRow(row(name, b.Enrolled, b.Active, orDash(target[name])))
+	}
+	if err := writeTable(w, t); err != nil {
+		return err
 	}
 	for _, sec := range []struct {
 		title  string
 		counts map[string]uint64
 	}{
-		{"UNENROLLED (reason)", v.Unenrolled},
-		{"ENROLL FAILED (reason)", v.EnrollFailed},
-		{"DID RESET VALUE", v.DidResetValue},
-		{"EXPERIMENT TYPE", v.ExperimentTypes},
+		{"unenrolled (reason)", v.Unenrolled},
+		{"enroll failed (reason)", v.EnrollFailed},
+		{"did reset value", v.DidResetValue},
+		{"experiment type", v.ExperimentTypes},
 	} {
 		if len(sec.counts) == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "\n%s\tCOUNT\t\t\n", sec.title)
+		t := newTable(sec.title, "count")
 		for _, k := range sortedKeys(sec.counts) {
-			fmt.Fprintf(tw, "%s\t%d\t\t\n", orDash(k), sec.counts[k])
+			t.AppendRow(row(k, sec.counts[k]))
 		}
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
+		fmt.Fprintln(w)
+		if err := writeTable(w, t); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// runUptake prints uptake tallies.
-func runUptake(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	source := fs.String("source", "", "only sources starting with this prefix, e.g. normandy/runner, normandy/action/, normandy/recipe/42")
-	period := fs.String("period", "total", "total, hour or day")
-	bucket := fs.String("bucket", "", "with --period hour|day: only this bucket, e.g. 2018071412 or 20180714 (* wildcards allowed)")
-	minSeq := fs.Uint64("min-seq", 0, "wait (briefly) until the tallies reflect at least this stream sequence")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
+// uptakeCmd prints uptake tallies.
+func (c *cli) uptakeCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("uptake", "uptake tallies per source and status, with each source's health")
+	var source, period, bucket string
+	var minSeq uint64
+	cmd.Flag("source", "only sources starting with this prefix, e.g. normandy/runner, normandy/action/, normandy/recipe/42").PlaceHolder("PREFIX").StringVar(&source)
+	cmd.Flag("period", "total, hour or day").Default("total").EnumVar(&period, "total", "hour", "day")
+	cmd.Flag("bucket", "with --period hour|day: only this bucket, e.g. 2018071412 or 20180714 (* wildcards allowed)").PlaceHolder("BUCKET").StringVar(&bucket)
+	minSeqFlag(cmd, &minSeq)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		return query(ctx, c, "uptake", func(ctx context.Context, nc *client.Conn) (client.UptakeResponse, error) {
+			return client.QueryUptake(ctx, nc, client.UptakeRequest{Source: source, Period: period, Bucket: bucket, MinSeq: minSeq})
+		}, printUptake)
 	}
-	if len(pos) > 0 {
-		return fmt.Errorf("uptake: unexpected argument %q (use --source)", pos[0])
-	}
-	return query(ctx, e, "uptake", func(ctx context.Context, nc *client.Conn) (client.UptakeResponse, error) {
-		return client.QueryUptake(ctx, nc, client.UptakeRequest{Source: *source, Period: *period, Bucket: *bucket, MinSeq: *minSeq})
-	}, printUptake)
 }
 
 func printUptake(w io.Writer, r client.UptakeResponse) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "uptake as of seq %d\n\n", r.Seq)
-	fmt.Fprintln(tw, "SOURCE\tBUCKET\tSTATUS\tLABEL\tHEALTH\tCOUNT\t")
-	for _, row := range r.Rows {
+	fmt.Fprintf(w, "uptake as of seq %d\n\n", r.Seq)
+	t := newTable("source", "bucket", "status", "label", "health", "count")
+	for _, u := range r.Rows {
 		bucket := "total"
-		switch row.Period {
+		switch u.Period {
 		case "hour":
-			bucket = row.Start.UTC().Format("2006-01-02T15Z")
+			bucket = u.Start.UTC().Format("2006-01-02T15Z")
 		case "day":
-			bucket = row.Start.UTC().Format("2006-01-02")
+			bucket = u.Start.UTC().Format("2006-01-02")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t\n", row.Source, bucket, row.Status, row.Label, row.Health, row.Count)
+		t.AppendRow(row(u.Source, bucket, string(u.Status), u.Label, string(u.Health), u.Count))
 	}
-	if len(r.Health) > 0 {
-		fmt.Fprintln(tw, "\nSOURCE\tGOOD\tNEUTRAL\tBAD\tBAD %\t\t")
-		for _, src := range sortedKeys(r.Health) {
-			h := r.Health[src]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t\t\n", src, h.Good, h.Neutral, h.Bad, 100*h.BadRatio())
-		}
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
-}
-
-// runClient prints one client's enrollments.
-func runClient(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	minSeq := fs.Uint64("min-seq", 0, "the stream sequence the answer must reflect (a client's view is read from its latest commit, so it always does)")
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
+	if err := writeTable(w, t); err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return fmt.Errorf("client: want one client id, got %d arguments", len(pos))
+	if len(r.Health) == 0 {
+		return nil
 	}
-	id := domain.ClientID(pos[0])
-	if err := id.Validate(); err != nil {
-		return fmt.Errorf("client: %w", err)
+	h := newTable("source", "good", "neutral", "bad", "bad %")
+	for _, src := range sortedKeys(r.Health) {
+		c := r.Health[src]
+		h.AppendRow(row(src, c.Good, c.Neutral, c.Bad, strconv.FormatFloat(100*c.BadRatio(), 'f', 2, 64)))
 	}
-	return query(ctx, e, "client "+string(id), func(ctx context.Context, nc *client.Conn) (client.ClientResponse, error) {
-		return client.QueryClient(ctx, nc, client.ClientRequest{Client: id, MinSeq: *minSeq})
-	}, printClient)
+	fmt.Fprintln(w)
+	return writeTable(w, h)
+}
+
+// clientCmd prints one client's enrollments.
+func (c *cli) clientCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("client", "one client's enrollments, from its latest commit")
+	var clientID string
+	clientArg(cmd, &clientID)
+	var minSeq uint64
+	minSeqFlag(cmd, &minSeq)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		id, err := parseClient(clientID)
+		if err != nil {
+			return err
+		}
+		return query(ctx, c, "client "+string(id), func(ctx context.Context, nc *client.Conn) (client.ClientResponse, error) {
+			return client.QueryClient(ctx, nc, client.ClientRequest{Client: id, MinSeq: minSeq})
+		}, printClient)
+	}
 }
 
 func printClient(w io.Writer, r client.ClientResponse) error {
 	v := r.View
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "client\t%s\tas of seq %d\n", v.Client, r.Seq)
-	fmt.Fprintf(tw, "studies opted out\t%t\t\n", v.StudiesDisabled)
-	fmt.Fprintf(tw, "last run\t%s\t\n", fmtTime(v.LastRunAt))
-	fmt.Fprintln(tw, "\nOBJECT\tKEY\tSLUG\tSTATE\tBRANCH\tENROLLED AT\tENDED AT\tREASON\t")
-	for _, en := range v.Enrollments {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", en.Object, en.Key, en.Slug, en.State, orDash(en.Branch),
-			fmtTime(en.EnrolledAt), fmtTime(en.EndedAt), orDash(en.Reason))
+	fmt.Fprintf(w, "client %s as of seq %d\n", v.Client, r.Seq)
+	if err := writeFields(w,
+		[2]string{"studies enabled", strconv.FormatBool(!v.StudiesDisabled)},
+		[2]string{"last run", fmtTime(v.LastRunAt)}); err != nil {
+		return err
 	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
+	fmt.Fprintln(w)
+	return writeEnrollments(w, v.Enrollments)
+}
+
+// writeEnrollments is the one enrollments table (client, asof).
+func writeEnrollments(w io.Writer, ens []domain.Enrollment) error {
+	t := newTable("study", "slug", "state", "branch", "enrolled at", "ended at", "reason")
+	for _, en := range ens {
+		t.AppendRow(row(en.Study().String(), en.Slug, string(en.State), en.Branch, en.EnrolledAt, en.EndedAt, en.Reason))
 	}
-	return nil
+	return writeTable(w, t)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
@@ -207,16 +297,5 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339)
-}
+// fmtDuration prints d rounded for people.
+func fmtDuration(d time.Duration) string { return d.Round(time.Millisecond).String() }

@@ -41,18 +41,21 @@ func startViews(t *testing.T) (string, uint64) {
 	if err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	p, err := views.NewProjector(js, views.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := views.NewProjector(js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	stop, err := views.StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
+	qs := views.NewQueryService(nc, js, store, views.QueryConfig{})
+	qdone := make(chan error, 1)
+	go func() { qdone <- qs.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-qdone })
+	select {
+	case <-qs.Ready():
+	case err := <-qdone:
+		t.Fatalf("query service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("query service not ready after 10s")
 	}
-	t.Cleanup(func() { _ = stop() })
 	return s.ClientURL(), rec.Position
 }
 
@@ -150,4 +153,30 @@ func TestWatchAndRebuildCommands(t *testing.T) {
 func itoa(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestWatchLinesAlign: the columns after the key line up in every watch line.
+func TestWatchLinesAlign(t *testing.T) {
+	t.Parallel()
+	url, seq := startViews(t)
+	if _, _, err := runCLI(t, "", "uptake", "-s", url, "--min-seq", itoa(seq)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	var stdout, stderr strings.Builder
+	if err := run(ctx, []string{"watch", "uptake", "-s", url}, noEnv, strings.NewReader(""), &stdout, &stderr); err != nil {
+		t.Fatalf("watch: %v (stderr %s)", err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) < 3 {
+		t.Fatalf("watch printed %d lines, want the uptake keys:\n%s", len(lines), stdout.String())
+	}
+	col := strings.Index(lines[0], " rev ")
+	for _, l := range lines {
+		if strings.Index(l, " rev ") != col || strings.TrimRight(l, " ") != l {
+			t.Errorf("watch lines not aligned (or with trailing spaces):\n%s", stdout.String())
+			break
+		}
+	}
 }

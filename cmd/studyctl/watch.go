@@ -4,62 +4,57 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/choria-io/fisk"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 )
 
-// runWatch follows a view bucket live: the current values, then every change.
-func runWatch(ctx context.Context, e *env, args []string) error {
-	fs := e.flags()
-	updatesOnly := fs.Bool("updates-only", false, "skip the current values; print changes only")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: studyctl watch [studies|uptake] [key pattern] [flags]")
-		fmt.Fprintln(fs.Output(), "  patterns: studies 'preference_study.>', 'addon_study.42'; uptake 'runner.>', 'action.<name>.>',")
-		fmt.Fprintln(fs.Output(), "  'recipe.<id>.>', 'hour.2018071412.>', 'day.*.runner.>'")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterleaved(fs, args)
-	if err != nil {
-		return err
-	}
-	view, pattern := "studies", ">"
-	if len(pos) > 0 {
-		view = pos[0]
-	}
-	if len(pos) > 1 {
-		pattern = pos[1]
-	}
-	if len(pos) > 2 {
-		fs.Usage()
-		return fmt.Errorf("watch: unexpected argument %q", pos[2])
-	}
-	bucket, err := client.ViewBucket(view)
-	if err != nil {
-		return fmt.Errorf("watch: %w", err)
-	}
-	nc, err := e.connect()
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	enc := json.NewEncoder(e.stdout)
-	return client.WatchView(ctx, nc, bucket, pattern, *updatesOnly, func(u client.WatchUpdate) error {
-		if e.json {
-			if err := enc.Encode(u); err != nil {
-				return fmt.Errorf("write json: %w", err)
-			}
-			return nil
+// watchCmd follows a view bucket live: the current values, then every change.
+func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) error) {
+	cmd := app.Command("watch", "follow the studies or uptake views live (a KV watch)")
+	cmd.HelpLong("patterns: studies 'preference_study.>', 'addon_study.42'; uptake 'runner.>', 'action.<name>.>', 'recipe.<id>.>', 'hour.2018071412.>', 'day.*.runner.>'")
+	var view, pattern string
+	var updatesOnly bool
+	cmd.Arg("view", "studies or uptake").Default("studies").EnumVar(&view, "studies", "uptake")
+	cmd.Arg("pattern", "a key pattern, e.g. 'preference_study.>' or 'runner.>'").Default(">").StringVar(&pattern)
+	cmd.Flag("updates-only", "skip the current values; print changes only").UnNegatableBoolVar(&updatesOnly)
+	return cmd.FullCommand(), func(ctx context.Context) error {
+		bucket, err := client.ViewBucket(view)
+		if err != nil {
+			return err
 		}
-		_, err := fmt.Fprintf(e.stdout, "%s  %-7s %s  rev %d  %s\n", time.Now().UTC().Format("15:04:05.000"), u.Op, u.Key, u.Revision, summarize(bucket, u))
-		return err
-	})
+		nc, err := c.connect("watch")
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		enc := json.NewEncoder(c.stdout)
+		return client.WatchView(ctx, nc, bucket, pattern, updatesOnly, func(u client.WatchUpdate) error {
+			if c.json {
+				if err := enc.Encode(u); err != nil {
+					return fmt.Errorf("write json: %w", err)
+				}
+				return nil
+			}
+			// Fixed-width columns, the key (of any length) last, so every line aligns.
+			line := fmt.Sprintf("%s  %-6s  rev %-8d  %s  %s", time.Now().UTC().Format("15:04:05.000"), u.Op, u.Revision, summarize(bucket, u), u.Key)
+			_, err := fmt.Fprintln(c.stdout, strings.TrimRight(line, " "))
+			return err
+		})
+	}
 }
 
 // summarize is the one-line human form of a view value.
 func summarize(bucket string, u client.WatchUpdate) string {
+	width := len(fmt.Sprintf(studyLine, 0, 0, 0))
+	if bucket == client.UptakeBucket {
+		width = len(fmt.Sprintf(uptakeLine, 0, "", 0))
+	}
 	if u.Op != "put" {
-		return ""
+		return strings.Repeat(" ", width)
 	}
 	var v struct {
 		Seq      uint64 `json:"seq"`
@@ -69,10 +64,16 @@ func summarize(bucket string, u client.WatchUpdate) string {
 		Health   string `json:"health"`
 	}
 	if err := json.Unmarshal(u.Value, &v); err != nil {
-		return string(u.Value)
+		return fmt.Sprintf("%-*s", width, "(not a view value)")
 	}
 	if bucket == client.UptakeBucket {
-		return fmt.Sprintf("count=%d health=%s seq=%d", v.Count, v.Health, v.Seq)
+		return fmt.Sprintf(uptakeLine, v.Count, v.Health, v.Seq)
 	}
-	return fmt.Sprintf("enrolled=%d active=%d seq=%d", v.Enrolled, v.Active, v.Seq)
+	return fmt.Sprintf(studyLine, v.Enrolled, v.Active, v.Seq)
 }
+
+// The summaries of watch lines, fixed width (for counts below ten million).
+const (
+	studyLine  = "enrolled=%-7d active=%-7d seq=%-9d"
+	uptakeLine = "count=%-8d health=%-7s seq=%-9d"
+)

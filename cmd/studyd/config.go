@@ -12,6 +12,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // config is studyd's effective configuration.
@@ -145,11 +146,27 @@ func (c config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// parseConfig reads flags, each with a STUDYD_* environment fallback.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+// errShown is parseConfig's error after --help or --version printed what was asked:
+// run ends with exit status 0.
+var errShown = errors.New("shown")
+
+// parseConfig reads flags, each with a STUDYD_* environment fallback. A bad flag or
+// environment value is an error naming it; --help and --version print to stdout and
+// return errShown.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (config, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("studyd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package would print errors and the usage itself; studyd prints the usage
+	// for --help (to stdout) and returns errors for main to print, once.
+	fs.SetOutput(io.Discard)
+	usage := func() {
+		fmt.Fprintf(fs.Output(), "usage: studyd [flags]\n\n"+
+			"studyd applies Normandy study commands from NATS JetStream, appends their events to\n"+
+			"the log and keeps the views current. Every flag has an environment fallback.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	// Environment values are parsed like the flags; each bad one is reported.
+	var envErrs []error
 	env := func(name, def string) string {
 		if v := getenv(name); v != "" {
 			return v
@@ -157,16 +174,28 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return def
 	}
 	envInt := func(name string, def int) int {
-		if v, err := strconv.Atoi(getenv(name)); err == nil {
-			return v
+		v := getenv(name)
+		if v == "" {
+			return def
 		}
-		return def
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("$%s=%q: not a whole number", name, v))
+			return def
+		}
+		return n
 	}
 	envDuration := func(name string, def time.Duration) time.Duration {
-		if v, err := time.ParseDuration(getenv(name)); err == nil {
-			return v
+		v := getenv(name)
+		if v == "" {
+			return def
 		}
-		return def
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			envErrs = append(envErrs, fmt.Errorf("$%s=%q: not a duration (e.g. 5s, 1m)", name, v))
+			return def
+		}
+		return d
 	}
 	fs.StringVar(&cfg.DataDir, "data", env("STUDYD_DATA", cfg.DataDir), "data directory of the embedded nats-server (env STUDYD_DATA)")
 	fs.StringVar(&cfg.NATSListen, "nats-listen", env("STUDYD_NATS_LISTEN", cfg.NATSListen), "client address of the embedded nats-server (env STUDYD_NATS_LISTEN)")
@@ -197,8 +226,21 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
-		return config{}, err
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			usage()
+			return config{}, errShown
+		}
+		return config{}, fmt.Errorf("%w (studyd --help lists the flags)", err)
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "studyd", buildinfo.Version())
+		return config{}, errShown
+	}
+	if len(envErrs) > 0 {
+		return config{}, errors.Join(envErrs...)
 	}
 	var err error
 	if cfg.AtNotBefore, err = parseDateOrTime(*notBefore); err != nil {
@@ -208,7 +250,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if err = cfg.LogLevel.UnmarshalText([]byte(*level)); err != nil {
-		return config{}, fmt.Errorf("--log-level: %w", err)
+		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
 	if err := cfg.Validate(); err != nil {
@@ -227,4 +269,40 @@ func parseDateOrTime(v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q is neither a date (2016-01-01) nor an RFC 3339 time", v)
 	}
 	return t.UTC(), nil
+}
+
+// LogValue is the effective configuration as log attributes: durations as durations,
+// secrets masked, the connection settings only when studyd dials an external NATS.
+func (c config) LogValue() slog.Value {
+	attrs := []slog.Attr{
+		slog.String("data", c.DataDir),
+		slog.String("nats_listen", c.NATSListen),
+		slog.String("nats_url", c.NATSURL),
+		slog.String("http", c.HTTP),
+		slog.Int("partitions", c.Partitions),
+		slog.Int("replicas", c.Replicas),
+		slog.String("ack_wait", c.AckWait.String()),
+		slog.Int("cache", c.CacheSize),
+		slog.String("log_level", c.LogLevel.String()),
+		slog.String("log_format", c.LogFormat),
+		slog.String("checkpoint_key", c.CheckpointKey),
+		slog.String("checkpoint_every", c.CheckpointEvery.String()),
+		slog.String("at_not_before", c.AtNotBefore.Format(time.RFC3339)),
+		slog.String("at_max_ahead", c.AtMaxAhead.String()),
+		slog.String("sync", c.Sync.String()),
+		slog.Int("poison_after", c.PoisonAfter),
+	}
+	if c.embedded() {
+		attrs[2] = slog.String("nats_url", "(embedded)")
+	} else {
+		attrs[1] = slog.String("nats_listen", "-")
+		r := c.Conn.Redacted()
+		for _, a := range []struct{ k, v string }{{"user", r.User}, {"password", r.Password}, {"token", r.Token},
+			{"nkey", r.NKeyFile}, {"creds", r.CredsFile}, {"tlscert", r.TLSCert}, {"tlskey", r.TLSKey}, {"tlsca", r.TLSCA}} {
+			if a.v != "" {
+				attrs = append(attrs, slog.String(a.k, a.v))
+			}
+		}
+	}
+	return slog.GroupValue(attrs...)
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +25,10 @@ func main() {
 
 // run is studyd's whole life: parse config, start, serve until ctx ends, drain.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
+	if errors.Is(err, errShown) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -65,12 +65,20 @@ func TestRunServesCommandsAndDrains(t *testing.T) {
 	// The views catch up with the commit, and /metrics says so.
 	deadline = time.Now().Add(20 * time.Second)
 	want := fmt.Sprintf("studyd_projection_seq %d\n", out.Seq)
-	for metrics := ""; !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n"); {
+	var metrics string
+	for !strings.Contains(metrics, want) || !strings.Contains(metrics, "studyd_projector_leading 1\n") {
 		if time.Now().After(deadline) {
 			t.Fatalf("/metrics lacks %q and a leading projector:\n%s", want, grep(metrics, "studyd_project"))
 		}
 		time.Sleep(50 * time.Millisecond)
 		metrics = get(t, "http://"+httpAddr+"/metrics")
+	}
+	// Operators' figures: the build, the backlog per partition, the views' lag.
+	for _, w := range []string{`studyd_build_info{go_version="`, `studyd_command_backlog{partition="0"} 0`,
+		`studyd_command_backlog{partition="1"} 0`, "studyd_projection_lag_seqs 0", "studyd_projection_lag_seconds 0"} {
+		if !strings.Contains(metrics, w) {
+			t.Errorf("/metrics lacks %s:\n%s", w, grep(metrics, "studyd_"))
+		}
 	}
 	cancel()
 	select {
@@ -122,7 +130,11 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "zero partitions", args: []string{"--partitions", "0"}, mention: "--partitions"},
 		{name: "replicas without cluster", args: []string{"--replicas", "3"}, mention: "--nats-url"},
 		{name: "two auth methods", args: []string{"--nats-url", "nats://x", "--user", "u", "--token", "t"}, mention: "only one"},
-		{name: "bad env partitions fall back, bad flag fails", args: []string{"--log-level", "loud"}, mention: "--log-level"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, mention: "--log-level"},
+		{name: "bad env partitions", env: map[string]string{"STUDYD_PARTITIONS": "abc"}, mention: `$STUDYD_PARTITIONS="abc"`},
+		{name: "bad env duration", env: map[string]string{"STUDYD_ACK_WAIT": "5"}, mention: `$STUDYD_ACK_WAIT="5"`},
+		{name: "bad env beside a good flag", args: []string{"--partitions", "4"}, env: map[string]string{"STUDYD_CACHE": "lots"}, mention: "STUDYD_CACHE"},
+		{name: "bad flag", args: []string{"--partitions", "abc"}, mention: "-partitions"},
 		{name: "stray argument", args: []string{"serve"}, mention: "unexpected"},
 		{name: "sync is not a duration", args: []string{"--sync", "sometimes"}, mention: "want always or an interval"},
 		{name: "sync on a cluster", args: []string{"--nats-url", "nats://x", "--sync", "always"}, mention: "sync_interval"},
@@ -146,8 +158,60 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Partitions != 32 || cfg.embedded() || redacted(cfg).Conn.Password == "s3cret" {
-		t.Errorf("env config = %+v, want 32 partitions, external NATS, password masked when logged", cfg)
+	if cfg.Partitions != 32 || cfg.embedded() || cfg.Conn.Password != "s3cret" {
+		t.Errorf("env config = %+v, want 32 partitions, external NATS, the password", cfg)
+	}
+}
+
+func TestHelpAndVersionExitZero(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"-help"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, func(string) string { return "" }, &stdout, &stderr)
+		if err != nil {
+			t.Errorf("studyd %v: error %v, want none (exit 0)", args, err)
+		}
+		want := "usage: studyd"
+		if args[0] == "--version" {
+			want = "studyd "
+		}
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("studyd %v printed %q on stdout, want %q", args, stdout.String(), want)
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("studyd %v wrote %q on stderr, want nothing (the usage once, on stdout)", args, stderr.String())
+		}
+	}
+}
+
+// TestConfigLoggedReadably: the start-up log shows the effective configuration as
+// attributes, durations as durations, secrets masked.
+func TestConfigLoggedReadably(t *testing.T) {
+	t.Parallel()
+	cfg, err := parseConfig([]string{"--nats-url", "nats://a:4222", "--user", "svc", "--password", "s3cret", "--ack-wait", "7s"},
+		func(string) string { return "" }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"json", "text"} {
+		cfg.LogFormat = format
+		var buf bytes.Buffer
+		newLogger(cfg, &buf).Info("studyd starting", "config", cfg)
+		got := buf.String()
+		want := []string{`"ack_wait":"7s"`, `"checkpoint_every":"1m0s"`, `"password":"*****"`, `"partitions":16`, `"user":"svc"`}
+		if format == "text" {
+			want = []string{"config.ack_wait=7s", "config.checkpoint_every=1m0s", "config.password=*****", "config.partitions=16"}
+		}
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s log %s lacks %s", format, got, w)
+			}
+		}
+		for _, bad := range []string{"s3cret", "7000000000", "{DataDir"} {
+			if strings.Contains(got, bad) {
+				t.Errorf("%s log %s contains %q", format, got, bad)
+			}
+		}
 	}
 	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2016, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != 24*time.Hour {
 		t.Errorf("default at range = %+v, want 2016-01-01 and 24h", r)

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/studyd/studyd/adapters/nats/checkpoint"
 	"github.com/studyd/studyd/adapters/nats/client"
@@ -41,48 +39,32 @@ func runProjector(ctx context.Context, proj *views.Projector, log *slog.Logger) 
 	}
 }
 
-// startProjections runs the projector (only one instance's writes at a time: it holds
-// a lease), serves the query endpoints, and, when a signing key is configured, writes
-// signed audit checkpoints periodically. Everything it starts stops when ctx ends.
-func startProjections(ctx context.Context, cfg config, wg *sync.WaitGroup, nc *client.Conn,
-	js jetstream.JetStream, store eventstore.Store, reg prometheus.Registerer, rd *readiness, log *slog.Logger) error {
-	var proj *views.Projector
-	err := retry(ctx, rd, log, "view buckets", func(context.Context) error {
-		var err error
-		proj, err = views.NewProjector(js, views.ProjectorOptions{Replicas: cfg.Replicas, Logger: log})
-		return err
-	})
-	if err != nil {
-		return err
+// readSide is what serves the views: the projector (only one instance's writes at a
+// time: it holds a lease), the query endpoints and, when a signing key is configured,
+// the periodic signed audit checkpoints.
+type readSide struct {
+	projector   *views.Projector
+	queries     *views.QueryService
+	checkpoints *checkpoint.Writer // nil without --checkpoint-key
+}
+
+// newReadSide builds the read side; it reads the checkpoint key, nothing else.
+func newReadSide(cfg config, nc *client.Conn, js jetstream.JetStream, store eventstore.Store, log *slog.Logger) (readSide, error) {
+	rs := readSide{
+		projector: views.NewProjector(js, views.ProjectorConfig{Replicas: cfg.Replicas, Logger: log}),
+		queries:   views.NewQueryService(nc, js, store, views.QueryConfig{}),
 	}
-	var stopQueries func() error
-	err = retry(ctx, rd, log, "query endpoints", func(context.Context) error {
-		var err error
-		stopQueries, err = views.StartQueryService(ctx, nc, js, store)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	reg.MustRegister(views.ProjectorCollectors(proj)...)
-	wg.Go(func() { runProjector(ctx, proj, log) })
-	wg.Go(func() {
-		<-ctx.Done()
-		if err := stopQueries(); err != nil {
-			log.Warn("stop query service", "err", err)
-		}
-	})
 	if cfg.CheckpointKey == "" {
-		return nil
+		return rs, nil
 	}
 	pem, err := os.ReadFile(cfg.CheckpointKey)
 	if err != nil {
-		return fmt.Errorf("--checkpoint-key: %w", err)
+		return readSide{}, fmt.Errorf("--checkpoint-key: %w", err)
 	}
 	key, err := audit.ParsePrivateKey(pem)
 	if err != nil {
-		return fmt.Errorf("--checkpoint-key %s: %w", cfg.CheckpointKey, err)
+		return readSide{}, fmt.Errorf("--checkpoint-key %s: %w", cfg.CheckpointKey, err)
 	}
-	wg.Go(func() { checkpoint.Run(ctx, js, key, cfg.CheckpointEvery, log) })
-	return nil
+	rs.checkpoints = checkpoint.NewWriter(js, key, checkpoint.WriterConfig{Every: cfg.CheckpointEvery, Logger: log})
+	return rs, nil
 }

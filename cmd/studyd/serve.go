@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,11 +18,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/studyd/studyd/adapters/http/page"
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/embedded"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/pagesource"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
@@ -33,20 +38,21 @@ import (
 // waiting cannot fix (a busy address, a stream created with other settings).
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	log.Info("studyd starting", "config", redacted(cfg))
+	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := intake.NewMetrics(reg)
+	reg.MustRegister(buildInfoGauge())
 	rd := &readiness{}
 	rd.step("NATS "+natsAddress(cfg), 1, nil)
-	stopHTTP, err := startHTTP(cfg.HTTP, reg, rd, log)
+	studyPage := &lateHandler{}
+	stopHTTP, err := startHTTP(cfg.HTTP, reg, studyPage, rd, log)
 	if err != nil {
 		return err
 	}
 	defer stopHTTP()
 
-	err = start(ctx, cfg, rd, reg, metrics, log, stdout)
+	err = start(ctx, cfg, rd, reg, studyPage, log, stdout)
 	if err != nil && ctx.Err() != nil {
 		log.Info("studyd stopped during start-up", "waiting_for", rd.waitingFor(), "err", err)
 		return nil
@@ -55,7 +61,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // start connects, creates what studyd needs, runs it until ctx ends and drains.
-func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Registry, metrics *intake.Metrics, log *slog.Logger, stdout io.Writer) error {
+func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Registry, studyPage *lateHandler, log *slog.Logger, stdout io.Writer) error {
 	nc, shutdownNATS, err := connectNATS(ctx, cfg, rd, log)
 	if err != nil {
 		return err
@@ -92,32 +98,15 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	}
 	store := eventlog.NewStore(js)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
-	in := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: metrics, PoisonAfter: cfg.PoisonAfter,
-	})
-	if err := retry(ctx, rd, log, fmt.Sprintf("%d partition consumers", cfg.Partitions), in.Prepare); err != nil {
-		return err
-	}
-	var submit *intake.SubmitService
-	err = retry(ctx, rd, log, "endpoint "+client.SubmitSubject, func(context.Context) error {
-		submit, err = intake.StartSubmitService(nc, js, handler)
-		return err
-	})
+	reads, err := newReadSide(cfg, nc, js, store, log)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = submit.Stop() }()
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	if err := startProjections(runCtx, cfg, &wg, nc, js, store, reg, rd, log); err != nil {
-		cancel()
-		return err
-	}
-	errs := make(chan error, 1)
-	wg.Go(func() { errs <- in.Run(runCtx) })
+	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
+	reg.MustRegister(intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
+	in, submit := intake.New(nc, js, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter,
+	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "studyd_parked_commands", Help: "Commands parked in " + client.ParkedStream + " (studyctl parked lists them); -1 if unknown.",
 	}, func() float64 {
@@ -127,36 +116,137 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 		}
 		return float64(n)
 	}))
-	rd.ready(func() (problems, notes []string) {
-		for _, s := range in.Stuck() {
-			problems = append(problems, s.String())
-		}
-		if n, err := parkedCount(js); err != nil {
-			notes = append(notes, "parked commands: unknown ("+err.Error()+")")
-		} else if n > 0 {
-			notes = append(notes, fmt.Sprintf("parked commands: %d in %s (studyctl parked)", n, client.ParkedStream))
-		}
-		return problems, notes
-	})
-	log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
-	fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
+	if err := retry(ctx, rd, log, fmt.Sprintf("%d partition consumers", cfg.Partitions), in.Prepare); err != nil {
+		return err
+	}
+	pg, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
+		Fleet: pagesource.New(js), Logger: log})
+	if err != nil {
+		return err
+	}
+	studyPage.set(pg)
 
+	// Every component runs until runCtx ends; the first to fail once started stops
+	// studyd (the projector does not fail: runProjector retries it, and the views only
+	// lag). Until a served component is ready, its failures are retried like every
+	// start-up step.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1)
+	run := func(name string, f func(context.Context) error) {
+		wg.Go(func() {
+			if err := f(runCtx); err != nil {
+				select {
+				case errs <- fmt.Errorf("%s: %w", name, err):
+				default:
+				}
+			}
+		})
+	}
+	// The submit endpoint runs on its own context: at shutdown it stops first and
+	// answers the requests in hand while the intake still applies their commands.
+	submitCtx, stopSubmit := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSubmit()
+	submitDone := make(chan struct{})
+	go func() {
+		defer close(submitDone)
+		if err := untilReady(submitCtx, rd, log, "endpoint "+client.SubmitSubject, submit.Ready(), submit.Run); err != nil {
+			select {
+			case errs <- fmt.Errorf("submit: %w", err):
+			default:
+			}
+		}
+	}()
+	go func() { <-ctx.Done(); stopSubmit() }()
+	run("intake", in.Run)
+	run("queries", func(ctx context.Context) error {
+		return untilReady(ctx, rd, log, "query endpoints", reads.queries.Ready(), reads.queries.Run)
+	})
+	wg.Go(func() { runProjector(runCtx, reads.projector, log) })
+	if reads.checkpoints != nil {
+		run("checkpoints", reads.checkpoints.Run)
+	}
 	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errs:
+	for _, up := range []<-chan struct{}{submit.Ready(), reads.queries.Ready()} {
+		select {
+		case <-up:
+		case runErr = <-errs:
+		case <-ctx.Done():
+		}
+		if runErr != nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if runErr == nil && ctx.Err() == nil {
+		rd.ready(func() (problems, notes []string) {
+			for _, s := range in.Stuck() {
+				problems = append(problems, s.String())
+			}
+			if n, err := parkedCount(js); err != nil {
+				notes = append(notes, "parked commands: unknown ("+err.Error()+")")
+			} else if n > 0 {
+				notes = append(notes, fmt.Sprintf("parked commands: %d in %s (studyctl parked)", n, client.ParkedStream))
+			}
+			return problems, notes
+		})
+		log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
+		fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
+		select {
+		case <-ctx.Done():
+		case runErr = <-errs:
+		}
 	}
 	rd.stop()
 	log.Info("studyd draining")
-	// Submits in hand are answered first (the intake still runs to apply them), then
-	// the intake finishes its commands in hand and the projector flushes.
-	if err := submit.Stop(); err != nil {
-		log.Warn("stop submit endpoint", "err", err)
-	}
+	stopSubmit()
+	<-submitDone
 	cancel()
 	wg.Wait()
 	log.Info("studyd stopped")
+	if runErr == nil && ctx.Err() != nil && !rd.isStarted() {
+		return fmt.Errorf("start-up stopped while waiting for %s: %w", rd.waitingFor(), ctx.Err())
+	}
 	return runErr
+}
+
+// untilReady runs a served component. Until ready is closed its failures are start-up
+// failures: retried with backoff while /readyz names the step. Once ready, its Run's
+// result is returned as it is.
+func untilReady(ctx context.Context, rd *readiness, log *slog.Logger, what string, ready <-chan struct{}, run func(context.Context) error) error {
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		err := run(ctx)
+		select {
+		case <-ready:
+			return err
+		default:
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		rd.step(what, attempt, err)
+		log.Warn("start-up step failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// lateHandler serves the study page once it is set, 503 before.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "studyd is starting (see /readyz)", http.StatusServiceUnavailable)
 }
 
 // parkedCount asks how many commands are parked, within a second.
@@ -208,9 +298,11 @@ func connectNATS(ctx context.Context, cfg config, rd *readiness, log *slog.Logge
 	}, nil
 }
 
-// startHTTP serves /healthz (the process is up), /readyz (it is taking commands) and
-// /metrics on addr. An empty addr disables it.
-func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log *slog.Logger) (func(), error) {
+// startHTTP serves /healthz (the process is up), /readyz (it is taking commands, or
+// what start-up waits for, or which partition is stuck),
+// Prometheus /metrics and, on every other path, the live study page (studyPage) on
+// addr. An empty addr disables it.
+func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, rd *readiness, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -225,21 +317,39 @@ func startHTTP(addr string, reg *prometheus.Registry, rd *readiness, log *slog.L
 		_, _ = io.WriteString(w, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", studyPage)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("http listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The page's event streams never go idle: they end with this context, which
+	// shutdown cancels first.
+	streams, endStreams := context.WithCancel(context.Background())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return streams }}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http", "err", err)
 		}
 	}()
 	return func() {
+		endStreams()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
 	}, nil
+}
+
+// buildInfoGauge is studyd_build_info: 1, labelled with the build's version.
+func buildInfoGauge() prometheus.Collector {
+	bi := buildinfo.Read()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "studyd_build_info", Help: "1, labelled with the running build: version, VCS revision and Go version.",
+	}, []string{"version", "revision", "go_version"})
+	g.WithLabelValues(bi.Version, bi.Revision, bi.GoVersion).Set(1)
+	return g
 }
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
@@ -248,12 +358,6 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// redacted is the config as logged at start, secrets masked.
-func redacted(cfg config) config {
-	cfg.Conn = cfg.Conn.Redacted()
-	return cfg
 }
 
 func natsAddress(cfg config) string {

@@ -54,6 +54,13 @@ func (r *readiness) ready(health func() (problems, notes []string)) {
 	r.started, r.waiting, r.lastErr, r.health = true, "", "", health
 }
 
+// isStarted reports whether start-up completed.
+func (r *readiness) isStarted() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.started
+}
+
 // waitingFor is the step start-up is on ("" once started).
 func (r *readiness) waitingFor() string {
 	r.mu.Lock()

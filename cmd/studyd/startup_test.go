@@ -12,18 +12,6 @@ import (
 	"github.com/studyd/studyd/domain"
 )
 
-// freeAddr returns a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // startRun runs studyd with args in the background.
 func startRun(t *testing.T, ctx context.Context, args ...string) (*syncBuffer, *syncBuffer, chan error) {
 	t.Helper()

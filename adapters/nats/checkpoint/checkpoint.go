@@ -25,14 +25,14 @@ import (
 const (
 	// Stream holds the signed checkpoints of the events stream.
 	Stream = "STUDYD_CHECKPOINTS"
-	// Subject is the one subject of CheckpointsStream.
+	// Subject is the one subject of Stream.
 	Subject = "studyd.ckpt"
 )
 
 // ErrRace: another writer published a checkpoint first; the caller may retry.
 var ErrRace = errors.New("checkpoint: another checkpoint was written concurrently")
 
-// StreamConfig is the configuration EnsureCheckpointsStream creates.
+// StreamConfig is the configuration EnsureStream creates.
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        Stream,
@@ -65,8 +65,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	return st, nil
 }
 
-// Options name the streams a checkpoint is about and kept in; zero values
-// are EventsStream and CheckpointsStream.
+// Options name the streams a checkpoint is about and kept in. The zero value is
+// usable: eventlog.EventsStream and Stream.
 type Options struct {
 	Events      string
 	Checkpoints string
@@ -87,13 +87,8 @@ func (o Options) withDefaults() Options {
 // sequence now. It reads only what was appended since the previous checkpoint,
 // continuing that checkpoint's digest (whose own correctness the verifier checks). If
 // nothing was appended since, it returns the previous checkpoint and writes nothing.
-// ErrRace if another writer published one meanwhile.
-func Write(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey) (audit.Checkpoint, error) {
-	return WriteWith(ctx, js, key, Options{})
-}
-
-// WriteWith is WriteCheckpoint on the streams o names.
-func WriteWith(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey, o Options) (audit.Checkpoint, error) {
+// ErrRace if another writer published one meanwhile. o names the streams.
+func Write(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey, o Options) (audit.Checkpoint, error) {
 	o = o.withDefaults()
 	if o.Checkpoints == Stream {
 		if _, err := EnsureStream(ctx, js, o.Replicas); err != nil {
@@ -198,25 +193,54 @@ func Read(ctx context.Context, js jetstream.JetStream, checkpoints, events strin
 	return out, nil
 }
 
-// Run writes a checkpoint every interval until ctx ends, for the service to
-// run beside the projector. Failures are logged and retried at the next tick: a
-// missed checkpoint weakens nothing already signed.
-func Run(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey, every time.Duration, log *slog.Logger) {
-	t := time.NewTicker(every)
+// DefaultEvery is how often a Writer writes a checkpoint by default.
+const DefaultEvery = time.Minute
+
+// WriterConfig tunes a Writer. The zero value is usable.
+type WriterConfig struct {
+	Every   time.Duration // between checkpoints; default DefaultEvery
+	Streams Options       // the streams; zero: STUDYD_EVENTS into STUDYD_CHECKPOINTS
+	Logger  *slog.Logger  // default: discard
+}
+
+// Writer writes a checkpoint periodically, for the service to run beside the
+// projector.
+type Writer struct {
+	js  jetstream.JetStream
+	key ed25519.PrivateKey
+	cfg WriterConfig
+}
+
+// NewWriter returns a writer signing with key. It does no I/O: Run writes.
+func NewWriter(js jetstream.JetStream, key ed25519.PrivateKey, cfg WriterConfig) *Writer {
+	if cfg.Every <= 0 {
+		cfg.Every = DefaultEvery
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Writer{js: js, key: key, cfg: cfg}
+}
+
+// Run writes a checkpoint every interval until ctx ends, then returns nil. Failures
+// are logged and retried at the next tick: a missed checkpoint weakens nothing already
+// signed.
+func (w *Writer) Run(ctx context.Context) error {
+	t := time.NewTicker(w.cfg.Every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
-			cp, err := Write(ctx, js, key)
+			cp, err := Write(ctx, w.js, w.key, w.cfg.Streams)
 			if err != nil {
 				if ctx.Err() == nil {
-					log.Warn("checkpoint failed", "err", err)
+					w.cfg.Logger.Warn("checkpoint failed", "err", err)
 				}
 				continue
 			}
-			log.Debug("checkpoint", "seq", cp.Seq, "count", cp.Count, "digest", cp.Digest)
+			w.cfg.Logger.Debug("checkpoint", "seq", cp.Seq, "count", cp.Count, "digest", cp.Digest)
 		}
 	}
 }

@@ -25,7 +25,7 @@ func TestWriteCheckpoint(t *testing.T) {
 	l := newAuditLog(t, 10, 2)
 	ctx := context.Background()
 	pub, key := mustKey(t)
-	cp1, err := checkpoint.Write(ctx, l.js, key)
+	cp1, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestWriteCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing new: the same checkpoint, nothing written.
-	again, err := checkpoint.Write(ctx, l.js, key)
+	again, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
 	if err != nil || again != cp1 {
 		t.Fatalf("second checkpoint with nothing new: got %+v, %v; want the first", again, err)
 	}
@@ -48,7 +48,7 @@ func TestWriteCheckpoint(t *testing.T) {
 	if _, err := l.store.Reject(ctx, eventstore.Rejection{Code: "malformed", Error: "x", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	cp2, err := checkpoint.Write(ctx, l.js, key)
+	cp2, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestWriteCheckpoint(t *testing.T) {
 	}
 	cps, err := checkpoint.Read(ctx, l.js, "", eventlog.EventsStream)
 	if err != nil || len(cps) != 2 || cps[0] != cp1 || cps[1] != cp2 {
-		t.Errorf("ReadCheckpoints: got %+v, %v; want both", cps, err)
+		t.Errorf("Read: got %+v, %v; want both", cps, err)
 	}
 	r, err := checkpoint.VerifyLog(ctx, l.js, checkpoint.VerifyConfig{PublicKey: pub})
 	if err != nil {
@@ -70,16 +70,41 @@ func TestWriteCheckpoint(t *testing.T) {
 	}
 }
 
+// TestWriterRunsUntilCancelled: a Writer checkpoints the log on its own, and Run
+// returns nil when its context ends.
+func TestWriterRunsUntilCancelled(t *testing.T) {
+	t.Parallel()
+	l := newAuditLog(t, 3, 1)
+	_, key := mustKey(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := checkpoint.NewWriter(l.js, key, checkpoint.WriterConfig{Every: 10 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cps, err := checkpoint.Read(ctx, l.js, "", eventlog.EventsStream)
+		if err == nil && len(cps) > 0 && cps[len(cps)-1].Seq == l.lastSeq(t) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of seq %d after 10s: %+v, %v", l.lastSeq(t), cps, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
 // TestVerifyViewsOfLiveProjector: the fold of the log equals the views a real
 // projector wrote, and a view edited behind its back is named.
 func TestVerifyViewsOfLiveProjector(t *testing.T) {
 	t.Parallel()
 	l := newAuditLog(t, 15, 3)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := views.NewProjector(l.js, views.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := views.NewProjector(l.js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	last := l.lastSeq(t)
@@ -150,7 +175,7 @@ func TestVerifyTamperedCopy(t *testing.T) {
 	l := newAuditLog(t, 15, 3)
 	ctx := context.Background()
 	pub, key := mustKey(t)
-	if _, err := checkpoint.Write(ctx, l.js, key); err != nil {
+	if _, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	client, commits := l.busiest(t)
@@ -258,10 +283,7 @@ func TestVerifyFailsWhenTheViewsAreBehind(t *testing.T) {
 	t.Parallel()
 	l := newAuditLog(t, 10, 2)
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := views.NewProjector(l.js, views.ProjectorOptions{FlushInterval: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := views.NewProjector(l.js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	for deadline := time.Now().Add(30 * time.Second); p.Seq() < lastCommitSeq(l.entries); time.Sleep(10 * time.Millisecond) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +22,7 @@ func liveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, er
 	if err != nil {
 		return audit.LiveViews{}, err
 	}
-	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies}
+	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies, Timeline: v.Timeline}
 	for _, u := range v.Uptake {
 		k, err := u.Key()
 		if err != nil {
@@ -40,7 +39,7 @@ type VerifyConfig struct {
 	// client's subject from the start checks that client's chain and transitions; a
 	// window takes each client's first commit in it on trust.
 	Replay eventlog.ReplayOptions
-	// Stream holds the signed checkpoints (default CheckpointsStream);
+	// CheckpointsStream holds the signed checkpoints (default Stream);
 	// CheckpointsOf is the stream name they must be about (default EventsStream), so a
 	// copy of the log under another name is verified against the original's.
 	CheckpointsStream, CheckpointsOf string
@@ -56,7 +55,8 @@ type VerifyConfig struct {
 	Progress func(seq uint64)
 }
 
-// VerifyLog replays the selected log through audit.Verifier: legal transitions,
+// VerifyLog gathers what audit.Verify needs (the coverage of the selection, the
+// checkpoints, the live views) and replays the selected log through it: legal transitions,
 // per-client hash chains, signed checkpoints and (optionally) the live views. The
 // report lists every fault; the error is for the replay itself failing.
 func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (audit.Report, error) {
@@ -65,12 +65,8 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 	if err != nil {
 		return audit.Report{}, fmt.Errorf("verify: %w", err)
 	}
-	fromStart := o.From <= first && o.Since.IsZero()
-	opts := audit.VerifyOptions{
-		Complete:  fromStart && len(o.Subjects) == 0 && o.Until.IsZero(),
-		Anchored:  fromStart && (len(o.Subjects) == 0 || allClientSubjects(o.Subjects)),
-		PublicKey: cfg.PublicKey,
-	}
+	opts := audit.VerifyOptions{PublicKey: cfg.PublicKey}
+	opts.Complete, opts.Anchored = audit.Coverage(o.Range(), first)
 	if opts.Complete {
 		of := cfg.CheckpointsOf
 		if of == "" {
@@ -96,29 +92,11 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 			opts.Views = audit.NewViewCheck(live)
 		}
 	}
-	v := audit.NewVerifier(opts)
-	err = eventlog.ReplayDecoded(ctx, js, o, 0, func(d audit.Decoded) error {
-		v.AddDecoded(d)
-		if cfg.Progress != nil {
-			cfg.Progress(d.Seq)
-		}
-		return nil
-	})
+	r, err := audit.Verify(ctx, eventlog.NewLog(js, o.Stream, o.Batch), o.Range(), opts, cfg.Progress)
 	if err != nil {
 		return audit.Report{}, fmt.Errorf("verify: %w", err)
 	}
-	return v.Finish(), nil
-}
-
-// allClientSubjects reports whether every filter is one client's commit subject, whose
-// chain a replay from the start sees whole.
-func allClientSubjects(subjects []string) bool {
-	for _, s := range subjects {
-		if !strings.HasPrefix(s, eventlog.EventPrefix) || strings.ContainsAny(s, "*>") {
-			return false
-		}
-	}
-	return true
+	return r, nil
 }
 
 // readLiveViewsCaughtUp reads the live views once they reflect the log's last commit

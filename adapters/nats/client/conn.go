@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,8 @@ type ConnConfig struct {
 	TLSCert   string
 	TLSKey    string
 	TLSCA     string
+	// Timeout bounds the dial (default 5s).
+	Timeout time.Duration
 }
 
 // Validate reports contradictory settings.
@@ -68,7 +71,7 @@ func Connect(c ConnConfig) (*nats.Conn, error) {
 		nats.Name(c.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
-		nats.Timeout(5 * time.Second),
+		nats.Timeout(cmp.Or(c.Timeout, 5*time.Second)),
 		// Notice a dead or paused server in seconds, not the default two minutes, so the
 		// client fails over to another cluster node quickly.
 		nats.PingInterval(2 * time.Second),
@@ -96,7 +99,7 @@ func Connect(c ConnConfig) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(strings.TrimSpace(c.URLs), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("nats: connect %s: %w", c.URLs, err)
+		return nil, fmt.Errorf("connect %s: %w", c.URLs, err)
 	}
 	return nc, nil
 }

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,8 +42,17 @@ func TestDecodeCommandRoundTripAndErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			if _, err := DecodeCommand(tt.contentType, []byte(tt.body)); !errors.Is(err, tt.want) {
+			_, err := DecodeCommand(tt.contentType, []byte(tt.body))
+			if !errors.Is(err, tt.want) {
 				t.Errorf("DecodeCommand(%q) error = %v, want %v", tt.body, err, tt.want)
+			}
+			// Each thing is said once: no "json: json:", no "msgpack: msgpack:".
+			if err != nil {
+				for _, word := range []string{"json:", "msgpack:", "malformed"} {
+					if n := strings.Count(err.Error(), word); n > 1 {
+						t.Errorf("DecodeCommand(%q) error %q says %q %d times", tt.body, err, word, n)
+					}
+				}
 			}
 		})
 	}

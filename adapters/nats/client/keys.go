@@ -20,15 +20,19 @@ import (
 //	                 recipe.<id>.<STATUS>              totals of normandy/recipe/<id>
 //	                 hour.<YYYYMMDDHH>.<total key>     the same, for one UTC hour
 //	                 day.<YYYYMMDD>.<total key>        the same, for one UTC day
+//	studyd_study_time hour.<YYYYMMDDHH>.<object>.<key>  one study's activity in one UTC hour
+//	                 day.<YYYYMMDD>.<object>.<key>     the same, for one UTC day
 //	studyd_projection checkpoint                       the last flushed sequence
 //	studyd_projection_lease projector                  the single-writer lease
 //
 // So `nats kv watch studyd_uptake 'runner.>'` follows the runner's totals,
-// `'hour.2018071412.>'` everything of one hour, `'day.*.recipe.42.>'` one recipe by day.
+// `'hour.2018071412.>'` everything of one hour, `'day.*.recipe.42.>'` one recipe by day;
+// `nats kv watch studyd_study_time 'day.*.preference_study.pref-flip-1'` one study by day.
 // Every value is JSON carrying "seq", the stream sequence it reflects.
 const (
 	StudiesBucket    = "studyd_studies"
 	UptakeBucket     = "studyd_uptake"
+	StudyTimeBucket  = "studyd_study_time"
 	ProjectionBucket = "studyd_projection"
 	LeaseBucket      = "studyd_projection_lease"
 
@@ -110,4 +114,27 @@ func (v UptakeValue) Key() (projections.UptakeKey, error) {
 		k.Start = v.Start.Unix()
 	}
 	return k, nil
+}
+
+// StudyTimeKey is the studyd_study_time key of bucket k.
+func StudyTimeKey(k projections.StudyBucketKey) string {
+	return periodToken(k.Period, k.Start) + "." + StudyKey(k.Study)
+}
+
+// StudyTimePattern selects the studyd_study_time keys of period (hour or day), of study
+// ref or, when ref is nil, of every study.
+func StudyTimePattern(period projections.Period, ref *domain.StudyRef) string {
+	if ref == nil {
+		return period.String() + ".>"
+	}
+	return period.String() + ".*." + StudyKey(*ref)
+}
+
+// periodToken is the first two tokens of an hour or day key.
+func periodToken(p projections.Period, start int64) string {
+	t := time.Unix(start, 0).UTC()
+	if p == projections.PeriodHour {
+		return "hour." + t.Format("2006010215")
+	}
+	return "day." + t.Format("20060102")
 }

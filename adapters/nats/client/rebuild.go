@@ -23,12 +23,14 @@ type RebuildProgress struct {
 
 // RebuildResult summarises a finished rebuild.
 type RebuildResult struct {
-	Seq        uint64        `json:"seq"`     // every view value is stamped with it, and the checkpoint set to it
-	Commits    uint64        `json:"commits"` // commits folded
-	UptakeKeys int           `json:"uptake_keys"`
-	StudyKeys  int           `json:"study_keys"`
-	Deleted    int           `json:"deleted"` // keys the log no longer produces
-	Took       time.Duration `json:"took_ns"`
+	Seq        uint64 `json:"seq"`     // every view value is stamped with it, and the checkpoint set to it
+	Commits    uint64 `json:"commits"` // commits folded
+	UptakeKeys int    `json:"uptake_keys"`
+	StudyKeys  int    `json:"study_keys"`
+	// StudyTimeKeys is the studyd_study_time keys written.
+	StudyTimeKeys int           `json:"study_time_keys"`
+	Deleted       int           `json:"deleted"` // keys the log no longer produces
+	Took          time.Duration `json:"took_ns"`
 }
 
 // RebuildRequest is the JSON request of RebuildSubject.

@@ -12,7 +12,7 @@ import (
 )
 
 // Submit sends cmd to studyd.submit and returns its outcome. It is the client side of
-// StartSubmitService, for studyctl and tests.
+// intake.SubmitService, for studyctl and tests.
 func Submit(ctx context.Context, nc *nats.Conn, cmd domain.Command) (Outcome, error) {
 	body, err := json.Marshal(cmd)
 	if err != nil {

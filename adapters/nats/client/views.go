@@ -66,6 +66,7 @@ type Views struct {
 	Checkpoint uint64                  // every value reflects at least this sequence
 	Uptake     []UptakeValue           // in key order
 	Studies    []projections.StudyView // sorted by object and key
+	Timeline   []projections.StudyBucket
 }
 
 // ViewSet selects the buckets ReadViews reads.
@@ -75,7 +76,8 @@ type ViewSet uint8
 const (
 	UptakeViews ViewSet = 1 << iota
 	StudyViews
-	AllViews = UptakeViews | StudyViews
+	TimelineViews
+	AllViews = UptakeViews | StudyViews | TimelineViews
 )
 
 // ReadViews is the one reader of the materialised views (for tools, audits and tests;
@@ -98,29 +100,19 @@ func ReadViews(ctx context.Context, js jetstream.JetStream, set ViewSet) (Views,
 			return Views{}, fmt.Errorf("read views: %w", err)
 		}
 		v = Views{Checkpoint: before.Seq}
-		if set&UptakeViews != 0 {
-			err := eachLive(ctx, js, UptakeBucket, func(b []byte) error {
-				var u UptakeValue
-				if err := json.Unmarshal(b, &u); err != nil {
-					return err
-				}
-				v.Uptake = append(v.Uptake, u)
-				return nil
-			})
-			if err != nil {
-				return Views{}, fmt.Errorf("read views: %w", err)
+		for _, read := range []struct {
+			set    ViewSet
+			bucket string
+			add    func([]byte) error
+		}{
+			{UptakeViews, UptakeBucket, appendJSON(&v.Uptake)},
+			{StudyViews, StudiesBucket, appendJSON(&v.Studies)},
+			{TimelineViews, StudyTimeBucket, appendJSON(&v.Timeline)},
+		} {
+			if set&read.set == 0 {
+				continue
 			}
-		}
-		if set&StudyViews != 0 {
-			err := eachLive(ctx, js, StudiesBucket, func(b []byte) error {
-				var sv projections.StudyView
-				if err := json.Unmarshal(b, &sv); err != nil {
-					return err
-				}
-				v.Studies = append(v.Studies, sv)
-				return nil
-			})
-			if err != nil {
+			if err := eachLive(ctx, js, read.bucket, read.add); err != nil {
 				return Views{}, fmt.Errorf("read views: %w", err)
 			}
 		}
@@ -155,6 +147,18 @@ func (v Views) Projections() (*projections.Uptake, *projections.Studies, error) 
 		studies.Views[domain.StudyRef{Object: sv.Object, Key: sv.Key}] = &sv
 	}
 	return uptake, studies, nil
+}
+
+// appendJSON returns a function that decodes a JSON value and appends it to *to.
+func appendJSON[T any](to *[]T) func([]byte) error {
+	return func(b []byte) error {
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return err
+		}
+		*to = append(*to, v)
+		return nil
+	}
 }
 
 // eachLive calls fn with the value of every live key of a bucket; a bucket that does
@@ -198,3 +202,24 @@ func EachValue(ctx context.Context, js jetstream.JetStream, bucket, pattern stri
 
 // ErrNoViews: no projector has written views (its checkpoint bucket does not exist).
 var ErrNoViews = errors.New("client: no projection views")
+
+// ListStudyBuckets returns the studyd_study_time buckets of period (hour or day), of
+// study ref or, when ref is nil, of every study. A bucket not yet created has none.
+func ListStudyBuckets(ctx context.Context, js jetstream.JetStream, period projections.Period, ref *domain.StudyRef) ([]projections.StudyBucket, error) {
+	var out []projections.StudyBucket
+	err := EachValue(ctx, js, StudyTimeBucket, StudyTimePattern(period, ref), func(key string, b []byte) error {
+		var v projections.StudyBucket
+		if err := json.Unmarshal(b, &v); err != nil {
+			return fmt.Errorf("study bucket %s: %w", key, err)
+		}
+		out = append(out, v)
+		return nil
+	})
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list study buckets: %w", err)
+	}
+	return out, nil
+}

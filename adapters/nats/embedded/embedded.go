@@ -28,12 +28,12 @@ const (
 	// carries the client's whole state besides the command's events, and a rejection
 	// carries part of the payload it refused.
 	DefaultMaxPayload = 8 << 20
-	// DefaultReadyTimeout is how long StartEmbedded waits for the server to accept
+	// DefaultReadyTimeout is how long Start waits for the server to accept
 	// clients (JetStream recovers its store before that, which can take a while).
 	DefaultReadyTimeout = 30 * time.Second
 )
 
-// ErrConfig is wrapped by every error EmbeddedConfig.Validate returns.
+// ErrConfig is wrapped by every error Config.Validate returns.
 var ErrConfig = errors.New("embedded: invalid embedded server config")
 
 // Config configures the nats-server studyd runs in-process when no external NATS

@@ -66,7 +66,7 @@ func TestEmbeddedConfigValidate(t *testing.T) {
 				t.Fatalf("got error %v, want ok=%t", err, tt.ok)
 			}
 			if err != nil && !errors.Is(err, embedded.ErrConfig) {
-				t.Errorf("got %v, want it to wrap ErrEmbeddedConfig", err)
+				t.Errorf("got %v, want it to wrap ErrConfig", err)
 			}
 		})
 	}

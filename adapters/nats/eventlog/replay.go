@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,8 +31,13 @@ type ReplayOptions struct {
 	// Since and Until bound the time the stream stored a message (not the commit's
 	// own At): the consumer starts at Since; Until (exclusive) ends the replay.
 	Since, Until time.Time
-	// Batch is how many messages one pull asks for (default 1024).
+	// Batch is how many messages one pull asks for (default 1024; following, the
+	// client library's default).
 	Batch int
+	// Follow keeps the replay going past the stream's last sequence: it delivers new
+	// messages as they are stored, until ctx ends (To and Until still end it). It is how
+	// the projector tails the log.
+	Follow bool
 }
 
 // StreamName is the stream o reads.
@@ -63,42 +66,62 @@ func ReplayBounds(ctx context.Context, js jetstream.JetStream, o ReplayOptions) 
 	return first, last, info.State.Msgs > 0 && first <= last, nil
 }
 
-// Replay delivers the selected messages of a stream to fn in sequence order, through an
-// ordered consumer (ephemeral, flow-controlled, recreated by the client library on a
-// gap), until the selection ends or fn returns an error (which Replay returns). The
-// entry's Data is fn's to keep.
+// readInactive is how long the server keeps a bounded replay's consumer after the
+// reader stops pulling (it is also deleted when the replay ends).
+const readInactive = 30 * time.Second
+
+// Replay is the one reader of the log: it delivers the selected messages of a stream to
+// fn in sequence order, through an ordered consumer (ephemeral, flow-controlled,
+// recreated by the client library on a gap), until the selection ends, ctx ends (a
+// following replay then returns nil), or fn returns an error (which Replay returns as
+// is). The entry's Data is fn's to keep. The store's reads, the projector's tail, the
+// rebuild's fold, audits and checkpoints all read through it.
 func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn func(audit.Entry) error) error {
 	name := o.StreamName()
 	first, last, ok, err := ReplayBounds(ctx, js, o)
-	if err != nil || !ok {
+	if err != nil || (!ok && !o.Follow) {
 		return err
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, InactiveThreshold: scanInactive}
+	if o.Follow {
+		first, last = max(o.From, 1), o.To // 0: no end
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects}
+	if !o.Follow {
+		cfg.InactiveThreshold = readInactive
+	}
 	switch {
 	case !o.Since.IsZero() && o.From <= 1:
 		since := o.Since
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
-	default:
+	case first > 1:
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, first
+	default:
+		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	}
 	cons, err := js.OrderedConsumer(ctx, name, cfg)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", name, err)
 	}
-	ci := cons.CachedInfo()
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = js.DeleteConsumer(dctx, name, ci.Name) // best effort: it also expires on its own
-	}()
-	if ci.NumPending == 0 {
-		return nil
+	var pull []jetstream.PullMessagesOpt
+	if !o.Follow {
+		ci := cons.CachedInfo()
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			_ = js.DeleteConsumer(dctx, name, ci.Name) // best effort: it also expires on its own
+		}()
+		if ci.NumPending == 0 {
+			return nil
+		}
+		batch := o.Batch
+		if batch <= 0 {
+			batch = 1024
+		}
+		pull = append(pull, jetstream.PullMaxMessages(int(min(ci.NumPending, uint64(batch)))))
+	} else if o.Batch > 0 {
+		pull = append(pull, jetstream.PullMaxMessages(o.Batch))
 	}
-	batch := o.Batch
-	if batch <= 0 {
-		batch = 1024
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(int(min(ci.NumPending, uint64(batch)))))
+	it, err := cons.Messages(pull...)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", name, err)
 	}
@@ -106,6 +129,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
+			if o.Follow && ctx.Err() != nil {
+				return nil
+			}
 			return fmt.Errorf("replay %s: %w", name, err)
 		}
 		meta, err := msg.Metadata()
@@ -113,7 +139,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 			return fmt.Errorf("replay %s: %w", name, err)
 		}
 		seq := meta.Sequence.Stream
-		if seq > last || (!o.Since.IsZero() && meta.Timestamp.Before(o.Since)) {
+		if (last != 0 && seq > last) || (!o.Since.IsZero() && meta.Timestamp.Before(o.Since)) {
 			return nil
 		}
 		if !o.Until.IsZero() && !meta.Timestamp.Before(o.Until) {
@@ -124,92 +150,51 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 				return err
 			}
 		}
-		if seq == last || meta.NumPending == 0 {
+		if seq == last || (!o.Follow && meta.NumPending == 0) {
 			return nil
 		}
 	}
-}
-
-// decodeBatch is how many entries one decode job holds: enough to amortise the
-// hand-offs, small enough to keep the workers busy near the end of a replay.
-const decodeBatch = 64
-
-type decodeJob struct {
-	items []audit.Decoded
-	done  chan struct{}
 }
 
 // ReplayDecoded is Replay with the order-free work (sha256, decoding) spread over
-// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence order
-// on the caller's goroutine. Decoding dominates an audit replay, so this is what lets
-// it keep up with the raw read on more than one core.
+// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence
+// order (audit.ReplayDecoded over this stream).
 func ReplayDecoded(ctx context.Context, js jetstream.JetStream, o ReplayOptions, workers int, fn func(audit.Decoded) error) error {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ordered := make(chan *decodeJob, 4*workers)
-	work := make(chan *decodeJob, 4*workers)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				for i := range j.items {
-					j.items[i] = audit.Decode(j.items[i].Entry)
-				}
-				close(j.done)
-			}
-		}()
-	}
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(ordered)
-		defer close(work)
-		j := &decodeJob{items: make([]audit.Decoded, 0, decodeBatch), done: make(chan struct{})}
-		send := func() bool {
-			select {
-			case ordered <- j:
-			case <-ctx.Done():
-				return false
-			}
-			work <- j
-			j = &decodeJob{items: make([]audit.Decoded, 0, decodeBatch), done: make(chan struct{})}
-			return true
-		}
-		err := Replay(ctx, js, o, func(e audit.Entry) error {
-			j.items = append(j.items, audit.Decoded{Entry: e})
-			if len(j.items) == decodeBatch && !send() {
-				return ctx.Err()
-			}
-			return nil
-		})
-		if err == nil && len(j.items) > 0 {
-			send()
-		}
-		readErr <- err
-	}()
-	var fnErr error
-	for j := range ordered {
-		<-j.done
-		if fnErr != nil {
-			continue // drain, so the reader and workers finish
-		}
-		for i := range j.items {
-			if fnErr = fn(j.items[i]); fnErr != nil {
-				cancel()
-				break
-			}
-		}
-	}
-	wg.Wait()
-	err := <-readErr
-	if fnErr != nil {
-		return fnErr
-	}
-	return err
+	return audit.ReplayDecoded(ctx, NewLog(js, o.Stream, o.Batch), o.Range(), workers, fn)
+}
+
+// Log is a stream as audit reads it (audit.Log).
+type Log struct {
+	js     jetstream.JetStream
+	stream string
+	batch  int
+}
+
+var _ audit.Log = Log{}
+
+// NewLog returns the stream named stream ("": EventsStream) as an audit.Log; batch is
+// ReplayOptions.Batch.
+func NewLog(js jetstream.JetStream, stream string, batch int) Log {
+	return Log{js: js, stream: stream, batch: batch}
+}
+
+func (l Log) options(r audit.Range) ReplayOptions {
+	return ReplayOptions{Stream: l.stream, Subjects: r.Subjects, From: r.From, To: r.To, Since: r.Since, Until: r.Until, Batch: l.batch}
+}
+
+// Bounds implements audit.Log with ReplayBounds.
+func (l Log) Bounds(ctx context.Context, r audit.Range) (first, last uint64, ok bool, err error) {
+	return ReplayBounds(ctx, l.js, l.options(r))
+}
+
+// Replay implements audit.Log with Replay.
+func (l Log) Replay(ctx context.Context, r audit.Range, fn func(audit.Entry) error) error {
+	return Replay(ctx, l.js, l.options(r), fn)
+}
+
+// Range is the part of o an audit.Log selects by.
+func (o ReplayOptions) Range() audit.Range {
+	return audit.Range{Subjects: o.Subjects, From: o.From, To: o.To, Since: o.Since, Until: o.Until}
 }
 
 // ReplayCommits replays the selected commits (rejections and anything else skipped),

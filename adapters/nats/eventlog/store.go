@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 )
@@ -181,8 +181,8 @@ func record(seq uint64, data []byte) (eventstore.Record, error) {
 	return r, nil
 }
 
-// Read implements eventstore.Store with an ordered consumer from q.From, filtered to
-// the client's subject when q.Client is set. It stops at q.To or at the stream's last
+// Read implements eventstore.Store with a Replay from q.From, filtered to the
+// client's subject when q.Client is set. It stops at q.To or at the stream's last
 // sequence when called. Since/Until select on commit.At, which the server does not
 // index (it is the command's time, not the storage time), so a time range is a scan.
 func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore.Record) error) error {
@@ -193,8 +193,8 @@ func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore
 		}
 		filter = EventSubject(q.Client)
 	}
-	return s.scan(ctx, "read", filter, q, func(seq uint64, data []byte) error {
-		r, err := record(seq, data)
+	return s.scan(ctx, "read", filter, q, func(e audit.Entry) error {
+		r, err := record(e.Seq, e.Data)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
 		}
@@ -231,88 +231,34 @@ func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint
 	if q.Client != "" {
 		filter = RejectionSubject(q.Client)
 	}
-	return s.scan(ctx, "rejections", filter, q, func(seq uint64, data []byte) error {
-		r, err := eventstore.DecodeRejection(data)
+	return s.scan(ctx, "rejections", filter, q, func(e audit.Entry) error {
+		r, err := eventstore.DecodeRejection(e.Data)
 		if err != nil {
-			return fmt.Errorf("rejections: sequence %d: %w", seq, err)
+			return fmt.Errorf("rejections: sequence %d: %w", e.Seq, err)
 		}
 		if !q.Matches(r.Client, r.At) {
 			return nil
 		}
-		return fn(seq, r)
+		return fn(e.Seq, r)
 	})
 }
 
-// scanInactive is how long the server keeps a read's consumer after the reader stops
-// pulling (it is also deleted when the read ends).
-const scanInactive = 30 * time.Second
-
-// scan delivers the messages on filter from q.From through min(q.To, the stream's last
-// sequence at the call), in order. The stop sequence is fixed first so that a read
-// racing with appends ends; a consumer with nothing pending is never waited on.
-func (s *Store) scan(ctx context.Context, op, filter string, q eventstore.Query, each func(seq uint64, data []byte) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	st, err := s.eventsStream(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
+// scan replays the messages on filter from q.From through min(q.To, the stream's last
+// sequence at the call), in order: the stop sequence is fixed first, so that a read
+// racing with appends ends. each's errors are returned as they are; the replay's own
+// are the store's (ErrUnavailable when a retry may succeed).
+func (s *Store) scan(ctx context.Context, op, filter string, q eventstore.Query, each func(audit.Entry) error) error {
+	var eachErr error
+	err := Replay(ctx, s.js, ReplayOptions{Subjects: []string{filter}, From: q.From, To: q.To, Batch: 256},
+		func(e audit.Entry) error {
+			eachErr = each(e)
+			return eachErr
+		})
+	switch {
+	case eachErr != nil:
+		return eachErr
+	case err != nil:
 		return storeError(op, err)
 	}
-	stop := info.State.LastSeq
-	if q.To != 0 && q.To < stop {
-		stop = q.To
-	}
-	start := max(q.From, info.State.FirstSeq, 1)
-	if info.State.Msgs == 0 || start > stop {
-		return nil
-	}
-	cons, err := s.js.OrderedConsumer(ctx, EventsStream, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       start,
-		InactiveThreshold: scanInactive,
-	})
-	if err != nil {
-		return storeError(op, err)
-	}
-	ci := cons.CachedInfo()
-	defer func() {
-		// Best effort: an ephemeral consumer also expires on its own.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = s.js.DeleteConsumer(dctx, EventsStream, ci.Name)
-	}()
-	if ci.NumPending == 0 {
-		return nil
-	}
-	batch := int(min(ci.NumPending, 256))
-	it, err := cons.Messages(jetstream.PullMaxMessages(batch))
-	if err != nil {
-		return storeError(op, err)
-	}
-	defer it.Stop()
-	for {
-		msg, err := it.Next(jetstream.NextContext(ctx))
-		if err != nil {
-			return storeError(op, err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		seq := meta.Sequence.Stream
-		if seq > stop {
-			return nil
-		}
-		if err := each(seq, msg.Data()); err != nil {
-			return err
-		}
-		if seq == stop || meta.NumPending == 0 {
-			return nil
-		}
-	}
+	return nil
 }

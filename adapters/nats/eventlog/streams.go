@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 )
 
@@ -24,8 +25,8 @@ const (
 	// publisher's retries; older re-sends are caught by the commit's Recent list.
 	DefaultDuplicates = 2 * time.Minute
 
-	EventPrefix     = "studyd.evt."
-	RejectionPrefix = "studyd.rej."
+	EventPrefix     = audit.CommitPrefix
+	RejectionPrefix = audit.RejectionPrefix
 	// noClientToken stands for a rejection whose client is unknown or not a valid token.
 	noClientToken = "_"
 )

@@ -76,7 +76,7 @@ func EnsureCommandsStream(ctx context.Context, js jetstream.JetStream, partition
 	return s, nil
 }
 
-// Config tunes the command intake.
+// Config tunes the command intake. Partitions is required; the rest may be zero.
 type Config struct {
 	Partitions int           // must match STUDYD_CMDS
 	AckWait    time.Duration // how long a command may be in flight before redelivery (and takeover)
@@ -126,6 +126,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config
 // Prepare creates or updates the partition consumers. Run calls it if it has not
 // succeeded yet; studyd calls it first to retry it while a cluster is not ready.
 func (in *Intake) Prepare(ctx context.Context) error {
+	if in.cfg.Partitions < 1 {
+		return fmt.Errorf("intake: %d partitions (want those of %s, at least 1)", in.cfg.Partitions, client.CommandsStream)
+	}
 	if in.consumers != nil {
 		return nil
 	}
@@ -225,7 +228,8 @@ func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 	in.heads[n].gauge.Set(0)
 	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
 	if err := msg.Ack(); err != nil {
-		// Harmless: a redelivery is recognised by its sequence and answered as a duplicate.
+		// Harmless: a redelivery is recognised by its client and command id and answered
+		// as a duplicate.
 		in.cfg.Logger.Warn("intake: ack", "seq", meta.Sequence.Stream, "err", err)
 	}
 	in.cfg.Metrics.observe(out, time.Since(start))

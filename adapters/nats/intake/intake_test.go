@@ -29,19 +29,25 @@ func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eve
 	ctx, cancel := context.WithCancel(context.Background())
 	handler := app.NewHandler(store, app.Config{})
 	in := intake.New(nc, js, handler, intake.Config{Partitions: testPartitions, AckWait: time.Second})
-	done := make(chan error, 1)
+	sub := intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
+	done := make(chan error, 2)
 	go func() { done <- in.Run(ctx) }()
-	svc, err := intake.StartSubmitService(nc, js, handler)
-	if err != nil {
-		t.Fatal(err)
-	}
+	go func() { done <- sub.Run(ctx) }()
 	t.Cleanup(func() {
-		_ = svc.Stop()
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("intake.Run: %v", err)
+		for range 2 {
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
 		}
 	})
+	select {
+	case <-sub.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("submit endpoint not ready after 10s")
+	}
 }
 
 func setup(t *testing.T) (*nats.Conn, jetstream.JetStream, eventstore.Store) {

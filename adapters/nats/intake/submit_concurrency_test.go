@@ -110,11 +110,21 @@ func TestResentCommandIsAnsweredWithItsFirstOutcome(t *testing.T) {
 func TestSubmitServesRequestsConcurrently(t *testing.T) {
 	t.Parallel()
 	nc, js, store := setup(t)
-	svc, err := intake.StartSubmitService(nc, js, app.NewHandler(store, app.Config{}))
-	if err != nil {
-		t.Fatal(err)
+	svc := intake.NewSubmitService(nc, js, app.NewHandler(store, app.Config{}), intake.SubmitConfig{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("submit service: %v", err)
+		}
+	}()
+	select {
+	case <-svc.Ready():
+	case err := <-done:
+		t.Fatalf("submit service: %v", err)
 	}
-	defer func() { _ = svc.Stop() }()
 	waiting := request(t, nc, client.SubmitSubject, []byte(optOut("c-slow", "slow-1")))
 	quick := request(t, nc, client.SubmitSubject, []byte(`not json`))
 	reply, err := quick.NextMsg(30 * time.Second)

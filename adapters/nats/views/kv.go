@@ -55,6 +55,20 @@ func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leas
 	return
 }
 
+// studyTimeBucket creates (or opens) the studyd_study_time bucket.
+func studyTimeBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{Bucket: client.StudyTimeBucket, Description: "studyd study activity per hour and day",
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
 // leaderEntry reads a view key from its bucket's stream leader: the revision a
 // compare-and-set write must name. KeyValue.Get is a direct get, answered by a replica
 // (NATS prefers one on the client's own server) that may trail the leader; every write

@@ -14,11 +14,9 @@ import (
 // embedded single server, where both answer from the same store).
 func BenchmarkViewKeyRead(b *testing.B) {
 	_, _, js := natstest.Start(b)
-	p, err := NewProjector(js, ProjectorOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := NewProjector(js, ProjectorConfig{})
 	ctx := context.Background()
+	mustOpen(b, p)
 	const keys = 1000
 	for i := range keys {
 		if _, err := p.uptake.Put(ctx, fmt.Sprintf("k%d", i), []byte(`{"count":1,"seq":1}`)); err != nil {

@@ -132,10 +132,8 @@ func TestLeaderEntry(t *testing.T) {
 	_, _, js := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	p, err := NewProjector(js, ProjectorOptions{})
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, ProjectorConfig{})
+	mustOpen(t, p)
 	kv := p.studies
 	put := func(key, val string) uint64 {
 		rev, err := kv.Put(ctx, key, []byte(val))

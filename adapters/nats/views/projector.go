@@ -16,21 +16,20 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
 )
-
-// eventsFilter selects the commits of STUDYD_EVENTS (not the rejections).
-const eventsFilter = "studyd.evt.>"
 
 // DefaultFlushInterval is how often the projector writes what it folded. At 100 ms the
 // benchmark's publish → visible p99 was 107–120 ms; at 50 ms it is 59–72 ms with no
 // measurable cost in end-to-end throughput (docs/BENCHMARKS.md).
 const DefaultFlushInterval = 50 * time.Millisecond
 
-// ProjectorOptions tune a Projector. Zero values take the defaults.
-type ProjectorOptions struct {
+// ProjectorConfig tunes a Projector. The zero value is usable: zero fields take the
+// defaults.
+type ProjectorConfig struct {
 	// FlushInterval bounds how long a folded commit waits before its keys are written
 	// (DefaultFlushInterval): the lag a watcher sees.
 	FlushInterval time.Duration
@@ -56,7 +55,7 @@ type ProjectorOptions struct {
 	Logger *slog.Logger
 }
 
-func (o ProjectorOptions) withDefaults() ProjectorOptions {
+func (o ProjectorConfig) withDefaults() ProjectorConfig {
 	if o.FlushInterval <= 0 {
 		o.FlushInterval = DefaultFlushInterval
 	}
@@ -81,7 +80,8 @@ func (o ProjectorOptions) withDefaults() ProjectorOptions {
 	return o
 }
 
-// Projector folds STUDYD_EVENTS into the studyd_uptake and studyd_studies KV buckets.
+// Projector folds STUDYD_EVENTS into the studyd_uptake, studyd_studies and
+// studyd_study_time KV buckets.
 //
 // Single writer: any number of studyd instances may run a Projector; only the holder
 // of the lease key in studyd_projection_lease writes. The lease is a KV Create (fails
@@ -99,10 +99,11 @@ func (o ProjectorOptions) withDefaults() ProjectorOptions {
 // never landed are not counted twice.
 type Projector struct {
 	js   jetstream.JetStream
-	opts ProjectorOptions
+	opts ProjectorConfig
 	log  *slog.Logger
 
 	uptake, studies, proj, lease jetstream.KeyValue
+	studyTime                    jetstream.KeyValue
 
 	seq     atomic.Uint64 // the latest flushed sequence
 	leading atomic.Bool
@@ -120,22 +121,29 @@ type Projector struct {
 	openTail func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error)
 }
 
-// NewProjector opens (creating if needed) the projection buckets.
-func NewProjector(js jetstream.JetStream, opts ProjectorOptions) (*Projector, error) {
-	opts = opts.withDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p := &Projector{js: js, opts: opts, log: opts.Logger.With("component", "projector", "holder", opts.Holder),
+// NewProjector returns a projector on js. It does no I/O: Run opens the buckets.
+func NewProjector(js jetstream.JetStream, cfg ProjectorConfig) *Projector {
+	cfg = cfg.withDefaults()
+	return &Projector{js: js, opts: cfg, log: cfg.Logger.With("component", "projector", "holder", cfg.Holder),
 		rebuild: make(chan rebuildRequest), openTail: tailLog}
+}
+
+// open opens (creating if needed) the projection buckets and reads the checkpoint.
+func (p *Projector) open(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	var err error
-	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, js, opts.Replicas, opts.LeaseTTL)
+	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, p.js, p.opts.Replicas, p.opts.LeaseTTL)
 	if err != nil {
-		return nil, fmt.Errorf("new projector: %w", err)
+		return fmt.Errorf("projector: %w", err)
+	}
+	if p.studyTime, err = studyTimeBucket(ctx, p.js, p.opts.Replicas); err != nil {
+		return fmt.Errorf("projector: %w", err)
 	}
 	if cp, _, err := client.LoadViewCheckpoint(ctx, p.proj, client.NearestEntry); err == nil {
 		p.seq.Store(cp.Seq)
 	}
-	return p, nil
+	return nil
 }
 
 // Seq returns the latest sequence this projector knows flushed (its own flushes, or
@@ -145,11 +153,18 @@ func (p *Projector) Seq() uint64 { return p.seq.Load() }
 // Leading reports whether this projector holds the lease now.
 func (p *Projector) Leading() bool { return p.leading.Load() }
 
-// Run competes for the lease and, while holding it, folds the log into the views. It
-// blocks until ctx is done, then flushes what it folded, releases the lease (so a
-// standby takes over at once) and returns nil. It returns an error only for a fault it
-// cannot ride out, such as an undecodable commit (ErrUndecodable).
+// Run opens the buckets, competes for the lease and, while holding it, folds the log
+// into the views. It blocks until ctx is done, then flushes what it folded, releases
+// the lease (so a standby takes over at once) and returns nil. It returns an error only
+// for a fault it cannot ride out: buckets it cannot open, or an undecodable commit
+// (ErrUndecodable). Run may be called again after it returned.
 func (p *Projector) Run(ctx context.Context) error {
+	if err := p.open(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	for ctx.Err() == nil {
 		rev, err := p.acquire(ctx)
 		if err != nil {
@@ -240,6 +255,14 @@ type studyEntry struct {
 	dirty bool
 }
 
+// timeEntry is a studyd_study_time key as this leader knows it; its stamp is the
+// bucket's Seq.
+type timeEntry struct {
+	bucket projections.StudyBucket
+	rev    uint64
+	dirty  bool
+}
+
 // leader is one term of holding the lease: the in-memory views it folded since its
 // checkpoint, and what it has yet to flush.
 type leader struct {
@@ -254,9 +277,12 @@ type leader struct {
 	studies map[domain.StudyRef]*studyEntry
 	dirtyU  []*uptakeEntry
 	dirtyS  []*studyEntry
-	// emptyU/emptyS: the bucket held nothing when this term began, so a key not yet in
-	// memory does not exist and need not be read.
-	emptyU, emptyS bool
+	// timeline is the studyd_study_time keys touched this term.
+	timeline map[projections.StudyBucketKey]*timeEntry
+	dirtyT   []*timeEntry
+	// emptyU/emptyS/emptyT: the bucket held nothing when this term began, so a key not
+	// yet in memory does not exist and need not be read.
+	emptyU, emptyS, emptyT bool
 }
 
 func (l *leader) run(parent context.Context) error {
@@ -391,7 +417,7 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 // lastCommitSeq asks the stream leader for the sequence of the log's last commit (0 if
 // there is none).
 func lastCommitSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
-	m, err := leaderGet(ctx, nc, eventlog.EventsStream, eventsFilter)
+	m, err := leaderGet(ctx, nc, eventlog.EventsStream, eventlog.EventSubjects)
 	if err != nil {
 		return 0, fmt.Errorf("last commit: %w", err)
 	}
@@ -409,10 +435,11 @@ func (l *leader) load(ctx context.Context) error {
 	p.seq.Store(cp.Seq)
 	l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 	l.studies = make(map[domain.StudyRef]*studyEntry)
+	l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
 	for _, b := range []struct {
 		kv    jetstream.KeyValue
 		empty *bool
-	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}} {
+	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}, {p.studyTime, &l.emptyT}} {
 		st, err := b.kv.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("projector: status of %s: %w", b.kv.Bucket(), err)
@@ -425,85 +452,59 @@ func (l *leader) load(ctx context.Context) error {
 
 // tailMsg is one decoded commit from the log, or the error that ended the tail.
 type tailMsg struct {
-	seq     uint64
-	pending uint64 // matching messages after this one when it was delivered
-	commit  eventstore.Commit
-	err     error
+	seq    uint64
+	commit eventstore.Commit
+	err    error
 	// corrupt: the message at seq is not a commit (eventstore.ErrCorrupt). It is
 	// reported and passed over, as verify's fold passes over it, so that one bad record
 	// never stops the views.
 	corrupt error
 }
 
-// tailLog reads the commits from sequence from on, decoded, through an ordered consumer
-// (ephemeral, in order, recreated by the client library on a gap). Decoding happens in
-// the pump goroutine so that it overlaps with folding. stop (idempotent) ends the pump
-// and waits.
+// tailLog follows the commits from sequence from on (eventlog.Replay, following),
+// decoded. Decoding happens in the pump goroutine so that it overlaps with folding.
+// The pump runs until stop (idempotent; it waits for the pump), not until ctx: the
+// leader's loop tells a shutdown from a dead tail by its own ctx.
 func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventsFilter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	if from > 1 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := js.OrderedConsumer(ctx, eventlog.EventsStream, cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return nil, nil, fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)
-	}
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	out := make(chan tailMsg, 256)
-	done := make(chan struct{})
 	exited := make(chan struct{})
 	go func() {
 		defer close(exited)
 		defer close(out)
-		for {
-			m, err := it.Next()
-			if err != nil {
-				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					select {
-					case out <- tailMsg{err: fmt.Errorf("projector: read %s: %w", eventlog.EventsStream, err)}:
-					case <-done:
-					}
+		err := eventlog.Replay(pctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, From: from, Follow: true},
+			func(e audit.Entry) error {
+				tm := decodeTail(e)
+				select {
+				case out <- tm:
+				case <-pctx.Done():
+					return pctx.Err()
 				}
-				return
-			}
-			tm := decodeTail(m)
+				return tm.err // an undecodable commit ends the tail
+			})
+		if err != nil && pctx.Err() == nil && !errors.Is(err, ErrUndecodable) {
 			select {
-			case out <- tm:
-			case <-done:
-				return
-			}
-			if tm.err != nil {
-				return
+			case out <- tailMsg{err: fmt.Errorf("projector: tail %s from %d: %w", eventlog.EventsStream, from, err)}:
+			case <-pctx.Done():
 			}
 		}
 	}()
-	stop := sync.OnceFunc(func() {
-		close(done)
-		it.Stop()
-		<-exited
-	})
-	return out, stop, nil
+	return out, sync.OnceFunc(func() { cancel(); <-exited }), nil
 }
 
-func decodeTail(m jetstream.Msg) tailMsg {
-	meta, err := m.Metadata()
-	if err != nil {
-		return tailMsg{err: fmt.Errorf("projector: message metadata: %w", err)}
-	}
-	seq := meta.Sequence.Stream
-	c, err := eventstore.DecodeCommit(m.Data())
+// decodeTail decodes one commit of the tail: the commit alone (its hash is not needed
+// to fold it).
+func decodeTail(e audit.Entry) tailMsg {
+	c, err := eventstore.DecodeCommit(e.Data)
 	if errors.Is(err, eventstore.ErrCorrupt) {
-		return tailMsg{seq: seq, pending: meta.NumPending, corrupt: fmt.Errorf("seq %d on %s: %w", seq, m.Subject(), err)}
+		return tailMsg{seq: e.Seq, corrupt: fmt.Errorf("seq %d on %s: %w", e.Seq, e.Subject, err)}
 	}
 	if err != nil {
 		// A schema this build cannot read (a newer build's): stop, so that an instance
 		// that can read it takes the views over, rather than fold around it.
-		return tailMsg{seq: seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, seq, m.Subject(), err)}
+		return tailMsg{seq: e.Seq, err: fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)}
 	}
-	return tailMsg{seq: seq, pending: meta.NumPending, commit: c}
+	return tailMsg{seq: e.Seq, commit: c}
 }
 
 // apply folds the commit at seq into the keys it touches, each under its own stamp.
@@ -543,6 +544,23 @@ func (l *leader) apply(ctx context.Context, seq uint64, c *eventstore.Commit) er
 			e.dirty = true
 			l.dirtyS = append(l.dirtyS, e)
 		}
+	}
+	projections.EachStudyBucket(c, func(k projections.StudyBucketKey, ev *domain.Event) {
+		if err != nil {
+			return
+		}
+		var e *timeEntry
+		if e, err = l.timeEntry(ctx, k); err != nil || seq <= e.bucket.Seq {
+			return
+		}
+		e.bucket.Apply(c, ev)
+		if !e.dirty {
+			e.dirty = true
+			l.dirtyT = append(l.dirtyT, e)
+		}
+	})
+	if err != nil {
+		return err
 	}
 	l.applied = seq
 	l.pending++
@@ -593,6 +611,28 @@ func (l *leader) studyEntry(ctx context.Context, ref domain.StudyRef) (*studyEnt
 	return e, nil
 }
 
+func (l *leader) timeEntry(ctx context.Context, k projections.StudyBucketKey) (*timeEntry, error) {
+	if e, ok := l.timeline[k]; ok {
+		return e, nil
+	}
+	e := &timeEntry{bucket: projections.NewStudyBucket(k)}
+	if !l.emptyT {
+		key := client.StudyTimeKey(k)
+		kve, err := l.p.leaderEntry(ctx, l.p.studyTime, key)
+		if err != nil {
+			return nil, fmt.Errorf("projector: load %s %s: %w", client.StudyTimeBucket, key, err)
+		}
+		e.rev = kve.Rev
+		if kve.Value != nil {
+			if err := json.Unmarshal(kve.Value, &e.bucket); err != nil {
+				return nil, fmt.Errorf("projector: load %s %s: %w", client.StudyTimeBucket, key, err)
+			}
+		}
+	}
+	l.timeline[k] = e
+	return e, nil
+}
+
 // writeChunk bounds the async publishes in flight in one flush.
 const writeChunk = 512
 
@@ -605,7 +645,7 @@ func (l *leader) flush(ctx context.Context) error {
 		return nil
 	}
 	seq := l.applied
-	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS), writeChunk))
+	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS)+len(l.dirtyT), writeChunk))
 	send := func(force bool) error {
 		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
 			return nil
@@ -639,10 +679,23 @@ func (l *leader) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, e := range l.dirtyT {
+		e.bucket.Seq = seq
+		val, err := json.Marshal(&e.bucket)
+		if err != nil {
+			return fmt.Errorf("projector: encode study bucket: %w", err)
+		}
+		e := e
+		writes = append(writes, kvWrite{bucket: p.studyTime, key: client.StudyTimeKey(e.bucket.BucketKey()), value: val, rev: e.rev,
+			done: func(rev uint64) { e.rev, e.dirty = rev, false }})
+		if err := send(false); err != nil {
+			return err
+		}
+	}
 	if err := send(true); err != nil {
 		return err
 	}
-	l.dirtyU, l.dirtyS = l.dirtyU[:0], l.dirtyS[:0]
+	l.dirtyU, l.dirtyS, l.dirtyT = l.dirtyU[:0], l.dirtyS[:0], l.dirtyT[:0]
 	if p.afterKeys != nil {
 		if err := p.afterKeys(); err != nil {
 			return err
@@ -652,12 +705,13 @@ func (l *leader) flush(ctx context.Context) error {
 		return err
 	}
 	l.pending = 0
-	if len(l.uptake)+len(l.studies) > maxCachedKeys {
+	if len(l.uptake)+len(l.studies)+len(l.timeline) > maxCachedKeys {
 		// Every entry is clean now; forget them all rather than grow with every new
 		// hour bucket. A key touched again is read back from KV.
 		l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 		l.studies = make(map[domain.StudyRef]*studyEntry)
-		l.emptyU, l.emptyS = false, false
+		l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
+		l.emptyU, l.emptyS, l.emptyT = false, false, false
 	}
 	return nil
 }

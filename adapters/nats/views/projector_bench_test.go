@@ -49,10 +49,7 @@ func BenchmarkProjectorCatchUp(b *testing.B) {
 		b.Fatalf("stream info: %v", err)
 	}
 	last = info.State.LastSeq
-	p, err := NewProjector(js, ProjectorOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, ProjectorConfig{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	b.ResetTimer()
 	start := time.Now()
 	stop := runProjector(p)

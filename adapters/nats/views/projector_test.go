@@ -156,13 +156,30 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 	if diff := cmp.Diff(wantS.Views, gotS.Views, ignoreSeq); diff != "" {
 		t.Errorf("study views differ from the fold of the log (-fold +kv):\n%s", diff)
 	}
-	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 {
+	wantT, err := FoldTimeline(ctx, js, 0)
+	if err != nil {
+		t.Fatalf("FoldTimeline: %v", err)
+	}
+	gotT := map[projections.StudyBucketKey]*projections.StudyBucket{}
+	for _, period := range []projections.Period{projections.PeriodHour, projections.PeriodDay} {
+		buckets, err := client.ListStudyBuckets(ctx, js, period, nil)
+		if err != nil {
+			t.Fatalf("ListStudyBuckets: %v", err)
+		}
+		for i := range buckets {
+			gotT[buckets[i].BucketKey()] = &buckets[i]
+		}
+	}
+	if diff := cmp.Diff(wantT.Buckets, gotT, ignoreSeq); diff != "" {
+		t.Errorf("study hour/day buckets differ from the fold of the log (-fold +kv):\n%s", diff)
+	}
+	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 || len(wantT.Buckets) == 0 {
 		t.Errorf("fold has %d uptake keys and %d studies; the test log should produce both", len(wantU.Counts), len(wantS.Views))
 	}
 }
 
-func testOptions() ProjectorOptions {
-	return ProjectorOptions{FlushInterval: 10 * time.Millisecond, FlushCommits: 7, LeaseTTL: 2 * time.Second,
+func testOptions() ProjectorConfig {
+	return ProjectorConfig{FlushInterval: 10 * time.Millisecond, FlushCommits: 7, LeaseTTL: 2 * time.Second,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 }
 
@@ -175,10 +192,7 @@ func TestProjectorRestartAnywhereConverges(t *testing.T) {
 	var crashes atomic.Int64
 	for round := range 8 {
 		last = publishCommits(t, js, g, 40)
-		p, err := NewProjector(js, testOptions())
-		if err != nil {
-			t.Fatalf("NewProjector: %v", err)
-		}
+		p := NewProjector(js, testOptions())
 		// Crash at the worst moment now and then (always at the first flush of the
 		// first round): keys written, checkpoint not.
 		var mu sync.Mutex
@@ -203,10 +217,7 @@ func TestProjectorRestartAnywhereConverges(t *testing.T) {
 			t.Fatalf("round %d: Run: %v", round, err)
 		}
 	}
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
 	if err := stop(); err != nil {
@@ -224,14 +235,8 @@ func TestProjectorSingleWriterFailover(t *testing.T) {
 	g := newLogGen(4)
 	optsA, optsB := testOptions(), testOptions()
 	optsA.Holder, optsB.Holder = "a", "b"
-	a, err := NewProjector(js, optsA)
-	if err != nil {
-		t.Fatalf("NewProjector a: %v", err)
-	}
-	b, err := NewProjector(js, optsB)
-	if err != nil {
-		t.Fatalf("NewProjector b: %v", err)
-	}
+	a := NewProjector(js, optsA)
+	b := NewProjector(js, optsB)
 	stopA, stopB := runProjector(a), runProjector(b)
 	defer stopB()
 
@@ -249,6 +254,12 @@ func TestProjectorSingleWriterFailover(t *testing.T) {
 		}
 	}()
 	last := publishCommits(t, js, g, 100)
+	// Run opens the buckets and competes for the lease on its own: wait for a leader.
+	for deadline := time.Now().Add(10 * time.Second); !a.Leading() && !b.Leading(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no projector leading after 10s")
+		}
+	}
 	first := a
 	if b.Leading() {
 		first = b
@@ -284,10 +295,8 @@ func TestKVWatchSeesAppendedEvent(t *testing.T) {
 	if _, err := eventlog.EnsureEventsStream(context.Background(), js, 1); err != nil {
 		t.Fatalf("EnsureEventsStream: %v", err)
 	}
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
+	mustOpen(t, p) // the bucket to watch exists before the watch starts
 	stop := runProjector(p)
 	defer stop()
 
@@ -337,10 +346,7 @@ func TestProjectorReopensStalledTail(t *testing.T) {
 	js := startJetStream(t)
 	opts := testOptions()
 	opts.StallAfter = 200 * time.Millisecond
-	p, err := NewProjector(js, opts)
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, opts)
 	var opens atomic.Int64
 	p.openTail = func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
 		if opens.Add(1) == 1 {
@@ -388,10 +394,7 @@ func TestProjectorCarriesOnAfterAKeyIsDeleted(t *testing.T) {
 	t.Parallel()
 	js := startJetStream(t)
 	g := newLogGen(7)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	defer stop()
 	waitSeq(t, p, publishCommits(t, js, g, 60))
@@ -409,5 +412,14 @@ func TestProjectorCarriesOnAfterAKeyIsDeleted(t *testing.T) {
 		if _, err := p.studies.Get(ctx, key); err != nil {
 			t.Errorf("study key %s after new commits: %v, want it written again", key, err)
 		}
+	}
+}
+
+// mustOpen opens p's buckets, as its Run does first, for a test that uses them before
+// (or without) running it.
+func mustOpen(t testing.TB, p *Projector) {
+	t.Helper()
+	if err := p.open(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

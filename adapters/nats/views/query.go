@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/internal/inflight"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
 	"github.com/studyd/studyd/wire"
 )
@@ -32,73 +34,88 @@ const DefaultMinSeqWait = 2 * time.Second
 // answered 503 at once.
 const QueryInFlight = 512
 
-// QueryOptions tune the query service.
-type QueryOptions struct {
+// QueryConfig tunes the query service. The zero value is usable.
+type QueryConfig struct {
 	MinSeqWait time.Duration // default DefaultMinSeqWait
 }
 
-// StartQueryService serves the query endpoints on nc until ctx is done or stop is
-// called. Study and uptake answers come from the KV views; client answers from the
-// store's latest commit of the client (one direct get, always current).
-func StartQueryService(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store) (stop func() error, err error) {
-	return StartQueryServiceWith(ctx, nc, js, store, QueryOptions{})
+// QueryService serves the query endpoints. Study and uptake answers come from the KV
+// views; client answers from the store's latest commit of the client (one direct get,
+// always current).
+type QueryService struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	store eventstore.Store
+	cfg   QueryConfig
+	ready chan struct{}
+	once  sync.Once // closes ready
 }
 
-// StartQueryServiceWith is StartQueryService with options.
-func StartQueryServiceWith(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, opts QueryOptions) (stop func() error, err error) {
-	if opts.MinSeqWait <= 0 {
-		opts.MinSeqWait = DefaultMinSeqWait
+// NewQueryService returns a query service on nc. It does no I/O: Run serves.
+func NewQueryService(nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, cfg QueryConfig) *QueryService {
+	if cfg.MinSeqWait <= 0 {
+		cfg.MinSeqWait = DefaultMinSeqWait
 	}
-	q := &queries{js: js, store: store, opts: opts}
-	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, js, 1, DefaultLeaseTTL)
+	return &QueryService{nc: nc, js: js, store: store, cfg: cfg, ready: make(chan struct{})}
+}
+
+// Ready is closed once the endpoints answer.
+func (s *QueryService) Ready() <-chan struct{} { return s.ready }
+
+// Run opens the view buckets and serves the endpoints until ctx is done, then stops
+// serving and returns. An error means the service could not start or stop cleanly.
+func (s *QueryService) Run(ctx context.Context) error {
+	q := &queries{js: s.js, store: s.store, cfg: s.cfg}
+	var err error
+	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, s.js, 1, DefaultLeaseTTL)
 	if err != nil {
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
 	}
-	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-query", Version: "1.0.0",
-		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: "q"})
+	svc, err := micro.AddService(s.nc, micro.Config{Name: client.QueryService, Version: buildinfo.SemVer(),
+		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: client.QueryService})
 	if err != nil {
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
+	}
+	// Each request runs on its own goroutine (at most QueryInFlight), so one waiting for
+	// min_seq never delays another; its work is bounded, and ends when the service stops.
+	in := inflight.New(QueryInFlight)
+	serve := func(h func(context.Context, micro.Request)) micro.HandlerFunc {
+		return func(req micro.Request) {
+			in.Serve(req, func(req micro.Request) {
+				rctx, cancel := context.WithTimeout(ctx, s.cfg.MinSeqWait+5*time.Second)
+				defer cancel()
+				h(rctx, req)
+			})
+		}
 	}
 	g := svc.AddGroup("studyd.query")
-	// Each request on its own goroutine: one waiting for min_seq never delays another.
-	in := inflight.New(QueryInFlight)
-	for name, h := range map[string]micro.HandlerFunc{"study": q.study, "uptake": q.uptakeQuery, "client": q.client} {
-		serve := micro.HandlerFunc(func(req micro.Request) { in.Serve(req, h) })
-		if err := g.AddEndpoint(name, serve); err != nil {
+	for name, h := range map[string]micro.HandlerFunc{"study": serve(q.study), "uptake": serve(q.uptakeQuery), "client": serve(q.client)} {
+		if err := g.AddEndpoint(name, h); err != nil {
 			_ = svc.Stop()
-			return nil, fmt.Errorf("start query service: endpoint %s: %w", name, err)
+			return fmt.Errorf("query service: endpoint %s: %w", name, err)
 		}
 	}
 	// The server must know the subscriptions before we say we serve.
-	if err := nc.Flush(); err != nil {
+	if err := s.nc.Flush(); err != nil {
 		_ = svc.Stop()
-		return nil, fmt.Errorf("start query service: %w", err)
+		return fmt.Errorf("query service: %w", err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	q.ctx = ctx
-	go func() {
-		<-ctx.Done()
-		_ = svc.Stop()
-	}()
-	return func() error {
-		cancel()
-		err := svc.Stop()
-		in.Wait()
-		return err
-	}, nil
+	s.once.Do(func() { close(s.ready) })
+	<-ctx.Done()
+	err = svc.Stop()
+	in.Wait()
+	if err != nil {
+		return fmt.Errorf("query service: stop: %w", err)
+	}
+	return nil
 }
 
+// queries answers the endpoints from the buckets Run opened.
 type queries struct {
-	ctx                   context.Context
 	js                    jetstream.JetStream
 	store                 eventstore.Store
-	opts                  QueryOptions
+	cfg                   QueryConfig
 	uptake, studies, proj jetstream.KeyValue
-}
-
-// reqCtx bounds one request's work.
-func (q *queries) reqCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(q.ctx, q.opts.MinSeqWait+5*time.Second)
 }
 
 // decodeRequest reads a query's JSON body strictly: a misspelt field is an error that
@@ -152,7 +169,7 @@ func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
 	if cp.Seq >= minSeq {
 		return cp.Seq, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, q.opts.MinSeqWait)
+	wctx, cancel := context.WithTimeout(ctx, q.cfg.MinSeqWait)
 	defer cancel()
 	w, err := q.proj.Watch(wctx, client.CheckpointKey, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -177,12 +194,12 @@ func (q *queries) waitSeq(ctx context.Context, minSeq uint64) (uint64, error) {
 			}
 		case <-wctx.Done():
 			return 0, &client.QueryError{Code: "504", Description: fmt.Sprintf(
-				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.opts.MinSeqWait)}
+				"views reflect seq %d, not yet min_seq %d after waiting %s (is a projector running?)", cp.Seq, minSeq, q.cfg.MinSeqWait)}
 		}
 	}
 }
 
-func (q *queries) study(req micro.Request) {
+func (q *queries) study(ctx context.Context, req micro.Request) {
 	var r client.StudyRequest
 	if !decodeRequest(req, &r) {
 		return
@@ -192,8 +209,6 @@ func (q *queries) study(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	// The checkpoint first: a key read after it reflects at least the checkpoint.
 	cp, err := q.waitSeq(ctx, r.MinSeq)
 	if err != nil {
@@ -218,7 +233,7 @@ func (q *queries) study(req micro.Request) {
 	respondJSON(req, resp)
 }
 
-func (q *queries) uptakeQuery(req micro.Request) {
+func (q *queries) uptakeQuery(ctx context.Context, req micro.Request) {
 	var r client.UptakeRequest
 	if len(req.Data()) > 0 && !decodeRequest(req, &r) {
 		return
@@ -228,8 +243,6 @@ func (q *queries) uptakeQuery(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	cp, err := q.waitSeq(ctx, r.MinSeq)
 	if err != nil {
 		respondErr(req, err)
@@ -289,7 +302,7 @@ func (q *queries) uptakeQuery(req micro.Request) {
 // client answers from the store: every commit carries the client's whole state, so
 // the latest commit is the current view and min_seq needs no wait (a commit returned
 // to a writer is already readable by direct get).
-func (q *queries) client(req micro.Request) {
+func (q *queries) client(ctx context.Context, req micro.Request) {
 	var r client.ClientRequest
 	if !decodeRequest(req, &r) {
 		return
@@ -298,8 +311,6 @@ func (q *queries) client(req micro.Request) {
 		respondErr(req, err)
 		return
 	}
-	ctx, cancel := q.reqCtx()
-	defer cancel()
 	rec, err := q.store.Load(ctx, r.Client)
 	if err != nil {
 		respondErr(req, fmt.Errorf("load client %s: %w", r.Client, err))

@@ -21,13 +21,7 @@ func TestQueriesServeRequestsConcurrently(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := eventlog.NewStore(js)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop, err := StartQueryServiceWith(ctx, nc, js, store, QueryOptions{MinSeqWait: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = stop() }()
+	runQueries(t, nc, js, store, QueryConfig{MinSeqWait: time.Minute})
 	waiting := requestAsync(t, nc, "studyd.query.study", []byte(`{"object":"preference_study","key":"x","min_seq":1000}`))
 	quick := requestAsync(t, nc, "studyd.query.study", []byte(`{"object":"preference_study","key":"x"}`))
 	if _, err := quick.NextMsg(30 * time.Second); err != nil {

@@ -2,16 +2,22 @@ package views
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 func TestQueryMinSeqReadsYourWrites(t *testing.T) {
@@ -23,16 +29,12 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 		t.Fatalf("EnsureEventsStream: %v", err)
 	}
 	store := eventstore.NewMemoryStore()
-	stopQ, err := StartQueryServiceWith(ctx, nc, js, store, QueryOptions{MinSeqWait: 3 * time.Second})
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, store, QueryConfig{MinSeqWait: 3 * time.Second})
 
 	// Before any projector runs, a min_seq beyond the views times out with 504.
 	g := newLogGen(9)
 	last := publishCommits(t, js, g, 30)
-	_, err = client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
+	_, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
 	var qe *client.QueryError
 	if !errors.As(err, &qe) || qe.Code != "504" {
 		t.Fatalf("QueryStudy before projecting: error %v, want a 504 QueryError", err)
@@ -41,10 +43,7 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	// A slow flush: the query must wait for it rather than answer stale.
 	opts := testOptions()
 	opts.FlushInterval = 100 * time.Millisecond
-	p, err := NewProjector(js, opts)
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, opts)
 	stopP := runProjector(p)
 	defer stopP()
 	resp, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
@@ -130,11 +129,7 @@ func TestQueryClientReadsLatestCommit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	store := eventstore.NewMemoryStore()
-	stopQ, err := StartQueryService(ctx, nc, js, store)
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, store, QueryConfig{})
 	en := domain.Enrollment{Object: domain.PreferenceStudy, Key: "s1", Slug: "s1", State: domain.StateEnrolled, Branch: "control"}
 	rec, err := store.Append(ctx, eventstore.Commit{CommitID: "c1", CommandID: "c1", CommandType: domain.CommandRecipeRun,
 		Client: "alice", At: time.Date(2018, 7, 14, 0, 0, 0, 0, time.UTC),
@@ -156,16 +151,66 @@ func TestQueryRejectsAMisspeltField(t *testing.T) {
 	_, nc, js := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stopQ, err := StartQueryService(ctx, nc, js, eventstore.NewMemoryStore())
-	if err != nil {
-		t.Fatalf("StartQueryService: %v", err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, eventstore.NewMemoryStore(), QueryConfig{})
 	reply, err := nc.RequestWithContext(ctx, "studyd.query.client", []byte(`{"client":"alice"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code, desc := reply.Header.Get("Nats-Service-Error-Code"), reply.Header.Get("Nats-Service-Error"); code != "400" || !strings.Contains(desc, `unknown field "client"`) {
 		t.Errorf("error answer = %s %q, want 400 naming the unknown field", code, desc)
+	}
+}
+
+// TestServicesNameTheirQueueGroupAndVersion: each micro service answers in a queue
+// group named after it, with the build's version (not a fixed 1.0.0, not "q").
+func TestServicesNameTheirQueueGroupAndVersion(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
+	msg, err := nc.Request("$SRV.INFO."+client.QueryService, nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info micro.Info
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Version != buildinfo.SemVer() {
+		t.Errorf("version %q, want the build's %q", info.Version, buildinfo.SemVer())
+	}
+	if len(info.Endpoints) != 3 {
+		t.Fatalf("endpoints %+v, want study, uptake and client", info.Endpoints)
+	}
+	for _, e := range info.Endpoints {
+		if e.QueueGroup != client.QueryService {
+			t.Errorf("endpoint %s in queue group %q, want %q", e.Name, e.QueueGroup, client.QueryService)
+		}
+	}
+}
+
+// runQueries runs a query service until the test ends, and returns once it answers.
+func runQueries(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eventstore.Store, cfg QueryConfig) {
+	t.Helper()
+	qs := NewQueryService(nc, js, store, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- qs.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("query service: %v", err)
+		}
+	})
+	select {
+	case <-qs.Ready():
+	case err := <-done:
+		t.Fatalf("query service: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("query service not ready after 10s")
 	}
 }

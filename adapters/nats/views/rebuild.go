@@ -13,7 +13,11 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/internal/buildinfo"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/wire"
 )
 
 // ErrNotLeader: this projector does not hold the lease, so it may not rebuild.
@@ -75,14 +79,16 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 		return client.RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 	}
 	last := info.State.LastSeq
-	uptake, studies, commits, err := foldLog(ctx, p.js, last, func(done, total uint64) error {
+	f, err := foldLog(ctx, p.js, last, func(done, total uint64) error {
 		progress(client.RebuildProgress{Phase: "fold", Done: done, Total: total})
 		return nil
 	})
 	if err != nil {
 		return client.RebuildResult{}, err
 	}
-	res := client.RebuildResult{Seq: last, Commits: commits, UptakeKeys: len(uptake.Counts), StudyKeys: len(studies.Views)}
+	uptake, studies, timeline := f.uptake, f.studies, f.timeline
+	res := client.RebuildResult{Seq: last, Commits: f.commits, UptakeKeys: len(uptake.Counts), StudyKeys: len(studies.Views),
+		StudyTimeKeys: len(timeline.Buckets)}
 
 	liveU, err := keyRevisions(ctx, p.uptake)
 	if err != nil {
@@ -92,7 +98,11 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	if err != nil {
 		return res, err
 	}
-	total := uint64(len(uptake.Counts) + len(studies.Views))
+	liveT, err := keyRevisions(ctx, p.studyTime)
+	if err != nil {
+		return res, err
+	}
+	total := uint64(len(uptake.Counts) + len(studies.Views) + len(timeline.Buckets))
 	var writes []kvWrite
 	var written uint64
 	flushWrites := func(force bool) error {
@@ -132,6 +142,19 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 			return res, err
 		}
 	}
+	for k, b := range timeline.Buckets {
+		key := client.StudyTimeKey(k)
+		b.Seq = last
+		val, err := json.Marshal(b)
+		if err != nil {
+			return res, fmt.Errorf("rebuild: encode study bucket: %w", err)
+		}
+		writes = append(writes, kvWrite{bucket: p.studyTime, key: key, value: val, rev: liveT[key].rev})
+		delete(liveT, key)
+		if err := flushWrites(false); err != nil {
+			return res, err
+		}
+	}
 	if err := flushWrites(true); err != nil {
 		return res, err
 	}
@@ -139,7 +162,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	for _, b := range []struct {
 		kv   jetstream.KeyValue
 		keys map[string]liveKey
-	}{{p.uptake, liveU}, {p.studies, liveS}} {
+	}{{p.uptake, liveU}, {p.studies, liveS}, {p.studyTime, liveT}} {
 		for key, lk := range b.keys {
 			if lk.deleted {
 				continue
@@ -158,8 +181,8 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 		return res, fmt.Errorf("rebuild: %w", err)
 	}
 	res.Took = time.Since(start)
-	p.log.Info("projector rebuilt views", "seq", last, "commits", commits, "uptake_keys", res.UptakeKeys,
-		"study_keys", res.StudyKeys, "deleted", res.Deleted, "took", res.Took)
+	p.log.Info("projector rebuilt views", "seq", last, "commits", f.commits, "uptake_keys", res.UptakeKeys,
+		"study_keys", res.StudyKeys, "study_time_keys", res.StudyTimeKeys, "deleted", res.Deleted, "took", res.Took)
 	return res, nil
 }
 
@@ -208,77 +231,98 @@ func FoldLog(ctx context.Context, js jetstream.JetStream, to uint64) (*projectio
 		}
 		to = info.State.LastSeq
 	}
-	u, s, _, err := foldLog(ctx, js, to, nil)
-	return u, s, err
+	f, err := foldLog(ctx, js, to, nil)
+	return f.uptake, f.studies, err
+}
+
+// FoldTimeline is FoldLog for the study timeline (studyd_study_time).
+func FoldTimeline(ctx context.Context, js jetstream.JetStream, to uint64) (*projections.StudyTimeline, error) {
+	if to == 0 {
+		stream, err := js.Stream(ctx, eventlog.EventsStream)
+		if err != nil {
+			return nil, fmt.Errorf("fold log: %w", err)
+		}
+		info, err := stream.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("fold log: %w", err)
+		}
+		to = info.State.LastSeq
+	}
+	f, err := foldLog(ctx, js, to, nil)
+	return f.timeline, err
+}
+
+// folded is the pure folds of a stretch of the log.
+type folded struct {
+	uptake   *projections.Uptake
+	studies  *projections.Studies
+	timeline *projections.StudyTimeline
+	commits  uint64
 }
 
 // foldLog folds the commits at sequences 1..to. progress (optional) is called every
 // few thousand commits with how many were folded of those pending.
-func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress func(done, total uint64) error) (*projections.Uptake, *projections.Studies, uint64, error) {
-	uptake, studies := projections.NewUptake(), projections.NewStudies()
+func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress func(done, total uint64) error) (folded, error) {
+	f := folded{uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
 	if to == 0 {
-		return uptake, studies, 0, nil
+		return f, nil
 	}
 	stream, err := js.Stream(ctx, eventlog.EventsStream)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("fold log: %w", err)
+		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
-	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventsFilter))
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(eventlog.EventSubjects))
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("fold log: %w", err)
+		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
 	if info.State.Msgs == 0 {
-		return uptake, studies, 0, nil
+		return f, nil
 	}
 	total := info.State.Msgs
-	msgs, stop, err := tailLog(ctx, js, 1)
+	err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, To: to}, func(e audit.Entry) error {
+		c, err := eventstore.DecodeCommit(e.Data)
+		switch {
+		case errors.Is(err, eventstore.ErrCorrupt):
+			// passed over, as the projector and verify pass over it
+		case err != nil:
+			return fmt.Errorf("%w: seq %d on %s: %w", ErrUndecodable, e.Seq, e.Subject, err)
+		default:
+			f.uptake.Apply(e.Seq, &c)
+			f.studies.Apply(e.Seq, &c)
+			f.timeline.Apply(e.Seq, &c)
+		}
+		f.commits++
+		if progress != nil && f.commits%4096 == 0 {
+			return progress(f.commits, max(total, f.commits))
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, nil, 0, err
+		return folded{}, fmt.Errorf("fold log: %w", err)
 	}
-	defer stop()
-	var n uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, nil, n, fmt.Errorf("fold log: %w", ctx.Err())
-		case m, ok := <-msgs:
-			if !ok {
-				return nil, nil, n, errors.New("fold log: event stream consumer stopped")
-			}
-			if m.err != nil {
-				return nil, nil, n, m.err
-			}
-			if m.seq > to {
-				return uptake, studies, n, nil
-			}
-			if m.corrupt == nil { // passed over, as the projector and verify pass over it
-				uptake.Apply(m.seq, &m.commit)
-				studies.Apply(m.seq, &m.commit)
-			}
-			n++
-			if progress != nil && (n%4096 == 0 || m.seq >= to || m.pending == 0) {
-				if err := progress(n, max(total, n)); err != nil {
-					return nil, nil, n, err
-				}
-			}
-			if m.seq >= to || m.pending == 0 {
-				return uptake, studies, n, nil
-			}
+	if progress != nil {
+		if err := progress(f.commits, max(total, f.commits)); err != nil {
+			return folded{}, err
 		}
 	}
+	return f, nil
 }
 
 // serveRebuild serves RebuildSubject while this projector leads; stop removes it.
 func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
-	svc, err := micro.AddService(nc, micro.Config{Name: "studyd-admin", Version: "1.0.0",
-		Description: "studyd projector administration (served by the leading projector)"})
+	svc, err := micro.AddService(nc, micro.Config{Name: client.AdminService, Version: buildinfo.SemVer(),
+		Description: "studyd projector administration (served by the leading projector)", QueueGroup: client.AdminService})
 	if err != nil {
 		return nil, fmt.Errorf("serve rebuild: %w", err)
 	}
 	err = svc.AddEndpoint("rebuild", micro.HandlerFunc(func(req micro.Request) {
 		var body client.RebuildRequest
 		if len(req.Data()) > 0 {
-			if err := json.Unmarshal(req.Data(), &body); err != nil {
+			err := wire.CheckJSON(req.Data())
+			if err == nil {
+				err = json.Unmarshal(req.Data(), &body)
+			}
+			if err != nil {
 				_ = req.Error("400", "rebuild request is not JSON: "+err.Error(), nil)
 				return
 			}

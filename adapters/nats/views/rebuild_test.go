@@ -25,10 +25,7 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 	}
 	g := newLogGen(21)
 	last := publishCommits(t, js, g, 150)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	defer stop()
 	waitSeq(t, p, last)
@@ -53,6 +50,19 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 	}
 	if _, err := studies.Put(ctx, "preference_study.garbage", []byte(`{"object":"preference_study","key":"garbage","enrolled":1}`)); err != nil {
 		t.Fatalf("add garbage: %v", err)
+	}
+
+	// And lose one study's day bucket.
+	times, err := js.KeyValue(ctx, client.StudyTimeBucket)
+	if err != nil {
+		t.Fatalf("open study time: %v", err)
+	}
+	days, err := client.ListStudyBuckets(ctx, js, projections.PeriodDay, nil)
+	if err != nil || len(days) == 0 {
+		t.Fatalf("ListStudyBuckets = %d buckets, %v; want some", len(days), err)
+	}
+	if err := times.Delete(ctx, client.StudyTimeKey(days[0].BucketKey())); err != nil {
+		t.Fatalf("damage: %v", err)
 	}
 
 	// A reader watches every key while the rebuild runs.
@@ -136,10 +146,7 @@ func assertAllStamped(t *testing.T, js jetstream.JetStream, seq uint64) {
 func TestRebuildNeedsTheLeader(t *testing.T) {
 	t.Parallel()
 	_, nc, js := natstest.Start(t)
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatalf("NewProjector: %v", err)
-	}
+	p := NewProjector(js, testOptions())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := p.Rebuild(ctx, nil); err == nil {

@@ -27,8 +27,10 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	publishCommits(t, js, g, 5)
 	far := time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := eventstore.Commit{CommitID: "far", CommandID: "far", CommandType: domain.CommandRecipeRun, Client: "far-client", At: far,
-		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}},
-		State:  domain.ClientState{Client: "far-client", LastRunAt: far}}
+		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess},
+			{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "pref-0", Slug: "pref-0", Branch: "control",
+				From: domain.StateNone, To: domain.StateEnrolled, ExperimentType: domain.ExperimentTypeExp}},
+		State: domain.ClientState{Client: "far-client", LastRunAt: far}}
 	b, err := eventstore.EncodeCommit(c)
 	if err != nil {
 		t.Fatal(err)
@@ -41,10 +43,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	}
 	last := publishCommits(t, js, g, 5)
 
-	p, err := NewProjector(js, testOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
 	if err := stop(); err != nil {
@@ -59,11 +58,7 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	assertViewsMatchFold(t, js)
 
 	nc := js.Conn()
-	stopQ, err := StartQueryService(ctx, nc, js, eventlog.NewStore(js))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopQ()
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
 	qctx, qcancel := context.WithTimeout(ctx, 5*time.Second)
 	defer qcancel()
 	_, err = client.QueryClient(qctx, nc, client.ClientRequest{Client: "far-client"})
