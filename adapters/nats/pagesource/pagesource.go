@@ -56,10 +56,17 @@ var uptakePatterns = map[projections.Period][]string{
 	projections.PeriodDay:   {"day.>"},
 }
 
-// Uptake returns every uptake tally of period.
-func (s *Source) Uptake(ctx context.Context, period projections.Period) (map[projections.UptakeKey]uint64, error) {
+// Uptake returns the uptake tallies of period, of the sources named or of all.
+func (s *Source) Uptake(ctx context.Context, period projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error) {
 	out := map[projections.UptakeKey]uint64{}
-	for _, pattern := range uptakePatterns[period] {
+	patterns := uptakePatterns[period]
+	if len(sources) > 0 {
+		patterns = nil
+		for _, src := range sources {
+			patterns = append(patterns, client.UptakeSourcePattern(period, src))
+		}
+	}
+	for _, pattern := range patterns {
 		err := client.EachValue(ctx, s.js, client.UptakeBucket, pattern, func(key string, b []byte) error {
 			var v client.UptakeValue
 			if err := json.Unmarshal(b, &v); err != nil {
