@@ -40,7 +40,7 @@ func newWorkload(t *testing.T, cfg simulate.Config) workload {
 		}
 		w.Msgs = append(w.Msgs, outMsg{
 			Subject: client.CommandSubject(cmd.ClientID),
-			ID:      client.CommandMsgID(cmd.ClientID, cmd.CommandID, body),
+			ID:      client.CommandMsgID(cmd),
 			Name:    cmd.CommandID,
 			Key:     string(cmd.ClientID), // one client's commands in order
 			Data:    body,

@@ -1,18 +1,14 @@
 package client
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-
-	"github.com/studyd/studyd/domain"
-)
+import "github.com/studyd/studyd/domain"
 
 // CommandMsgID is the Nats-Msg-Id of a command on every publish path:
-// <client>/<command_id>#<16 hex digits of sha256(body)>. JetStream deduplicates per
-// stream, so the client is part of the id (two clients may use the same command id);
-// the body's digest makes a corrected resend inside the dedup window a new message,
-// decided by the intake, while an identical resend is stored once.
-func CommandMsgID(client domain.ClientID, commandID string, body []byte) string {
-	sum := sha256.Sum256(body)
-	return string(client) + "/" + commandID + "#" + hex.EncodeToString(sum[:8])
+// <client>/<command_id>#<the first 16 hex digits of cmd.Digest()>. JetStream
+// deduplicates per stream, so the client is part of the id (two clients may use the
+// same command id). The digest is of the decoded command, so the same command resent
+// on any path — studyd.submit as JSON, publish as msgpack — is stored once inside the
+// dedup window and answered with its first outcome, while a corrected resend is a new
+// message, decided by the intake.
+func CommandMsgID(cmd domain.Command) string {
+	return string(cmd.ClientID) + "/" + cmd.CommandID + "#" + cmd.Digest()[:16]
 }

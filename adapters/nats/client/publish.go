@@ -139,7 +139,7 @@ func PublishCommands(ctx context.Context, nc *nats.Conn, next func() (domain.Com
 		if ctx.Err() != nil {
 			break
 		}
-		fut, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(CommandMsgID(cmd.ClientID, cmd.CommandID, msg.Data)))
+		fut, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(CommandMsgID(cmd)))
 		if err != nil {
 			fut = nil // the waiter resends it synchronously
 		}
@@ -281,7 +281,7 @@ func PublishAndWait(ctx context.Context, nc *nats.Conn, cmd domain.Command) (Out
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	msg.Header.Set(HeaderReplyTo, inbox)
-	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(CommandMsgID(cmd.ClientID, cmd.CommandID, msg.Data)))
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(CommandMsgID(cmd)))
 	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			return Outcome{}, fmt.Errorf("publish and wait: %w", ErrNoCommandsStream)

@@ -130,7 +130,7 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 	}
 	var opts []jetstream.PublishOpt
 	if cmd.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID(client.CommandMsgID(cmd.ClientID, cmd.CommandID, req.Data())))
+		opts = append(opts, jetstream.WithMsgID(client.CommandMsgID(cmd)))
 	}
 	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
