@@ -41,6 +41,11 @@ const (
 	FaultSignature FaultKind = "bad_signature"
 	// FaultView: a live KV view differs from the fold of the log at its sequence.
 	FaultView FaultKind = "view_mismatch"
+	// FaultAuthorship: a commit or rejection does not carry a valid authentication
+	// code of the commit key: studyd did not write it. A forged commit takes no part
+	// in the other checks (its client's chain and state continue from the last
+	// authentic commit), just as studyd never decides a command on one.
+	FaultAuthorship FaultKind = "not_authentic"
 	// FaultTime: a commit's time is outside what RFC 3339 can write; views fold it
 	// into their totals only, and exports skip it (projections.CheckTime).
 	FaultTime FaultKind = "time_out_of_range"
@@ -82,6 +87,9 @@ type VerifyOptions struct {
 	Checkpoints []Checkpoint
 	// PublicKey checks the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
+	// CommitKey checks that studyd wrote every commit and rejection (Entry.MAC); nil
+	// leaves authorship unchecked.
+	CommitKey *CommitKey
 	// Views, if set, is fed every commit, and its result joins the report.
 	Views *ViewCheck
 }
@@ -101,11 +109,17 @@ type Report struct {
 	FSMVersions map[string]uint64 `json:"fsm_versions"`     // commits per transition-table version
 	// CheckpointsChecked counts checkpoints compared with the log; SignaturesChecked
 	// says whether their signatures were verified too.
-	CheckpointsChecked int         `json:"checkpoints_checked"`
-	SignaturesChecked  bool        `json:"signatures_checked"`
-	Views              *ViewResult `json:"views,omitempty"`
-	Faults             []Fault     `json:"faults"`
-	FaultCount         int         `json:"fault_count"`
+	CheckpointsChecked int  `json:"checkpoints_checked"`
+	SignaturesChecked  bool `json:"signatures_checked"`
+	// Authenticated counts the commits and rejections whose authorship was proven
+	// (CommitKey given); Forged those that failed the proof.
+	Authenticated uint64      `json:"authenticated"`
+	Forged        uint64      `json:"forged"`
+	Views         *ViewResult `json:"views,omitempty"`
+	// Checks names every check and its verdict, OK only for what was checked.
+	Checks     []Check `json:"checks"`
+	Faults     []Fault `json:"faults"`
+	FaultCount int     `json:"fault_count"`
 }
 
 // Err returns the first fault, or nil if the log verified.
@@ -146,6 +160,7 @@ type Verifier struct {
 	nextCP   int
 	report   Report
 	touched  []touch
+	byKind   map[FaultKind]int
 }
 
 type touch struct {
@@ -157,11 +172,13 @@ type touch struct {
 func NewVerifier(opts VerifyOptions) *Verifier {
 	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
-		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}}
+		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}},
+		byKind: make(map[FaultKind]int)}
 }
 
 func (v *Verifier) fault(f Fault) {
 	v.report.FaultCount++
+	v.byKind[f.Kind]++
 	if len(v.report.Faults) < MaxFaults {
 		v.report.Faults = append(v.report.Faults, f)
 	}
@@ -213,6 +230,19 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.checkpointsBefore(e.Seq)
 		v.digest.Add(e.Seq, e.Subject, d.Sum)
 		v.checkpointAt(e.Seq)
+	}
+	if k := e.Kind(); v.opts.CommitKey != nil && k != KindOther {
+		if err := v.opts.CommitKey.Verify(e.Subject, e.Data, e.MAC); err != nil {
+			r.Forged++
+			v.fault(Fault{Kind: FaultAuthorship, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+			if k == KindCommit {
+				r.Commits++
+			} else {
+				r.Rejections++
+			}
+			return eventstore.Record{}, false
+		}
+		r.Authenticated++
 	}
 	switch e.Kind() {
 	case KindRejection:
@@ -425,6 +455,7 @@ func (v *Verifier) Finish() Report {
 	}
 	r.Clients = len(v.clients)
 	r.Faults, r.FaultCount = v.report.Faults, v.report.FaultCount
+	r.Checks = v.checks(&r)
 	return r
 }
 

@@ -28,6 +28,8 @@ var (
 	ErrOversize = errors.New("domain: command too large")
 	// ErrSubjectMismatch: the command arrived on another client's subject.
 	ErrSubjectMismatch = errors.New("domain: subject mismatch")
+	// ErrReplyTo: the command asked for its outcome on a subject that is not an inbox.
+	ErrReplyTo = errors.New("domain: reply subject refused")
 )
 
 // RejectionCode classifies why a command was refused; it is recorded with the rejection
@@ -46,11 +48,12 @@ const (
 	RejectUnsupported     RejectionCode = "unsupported" // e.g. an unknown content type or schema
 	RejectTooLarge        RejectionCode = "too_large"   // its commit would exceed what the log accepts
 	RejectIDReused        RejectionCode = "id_reused"   // the command id was applied with another body
+	RejectReplyTo         RejectionCode = "reply_to"    // header Studyd-Reply-To names a subject that is not an inbox
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo}
 
 // ClassifyRejection returns the code for an error refusing a command (before deciding:
 // bytes, size, route; or from validation or deciding), and RejectInvalid for anything
@@ -65,6 +68,8 @@ func ClassifyRejection(err error) RejectionCode {
 		return RejectOversize
 	case errors.Is(err, ErrSubjectMismatch):
 		return RejectSubjectMismatch
+	case errors.Is(err, ErrReplyTo):
+		return RejectReplyTo
 	case errors.Is(err, ErrUnknownCommandType):
 		return RejectUnknownType
 	case errors.Is(err, ErrIllegalTransition):
@@ -83,7 +88,7 @@ func ClassifyRejection(err error) RejectionCode {
 // from a failure to apply it.
 func IsRejection(err error) bool {
 	for _, refused := range []error{ErrMalformed, ErrUnsupportedContent, ErrOversize, ErrSubjectMismatch,
-		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused} {
+		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused, ErrReplyTo} {
 		if errors.Is(err, refused) {
 			return true
 		}

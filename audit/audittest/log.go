@@ -112,6 +112,17 @@ func (l *Log) append(subject string, data []byte) audit.Entry {
 	return e
 }
 
+// Track makes e, a commit already among Entries, its client's latest, so that
+// AppendCommit can continue a log built elsewhere.
+func (l *Log) Track(e audit.Entry) error {
+	rec, err := e.Record()
+	if err != nil {
+		return err
+	}
+	l.last[rec.Commit.Client] = rec
+	return nil
+}
+
 // Last returns a client's latest commit.
 func (l *Log) Last(client domain.ClientID) eventstore.Record { return l.last[client] }
 

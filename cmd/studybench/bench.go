@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"runtime"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/views"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
 )
 
 // bench runs the configured scenarios in order. A scenario that fails is reported
@@ -137,9 +140,14 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	key, err := benchCommitKey()
+	if err != nil {
+		return err
+	}
+	var authenticated throughput
 	for i, parts := range append([]int{b.cfg.Partitions}, b.cfg.MorePartitions...) {
 		b.progress(fmt.Sprintf("e2e: %d commands, %d partitions", len(cmds), parts))
-		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: parts, CacheSize: 100_000})
+		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: parts, CacheSize: 100_000, CommitKey: key})
 		if err != nil {
 			return err
 		}
@@ -151,6 +159,7 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 		}
 		if i == 0 {
 			b.maxRate = tp.Visible
+			authenticated = tp
 		}
 		b.rep.Details[fmt.Sprintf("e2e_%d_partitions", parts)] = map[string]any{"throughput": tp, "intake": st}
 		b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions", parts),
@@ -158,7 +167,37 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack",
 				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond))})
 	}
+	return b.unauthenticated(ctx, cmds, authenticated)
+}
+
+// unauthenticated prices the commit key: the first end-to-end run again, the same
+// commands and partitions, with commits appended without their HMAC.
+func (b *bencher) unauthenticated(ctx context.Context, cmds []domain.Command, with throughput) error {
+	b.progress(fmt.Sprintf("e2e: %d commands, %d partitions, commits not authenticated", len(cmds), b.cfg.Partitions))
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000})
+	if err != nil {
+		return err
+	}
+	tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)
+	n.stop()
+	if err != nil {
+		return err
+	}
+	b.rep.Details["e2e_unauthenticated"] = tp
+	b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions, authenticated commits", b.cfg.Partitions),
+		Value: with.Visible, Unit: "cmds/s", Baseline: "same run, no HMAC", BaseVal: tp.Visible, BaseUnit: "cmds/s",
+		Note: fmt.Sprintf("the price of Studyd-Mac (HMAC-SHA256 per commit and rejection, checked again by the projector): appended %s/s with, %s/s without",
+			grouped(with.Appended), grouped(tp.Appended))})
 	return nil
+}
+
+// benchCommitKey is a fresh commit key, as studyd makes on first start.
+func benchCommitKey() (*audit.CommitKey, error) {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return audit.ParseCommitKey(b)
 }
 
 func (b *bencher) latency(ctx context.Context) error {
@@ -166,7 +205,11 @@ func (b *bencher) latency(ctx context.Context) error {
 		return fmt.Errorf("no end-to-end rate to take half of (run the e2e scenario too)")
 	}
 	rate := b.maxRate / 2
-	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000})
+	key, err := benchCommitKey()
+	if err != nil {
+		return err
+	}
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, CommitKey: key})
 	if err != nil {
 		return err
 	}

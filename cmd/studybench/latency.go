@@ -58,7 +58,8 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 		bad      error
 		done     = make(chan struct{})
 	)
-	const outcomes = "studybench.outcome"
+	// An inbox: studyd answers nowhere else (app.ReplyPolicy).
+	outcomes := pub.NewInbox()
 	sub, err := pub.Subscribe(outcomes, func(m *nats.Msg) {
 		now := time.Now()
 		var out client.Outcome

@@ -19,6 +19,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/audit"
 )
 
 // nodeConfig says which of studyd's parts a scenario runs.
@@ -28,6 +29,9 @@ type nodeConfig struct {
 	Service    bool
 	Partitions int
 	CacheSize  int
+	// CommitKey authenticates every commit, as cmd/studyd does by default; nil runs
+	// without (the comparison that prices it).
+	CommitKey *audit.CommitKey
 }
 
 // node is one scenario's world: an embedded nats-server on a fresh store directory
@@ -78,9 +82,13 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	n.store = eventlog.NewStore(n.js)
+	var storeOpts []eventlog.StoreOption
+	if cfg.CommitKey != nil {
+		storeOpts = append(storeOpts, eventlog.WithCommitKey(cfg.CommitKey))
+	}
+	n.store = eventlog.NewStore(n.js, storeOpts...)
 	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet})
+	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
 	n.reg = prometheus.NewRegistry()
 	intake := intake.New(n.nc, n.js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})

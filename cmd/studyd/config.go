@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
@@ -32,6 +33,16 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// CommitKey is the file of the key studyd authenticates every commit and rejection
+	// with (see audit.CommitKey). On the embedded default it is <data>/commit.key,
+	// created (mode 0600) on first start; on a cluster every instance must be given the
+	// same file (studyctl keygen --commit), or commits go unauthenticated.
+	CommitKey string
+	// ReplyPrefixes are the subject prefixes Studyd-Reply-To may name (inboxes).
+	ReplyPrefixes []string
+	// ResetViews deletes the views at start so that they are rebuilt from the log as
+	// it is: the deliberate way past a log that lost its history.
+	ResetViews bool
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
@@ -96,6 +107,9 @@ func (c config) Validate() error {
 	}
 	if !c.embedded() {
 		errs = append(errs, c.Conn.Validate())
+	}
+	if err := (app.ReplyPolicy{Prefixes: c.ReplyPrefixes}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--reply-prefix: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -170,6 +184,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSKey, "tlskey", env("STUDYD_NATS_TLSKEY", ""), "TLS client key (env STUDYD_NATS_TLSKEY)")
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
+	fs.StringVar(&cfg.CommitKey, "commit-key", env("STUDYD_COMMIT_KEY", ""), "key file authenticating every commit (studyctl keygen --commit); default <data>/commit.key on the embedded server, created on first start (env STUDYD_COMMIT_KEY)")
+	fs.BoolVar(&cfg.ResetViews, "reset-views", getenv("STUDYD_RESET_VIEWS") == "true", "delete the views at start and rebuild them from the log as it is (after the log lost its history; see README, Security) (env STUDYD_RESET_VIEWS=true)")
+	replyPrefixes := fs.String("reply-prefix", env("STUDYD_REPLY_PREFIX", strings.Join(app.DefaultReplyPrefixes, ",")), "comma-separated subject prefixes a command's Studyd-Reply-To may name: inboxes only (env STUDYD_REPLY_PREFIX)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
@@ -200,6 +217,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
+	for p := range strings.SplitSeq(*replyPrefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.ReplyPrefixes = append(cfg.ReplyPrefixes, p)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return config{}, err
 	}

@@ -135,6 +135,8 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "bad env beside a good flag", args: []string{"--partitions", "4"}, env: map[string]string{"STUDYD_CACHE": "lots"}, mention: "STUDYD_CACHE"},
 		{name: "bad flag", args: []string{"--partitions", "abc"}, mention: "-partitions"},
 		{name: "stray argument", args: []string{"serve"}, mention: "unexpected"},
+		{name: "reply prefix on the log", args: []string{"--reply-prefix", "studyd.evt."}, mention: "--reply-prefix"},
+		{name: "reply prefix on the JetStream API", env: map[string]string{"STUDYD_REPLY_PREFIX": "_INBOX.,$JS."}, mention: "--reply-prefix"},
 		{name: "at range not a date", args: []string{"--at-not-before", "yesterday"}, mention: "--at-not-before"},
 		{name: "at range ahead zero", args: []string{"--at-max-ahead", "0s"}, mention: "--at-max-ahead"},
 	}

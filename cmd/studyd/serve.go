@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -26,8 +29,68 @@ import (
 	"github.com/studyd/studyd/adapters/nats/pagesource"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
+
+// Secrets the embedded default keeps in its data directory, mode 0600.
+const (
+	adminKeyFile  = "admin.nk"   // the admin role's nkey seed
+	commitKeyFile = "commit.key" // the commit key
+)
+
+// loadCommitKey reads the commit key: --commit-key, or on the embedded default
+// <data>/commit.key, created on first start. On a cluster without --commit-key commits
+// go unauthenticated, and studyd says so.
+func loadCommitKey(cfg config, log *slog.Logger) (*audit.CommitKey, error) {
+	path := cfg.CommitKey
+	if path == "" && !cfg.embedded() {
+		log.Warn("no --commit-key: commits are not authenticated, and verify cannot prove who wrote them")
+		return nil, nil
+	}
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, commitKeyFile)
+		if err := createCommitKey(path); err != nil {
+			return nil, err
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--commit-key: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the commit key is readable by others: whoever reads it can write commits verify accepts", "file", path, "mode", fi.Mode().Perm())
+	}
+	k, err := audit.ParseCommitKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("--commit-key %s: %w", path, err)
+	}
+	log.Info("commits authenticated", "commit_key", path, "key_id", k.ID())
+	return k, nil
+}
+
+// createCommitKey writes a new commit key to path (mode 0600) unless a file is there.
+func createCommitKey(path string) error {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create commit key: %w", err)
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("create commit key %s: %w", path, werr)
+	}
+	return nil
+}
 
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
@@ -44,15 +107,37 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	if cfg.ResetViews {
+		log.Warn("--reset-views: deleting the views; they are rebuilt from the log as it is")
+		if err := views.ResetViews(ctx, js); err != nil {
+			return err
+		}
+	}
+	// Before the stream is created or used: views folded from a log that is gone or
+	// re-created must not silently continue on a new one.
+	if err := views.CheckLog(ctx, js); err != nil {
+		return err
+	}
 	if _, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas); err != nil {
+		return err
+	}
+	if err := views.CheckLog(ctx, js); err != nil { // records the log's identity once it has a first message
 		return err
 	}
 	if _, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas); err != nil {
 		return err
 	}
-	store := eventlog.NewStore(js)
+	commitKey, err := loadCommitKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	var storeOpts []eventlog.StoreOption
+	if commitKey != nil {
+		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
+	}
+	store := eventlog.NewStore(js, storeOpts...)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
-	reads, err := newReadSide(cfg, nc, js, store, log)
+	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
 	if err != nil {
 		return err
 	}
@@ -63,6 +148,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 	in, submit := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg),
+		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
 	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 
 	var ready atomic.Bool
@@ -137,19 +223,25 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 		}
 		return nc, func() { _ = nc.Drain() }, nil
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("--data: %w", err)
+	}
+	roles := &embedded.Roles{AdminKeyFile: filepath.Join(cfg.DataDir, adminKeyFile)}
 	ns, err := embedded.Start(embedded.Config{
 		StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
 		Listen:   cfg.NATSListen,
+		Roles:    roles,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := embedded.ConnectInProcess(ns, "studyd")
+	nc, err := roles.Connect(ns, "studyd")
 	if err != nil {
 		ns.Shutdown()
 		return nil, nil, err
 	}
-	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir)
+	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir,
+		"anonymous", embedded.RolePublisher, "admin_nkey", roles.AdminKeyFile)
 	return nc, func() {
 		_ = nc.Drain()
 		for i := 0; i < 50 && !nc.IsClosed(); i++ {

@@ -44,6 +44,9 @@ type VerifyConfig struct {
 	CheckpointsStream, CheckpointsOf string
 	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
+	// CommitKey proves studyd wrote every commit and rejection; nil leaves authorship
+	// unchecked.
+	CommitKey *audit.CommitKey
 	// Views compares the live KV views with the fold of the log (whole-stream replays);
 	// if no projector ever wrote views the comparison is skipped (Report.Views nil).
 	Views bool
@@ -61,7 +64,7 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 	if err != nil {
 		return audit.Report{}, fmt.Errorf("verify: %w", err)
 	}
-	opts := audit.VerifyOptions{PublicKey: cfg.PublicKey}
+	opts := audit.VerifyOptions{PublicKey: cfg.PublicKey, CommitKey: cfg.CommitKey}
 	opts.Complete, opts.Anchored = audit.Coverage(o.Range(), first)
 	if opts.Complete {
 		of := cfg.CheckpointsOf

@@ -55,6 +55,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger, if set, receives the server's log (notices and errors, no debug/trace).
 	Logger server.Logger
+	// Roles, if set, authenticates every connection into studyd's roles (see Roles);
+	// connect as studyd with Roles.Connect. Nil leaves the server open to anyone who
+	// can reach it (tests and benchmarks).
+	Roles *Roles
 }
 
 // Validate reports the first unusable setting.
@@ -117,6 +121,11 @@ func Start(cfg Config) (*server.Server, error) {
 	} else {
 		host, port, _ := splitListen(cfg.Listen)
 		opts.Host, opts.Port = host, port
+	}
+	if cfg.Roles != nil {
+		if err := cfg.Roles.apply(opts); err != nil {
+			return nil, fmt.Errorf("start embedded nats-server: %w", err)
+		}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,6 +79,10 @@ type Config struct {
 	AckWait    time.Duration // how long a command may be in flight before redelivery (and takeover)
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// Replies limits where outcomes go (header Studyd-Reply-To); the zero value allows
+	// inboxes (_INBOX.). The prefix of the intake connection's own inboxes, which the
+	// studyd.submit endpoint uses, is always added.
+	Replies app.ReplyPolicy
 }
 
 // Intake consumes STUDYD_CMDS: one worker per partition, each holding at most one
@@ -103,7 +108,22 @@ func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
+	cfg.Replies = withOwnInbox(cfg.Replies, nc)
 	return &Intake{nc: nc, js: js, handler: handler, cfg: cfg}
+}
+
+// withOwnInbox adds the prefix of nc's inboxes to p: the studyd.submit endpoint asks
+// for its outcomes there.
+func withOwnInbox(p app.ReplyPolicy, nc *nats.Conn) app.ReplyPolicy {
+	if len(p.Prefixes) == 0 {
+		p.Prefixes = app.DefaultReplyPrefixes
+	}
+	inbox := nc.NewInbox()
+	own := inbox[:strings.LastIndexByte(inbox, '.')+1]
+	if own != "" && !slices.Contains(p.Prefixes, own) {
+		p.Prefixes = append(slices.Clone(p.Prefixes), own)
+	}
+	return p
 }
 
 // Run creates the partition consumers and processes commands until ctx is done; then
@@ -184,7 +204,9 @@ func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(250 * time.Millisecond)
 		return
 	}
-	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
+	if rt := msg.Headers().Get(client.HeaderReplyTo); rt != "" && in.cfg.Replies.Check(rt) == nil {
+		in.reply(rt, out)
+	}
 	if err := msg.Ack(); err != nil {
 		// Harmless: a redelivery is recognised by its client and command id and answered
 		// as a duplicate.
@@ -205,6 +227,14 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 		Seq:         seq,
 	}
 	cmd, err := app.Admit(inc, client.DecodeCommand)
+	if rt := msg.Headers().Get(client.HeaderReplyTo); rt != "" {
+		// studyd publishes the outcome with its own rights, which include writing the
+		// log and the views: a reply subject that is not an inbox refuses the command
+		// before anything is decided, and nothing is published to it.
+		if rerr := in.cfg.Replies.Check(rt); rerr != nil {
+			err = rerr
+		}
+	}
 	if err == nil {
 		var res app.Result
 		res, err = in.handler.Handle(ctx, cmd, app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)})

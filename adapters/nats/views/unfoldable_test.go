@@ -46,11 +46,21 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
+	// studyctl rebuild was answered by nobody while the projector restarted for ever.
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for !p.Leading() && rctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := client.RequestRebuild(rctx, js.Conn(), nil)
+	if err != nil || res.Seq != last {
+		t.Fatalf("rebuild: %+v, %v; want it folded up to seq %d", res, err, last)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("projector Run: %v", err)
 	}
-	if n := p.unfoldable.Load(); n != 2 {
-		t.Errorf("unfoldable records counted: %d, want 2", n)
+	if n := p.unfoldable.Load(); n < 2 {
+		t.Errorf("unfoldable records counted: %d, want at least 2 (once per pass over them)", n)
 	}
 	if p.faults.Load() != 0 {
 		t.Errorf("projector faults: %d, want 0", p.faults.Load())
