@@ -36,7 +36,8 @@ func (s *syncBuffer) String() string {
 func TestRunServesCommandsAndDrains(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	const listen, httpAddr = "127.0.0.1:14299", "127.0.0.1:14298"
+	// Free ports, not fixed ones: a studyd already running here must not fail the test.
+	listen, httpAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
