@@ -81,7 +81,7 @@ func (v *Verifier) checks(r *Report) []Check {
 	add(CheckDecode, st, withFaults(fmt.Sprintf("%d commits and %d rejections in %d messages (seq %d..%d)",
 		r.Commits, r.Rejections, r.Messages, r.FirstSeq, r.LastSeq), n))
 
-	st, n = status(FaultInvalidEvent, FaultIllegalTransition, FaultState, FaultSubject)
+	st, n = status(FaultInvalidEvent, FaultIllegalTransition, FaultState, FaultSubject, FaultAppliedTwice)
 	add(CheckTransitions, st, withFaults(fmt.Sprintf("%d events, %d transitions checked against the state machine", r.Events, r.Transitions), n))
 
 	st, n = status(FaultChain)
@@ -122,8 +122,12 @@ func (v *Verifier) checks(r *Report) []Check {
 	if r.Views == nil {
 		add(CheckViews, CheckNotChecked, "views not compared (only on a replay of the whole stream)")
 	} else {
-		st, n = status(FaultView)
-		add(CheckViews, st, withFaults(fmt.Sprintf("%d keys at checkpoint %d against the fold to seq %d", r.Views.Keys, r.Views.Checkpoint, r.Views.FoldedTo), n))
+		st, n = status(FaultView, FaultViewsBehind)
+		at := fmt.Sprintf("at seq %d of %d", r.Views.Reflects, r.Views.Head)
+		if r.Views.Behind() {
+			at += fmt.Sprintf(", BEHIND the log by %d", r.Views.Head-r.Views.Reflects)
+		}
+		add(CheckViews, st, withFaults(fmt.Sprintf("%s: %d keys at checkpoint %d against the fold to seq %d", at, r.Views.Keys, r.Views.Checkpoint, r.Views.FoldedTo), n))
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -49,6 +51,11 @@ const (
 	// FaultTime: a commit's time is outside what RFC 3339 can write; views fold it
 	// into their totals only, and exports skip it (projections.CheckTime).
 	FaultTime FaultKind = "time_out_of_range"
+	// FaultViewsBehind: the live views reflect an earlier sequence than the log's last
+	// commit when they were read (a stalled or wedged projector).
+	FaultViewsBehind FaultKind = "views_behind"
+	// FaultAppliedTwice: two commits of one client apply the same command id.
+	FaultAppliedTwice FaultKind = "applied_twice"
 )
 
 // Fault is one thing wrong with the log, named by where it was found.
@@ -161,6 +168,11 @@ type Verifier struct {
 	report   Report
 	touched  []touch
 	byKind   map[FaultKind]int
+	// applied maps a digest of (client, command id) to the commit that applied it, to
+	// find a command applied twice. 64 bits of sha256 keep it small (16 bytes an
+	// entry); a collision is ~1 in 10^6 at 10^7 commits, and the fault names both
+	// sequences so it can be checked.
+	applied map[uint64]uint64
 }
 
 type touch struct {
@@ -172,8 +184,8 @@ type touch struct {
 func NewVerifier(opts VerifyOptions) *Verifier {
 	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
-		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}},
-		byKind: make(map[FaultKind]int)}
+		legal: make(map[transitionKey]error), applied: make(map[uint64]uint64),
+		report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
 }
 
 func (v *Verifier) fault(f Fault) {
@@ -267,6 +279,7 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.fault(Fault{Kind: FaultSubject, Seq: e.Seq, Client: sc,
 			Detail: fmt.Sprintf("commit of client %q stored on %s", c.Client, e.Subject)})
 	}
+	v.checkApplied(e.Seq, c)
 	ch := v.clients[c.Client]
 	v.checkChain(e.Seq, c, rec.Hash, ch)
 	v.checkEvents(e.Seq, c, ch)
@@ -284,6 +297,24 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.opts.Views.Apply(e.Seq, c)
 	}
 	return rec, true
+}
+
+// checkApplied reports a command id the client had applied in an earlier commit.
+func (v *Verifier) checkApplied(seq uint64, c *eventstore.Commit) {
+	if c.CommandID == "" {
+		return
+	}
+	h := sha256.New()
+	_, _ = h.Write([]byte(c.Client))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(c.CommandID))
+	k := binary.BigEndian.Uint64(h.Sum(nil))
+	if first, ok := v.applied[k]; ok {
+		v.fault(Fault{Kind: FaultAppliedTwice, Seq: seq, Client: c.Client, Related: first,
+			Detail: fmt.Sprintf("command %q was applied already by the commit at seq %d", c.CommandID, first)})
+		return
+	}
+	v.applied[k] = seq
 }
 
 // checkChain compares c's PrevHash with the hash of the client's previous commit ch.
@@ -451,6 +482,10 @@ func (v *Verifier) Finish() Report {
 		r.Views = &res
 		for _, m := range res.Mismatches {
 			v.fault(Fault{Kind: FaultView, Seq: m.Seq, Detail: m.String()})
+		}
+		if res.Behind() {
+			v.fault(Fault{Kind: FaultViewsBehind, Seq: res.Reflects, Related: res.Head,
+				Detail: fmt.Sprintf("the views reflect seq %d, but the log's last commit was seq %d when they were read: the projector is behind or stalled", res.Reflects, res.Head)})
 		}
 	}
 	r.Clients = len(v.clients)

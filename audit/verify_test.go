@@ -460,3 +460,33 @@ func TestKeys(t *testing.T) {
 		t.Errorf("ParsePrivateKey(public key): got %v, want ErrSignature", err)
 	}
 }
+
+// TestVerifyReportsCommandAppliedTwice: a command id applied by two commits of one
+// client is a fault naming both; the same id for two clients is not.
+func TestVerifyReportsCommandAppliedTwice(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	l := audittest.New(at)
+	for i, c := range []struct {
+		client domain.ClientID
+		id     string
+		on     bool
+	}{
+		{"client-a", "optout-1", false},
+		{"client-b", "optout-1", false}, // another client's id: not a duplicate
+		{"client-a", "optout-2", true},
+		{"client-a", "optout-1", true}, // applied again
+	} {
+		cmd := domain.Command{Type: domain.CommandOptOut, CommandID: c.id, ClientID: c.client, At: at.Add(time.Duration(i) * time.Minute), StudiesEnabled: c.on}
+		if err := l.Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	if r.FaultCount != 1 || r.Faults[0].Kind != audit.FaultAppliedTwice {
+		t.Fatalf("faults %v: want one %s", r.Faults, audit.FaultAppliedTwice)
+	}
+	if f := r.Faults[0]; f.Seq != 4 || f.Related != 1 || f.Client != "client-a" || !strings.Contains(f.Detail, "optout-1") {
+		t.Errorf("fault %+v: want seq 4, related 1, client-a, naming optout-1", f)
+	}
+}

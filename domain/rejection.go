@@ -16,6 +16,9 @@ var (
 	// ErrCommandIDReused: the client already applied a command with this id and a
 	// different body. A new command needs a new id.
 	ErrCommandIDReused = errors.New("domain: command id reused with a different body")
+	// ErrParked: applying the command failed the same way too many times in a row; it
+	// was set aside with its payload so that the commands behind it go on.
+	ErrParked = errors.New("domain: parked after failing repeatedly")
 )
 
 // Errors of a command refused before it is decided: its bytes, size or route.
@@ -49,11 +52,15 @@ const (
 	RejectTooLarge        RejectionCode = "too_large"   // its commit would exceed what the log accepts
 	RejectIDReused        RejectionCode = "id_reused"   // the command id was applied with another body
 	RejectReplyTo         RejectionCode = "reply_to"    // header Studyd-Reply-To names a subject that is not an inbox
+	// RejectParked: applying the command failed the same way too many times in a row
+	// (e.g. its client's last commit cannot be read); its payload is kept in the
+	// parked-commands stream until an operator re-drives it, and its partition moves on.
+	RejectParked RejectionCode = "parked"
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo, RejectParked}
 
 // ClassifyRejection returns the code for an error refusing a command (before deciding:
 // bytes, size, route; or from validation or deciding), and RejectInvalid for anything
@@ -80,6 +87,8 @@ func ClassifyRejection(err error) RejectionCode {
 		return RejectTooLarge
 	case errors.Is(err, ErrCommandIDReused):
 		return RejectIDReused
+	case errors.Is(err, ErrParked):
+		return RejectParked
 	}
 	return RejectInvalid
 }

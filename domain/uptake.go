@@ -62,6 +62,15 @@ var statusRules = map[UptakeStatus]RuleID{
 	ActionNetworkError: RuleSeedOnlyStatuses, ActionServerError: RuleSeedOnlyStatuses, RecipeInvalidAction: RuleSeedOnlyStatuses,
 	RecipeDidntMatchFilter: RuleFilterStatuses, RecipeFilterBroken: RuleFilterStatuses,
 	RecipeIncompatibleCapabilities: RuleSuitabilityStatuses, RecipeInvalidSignature: RuleSuitabilityStatuses,
+	ActionPreExecutionError: RuleExecutionUptake, ActionPostExecutionError: RuleExecutionUptake, ActionSuccess: RuleExecutionUptake,
+	RecipeSuccess: RuleExecutionUptake, RecipeExecutionError: RuleExecutionUptake, RecipeActionDisabled: RuleExecutionUptake,
+}
+
+// Matched reports whether a recipe's status says its filter matched and its action ran
+// it: RECIPE_SUCCESS or RECIPE_EXECUTION_ERROR, or no status at all (current Firefox
+// reports nothing for a matching recipe).
+func (s UptakeStatus) Matched() bool {
+	return s == RecipeSuccess || s == RecipeExecutionError || s == ""
 }
 
 // StatusRule returns the rule under which Firefox sent s, or false for a status every

@@ -148,9 +148,9 @@ func (c Command) validateRun() error {
 			errs = append(errs, fmt.Errorf("%w: recipes[%d]: recipe %d is reported twice", ErrInvalid, i, r.ID))
 		}
 		seenRecipes[r.ID] = true
-		if err := r.validate(); err != nil {
+		if err := r.validate(v); err != nil {
 			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
-		} else if err := r.Status.SentBy(v); err != nil {
+		} else if err := r.Status.SentBy(v); r.Status != "" && err != nil {
 			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
 		}
 	}
@@ -161,11 +161,19 @@ func (c Command) validateRun() error {
 // arguments are within bounds. The arguments' content is the recipe's data: it is
 // checked per recipe when the recipe is decided (StudyArguments), and a problem there
 // skips that recipe, never the run.
-func (r RecipeReport) validate() error {
+//
+// A recipe without a status is one that matched, reported by current Firefox (which
+// sends no uptake for it); an earlier or unversioned client must give its status.
+func (r RecipeReport) validate(v FirefoxVersion) error {
 	if err := ValidateToken("action", r.Action); err != nil {
 		return err
 	}
-	if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
+	if r.Status == "" && v != 0 && !v.Has(RuleExecutionUptake) {
+		// matched, no uptake
+	} else if r.Status == "" {
+		return fmt.Errorf("%w: status is missing (Firefox %s reported one for every recipe; only Firefox %d and later report a matching recipe without one)",
+			ErrInvalid, v, EraCurrent)
+	} else if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
 		return err
 	}
 	if len(r.Arguments) > MaxArgumentsLen {

@@ -52,6 +52,10 @@ const (
 	// ACTION_NETWORK_ERROR, ACTION_SERVER_ERROR and RECIPE_INVALID_ACTION, which the local
 	// actions no longer sent.
 	RuleSeedOnlyStatuses RuleID = "seed-only-statuses"
+	// RuleExecutionUptake: uptake of execution: the action statuses, and RECIPE_SUCCESS,
+	// RECIPE_EXECUTION_ERROR and RECIPE_ACTION_DISABLED. Current Firefox reports only
+	// the runner and the recipes that did not suit; a matching recipe has no status.
+	RuleExecutionUptake RuleID = "execution-uptake"
 	// RuleFilterStatuses: RECIPE_DIDNT_MATCH_FILTER and RECIPE_FILTER_BROKEN.
 	RuleFilterStatuses RuleID = "filter-statuses"
 	// RuleSuitabilityStatuses: RECIPE_INCOMPATIBLE_CAPABILITIES and RECIPE_INVALID_SIGNATURE.
@@ -132,6 +136,9 @@ var Rules = []Rule{
 	{ID: RuleSeedOnlyStatuses, First: 0, Last: Era2019 - 1, Era: "E2018",
 		Description: "`RUNNER_NETWORK_ERROR`, `RUNNER_INVALID_SIGNATURE`, `ACTION_NETWORK_ERROR`, `ACTION_SERVER_ERROR`, `RECIPE_INVALID_ACTION` are sent (remote actions fetched from the server)",
 		Source:      "lib/Uptake.jsm, lib/RecipeRunner.jsm (2018); gone once actions were local (actions/BaseAction.jsm)", Boundary: "last: the release before E2019's first; " + eraFirst},
+	{ID: RuleExecutionUptake, First: 0, Last: EraCurrent - 1, Era: "E2018–E2020–22",
+		Description: "action statuses (`ACTION_*`) and `RECIPE_SUCCESS`, `RECIPE_EXECUTION_ERROR`, `RECIPE_ACTION_DISABLED` are sent; from the current era uptake is the runner's and the unsuited recipes' only, a matching recipe is reported without a `status`, and every study action finalizes",
+		Source:      "lib/Uptake, actions/BaseAction (E2019–20 reportRecipe); lib/RecipeRunner.sys.mjs getRecipeSuitability (FILTER_MATCH reports nothing), lib/ActionsManager.sys.mjs finalize", Boundary: "last: the release before the current era's first; " + eraFirst},
 	{ID: RuleFilterStatuses, First: Era2019, Era: "E2019–20",
 		Description: "`RECIPE_DIDNT_MATCH_FILTER` (`backoff`) and `RECIPE_FILTER_BROKEN` (`content_error`) are sent for recipes whose filter did not match or threw",
 		Source:      "lib/RecipeRunner.jsm checkFilter, lib/Uptake.jsm (added late 2018)", Boundary: eraFirst},

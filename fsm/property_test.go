@@ -276,6 +276,7 @@ func genVersioned(t *rapid.T, n int, h time.Time, v domain.FirefoxVersion) domai
 				Arguments: domain.MustRecipeArguments(args)})
 		}
 	}
+	c = currentShape(v, c)
 	if c.Type == domain.CommandUnenroll {
 		var allowed []domain.Reason
 		for _, r := range domain.AllReasons(c.Study.Object) {

@@ -39,6 +39,10 @@ func (d *decider) recipeRun(ctx context.Context) error {
 	}
 	recipeEvent := make([]int, len(cmd.Recipes)) // each recipe's uptake event, where a skip is noted
 	for i, r := range cmd.Recipes {
+		if r.Status == "" {
+			recipeEvent[i] = -1 // current Firefox sent no uptake for a matching recipe
+			continue
+		}
 		recipeEvent[i] = len(d.events)
 		d.emit(domain.Event{Type: domain.EventUptakeReported, Source: domain.RecipeSource(r.ID), Status: r.Status,
 			Action: r.Action, Arguments: domain.JSONText(r.Arguments)})
@@ -51,6 +55,9 @@ func (d *decider) recipeRun(ctx context.Context) error {
 	for i, r := range cmd.Recipes {
 		var skip string
 		var err error
+		if r.Status == "" {
+			r.Status = outcomeOf(r)
+		}
 		if _, isRollout := domain.RolloutObjectForAction(r.Action); isRollout {
 			// Rollout actions are not study actions: the studies opt-out does not stop
 			// them. The seed has no rollouts, so an unversioned run only records their
@@ -75,9 +82,22 @@ func (d *decider) recipeRun(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("recipes: recipe %d: %w", r.ID, err)
 		}
-		d.events[recipeEvent[i]].Skipped = skip
+		if recipeEvent[i] >= 0 {
+			d.events[recipeEvent[i]].Skipped = skip
+		}
 	}
 	return d.finalize(ctx, seen)
+}
+
+// outcomeOf is what a matching recipe that current Firefox reported without a status
+// did: the outcome the client added to its arguments (an installError, enrollError or
+// updateError is a failure, as RECIPE_EXECUTION_ERROR was), else success.
+func outcomeOf(r domain.RecipeReport) domain.UptakeStatus {
+	a, _ := r.Arguments.Study()
+	if a.InstallError != "" || a.EnrollError != "" || a.UpdateError != "" {
+		return domain.RecipeExecutionError
+	}
+	return domain.RecipeSuccess
 }
 
 // executed reports whether a recipe's status says its action ran it: the filter matched
@@ -365,6 +385,18 @@ func (d *decider) finalize(ctx context.Context, seen map[domain.StudyRef]bool) e
 		return nil
 	}
 	noRecipes := v != 0 && v.Has(domain.RuleTemporaryErrorDeadline) && len(d.cmd.Recipes) == 0
+	if v != 0 && !v.Has(domain.RuleExecutionUptake) {
+		// Current Firefox reports no action statuses: every study action finalizes.
+		return d.enrolled("", func(en domain.Enrollment) error {
+			if seen[en.Study()] {
+				return nil
+			}
+			if noRecipes {
+				return d.temporaryError(ctx, en, domain.ReasonNoRecipes)
+			}
+			return d.end(ctx, en, domain.ReasonRecipeNotSeen, true)
+		})
+	}
 	for _, a := range d.cmd.Actions {
 		if _, isStudy := domain.StudyObjectForAction(a.Name); !isStudy || a.Status != domain.ActionSuccess {
 			continue

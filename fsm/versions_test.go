@@ -16,11 +16,33 @@ import (
 	"github.com/studyd/studyd/fsm"
 )
 
-// ver returns c as sent by Firefox v ("<v>.0"); 0 leaves it unversioned.
+// ver returns c as sent by Firefox v ("<v>.0"); 0 leaves it unversioned. From the
+// current era on it has that era's shape (currentShape).
 func ver(v domain.FirefoxVersion, c domain.Command) domain.Command {
 	if v != 0 {
 		c.FirefoxVersion = fmt.Sprintf("%d.0", v)
 	}
+	return currentShape(v, c)
+}
+
+// currentShape is c as current Firefox (no execution uptake) reports it: no action
+// statuses, no status for a matching recipe, nothing for a recipe of a disabled action.
+func currentShape(v domain.FirefoxVersion, c domain.Command) domain.Command {
+	if v == 0 || v.Has(domain.RuleExecutionUptake) || c.Type != domain.CommandRecipeRun {
+		return c
+	}
+	c.Actions = nil
+	var rs []domain.RecipeReport
+	for _, r := range c.Recipes {
+		switch r.Status {
+		case domain.RecipeActionDisabled:
+			continue
+		case domain.RecipeSuccess, domain.RecipeExecutionError:
+			r.Status = ""
+		}
+		rs = append(rs, r)
+	}
+	c.Recipes = rs
 	return c
 }
 
@@ -161,6 +183,16 @@ func TestRulesAtTheirBoundaries(t *testing.T) {
 				return o
 			},
 			with: "nothing", without: "invalid"},
+		{rule: domain.RuleExecutionUptake,
+			scenario: func(t *testing.T, v domain.FirefoxVersion) string {
+				c := run(1, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess))
+				if v != 0 {
+					c.FirefoxVersion = fmt.Sprintf("%d.0", v) // as given: with action statuses and RECIPE_SUCCESS
+				}
+				o, _ := outcome(t, c)
+				return o
+			},
+			with: "enrolled preference_study/pref-a none→enrolled", without: "invalid"},
 		{rule: domain.RuleFilterStatuses,
 			scenario: func(t *testing.T, v domain.FirefoxVersion) string {
 				o, _ := outcome(t, ver(v, run(1, nil, domain.RecipeReport{ID: 9, Action: "console-log", Status: domain.RecipeDidntMatchFilter})))
@@ -425,8 +457,14 @@ func TestLaterPreferenceStudies(t *testing.T) {
 	}
 	// A multi-preference study conflicts on any of its preferences.
 	single := prefRecipe(2, "pref-b", "m.b", domain.RecipeSuccess)
-	if o, _ := outcome(t, append(multi, ver(100, run(2, okActions("multi-preference-experiment", prefAction), multiRecipe(1, "multi"), single)))...); o != "skipped normandy/recipe/2 pref-conflict" {
+	// (At Firefox 80: current Firefox sends no uptake for a matching recipe, so the
+	// skip has no event to be noted on; the study is not enrolled either way.)
+	multi80 := vers(80, run(1, okActions("multi-preference-experiment"), multiRecipe(1, "multi")))
+	if o, _ := outcome(t, append(multi80, ver(80, run(2, okActions("multi-preference-experiment", prefAction), multiRecipe(1, "multi"), single)))...); o != "skipped normandy/recipe/2 pref-conflict" {
 		t.Errorf("conflict on a multi-preference study's second preference: got %q", o)
+	}
+	if o, _ := outcome(t, append(multi, ver(100, run(2, okActions("multi-preference-experiment", prefAction), multiRecipe(1, "multi"), single)))...); o != "nothing" {
+		t.Errorf("Firefox 100 conflict: got %q, want nothing (no enrollment, no uptake to note it on)", o)
 	}
 	// Removal in about:studies, and of an ended study.
 	enrolled := vers(80, run(1, both(), prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)))
@@ -584,5 +622,49 @@ func TestRolloutMermaidGolden(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("RolloutMermaid() differs from %s (rerun with -update if the table changed on purpose)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// TestCurrentFirefoxReportsNoExecutionUptake: from Firefox 96 a matching recipe comes
+// without a status and no action reports: the recipe is decided by the outcome the
+// client added, every study action finalizes, and no uptake is recorded for it.
+func TestCurrentFirefoxReportsNoExecutionUptake(t *testing.T) {
+	t.Parallel()
+	bare := func(h int, rs ...domain.RecipeReport) domain.Command {
+		c := run(h, nil, rs...)
+		for i := range c.Recipes {
+			c.Recipes[i].Status = ""
+		}
+		c.FirefoxVersion = "96.0"
+		return c
+	}
+	pref := prefRecipe(1, "pref-a", "browser.a", "")
+	o, d := outcome(t, bare(1, pref))
+	if o != "enrolled preference_study/pref-a none→enrolled" {
+		t.Errorf("matching recipe without status: got %q, want an enrollment", o)
+	}
+	for _, e := range d.Events {
+		if e.Source == "normandy/recipe/1" {
+			t.Errorf("recorded uptake %s for a recipe Firefox 96 sent none for", e.Status)
+		}
+	}
+	if o, _ := outcome(t, bare(1, pref), bare(2)); o != "nothing" {
+		t.Errorf("no recipes at all: got %q, want the deadline set (nothing)", o)
+	}
+	if o, _ := outcome(t, bare(1, pref), bare(2, domain.RecipeReport{ID: 9, Action: "console-log"})); o != "unenrolled preference_study/pref-a enrolled→unenrolled reason=recipe-not-seen" {
+		t.Errorf("unseen study without action statuses: got %q, want recipe-not-seen", o)
+	}
+	failed := edit(prefRecipe(1, "pref-a", "browser.a", ""), func(a *domain.StudyArguments) { a.EnrollError = "invalid-type" })
+	if o, _ := outcome(t, bare(1, failed)); o != "enroll_failed preference_study/pref-a none→enroll_failed reason=invalid-type" {
+		t.Errorf("client's enrollError without status: got %q", o)
+	}
+	c := bare(1, pref)
+	c.FirefoxVersion = "95.0"
+	if o, _ := outcome(t, c); o != "invalid" {
+		t.Errorf("Firefox 95 recipe without status: got %q, want invalid", o)
+	}
+	c.FirefoxVersion = ""
+	if o, _ := outcome(t, c); o != "invalid" {
+		t.Errorf("unversioned recipe without status: got %q, want invalid", o)
 	}
 }

@@ -34,7 +34,8 @@ const (
 // A client that says its Firefox version reports as that version did: no remote-action
 // statuses from Firefox 65 on (their draws become the local actions' outcomes), only the
 // actions its version had, RECIPE_DIDNT_MATCH_FILTER for the live recipes it does not
-// match and, now and then, a bad signature or a broken filter (Firefox 65 on).
+// match and, now and then, a bad signature or a broken filter (Firefox 65 on); from
+// Firefox 96 no action statuses and no status for a matching recipe.
 func (f *Fleet) run(ci, day int, at time.Time) domain.Command {
 	cmd := f.newCommand(ci, domain.CommandRecipeRun, at)
 	v := f.clients[ci].version
@@ -54,6 +55,7 @@ func (f *Fleet) run(ci, day int, at time.Time) domain.Command {
 	if cmd.RunnerStatus != domain.RunnerSuccess {
 		return cmd // nothing was fetched: no actions, no recipes
 	}
+	current := v != 0 && !v.Has(domain.RuleExecutionUptake)
 	status := make(map[string]domain.UptakeStatus, len(actions)+1)
 	for _, a := range append(actions, ActionRollback) {
 		if !hasAction(v, a) || (a == ActionRollback && len(f.cfg.Versions) == 0) {
@@ -62,6 +64,9 @@ func (f *Fleet) run(ci, day int, at time.Time) domain.Command {
 		status[a] = f.actionStatus()
 		if status[a].SentBy(v) != nil {
 			status[a] = domain.ActionSuccess // a local action is never fetched
+		}
+		if current {
+			continue // current Firefox reports no action statuses
 		}
 		cmd.Actions = append(cmd.Actions, domain.ActionReport{Name: a, Status: status[a]})
 	}
@@ -90,6 +95,9 @@ func (f *Fleet) run(ci, day int, at time.Time) domain.Command {
 			rep.Status = domain.RecipeFilterBroken
 		default:
 			rep.Status, rep.Arguments = f.execute(ci, day, r)
+		}
+		if current && rep.Status.Matched() {
+			rep.Status = "" // current Firefox reports nothing for a matching recipe
 		}
 		cmd.Recipes = append(cmd.Recipes, rep)
 	}

@@ -24,7 +24,7 @@ var signalWeights = []struct {
 	weight int
 }{
 	{signalPrefChanged, 35}, {signalStudyRemoved, 25}, {signalAddonUninstalled, 20},
-	{signalOptOut, 8}, {signalUnenroll, 12}, {signalGraduated, 6},
+	{signalOptOut, 8}, {signalUnenroll, 12}, {signalGraduated, 15},
 }
 
 // pSideload is the fraction of add-on uninstalls and pref changes that happened while

@@ -34,7 +34,7 @@ func bench(ctx context.Context, cfg config, progress func(string)) (*report, err
 		name string
 		fn   func(context.Context) error
 	}{
-		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"latency", b.latency},
+		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"sync", b.sync}, {"latency", b.latency},
 		{"replay", b.replay}, {"memory", b.memory}, {"scale", b.scale},
 		{"idempotency", b.idempotency},
 	}
@@ -327,5 +327,61 @@ func (b *bencher) scale(ctx context.Context) error {
 			Baseline: "at " + count(first.Target), BaseVal: first.Replay.MsgsPerS, Goal: g,
 			Note: fmt.Sprintf("raw read of the same log %s msgs/s (replay/raw %.2f)", grouped(p.RawRead), p.Replay.MsgsPerS/p.RawRead)})
 	}
+	return nil
+}
+
+// sync prices studyd's --sync always (the default) against the server's 2-minute
+// background sync, in this run: raw publishes to STUDYD_EVENTS and the end-to-end
+// command path, each under both settings, on fresh stores.
+func (b *bencher) sync(ctx context.Context) error {
+	ps, err := b.sample(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := fleet(b.cfg.Clients, 30, 3)
+	if err != nil {
+		return err
+	}
+	cmds, err := commands(f, min(b.cfg.Size, 20_000))
+	if err != nil {
+		return err
+	}
+	n := min(b.cfg.Size, 20_000)
+	raw := map[bool]float64{}
+	e2e := map[bool]float64{}
+	for _, always := range []bool{false, true} {
+		mode := map[bool]string{false: "--sync 2m", true: "--sync always"}[always]
+		b.progress("sync: raw publish, " + mode)
+		node, err := startNode(ctx, nodeConfig{SyncAlways: always})
+		if err != nil {
+			return err
+		}
+		_, js, err := node.client("raw")
+		if err == nil {
+			raw[always], err = rawPublish(ctx, js, ps, n)
+			js.Conn().Close()
+		}
+		node.stop()
+		if err != nil {
+			return err
+		}
+		b.progress(fmt.Sprintf("sync: e2e %d commands, %s", len(cmds), mode))
+		node, err = startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, SyncAlways: always})
+		if err != nil {
+			return err
+		}
+		tp, err := endToEnd(ctx, node, cmds, b.cfg.Patience)
+		node.stop()
+		if err != nil {
+			return err
+		}
+		e2e[always] = tp.Visible
+	}
+	b.rep.add(row{Scenario: "sync", Figure: "raw JetStream async publish, --sync always", Value: raw[true], Unit: "msgs/s",
+		Baseline: "the same, --sync 2m", BaseVal: raw[false],
+		Note: fmt.Sprintf("%d commits to STUDYD_EVENTS, %d acks outstanding; always = fsync before each ack", n, asyncPending)})
+	b.rep.add(row{Scenario: "sync", Figure: fmt.Sprintf("commands/s visible, %d partitions, --sync always", b.cfg.Partitions), Value: e2e[true], Unit: "cmds/s",
+		Baseline: "the same, --sync 2m", BaseVal: e2e[false],
+		Note: fmt.Sprintf("%d commands of %d simulated clients; the price of an acknowledgement that survives power loss", len(cmds), b.cfg.Clients)})
 	return nil
 }

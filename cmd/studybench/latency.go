@@ -133,7 +133,7 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 		mu.Lock()
 		inflight[cmd.CommandID] = time.Now()
 		mu.Unlock()
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(cmd.CommandID)); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(client.CommandMsgID(cmd.ClientID, cmd.CommandID, msg.Data))); err != nil {
 			return latencyResult{}, fmt.Errorf("latency: publish: %w", err)
 		}
 	}

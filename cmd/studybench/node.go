@@ -32,6 +32,9 @@ type nodeConfig struct {
 	// CommitKey authenticates every commit, as cmd/studyd does by default; nil runs
 	// without (the comparison that prices it).
 	CommitKey *audit.CommitKey
+	// SyncAlways fsyncs before every acknowledgement (studyd's --sync always); off,
+	// the server syncs every 2 minutes, its default (the other scenarios' setting).
+	SyncAlways bool
 }
 
 // node is one scenario's world: an embedded nats-server on a fresh store directory
@@ -57,7 +60,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n := &node{dir: dir, errs: make(chan error, 2)}
-	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir})
+	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

@@ -55,7 +55,9 @@ func publishAll(ctx context.Context, js jetstream.JetStream, n int, at func(i in
 	var failed error
 	for i := range n {
 		p := at(i)
-		if _, err := js.PublishAsync(p.subject, p.data); err != nil {
+		// A slow disk (--sync always) may hold the acks back longer than the default
+		// 200ms stall: wait for them rather than fail.
+		if _, err := js.PublishAsync(p.subject, p.data, jetstream.WithStallWait(30*time.Second)); err != nil {
 			return fmt.Errorf("raw publish %d: %w", i, err)
 		}
 		if i%asyncPending == asyncPending-1 && ctx.Err() != nil {

@@ -141,6 +141,7 @@ func (c *cli) app() (*fisk.Application, map[string]func(context.Context) error) 
 		c.asofCmd,
 		c.explainCmd,
 		c.healthCmd,
+		c.parkedCmd,
 		c.checkpointCmd,
 		c.keygenCmd,
 		c.completionCmd(app),

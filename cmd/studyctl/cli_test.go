@@ -361,3 +361,34 @@ func TestHealthTableIsStable(t *testing.T) {
 		t.Errorf("unenroll reasons %v, want all five sorted", reasons)
 	}
 }
+
+// TestSimulateVersions: --versions mixed simulates a fleet of several Firefox versions,
+// which decides later events a seed fleet never has; an unknown mix is refused.
+func TestSimulateVersions(t *testing.T) {
+	t.Parallel()
+	tally := func(args ...string) map[string]int {
+		t.Helper()
+		out, _, err := runEnv(t, nil, append([]string{"simulate", "--dry-run", "--json", "--clients", "80", "--days", "6"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Expected struct {
+				Events map[string]int `json:"events"`
+			} `json:"expected"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		return rep.Expected.Events
+	}
+	if seed := tally(); seed["updated"]+seed["graduated"]+seed["exp_pref_changed"] != 0 {
+		t.Errorf("seed fleet decided later events: %v", seed)
+	}
+	if mixed := tally("--versions", "mixed"); mixed["exp_pref_changed"]+mixed["graduated"]+mixed["updated"]+mixed["unenroll_failed"] == 0 {
+		t.Errorf("mixed fleet decided no later events: %v", mixed)
+	}
+	if _, _, err := runEnv(t, nil, "simulate", "--dry-run", "--versions", "nightly"); err == nil {
+		t.Errorf("--versions nightly: got no error, want one")
+	}
+}

@@ -25,8 +25,10 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 	var pubkey, checkpointsOf, commitKey string
 	var views bool
 	c.envFlag(cmd, "commit-key", "studyd's commit key file (the embedded default's is <data>/commit.key); without it authorship is not checked", "STUDYCTL_COMMIT_KEY").PlaceHolder("FILE").StringVar(&commitKey)
+	var viewsWait time.Duration
 	c.envFlag(cmd, "pubkey", "ed25519 public key (PEM) that signs the checkpoints; without it signatures are not checked", "STUDYCTL_PUBKEY").PlaceHolder("FILE").StringVar(&pubkey)
-	cmd.Flag("views", "compare the live KV views with the fold of the log (whole-stream replays only)").Default("true").BoolVar(&views)
+	cmd.Flag("views", "compare the live KV views with the fold of the log (whole-stream replays only); views behind the log's last commit fail").Default("true").BoolVar(&views)
+	cmd.Flag("views-wait", "how long the views may take to reach the log's last commit before they count as behind").Default("5s").PlaceHolder("DURATION").DurationVar(&viewsWait)
 	cmd.Flag("checkpoints-of", "the stream name the checkpoints were signed for (verify a copy against the original's)").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&checkpointsOf)
 	return cmd.FullCommand(), func(ctx context.Context) error {
 		o, sel, err := sf.options(nil, false)
@@ -36,7 +38,7 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 		if sel.Study.Object != "" || !sel.Since.IsZero() || !sel.Until.IsZero() {
 			return fmt.Errorf("--study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 		}
-		cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf}
+		cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf, ViewsWait: viewsWait}
 		if commitKey != "" {
 			b, err := os.ReadFile(commitKey)
 			if err != nil {

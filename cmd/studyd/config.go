@@ -43,11 +43,49 @@ type config struct {
 	// ResetViews deletes the views at start so that they are rebuilt from the log as
 	// it is: the deliberate way past a log that lost its history.
 	ResetViews bool
+	// Sync is when the embedded server fsyncs its file store: SyncAlways before every
+	// acknowledgement, or every SyncInterval (see the README on what an ack means).
+	Sync syncMode
+	// PoisonAfter is how many times in a row a command may fail the same way before it
+	// is parked and its partition moves on.
+	PoisonAfter int
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
 	AtMaxAhead  time.Duration
 }
+
+// syncMode is the --sync setting: always, or an interval.
+type syncMode struct {
+	Always   bool
+	Interval time.Duration
+	set      bool // given by flag or env (it applies to the embedded server only)
+}
+
+// String renders the setting as the flag takes it.
+func (s syncMode) String() string {
+	if s.Always {
+		return "always"
+	}
+	return s.Interval.String()
+}
+
+// Set parses "always" or a duration of at least 1ms.
+func (s *syncMode) Set(v string) error {
+	if v == "always" {
+		*s = syncMode{Always: true, set: true}
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond {
+		return fmt.Errorf("want always or an interval such as 100ms or 2m, got %q", v)
+	}
+	*s = syncMode{Interval: d, set: true}
+	return nil
+}
+
+// MarshalText logs the setting as the flag takes it.
+func (s syncMode) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // defaults, documented in the README.
 func defaultConfig() config {
@@ -62,6 +100,8 @@ func defaultConfig() config {
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
+		Sync:            syncMode{Always: true},
+		PoisonAfter:     5,
 		AtNotBefore:     domain.DefaultAtRange.NotBefore,
 		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
@@ -95,6 +135,12 @@ func (c config) Validate() error {
 	}
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
+	}
+	if !c.embedded() && c.Sync.set {
+		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
+		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
 	}
 	if c.AtMaxAhead <= 0 {
 		errs = append(errs, fmt.Errorf("--at-max-ahead %s: want more than 0 (a client's clock runs ahead of the server's)", c.AtMaxAhead))
@@ -188,6 +234,13 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.BoolVar(&cfg.ResetViews, "reset-views", getenv("STUDYD_RESET_VIEWS") == "true", "delete the views at start and rebuild them from the log as it is (after the log lost its history; see README, Security) (env STUDYD_RESET_VIEWS=true)")
 	replyPrefixes := fs.String("reply-prefix", env("STUDYD_REPLY_PREFIX", strings.Join(app.DefaultReplyPrefixes, ",")), "comma-separated subject prefixes a command's Studyd-Reply-To may name: inboxes only (env STUDYD_REPLY_PREFIX)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
+	if v := getenv("STUDYD_SYNC"); v != "" {
+		if err := cfg.Sync.Set(v); err != nil {
+			return config{}, fmt.Errorf("STUDYD_SYNC: %w", err)
+		}
+	}
+	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -258,6 +311,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("checkpoint_every", c.CheckpointEvery.String()),
 		slog.String("at_not_before", c.AtNotBefore.Format(time.RFC3339)),
 		slog.String("at_max_ahead", c.AtMaxAhead.String()),
+		slog.String("sync", c.Sync.String()),
+		slog.Int("poison_after", c.PoisonAfter),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")

@@ -318,8 +318,13 @@ func (s *Store) Reject(ctx context.Context, r eventstore.Rejection) (uint64, err
 	}
 	var opts []jetstream.PublishOpt
 	opts = append(opts, jetstream.WithExpectStream(EventsStream))
-	if r.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID("rej/"+msgID(r.Client, r.CommandID)))
+	// A redelivery of one stream message is recorded once; every other refusal is a
+	// record of its own, even of a command id refused before (say, resent with another
+	// body): keyed by client and command id alone, the stream's dedup window dropped it.
+	// A refusal on studyd.submit, before the command reached the stream, is recorded
+	// once per request.
+	if r.StreamSeq != 0 {
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("rej/%s/%d", msgID(r.Client, r.CommandID), r.StreamSeq)))
 	}
 	msg := &nats.Msg{Subject: RejectionSubject(r.Client), Data: raw}
 	s.sign(msg)
