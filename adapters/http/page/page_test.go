@@ -103,7 +103,7 @@ func (m *memViews) Watch(ctx context.Context) (<-chan uint64, error) {
 func (m *memViews) FleetStatus(context.Context) (FleetStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: -1,
+	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: 4,
 		Partitions: []Partition{{Name: "p0", Pending: 4}, {Name: "p1", AckPending: 1}}}, nil
 }
 
@@ -215,7 +215,7 @@ func TestPagesShowTheViews(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /fleet = %d, want 200", code)
 	}
-	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="backlog">5 commands`, "normandy/runner"} {
+	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="parked">4`, `data-col="backlog">5 commands`, "normandy/runner"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("fleet page lacks %q", want)
 		}
