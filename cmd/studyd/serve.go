@@ -51,7 +51,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	store := eventlog.NewStore(js)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
 	reads, err := newReadSide(cfg, nc, js, store, log)
 	if err != nil {
 		return err
