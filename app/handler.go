@@ -182,6 +182,32 @@ func sameContent(cmd domain.Command, digest string, orig eventstore.Record) erro
 	return nil
 }
 
+// Applied looks up, in the log (never the cache), the commit that applied commandID
+// to client. ok is false if the client has not applied it (yet); a zero Record with
+// ok true means applied, by a commit the index does not name.
+func (h *Handler) Applied(ctx context.Context, client domain.ClientID, commandID string) (eventstore.Record, bool, error) {
+	last, err := h.store.Load(ctx, client)
+	if err != nil {
+		return eventstore.Record{}, false, fmt.Errorf("load %s: %w", client, err)
+	}
+	return h.findApplied(ctx, last, false, commandID)
+}
+
+// Rejected looks up the latest recorded rejection of client's commandID (a scan of
+// the client's rejections); ok is false if there is none.
+func (h *Handler) Rejected(ctx context.Context, client domain.ClientID, commandID string) (r eventstore.Rejection, pos uint64, ok bool, err error) {
+	err = h.store.Rejections(ctx, eventstore.Query{Client: client}, func(seq uint64, rej eventstore.Rejection) error {
+		if rej.CommandID == commandID {
+			r, pos, ok = rej, seq, true
+		}
+		return nil
+	})
+	if err != nil {
+		return eventstore.Rejection{}, 0, false, fmt.Errorf("rejections of %s: %w", client, err)
+	}
+	return r, pos, ok, nil
+}
+
 // remember writes the ids leaving the client's RecentCommands to the index.
 func (h *Handler) remember(ctx context.Context, client domain.ClientID, evicted []eventstore.Applied) error {
 	if h.index == nil {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -101,19 +102,20 @@ func ParsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// ParsePublicKey reads an ed25519 public key in PEM (PKIX); given a private key file
-// it returns that key's public half.
+// ErrPrivateKey: a private key was given where a public key belongs. A verifier must
+// never need the signing key, and a private key passed around as a "public key" is a
+// leaked one.
+var ErrPrivateKey = errors.New("audit: a private key where a public key belongs")
+
+// ParsePublicKey reads an ed25519 public key in PEM (PKIX). A private key is refused
+// with ErrPrivateKey.
 func ParsePublicKey(b []byte) (ed25519.PublicKey, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil {
 		return nil, fmt.Errorf("%w: no PEM block", ErrSignature)
 	}
-	if blk.Type == "PRIVATE KEY" {
-		priv, err := ParsePrivateKey(b)
-		if err != nil {
-			return nil, err
-		}
-		return priv.Public().(ed25519.PublicKey), nil
+	if strings.Contains(blk.Type, "PRIVATE KEY") {
+		return nil, fmt.Errorf("%w: the PEM block is %q; give the public key (the .pub file keygen wrote beside it)", ErrPrivateKey, blk.Type)
 	}
 	if blk.Type != "PUBLIC KEY" {
 		return nil, fmt.Errorf("%w: PEM block is %q, want \"PUBLIC KEY\"", ErrSignature, blk.Type)

@@ -16,6 +16,9 @@ type Entry struct {
 	Subject string    // studyd.evt.<client>, studyd.rej.<client>, or anything else found
 	Stored  time.Time // when the stream stored it
 	Data    []byte
+	// MAC is the message's HeaderMAC value ("" if it had none): studyd's proof that it
+	// wrote the message, checked when a verification is given the commit key.
+	MAC string
 }
 
 // Kind is what an entry holds, judged by its subject.

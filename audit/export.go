@@ -93,7 +93,8 @@ type RejectionLine struct {
 // CSVHeader is the header row of the CSV export.
 var CSVHeader = []string{"seq", "at", "client_id", "commit_id", "command_id", "command_type", "event_index",
 	"type", "source", "status", "object", "key", "slug", "branch", "from", "to", "reason",
-	"enrollment_id", "experiment_type", "preference", "addon_id", "addon_version", "reset_value", "studies_enabled"}
+	"enrollment_id", "experiment_type", "preference", "addon_id", "addon_version", "reset_value", "studies_enabled",
+	"firefox_version", "original_reason"}
 
 // rejectionCSVHeader is the header row of the CSV export of rejections.
 var rejectionCSVHeader = []string{"seq", "at", "client_id", "command_id", "subject", "code", "error", "command_stream_seq"}
@@ -189,12 +190,21 @@ func (x *Exporter) Commit(r eventstore.Record) error {
 		row = append(row, u64(r.Position), c.At.Format(time.RFC3339Nano), string(c.Client), c.CommitID, c.CommandID,
 			string(c.CommandType), strconv.Itoa(i), string(e.Type), e.Source, string(e.Status), string(e.Object), e.Key,
 			e.Slug, e.Branch, string(e.From), string(e.To), e.Reason, e.EnrollmentID, string(e.ExperimentType),
-			e.Preference, e.AddonID, e.AddonVersion, resetValue(e), studiesEnabled(e))
+			e.Preference, e.AddonID, e.AddonVersion, resetValue(e), studiesEnabled(e),
+			firefoxVersion(e.FirefoxVersion), e.OriginalReason)
 		if err := x.csv.Write(row); err != nil {
 			return fmt.Errorf("export seq %d: %w", r.Position, err)
 		}
 		return nil
 	})
+}
+
+// firefoxVersion is the CSV cell of the deciding Firefox version: empty when unversioned.
+func firefoxVersion(v domain.FirefoxVersion) string {
+	if v == 0 {
+		return ""
+	}
+	return v.String()
 }
 
 // Rejection writes the rejection at seq.

@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/simulate"
 )
 
 func export(t *testing.T, f audit.Format, sel audit.Selection) (string, *audit.Exporter, int) {
@@ -215,6 +217,66 @@ func TestExportJSONLShowsWhatTheClientRan(t *testing.T) {
 	}
 	if seen == 0 {
 		t.Fatal("no recipe uptake events in the export")
+	}
+}
+
+// TestExportVersionedTelemetry: a mixed-version fleet's events are exported in the
+// Telemetry shape of the Firefox that decided them (enrollmentId exactly for Firefox
+// 72–95), and the CSV names that version.
+func TestExportVersionedTelemetry(t *testing.T) {
+	t.Parallel()
+	l, err := audittest.FleetOf(simulate.Config{Clients: 60, Days: 6, Seed: 9, Versions: simulate.MixedFleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withID := map[bool]int{}
+	for _, r := range recs {
+		for _, e := range r.Commit.Events {
+			te, ok := e.Telemetry(r.Commit.Client, r.Commit.At)
+			if !ok || e.EnrollmentID == "" || te.Method == domain.MethodEnrollFailed || te.Method == domain.MethodExpPrefChanged {
+				continue
+			}
+			_, has := te.Extra["enrollmentId"]
+			want := e.FirefoxVersion >= 72 && e.FirefoxVersion <= 95
+			if has != want {
+				t.Fatalf("Firefox %s %s %s: enrollmentId present %t, want %t", e.FirefoxVersion, te.Method, te.Object, has, want)
+			}
+			withID[has]++
+		}
+	}
+	if withID[true] == 0 || withID[false] == 0 {
+		t.Fatalf("events with and without enrollmentId: %v, want both", withID)
+	}
+	var buf bytes.Buffer
+	x, err := audit.NewExporter(&buf, audit.FormatCSV, audit.Selection{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := x.Commit(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(rows[0], "firefox_version")
+	versions := map[string]bool{}
+	for _, row := range rows[1:] {
+		versions[row[col]] = true
+	}
+	for _, v := range []string{"", "60", "70", "80", "100"} {
+		if !versions[v] {
+			t.Errorf("no CSV row decided by Firefox %q, want some (got %v)", v, versions)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,9 +43,19 @@ const (
 	FaultSignature FaultKind = "bad_signature"
 	// FaultView: a live KV view differs from the fold of the log at its sequence.
 	FaultView FaultKind = "view_mismatch"
+	// FaultAuthorship: a commit or rejection does not carry a valid authentication
+	// code of the commit key: studyd did not write it. A forged commit takes no part
+	// in the other checks (its client's chain and state continue from the last
+	// authentic commit), just as studyd never decides a command on one.
+	FaultAuthorship FaultKind = "not_authentic"
 	// FaultTime: a commit's time is outside what RFC 3339 can write; views fold it
 	// into their totals only, and exports skip it (projections.CheckTime).
 	FaultTime FaultKind = "time_out_of_range"
+	// FaultViewsBehind: the live views reflect an earlier sequence than the log's last
+	// commit when they were read (a stalled or wedged projector).
+	FaultViewsBehind FaultKind = "views_behind"
+	// FaultAppliedTwice: two commits of one client apply the same command id.
+	FaultAppliedTwice FaultKind = "applied_twice"
 )
 
 // Fault is one thing wrong with the log, named by where it was found.
@@ -82,6 +94,9 @@ type VerifyOptions struct {
 	Checkpoints []Checkpoint
 	// PublicKey checks the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
+	// CommitKey checks that studyd wrote every commit and rejection (Entry.MAC); nil
+	// leaves authorship unchecked.
+	CommitKey *CommitKey
 	// Views, if set, is fed every commit, and its result joins the report.
 	Views *ViewCheck
 }
@@ -101,11 +116,17 @@ type Report struct {
 	FSMVersions map[string]uint64 `json:"fsm_versions"`     // commits per transition-table version
 	// CheckpointsChecked counts checkpoints compared with the log; SignaturesChecked
 	// says whether their signatures were verified too.
-	CheckpointsChecked int         `json:"checkpoints_checked"`
-	SignaturesChecked  bool        `json:"signatures_checked"`
-	Views              *ViewResult `json:"views,omitempty"`
-	Faults             []Fault     `json:"faults"`
-	FaultCount         int         `json:"fault_count"`
+	CheckpointsChecked int  `json:"checkpoints_checked"`
+	SignaturesChecked  bool `json:"signatures_checked"`
+	// Authenticated counts the commits and rejections whose authorship was proven
+	// (CommitKey given); Forged those that failed the proof.
+	Authenticated uint64      `json:"authenticated"`
+	Forged        uint64      `json:"forged"`
+	Views         *ViewResult `json:"views,omitempty"`
+	// Checks names every check and its verdict, OK only for what was checked.
+	Checks     []Check `json:"checks"`
+	Faults     []Fault `json:"faults"`
+	FaultCount int     `json:"fault_count"`
 }
 
 // Err returns the first fault, or nil if the log verified.
@@ -178,6 +199,7 @@ func parseHash(h string) (sum [32]byte, ok bool) {
 type transitionKey struct {
 	t        domain.EventType
 	from, to domain.State
+	rollout  bool // which machine: a rollout's, or a study's
 }
 
 // Verifier checks a replayed stream message by message. It is not safe for
@@ -191,6 +213,12 @@ type Verifier struct {
 	nextCP   int
 	report   Report
 	touched  []touch
+	byKind   map[FaultKind]int
+	// applied maps a digest of (client, command id) to the commit that applied it, to
+	// find a command applied twice. 64 bits of sha256 keep it small (16 bytes an
+	// entry); a collision is ~1 in 10^6 at 10^7 commits, and the fault names both
+	// sequences so it can be checked.
+	applied map[uint64]uint64
 }
 
 type touch struct {
@@ -202,11 +230,13 @@ type touch struct {
 func NewVerifier(opts VerifyOptions) *Verifier {
 	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
-		legal: make(map[transitionKey]error), report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}}
+		legal: make(map[transitionKey]error), applied: make(map[uint64]uint64),
+		report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
 }
 
 func (v *Verifier) fault(f Fault) {
 	v.report.FaultCount++
+	v.byKind[f.Kind]++
 	if len(v.report.Faults) < MaxFaults {
 		v.report.Faults = append(v.report.Faults, f)
 	}
@@ -259,6 +289,19 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.digest.Add(e.Seq, e.Subject, d.Sum)
 		v.checkpointAt(e.Seq)
 	}
+	if k := e.Kind(); v.opts.CommitKey != nil && k != KindOther {
+		if err := v.opts.CommitKey.Verify(e.Subject, e.Data, e.MAC); err != nil {
+			r.Forged++
+			v.fault(Fault{Kind: FaultAuthorship, Seq: e.Seq, Client: e.SubjectClient(), Detail: err.Error()})
+			if k == KindCommit {
+				r.Commits++
+			} else {
+				r.Rejections++
+			}
+			return eventstore.Record{}, false
+		}
+		r.Authenticated++
+	}
 	switch e.Kind() {
 	case KindRejection:
 		r.Rejections++
@@ -282,6 +325,7 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.fault(Fault{Kind: FaultSubject, Seq: e.Seq, Client: sc,
 			Detail: fmt.Sprintf("commit of client %q stored on %s", c.Client, e.Subject)})
 	}
+	v.checkApplied(e.Seq, c)
 	ch := v.clients[c.Client]
 	v.checkChain(e.Seq, c, rec.Hash, ch)
 	v.checkEvents(e.Seq, c, ch)
@@ -300,6 +344,24 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 		v.opts.Views.Apply(e.Seq, c)
 	}
 	return rec, true
+}
+
+// checkApplied reports a command id the client had applied in an earlier commit.
+func (v *Verifier) checkApplied(seq uint64, c *eventstore.Commit) {
+	if c.CommandID == "" {
+		return
+	}
+	h := sha256.New()
+	_, _ = h.Write([]byte(c.Client))
+	_, _ = h.Write([]byte{0})
+	_, _ = h.Write([]byte(c.CommandID))
+	k := binary.BigEndian.Uint64(h.Sum(nil))
+	if first, ok := v.applied[k]; ok {
+		v.fault(Fault{Kind: FaultAppliedTwice, Seq: seq, Client: c.Client, Related: first,
+			Detail: fmt.Sprintf("command %q was applied already by the commit at seq %d", c.CommandID, first)})
+		return
+	}
+	v.applied[k] = seq
 }
 
 // checkChain compares c's PrevHash with the hash of the client's previous commit ch.
@@ -402,7 +464,7 @@ func (v *Verifier) touchedIndex(s domain.StudyRef) int {
 // checkTransition is fsm.CheckTransition, remembered per (type, from, to): the table
 // is fixed, and building a state machine per event would dominate a replay.
 func (v *Verifier) checkTransition(e *domain.Event) error {
-	k := transitionKey{t: e.Type, from: e.From, to: e.To}
+	k := transitionKey{t: e.Type, from: e.From, to: e.To, rollout: e.Object.IsRollout()}
 	err, ok := v.legal[k]
 	if !ok {
 		err = fsm.CheckTransition(domain.Event{Type: e.Type, From: e.From, To: e.To, Object: e.Object, Key: e.Key})
@@ -471,9 +533,14 @@ func (v *Verifier) Finish() Report {
 		for _, m := range res.Mismatches {
 			v.fault(Fault{Kind: FaultView, Seq: m.Seq, Detail: m.String()})
 		}
+		if res.Behind() {
+			v.fault(Fault{Kind: FaultViewsBehind, Seq: res.Reflects, Related: res.Head,
+				Detail: fmt.Sprintf("the views reflect seq %d, but the log's last commit was seq %d when they were read: the projector is behind or stalled", res.Reflects, res.Head)})
+		}
 	}
 	r.Clients = len(v.clients)
 	r.Faults, r.FaultCount = v.report.Faults, v.report.FaultCount
+	r.Checks = v.checks(&r)
 	return r
 }
 

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/simulate"
 )
 
 var (
@@ -90,6 +92,62 @@ func TestVerifyCleanLog(t *testing.T) {
 	}
 	if r.Messages != uint64(len(l.Entries)) || r.LastSeq != uint64(len(l.Entries)) {
 		t.Errorf("messages %d, last seq %d; want %d", r.Messages, r.LastSeq, len(l.Entries))
+	}
+}
+
+// TestVerifyMixedVersionLog: a log of a fleet mixing 2018 and later clients (rollouts
+// on their own machine, later events, unenrollFailed that moves nothing) verifies
+// clean, and a later event whose transition belongs to the other machine is caught.
+func TestVerifyMixedVersionLog(t *testing.T) {
+	t.Parallel()
+	l, err := audittest.FleetOf(simulate.Config{Clients: 60, Days: 9, Seed: 5, Versions: simulate.MixedFleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	if err := r.Err(); err != nil {
+		t.Fatalf("clean mixed-version log: got fault %v (of %d), want none", err, r.FaultCount)
+	}
+	if r.Transitions == 0 {
+		t.Fatalf("report %+v: want transitions", r)
+	}
+
+	// enrollFailed none→none is an edge of the rollout machine only: a study event with
+	// it is illegal, even after the verifier has seen (and remembered) the rollout's.
+	l = audittest.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
+	at := time.Date(2020, 6, 1, 0, 0, 0, 0, time.UTC)
+	rollout := func(id domain.RecipeID, slug string) domain.RecipeReport {
+		return domain.RecipeReport{ID: id, Action: "preference-rollout", Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(
+			map[string]any{"slug": slug, "preferences": []any{map[string]any{"preferenceName": "p.a", "value": true}}})}
+	}
+	run := domain.Command{Type: domain.CommandRecipeRun, CommandID: "r1", ClientID: "c1", At: at, FirefoxVersion: "80.0",
+		RunnerStatus: domain.RunnerSuccess, Recipes: []domain.RecipeReport{rollout(1, "ro"), rollout(2, "ro2")}}
+	if err := l.Apply(run); err != nil {
+		t.Fatal(err)
+	}
+	run.ClientID, run.CommandID = "c2", "r2"
+	if err := l.Apply(run); err != nil {
+		t.Fatal(err)
+	}
+	if r := verify(l.Entries, audit.VerifyOptions{Anchored: true}); r.Err() != nil {
+		t.Fatalf("two clients' rollouts: got fault %v, want none", r.Err())
+	}
+	c := decode(t, l.Entries[1])
+	var tampered bool
+	for j, ev := range c.Events {
+		if ev.Type == domain.EventEnrollFailed && ev.Object == domain.PreferenceRollout {
+			c.Events[j].Object = domain.PreferenceStudy
+			tampered = true
+		}
+	}
+	if !tampered {
+		t.Fatalf("no failed rollout enrollment in %v", c.Events)
+	}
+	entries := slices.Clone(l.Entries)
+	entries[1].Data = encode(t, c)
+	r = verify(entries, audit.VerifyOptions{})
+	if !slices.ContainsFunc(r.Faults, func(f audit.Fault) bool { return f.Kind == audit.FaultIllegalTransition }) {
+		t.Errorf("a study event with the rollout machine's enrollFailed none→none: got faults %v, want an illegal transition", r.Faults)
 	}
 }
 
@@ -388,12 +446,11 @@ func TestKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p2, err := audit.ParsePublicKey(priv)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := audit.ParsePublicKey(priv); !errors.Is(err, audit.ErrPrivateKey) {
+		t.Errorf("ParsePublicKey(private key): got %v, want ErrPrivateKey", err)
 	}
-	if !p1.Equal(p2) || !p1.Equal(k.Public()) {
-		t.Errorf("public keys from the public and private files differ")
+	if !p1.Equal(k.Public()) {
+		t.Errorf("public key differs from the private key's public half")
 	}
 	cp := audit.Checkpoint{Seq: 3, Count: 3, Digest: strings.Repeat("ab", 32)}.Sign(k)
 	if err := cp.VerifySignature(p1); err != nil {
@@ -401,5 +458,35 @@ func TestKeys(t *testing.T) {
 	}
 	if _, err := audit.ParsePrivateKey(pub); !errors.Is(err, audit.ErrSignature) {
 		t.Errorf("ParsePrivateKey(public key): got %v, want ErrSignature", err)
+	}
+}
+
+// TestVerifyReportsCommandAppliedTwice: a command id applied by two commits of one
+// client is a fault naming both; the same id for two clients is not.
+func TestVerifyReportsCommandAppliedTwice(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	l := audittest.New(at)
+	for i, c := range []struct {
+		client domain.ClientID
+		id     string
+		on     bool
+	}{
+		{"client-a", "optout-1", false},
+		{"client-b", "optout-1", false}, // another client's id: not a duplicate
+		{"client-a", "optout-2", true},
+		{"client-a", "optout-1", true}, // applied again
+	} {
+		cmd := domain.Command{Type: domain.CommandOptOut, CommandID: c.id, ClientID: c.client, At: at.Add(time.Duration(i) * time.Minute), StudiesEnabled: c.on}
+		if err := l.Apply(cmd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	if r.FaultCount != 1 || r.Faults[0].Kind != audit.FaultAppliedTwice {
+		t.Fatalf("faults %v: want one %s", r.Faults, audit.FaultAppliedTwice)
+	}
+	if f := r.Faults[0]; f.Seq != 4 || f.Related != 1 || f.Client != "client-a" || !strings.Contains(f.Detail, "optout-1") {
+		t.Errorf("fault %+v: want seq 4, related 1, client-a, naming optout-1", f)
 	}
 }

@@ -25,8 +25,11 @@ type LiveUptake struct {
 // the stream sequence it reflects, and the checkpoint says all reflect at least it.
 type LiveViews struct {
 	Checkpoint uint64
-	Studies    []projections.StudyView
-	Uptake     []LiveUptake
+	// Head is the log's last commit sequence when the views were read (0: unknown);
+	// views reflecting less are behind.
+	Head    uint64
+	Studies []projections.StudyView
+	Uptake  []LiveUptake
 	// Timeline is the studyd_study_time bucket: every study's hour and day buckets.
 	Timeline []projections.StudyBucket
 }
@@ -52,6 +55,8 @@ func (m ViewMismatch) String() string {
 // ViewResult is the comparison of the live views with the fold of the log.
 type ViewResult struct {
 	Checkpoint uint64         `json:"checkpoint"` // the projector's checkpoint
+	Reflects   uint64         `json:"reflects"`   // the newest sequence the views reflect: the checkpoint or a later key's
+	Head       uint64         `json:"head"`       // the log's last commit when the views were read (0: unknown)
 	FoldedTo   uint64         `json:"folded_to"`  // the last sequence folded
 	Keys       int            `json:"keys"`
 	LiveDigest string         `json:"live_digest"`
@@ -61,6 +66,9 @@ type ViewResult struct {
 
 // Equal reports whether the digests agree.
 func (r ViewResult) Equal() bool { return r.LiveDigest == r.FoldDigest }
+
+// Behind reports whether the views reflect less than the log held when they were read.
+func (r ViewResult) Behind() bool { return r.Head > r.Reflects }
 
 // liveKey is one key to compare: its canonical line, and where to take the fold's.
 type liveKey struct {
@@ -90,6 +98,7 @@ const (
 // to Target.
 type ViewCheck struct {
 	checkpoint uint64
+	head       uint64
 	keys       []liveKey // by seq
 	next       int
 	fold       map[string][]byte
@@ -101,7 +110,7 @@ type ViewCheck struct {
 
 // NewViewCheck prepares the comparison with live.
 func NewViewCheck(live LiveViews) *ViewCheck {
-	v := &ViewCheck{checkpoint: live.Checkpoint, fold: make(map[string][]byte),
+	v := &ViewCheck{checkpoint: live.Checkpoint, head: live.Head, fold: make(map[string][]byte),
 		uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
 	for _, s := range live.Studies {
 		seq := s.Seq
@@ -182,7 +191,7 @@ func (v *ViewCheck) snapshot(k *liveKey) {
 // Finish compares. lastSeq is the log's last sequence seen: keys claiming a later
 // sequence are ahead of the log itself.
 func (v *ViewCheck) Finish(lastSeq uint64) ViewResult {
-	res := ViewResult{Checkpoint: v.checkpoint, FoldedTo: v.lastPos, Keys: len(v.keys)}
+	res := ViewResult{Checkpoint: v.checkpoint, Reflects: v.Target(), Head: v.head, FoldedTo: v.lastPos, Keys: len(v.keys)}
 	live := make(map[string]liveKey, len(v.keys))
 	for i := v.next; i < len(v.keys); i++ {
 		if v.keys[i].seq <= lastSeq {

@@ -86,11 +86,7 @@ func TestViewCheck(t *testing.T) {
 		}},
 		{name: "a study bucket edited", mismatch: "study-time ", live: func() audit.LiveViews {
 			l := liveAt(recs, end)
-			for name, a := range l.Timeline[0].Branches {
-				a.Enrolled++
-				l.Timeline[0].Branches[name] = a
-				break
-			}
+			l.Timeline[0].Enrolled++
 			return l
 		}},
 		{name: "a study bucket missing from KV", mismatch: "study-time ", live: func() audit.LiveViews {
@@ -122,4 +118,53 @@ func TestViewCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyViewsBehindTheLog: views equal to the fold of the log up to their own
+// sequence, but read when the log held more, are a stalled projector — a fault, not
+// "EQUAL".
+func TestVerifyViewsBehindTheLog(t *testing.T) {
+	t.Parallel()
+	l := fleet(t)
+	recs, err := l.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := recs[len(recs)/2].Position
+	end := recs[len(recs)-1].Position
+	tests := []struct {
+		name   string
+		live   audit.LiveViews
+		behind bool
+	}{
+		{name: "caught up", live: withHead(liveAt(recs, end), end)},
+		{name: "stalled at mid", live: withHead(liveAt(recs, mid), end), behind: true},
+		{name: "head unknown", live: liveAt(recs, mid)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := verify(l.Entries, audit.VerifyOptions{Complete: true, Views: audit.NewViewCheck(tt.live)})
+			if r.Views == nil || !r.Views.Equal() {
+				t.Fatalf("views %+v: want equal to the fold at their sequence", r.Views)
+			}
+			var got []audit.Fault
+			for _, f := range r.Faults {
+				if f.Kind == audit.FaultViewsBehind {
+					got = append(got, f)
+				}
+			}
+			if tt.behind != (len(got) == 1) || r.Views.Behind() != tt.behind {
+				t.Fatalf("views_behind faults %v, Behind() %t; want behind %t", got, r.Views.Behind(), tt.behind)
+			}
+			if tt.behind && (got[0].Seq != mid || got[0].Related != end) {
+				t.Errorf("fault %v: want seq %d of %d", got[0], mid, end)
+			}
+		})
+	}
+}
+
+func withHead(l audit.LiveViews, head uint64) audit.LiveViews {
+	l.Head = head
+	return l
 }

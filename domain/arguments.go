@@ -208,6 +208,21 @@ type StudyArguments struct {
 	AddonID      string `json:"addonId,omitempty"`
 	AddonVersion string `json:"addonVersion,omitempty"`
 	InstallError string `json:"installError,omitempty"`
+	// Outcomes a later client adds (Firefox 65 and later): why a preference study or a
+	// rollout failed to enroll (enrollFailed's reason, and the preference it names),
+	// why a branched add-on study's update failed (updateFailed's reason).
+	EnrollError           string `json:"enrollError,omitempty"`
+	EnrollErrorPreference string `json:"enrollErrorPreference,omitempty"`
+	UpdateError           string `json:"updateError,omitempty"`
+	// A preference rollout's preferences; a rollback's rollout.
+	RolloutPreferences []RolloutPreference `json:"preferences,omitempty"`
+	RolloutSlug        string              `json:"rolloutSlug,omitempty"`
+}
+
+// RolloutPreference is one preference a preference rollout sets on the default branch.
+type RolloutPreference struct {
+	PreferenceName string          `json:"preferenceName"`
+	Value          json.RawMessage `json:"value"`
 }
 
 // Branch is one branch of a study recipe. Value is a preference-experiment branch's
@@ -217,6 +232,14 @@ type Branch struct {
 	Ratio       uint64                      `json:"ratio"`
 	Value       json.RawMessage             `json:"value,omitempty"`
 	Preferences map[string]BranchPreference `json:"preferences,omitempty"`
+	// ExtensionAPIID is a branched-addon-study branch's add-on; null (or absent) for a
+	// branch without one, e.g. its control.
+	ExtensionAPIID json.RawMessage `json:"extensionApiId,omitempty"`
+}
+
+// HasAddon reports whether a branched-addon-study branch installs an add-on.
+func (b Branch) HasAddon() bool {
+	return len(b.ExtensionAPIID) > 0 && string(b.ExtensionAPIID) != "null"
 }
 
 // BranchPreference is one preference of a multi-preference-experiment branch.

@@ -20,11 +20,14 @@ const (
 	CommandAddonUninstalled CommandType = "addon_uninstalled" // a study add-on was uninstalled (or found missing)
 	CommandPrefChanged      CommandType = "pref_changed"      // the user changed a study preference
 	CommandUnenroll         CommandType = "unenroll"          // an operator ends one enrollment
+	// CommandRolloutGraduated: at startup a preference rollout's values were found to be
+	// Firefox's defaults, or its slug in Firefox's graduation set (later Firefox only).
+	CommandRolloutGraduated CommandType = "rollout_graduated"
 )
 
 // CommandTypes lists every command type.
 var CommandTypes = []CommandType{CommandRecipeRun, CommandOptOut, CommandStudyRemoved,
-	CommandAddonUninstalled, CommandPrefChanged, CommandUnenroll}
+	CommandAddonUninstalled, CommandPrefChanged, CommandUnenroll, CommandRolloutGraduated}
 
 // ParseCommandType accepts a known command type.
 func ParseCommandType(v string) (CommandType, error) {
@@ -63,6 +66,10 @@ type Command struct {
 	CommandID string      `msgpack:"command_id" json:"command_id"`
 	ClientID  ClientID    `msgpack:"client_id" json:"client_id"`
 	At        time.Time   `msgpack:"at" json:"at"`
+	// FirefoxVersion is the version of the Firefox that sent the command ("62.0.3"); the
+	// command is decided by that version's rules (domain.Rules). Empty: the seed's
+	// 2018 rules.
+	FirefoxVersion string `msgpack:"firefox_version,omitempty" json:"firefox_version,omitempty"`
 
 	// recipe_run
 	RunnerStatus UptakeStatus   `msgpack:"runner_status,omitempty" json:"runner_status,omitempty"`
@@ -72,9 +79,9 @@ type Command struct {
 	// opt_out: the new value of app.shield.optoutstudies.enabled (false = opted out).
 	StudiesEnabled bool `msgpack:"studies_enabled,omitempty" json:"studies_enabled,omitempty"`
 
-	// study_removed, unenroll
+	// study_removed, unenroll, rollout_graduated
 	Study *StudyRef `msgpack:"study,omitempty" json:"study,omitempty"`
-	// unenroll: the reason; empty means unknown.
+	// unenroll: the reason; empty means unknown. rollout_graduated: the graduate reason.
 	Reason Reason `msgpack:"reason,omitempty" json:"reason,omitempty"`
 
 	// addon_uninstalled
@@ -109,6 +116,25 @@ var studyActions = map[string]Object{
 	"opt-out-study":               AddonStudy,
 	"addon-study":                 AddonStudy,
 	"branched-addon-study":        AddonStudy,
+}
+
+// Version returns the command's Firefox major version (0 when unversioned or invalid;
+// Validate reports an invalid one).
+func (c Command) Version() FirefoxVersion {
+	v, _ := ParseFirefoxVersion(c.FirefoxVersion)
+	return v
+}
+
+// rolloutActions maps the rollout actions to the object of their events.
+var rolloutActions = map[string]Object{
+	"preference-rollout":  PreferenceRollout,
+	"preference-rollback": PreferenceRollback,
+}
+
+// RolloutObjectForAction returns the object of a rollout action's events, or false.
+func RolloutObjectForAction(action string) (Object, bool) {
+	o, ok := rolloutActions[action]
+	return o, ok
 }
 
 // StudyObjectForAction returns the study kind an action manages, or false for an

@@ -22,10 +22,24 @@ const (
 	EventUnenrolled EventType = "unenrolled"
 	// EventStudiesOptOutChanged records the studies opt-out pref; it has no telemetry.
 	EventStudiesOptOutChanged EventType = "studies_opt_out_changed"
+
+	// Events of later Firefox.
+
+	// EventUnenrollFailed is unenrollFailed: a stop found no active study or rollout.
+	EventUnenrollFailed EventType = "unenroll_failed"
+	// EventExpPrefChanged is expPrefChanged: a study preference was overridden.
+	EventExpPrefChanged EventType = "exp_pref_changed"
+	// EventUpdated is update: a new add-on version, or a changed rollout.
+	EventUpdated EventType = "updated"
+	// EventUpdateFailed is updateFailed.
+	EventUpdateFailed EventType = "update_failed"
+	// EventGraduated is graduate: a rollout's values became Firefox's defaults.
+	EventGraduated EventType = "graduated"
 )
 
 // EventTypes lists every event type.
-var EventTypes = []EventType{EventUptakeReported, EventEnrolled, EventEnrollFailed, EventUnenrolled, EventStudiesOptOutChanged}
+var EventTypes = []EventType{EventUptakeReported, EventEnrolled, EventEnrollFailed, EventUnenrolled, EventStudiesOptOutChanged,
+	EventUnenrollFailed, EventExpPrefChanged, EventUpdated, EventUpdateFailed, EventGraduated}
 
 // ParseEventType accepts a known event type.
 func ParseEventType(v string) (EventType, error) { return parseEnum("event type", v, EventTypes) }
@@ -40,6 +54,16 @@ func (t EventType) Method() Method {
 		return MethodEnrollFailed
 	case EventUnenrolled:
 		return MethodUnenroll
+	case EventUnenrollFailed:
+		return MethodUnenrollFailed
+	case EventExpPrefChanged:
+		return MethodExpPrefChanged
+	case EventUpdated:
+		return MethodUpdate
+	case EventUpdateFailed:
+		return MethodUpdateFailed
+	case EventGraduated:
+		return MethodGraduate
 	}
 	return ""
 }
@@ -87,6 +111,12 @@ type Event struct {
 	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
 	// enrolled: the study's branches and ratios when the client enrolled, its target split.
 	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
+
+	// FirefoxVersion is the major version of the Firefox whose command decided the
+	// event (0: unversioned); the event's Telemetry shape is that version's.
+	FirefoxVersion FirefoxVersion `msgpack:"firefox_version,omitempty" json:"firefox_version,omitempty"`
+	// OriginalReason is unenrollFailed's: the reason the failed stop would have given.
+	OriginalReason string `msgpack:"original_reason,omitempty" json:"original_reason,omitempty"`
 }
 
 // JSONText is a JSON value kept as its text (canonical where it comes from recipe
@@ -118,8 +148,14 @@ func (t *JSONText) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Study returns the study an enrollment event is about.
-func (e Event) Study() StudyRef { return StudyRef{Object: e.Object, Key: e.Key} }
+// Study returns the study an enrollment event is about: a rollback's events are about
+// the rollout it rolls back.
+func (e Event) Study() StudyRef {
+	if e.Object == PreferenceRollback {
+		return StudyRef{Object: PreferenceRollout, Key: e.Key}
+	}
+	return StudyRef{Object: e.Object, Key: e.Key}
+}
 
 // Validate checks that an event read from the log is well formed for its type.
 func (e Event) Validate() error {
@@ -134,11 +170,12 @@ func (e Event) Validate() error {
 		}
 		_, err = parseEnum(kind+" status", string(e.Status), StatusesFor(kind))
 		return err
-	case EventEnrolled, EventEnrollFailed, EventUnenrolled:
+	case EventEnrolled, EventEnrollFailed, EventUnenrolled, EventUnenrollFailed, EventExpPrefChanged,
+		EventUpdated, EventUpdateFailed, EventGraduated:
 		if err := e.Study().Validate(); err != nil {
 			return err
 		}
-		if e.Type == EventUnenrolled {
+		if e.Type == EventUnenrolled || (e.Type == EventGraduated && e.Reason != "") {
 			_, err := ParseReason(e.Object, e.Reason)
 			return err
 		}
@@ -146,14 +183,18 @@ func (e Event) Validate() error {
 	return nil
 }
 
-// Telemetry returns e as Firefox would have sent it, with exactly the seed's extras for
-// its method and object (and the branch of a branched add-on study), values truncated to 80 bytes as Firefox truncates them. It
-// returns false for events that are not enrollment events.
+// Telemetry returns e as the Firefox that sent it would have: the seed's extras for
+// an unversioned event (and the branch of a branched add-on study), and for a
+// versioned one the extras its version sent (the rules in Rules: branch on a
+// preference study's unenroll, changedPref, originalReason, enrollmentId, …). Values
+// are truncated to 80 bytes as Firefox truncates them. It returns false for events
+// that are not enrollment events.
 func (e Event) Telemetry(client ClientID, at time.Time) (TelemetryEvent, bool) {
 	method := e.Type.Method()
 	if method == "" {
 		return TelemetryEvent{}, false
 	}
+	v := e.FirefoxVersion
 	extra := map[string]string{}
 	switch {
 	case method == MethodEnroll && e.Object == PreferenceStudy:
@@ -164,22 +205,55 @@ func (e Event) Telemetry(client ClientID, at time.Time) (TelemetryEvent, bool) {
 		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
 	case method == MethodEnrollFailed:
 		extra[ExtraReason] = e.Reason
+		if e.Object == PreferenceStudy && e.Reason == "invalid-branch" && e.PreferenceBranchType != "" {
+			extra[ExtraPrefBranch] = e.PreferenceBranchType
+		}
+		if e.Object == PreferenceRollout && e.Preference != "" {
+			extra[ExtraPreference] = e.Preference
+		}
 	case method == MethodUnenroll && e.Object == PreferenceStudy:
 		extra[ExtraDidResetValue] = DidResetValue(e.ResetValue)
 		extra[ExtraReason] = e.Reason
+		if v.Has(RuleUnenrollBranchExtra) && v != 0 {
+			extra[ExtraBranch] = e.Branch
+		}
+		if v.Has(RuleChangedPrefExtra) && v != 0 && (e.Reason == string(ReasonUserPreferenceChanged) ||
+			e.Reason == string(ReasonUserPreferenceChangedSideload)) {
+			extra[ExtraChangedPref] = e.Preference
+		}
 	case method == MethodUnenroll && e.Object == AddonStudy:
 		extra[ExtraAddonID] = orMarker(e.AddonID)
 		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
 		extra[ExtraReason] = e.Reason
+	case method == MethodUnenroll, method == MethodUnenrollFailed, method == MethodUpdateFailed:
+		extra[ExtraReason] = e.Reason
+		if method == MethodUnenrollFailed && e.OriginalReason != "" && v.Has(RuleOriginalReason) {
+			extra[ExtraOriginalReason] = e.OriginalReason
+		}
+	case method == MethodExpPrefChanged:
+		extra[ExtraPreferenceName] = e.Preference
+		extra[ExtraReason] = e.Reason
+	case method == MethodUpdate && e.Object == AddonStudy:
+		extra[ExtraAddonID] = orMarker(e.AddonID)
+		extra[ExtraAddonVersion] = orMarker(e.AddonVersion)
+	case method == MethodUpdate && e.Object == PreferenceRollout:
+		extra[ExtraPreviousState] = e.From.Wire()
+	case method == MethodGraduate:
+		if v.Has(RuleGraduateReason) && e.Reason != "" {
+			extra[ExtraReason] = e.Reason
+		}
 	}
 	if e.Object == AddonStudy && e.Branch != "" && method != MethodEnrollFailed {
 		// A branched add-on study (branched-addon-study) sends its branch, as Firefox's
-		// BranchedAddonStudyAction did on enroll and unenroll; the 2018 opt-out-study
-		// had no branches, so its events have no branch extra.
+		// BranchedAddonStudyAction did on enroll, update and unenroll; the 2018
+		// opt-out-study had no branches, so its events have no branch extra.
 		extra[ExtraBranch] = e.Branch
 	}
-	for k, v := range extra {
-		extra[k] = Truncate(v, MaxTelemetryString)
+	if v.Has(RuleEnrollmentIDExtra) && v != 0 && e.EnrollmentID != "" && method != MethodEnrollFailed && method != MethodExpPrefChanged {
+		extra[ExtraEnrollmentID] = e.EnrollmentID
+	}
+	for k, val := range extra {
+		extra[k] = Truncate(val, MaxTelemetryString)
 	}
 	return TelemetryEvent{
 		ClientID:  client,
@@ -208,7 +282,7 @@ func (e Event) String() string {
 	case EventStudiesOptOutChanged:
 		return fmt.Sprintf("%s studies_enabled=%t", e.Type, e.StudiesEnabled)
 	}
-	s := fmt.Sprintf("%s %s %s→%s", e.Type, e.Study(), e.From, e.To)
+	s := fmt.Sprintf("%s %s/%s %s→%s", e.Type, e.Object, e.Key, e.From, e.To)
 	if e.Reason != "" {
 		s += " reason=" + e.Reason
 	}

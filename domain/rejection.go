@@ -16,6 +16,9 @@ var (
 	// ErrCommandIDReused: the client already applied a command with this id and a
 	// different body. A new command needs a new id.
 	ErrCommandIDReused = errors.New("domain: command id reused with a different body")
+	// ErrParked: applying the command failed the same way too many times in a row; it
+	// was set aside with its payload so that the commands behind it go on.
+	ErrParked = errors.New("domain: parked after failing repeatedly")
 )
 
 // Errors of a command refused before it is decided: its bytes, size or route.
@@ -28,6 +31,8 @@ var (
 	ErrOversize = errors.New("domain: command too large")
 	// ErrSubjectMismatch: the command arrived on another client's subject.
 	ErrSubjectMismatch = errors.New("domain: subject mismatch")
+	// ErrReplyTo: the command asked for its outcome on a subject that is not an inbox.
+	ErrReplyTo = errors.New("domain: reply subject refused")
 )
 
 // RejectionCode classifies why a command was refused; it is recorded with the rejection
@@ -46,11 +51,16 @@ const (
 	RejectUnsupported     RejectionCode = "unsupported" // e.g. an unknown content type or schema
 	RejectTooLarge        RejectionCode = "too_large"   // its commit would exceed what the log accepts
 	RejectIDReused        RejectionCode = "id_reused"   // the command id was applied with another body
+	RejectReplyTo         RejectionCode = "reply_to"    // header Studyd-Reply-To names a subject that is not an inbox
+	// RejectParked: applying the command failed the same way too many times in a row
+	// (e.g. its client's last commit cannot be read); its payload is kept in the
+	// parked-commands stream until an operator re-drives it, and its partition moves on.
+	RejectParked RejectionCode = "parked"
 )
 
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
-	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused}
+	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo, RejectParked}
 
 // ClassifyRejection returns the code for an error refusing a command (before deciding:
 // bytes, size, route; or from validation or deciding), and RejectInvalid for anything
@@ -65,6 +75,8 @@ func ClassifyRejection(err error) RejectionCode {
 		return RejectOversize
 	case errors.Is(err, ErrSubjectMismatch):
 		return RejectSubjectMismatch
+	case errors.Is(err, ErrReplyTo):
+		return RejectReplyTo
 	case errors.Is(err, ErrUnknownCommandType):
 		return RejectUnknownType
 	case errors.Is(err, ErrIllegalTransition):
@@ -75,6 +87,8 @@ func ClassifyRejection(err error) RejectionCode {
 		return RejectTooLarge
 	case errors.Is(err, ErrCommandIDReused):
 		return RejectIDReused
+	case errors.Is(err, ErrParked):
+		return RejectParked
 	}
 	return RejectInvalid
 }
@@ -83,7 +97,7 @@ func ClassifyRejection(err error) RejectionCode {
 // from a failure to apply it.
 func IsRejection(err error) bool {
 	for _, refused := range []error{ErrMalformed, ErrUnsupportedContent, ErrOversize, ErrSubjectMismatch,
-		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused} {
+		ErrInvalid, ErrUnknownCommandType, ErrIllegalTransition, ErrStaleRun, ErrTooLarge, ErrCommandIDReused, ErrReplyTo} {
 		if errors.Is(err, refused) {
 			return true
 		}

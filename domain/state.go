@@ -19,11 +19,32 @@ const (
 	StateEnrollFailed State = "enroll_failed"
 )
 
-// States lists every state.
-var States = []State{StateNone, StateEnrolled, StateUnenrolled, StateEnrollFailed}
+// Rollout states (a preference rollout's own machine): active until rolled back or
+// graduated; an update re-activates either.
+const (
+	StateActive     State = "active"
+	StateRolledBack State = "rolled_back"
+	StateGraduated  State = "graduated"
+)
+
+// States lists every state of a study enrollment; RolloutStates those of a rollout.
+var (
+	States        = []State{StateNone, StateEnrolled, StateUnenrolled, StateEnrollFailed}
+	RolloutStates = []State{StateNone, StateActive, StateRolledBack, StateGraduated}
+)
+
+// Wire is the state as Firefox names it in telemetry (previousState): rolled-back.
+func (s State) Wire() string {
+	if s == StateRolledBack {
+		return "rolled-back"
+	}
+	return string(s)
+}
 
 // ParseState accepts a known state.
-func ParseState(v string) (State, error) { return parseEnum("state", v, States) }
+func ParseState(v string) (State, error) {
+	return parseEnum("state", v, []State{StateNone, StateEnrolled, StateUnenrolled, StateEnrollFailed, StateActive, StateRolledBack, StateGraduated})
+}
 
 // Enrollment is a client's record of one study: what Firefox keeps in its
 // shield-preference-experiments.json or its addon-studies store, plus how it ended.
@@ -51,6 +72,19 @@ type Enrollment struct {
 	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
 	// Ratios are the study's branches and ratios when the client enrolled.
 	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
+	// TemporaryErrorDeadline is when a study whose recipe keeps failing temporarily
+	// ends (Firefox 65 and later); zero when its recipe last matched.
+	TemporaryErrorDeadline time.Time `msgpack:"temporary_error_deadline,omitempty" json:"temporary_error_deadline,omitzero"`
+	// Preferences are every preference a multi-preference-experiment branch sets
+	// (Preference is the first); Overridden those the user changed while the study
+	// stayed enrolled (current Firefox's expPrefChanged).
+	Preferences []string `msgpack:"preferences,omitempty" json:"preferences,omitempty"`
+	Overridden  []string `msgpack:"overridden,omitempty" json:"overridden,omitempty"`
+}
+
+// Uses reports whether the enrollment sets preference p.
+func (e Enrollment) Uses(p string) bool {
+	return e.Preference == p || slices.Contains(e.Preferences, p)
 }
 
 // Study returns the enrollment's study reference.

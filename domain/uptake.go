@@ -36,12 +36,60 @@ const (
 	RecipeSuccess        UptakeStatus = "RECIPE_SUCCESS"
 )
 
-// RunnerStatuses, ActionStatuses and RecipeStatuses are the seed's sets, in its order.
-var (
-	RunnerStatuses = []UptakeStatus{RunnerInvalidSignature, RunnerNetworkError, RunnerServerError, RunnerSuccess}
-	ActionStatuses = []UptakeStatus{ActionNetworkError, ActionPreExecutionError, ActionPostExecutionError, ActionServerError, ActionSuccess}
-	RecipeStatuses = []UptakeStatus{RecipeActionDisabled, RecipeExecutionError, RecipeInvalidAction, RecipeSuccess}
+// Recipe statuses of later Firefox (not in the seed): the outcome of a recipe's
+// suitability check. A command that does not name its Firefox version may carry them:
+// only a later client can have sent them, so they are recorded and tallied as reported.
+const (
+	RecipeDidntMatchFilter         UptakeStatus = "RECIPE_DIDNT_MATCH_FILTER"
+	RecipeFilterBroken             UptakeStatus = "RECIPE_FILTER_BROKEN"
+	RecipeIncompatibleCapabilities UptakeStatus = "RECIPE_INCOMPATIBLE_CAPABILITIES"
+	RecipeInvalidSignature         UptakeStatus = "RECIPE_INVALID_SIGNATURE"
 )
+
+// RunnerStatuses, ActionStatuses and RecipeStatuses are the seed's sets, in its order;
+// LaterRecipeStatuses are those later Firefox added.
+var (
+	RunnerStatuses      = []UptakeStatus{RunnerInvalidSignature, RunnerNetworkError, RunnerServerError, RunnerSuccess}
+	ActionStatuses      = []UptakeStatus{ActionNetworkError, ActionPreExecutionError, ActionPostExecutionError, ActionServerError, ActionSuccess}
+	RecipeStatuses      = []UptakeStatus{RecipeActionDisabled, RecipeExecutionError, RecipeInvalidAction, RecipeSuccess}
+	LaterRecipeStatuses = []UptakeStatus{RecipeDidntMatchFilter, RecipeFilterBroken, RecipeIncompatibleCapabilities, RecipeInvalidSignature}
+	allRecipeStatuses   = append(append([]UptakeStatus(nil), RecipeStatuses...), LaterRecipeStatuses...)
+)
+
+// statusRules ties the statuses that not every Firefox sent to the rule that had them.
+var statusRules = map[UptakeStatus]RuleID{
+	RunnerNetworkError: RuleSeedOnlyStatuses, RunnerInvalidSignature: RuleSeedOnlyStatuses,
+	ActionNetworkError: RuleSeedOnlyStatuses, ActionServerError: RuleSeedOnlyStatuses, RecipeInvalidAction: RuleSeedOnlyStatuses,
+	RecipeDidntMatchFilter: RuleFilterStatuses, RecipeFilterBroken: RuleFilterStatuses,
+	RecipeIncompatibleCapabilities: RuleSuitabilityStatuses, RecipeInvalidSignature: RuleSuitabilityStatuses,
+	ActionPreExecutionError: RuleExecutionUptake, ActionPostExecutionError: RuleExecutionUptake, ActionSuccess: RuleExecutionUptake,
+	RecipeSuccess: RuleExecutionUptake, RecipeExecutionError: RuleExecutionUptake, RecipeActionDisabled: RuleExecutionUptake,
+}
+
+// Matched reports whether a recipe's status says its filter matched and its action ran
+// it: RECIPE_SUCCESS or RECIPE_EXECUTION_ERROR, or no status at all (current Firefox
+// reports nothing for a matching recipe).
+func (s UptakeStatus) Matched() bool {
+	return s == RecipeSuccess || s == RecipeExecutionError || s == ""
+}
+
+// StatusRule returns the rule under which Firefox sent s, or false for a status every
+// version sent.
+func (s UptakeStatus) StatusRule() (RuleID, bool) {
+	r, ok := statusRules[s]
+	return r, ok
+}
+
+// SentBy checks that Firefox v could have sent status s. An unversioned command may
+// carry any known status (a later one is tallied as reported); a versioned one only
+// its version's.
+func (s UptakeStatus) SentBy(v FirefoxVersion) error {
+	r, ok := statusRules[s]
+	if !ok || v == 0 || v.Has(r) {
+		return nil
+	}
+	return fmt.Errorf("%w: status %s was not sent by Firefox %s (rule %s: Firefox %s)", ErrInvalid, s, v, r, RuleFor(r).Versions())
+}
 
 // uptakeLabels maps each status to the UptakeTelemetry label Firefox sent for it.
 var uptakeLabels = map[UptakeStatus]string{
@@ -51,6 +99,8 @@ var uptakeLabels = map[UptakeStatus]string{
 	ActionPostExecutionError: "custom_2_error", ActionServerError: "server_error", ActionSuccess: "success",
 	RecipeActionDisabled: "custom_1_error", RecipeExecutionError: "apply_error",
 	RecipeInvalidAction: "download_error", RecipeSuccess: "success",
+	RecipeDidntMatchFilter: "backoff", RecipeFilterBroken: "content_error",
+	RecipeIncompatibleCapabilities: "backoff", RecipeInvalidSignature: "sign_error",
 }
 
 // Label is the UptakeTelemetry label Firefox reported for s (e.g. "custom_1_error").
@@ -68,9 +118,9 @@ func ParseActionStatus(v string) (UptakeStatus, error) {
 	return parseEnum("action status", v, ActionStatuses)
 }
 
-// ParseRecipeStatus accepts only a RECIPE_* status.
+// ParseRecipeStatus accepts only a RECIPE_* status, of the seed or of later Firefox.
 func ParseRecipeStatus(v string) (UptakeStatus, error) {
-	return parseEnum("recipe status", v, RecipeStatuses)
+	return parseEnum("recipe status", v, allRecipeStatuses)
 }
 
 // Uptake source keys (the seed's "key" of each status report).
@@ -111,7 +161,7 @@ func StatusesFor(kind string) []UptakeStatus {
 	case "action":
 		return ActionStatuses
 	case "recipe":
-		return RecipeStatuses
+		return allRecipeStatuses
 	}
 	return nil
 }

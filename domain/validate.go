@@ -26,6 +26,9 @@ func (c Command) Validate() error {
 		add(fmt.Errorf("%w: command_id is %d bytes long (at most %d)", ErrInvalid, len(c.CommandID), MaxCommandIDLen))
 	}
 	add(c.ClientID.Validate())
+	if _, err := ParseFirefoxVersion(c.FirefoxVersion); err != nil {
+		add(err)
+	}
 	if c.At.IsZero() {
 		add(fmt.Errorf("%w: at is missing (the time the client observed the command, RFC 3339)", ErrInvalid))
 	} else if c.At.After(LatestRepresentable) || c.At.Year() < 1 {
@@ -50,8 +53,8 @@ func (c Command) validateTypeFields() error {
 	unexpected(!is(CommandRecipeRun) && len(c.Actions) > 0, "actions")
 	unexpected(!is(CommandRecipeRun) && len(c.Recipes) > 0, "recipes")
 	unexpected(!is(CommandOptOut) && c.StudiesEnabled, "studies_enabled")
-	unexpected(!is(CommandStudyRemoved, CommandUnenroll) && c.Study != nil, "study")
-	unexpected(!is(CommandUnenroll) && c.Reason != "", "reason")
+	unexpected(!is(CommandStudyRemoved, CommandUnenroll, CommandRolloutGraduated) && c.Study != nil, "study")
+	unexpected(!is(CommandUnenroll, CommandRolloutGraduated) && c.Reason != "", "reason")
 	unexpected(!is(CommandAddonUninstalled) && c.AddonID != "", "addon_id")
 	unexpected(!is(CommandPrefChanged) && c.Preference != "", "preference")
 	unexpected(!is(CommandAddonUninstalled, CommandPrefChanged) && c.Sideload, "sideload")
@@ -65,9 +68,33 @@ func (c Command) validateTypeFields() error {
 			break
 		}
 		errs = append(errs, c.Study.Validate())
-		if c.Type == CommandUnenroll && c.Reason != "" && c.Study.Validate() == nil {
+		if c.Study.Validate() != nil {
+			break
+		}
+		if c.Study.Object == PreferenceRollout {
+			errs = append(errs, fmt.Errorf("%w: study.object %s: a rollout ends by a preference-rollback recipe, not by %s", ErrInvalid, PreferenceRollout, c.Type))
+			break
+		}
+		if c.Type == CommandUnenroll && c.Reason != "" {
 			_, err := ParseReason(c.Study.Object, string(c.Reason))
 			errs = append(errs, err)
+			if err == nil {
+				errs = append(errs, ReasonSentBy(c.Study.Object, c.Reason, c.Version()))
+			}
+		}
+	case CommandRolloutGraduated:
+		if c.Study == nil || c.Study.Object != PreferenceRollout {
+			errs = append(errs, fmt.Errorf("%w: study is missing or not a %s (an object and the rollout's slug)", ErrInvalid, PreferenceRollout))
+			break
+		}
+		errs = append(errs, c.Study.Validate())
+		if c.Reason != "" {
+			_, err := ParseReason(PreferenceRollout, string(c.Reason))
+			errs = append(errs, err)
+		}
+		if v := c.Version(); v != 0 && !v.Has(RulePreferenceRollouts) {
+			errs = append(errs, fmt.Errorf("%w: Firefox %s had no preference rollouts (rule %s: Firefox %s)", ErrInvalid, v,
+				RulePreferenceRollouts, RuleFor(RulePreferenceRollouts).Versions()))
 		}
 	case CommandAddonUninstalled:
 		errs = append(errs, validateText("addon_id", c.AddonID, true))
@@ -85,6 +112,10 @@ func (c Command) validateRun() error {
 	}
 	if _, err := ParseRunnerStatus(string(c.RunnerStatus)); err != nil {
 		return err
+	}
+	v := c.Version()
+	if err := c.RunnerStatus.SentBy(v); err != nil {
+		return fmt.Errorf("runner_status: %w", err)
 	}
 	if len(c.Actions) > MaxActionsPerRun {
 		return fmt.Errorf("%w: %d actions in one run (at most %d)", ErrInvalid, len(c.Actions), MaxActionsPerRun)
@@ -107,6 +138,8 @@ func (c Command) validateRun() error {
 		seenActions[a.Name] = true
 		if _, err := ParseActionStatus(string(a.Status)); err != nil {
 			errs = append(errs, fmt.Errorf("actions[%d]: %w", i, err))
+		} else if err := a.Status.SentBy(v); err != nil {
+			errs = append(errs, fmt.Errorf("actions[%d]: %w", i, err))
 		}
 	}
 	seenRecipes := map[RecipeID]bool{}
@@ -115,7 +148,9 @@ func (c Command) validateRun() error {
 			errs = append(errs, fmt.Errorf("%w: recipes[%d]: recipe %d is reported twice", ErrInvalid, i, r.ID))
 		}
 		seenRecipes[r.ID] = true
-		if err := r.validate(); err != nil {
+		if err := r.validate(v); err != nil {
+			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
+		} else if err := r.Status.SentBy(v); r.Status != "" && err != nil {
 			errs = append(errs, fmt.Errorf("recipes[%d]: %w", i, err))
 		}
 	}
@@ -126,11 +161,19 @@ func (c Command) validateRun() error {
 // arguments are within bounds. The arguments' content is the recipe's data: it is
 // checked per recipe when the recipe is decided (StudyArguments), and a problem there
 // skips that recipe, never the run.
-func (r RecipeReport) validate() error {
+//
+// A recipe without a status is one that matched, reported by current Firefox (which
+// sends no uptake for it); an earlier or unversioned client must give its status.
+func (r RecipeReport) validate(v FirefoxVersion) error {
 	if err := ValidateToken("action", r.Action); err != nil {
 		return err
 	}
-	if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
+	if r.Status == "" && v != 0 && !v.Has(RuleExecutionUptake) {
+		// matched, no uptake
+	} else if r.Status == "" {
+		return fmt.Errorf("%w: status is missing (Firefox %s reported one for every recipe; only Firefox %d and later report a matching recipe without one)",
+			ErrInvalid, v, EraCurrent)
+	} else if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
 		return err
 	}
 	if len(r.Arguments) > MaxArgumentsLen {
@@ -152,7 +195,11 @@ var (
 // multi-preference-experiment) with its type and branch type, and an add-on study's
 // install outcome. Other fields are not read. An error means the recipe is unusable:
 // Firefox would have thrown or skipped it, so studyd skips it alone.
-func (r RecipeReport) StudyArguments() (StudyArguments, error) {
+func (r RecipeReport) StudyArguments() (StudyArguments, error) { return r.StudyArgumentsFor(0) }
+
+// StudyArgumentsFor is StudyArguments by the rules of Firefox v: from the
+// multi-preference-experiment rule on, a branch may set several preferences.
+func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error) {
 	obj, isStudy := StudyObjectForAction(r.Action)
 	if !isStudy {
 		return StudyArguments{}, fmt.Errorf("%w: action %s runs no study", ErrInvalid, r.Action)
@@ -188,6 +235,9 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 	}
 	switch obj {
 	case PreferenceStudy:
+		if a.EnrollError != "" && !slices.Contains(PrefEnrollFailedReasons, a.EnrollError) {
+			errs = append(errs, fmt.Errorf("%w: arguments.enrollError %q (allowed: %v)", ErrInvalid, a.EnrollError, PrefEnrollFailedReasons))
+		}
 		if len(a.Branches) == 0 {
 			errs = append(errs, fmt.Errorf("%w: arguments.branches is empty (a preference study needs at least one branch)", ErrInvalid))
 		}
@@ -197,7 +247,7 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 			break
 		}
 		for j, b := range a.Branches {
-			if len(b.Preferences) != 1 {
+			if len(b.Preferences) != 1 && !(v.Has(RuleMultiPreference) && len(b.Preferences) > 1) {
 				errs = append(errs, fmt.Errorf("%w: arguments.preferenceName is missing and arguments.branches[%d] sets %d preferences "+
 					"(studyd keeps one preference per preference study)", ErrInvalid, j, len(b.Preferences)))
 				continue
@@ -208,6 +258,7 @@ func (r RecipeReport) StudyArguments() (StudyArguments, error) {
 			}
 		}
 	case AddonStudy:
+		errs = append(errs, validateText("arguments.updateError", a.UpdateError, false))
 		errs = append(errs, validateText("arguments.addonId", a.AddonID, false),
 			validateText("arguments.addonVersion", a.AddonVersion, false),
 			validateText("arguments.installError", a.InstallError, false))
@@ -246,6 +297,41 @@ func (a StudyArguments) BranchPreference(slug string) (name, prefType, branchTyp
 		}
 	}
 	return "", "", "", nil
+}
+
+// BranchPreferences returns the preferences branch slug sets, sorted: one for a
+// preference-experiment, one or more for a multi-preference-experiment branch.
+func (a StudyArguments) BranchPreferences(slug string) []string {
+	for _, b := range a.Branches {
+		if b.Slug != slug {
+			continue
+		}
+		if a.PreferenceName != "" {
+			return []string{a.PreferenceName}
+		}
+		out := make([]string, 0, len(b.Preferences))
+		for n := range b.Preferences {
+			out = append(out, n)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return nil
+}
+
+// BranchPreferencesJSON is a multi-preference-experiment branch's preferences object
+// as canonical JSON (what Firefox kept of the branch).
+func (a StudyArguments) BranchPreferencesJSON(slug string) JSONText {
+	for _, b := range a.Branches {
+		if b.Slug == slug {
+			c, err := NewRecipeArguments(b.Preferences)
+			if err != nil {
+				return ""
+			}
+			return JSONText(c)
+		}
+	}
+	return ""
 }
 
 // Preferences returns every preference any branch of a preference study sets: the

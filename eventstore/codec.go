@@ -122,7 +122,10 @@ func (c Commit) Canonical() Commit {
 		c.Events[i].Ratios = slices.Clone(c.Events[i].Ratios)
 	}
 	for i := range c.State.Enrollments {
-		c.State.Enrollments[i].Ratios = slices.Clone(c.State.Enrollments[i].Ratios)
+		en := &c.State.Enrollments[i]
+		en.Ratios = slices.Clone(en.Ratios)
+		en.Preferences = slices.Clone(en.Preferences)
+		en.Overridden = slices.Clone(en.Overridden)
 	}
 	normalizeCommit(&c)
 	return c
@@ -312,6 +315,8 @@ func normalizeCommit(c *Commit) {
 		e := &c.State.Enrollments[i]
 		e.EnrolledAt, e.LastSeen, e.EndedAt = utc(e.EnrolledAt), utc(e.LastSeen), utc(e.EndedAt)
 		e.Ratios = nilIfEmpty(e.Ratios)
+		e.TemporaryErrorDeadline = utc(e.TemporaryErrorDeadline)
+		e.Preferences, e.Overridden = nilIfEmpty(e.Preferences), nilIfEmpty(e.Overridden)
 	}
 	for i := range c.Events {
 		c.Events[i].Ratios = nilIfEmpty(c.Events[i].Ratios)

@@ -108,6 +108,58 @@ func withRecipeFields() eventstore.Commit {
 	return c
 }
 
+// withVersionFields is withRecipeFields with the events and fields of later Firefox
+// (issue 18): each later event type, the deciding Firefox version, originalReason, a
+// rollout, and an enrollment's temporary-error deadline, preferences and overrides.
+func withVersionFields() eventstore.Commit {
+	c := withRecipeFields()
+	t0 := c.At
+	pref := c.State.Enrollments[3]
+	for i := range c.Events {
+		c.Events[i].FirefoxVersion = 80
+	}
+	c.Events = append(c.Events,
+		domain.Event{Type: domain.EventUnenrollFailed, Object: domain.PreferenceStudy, Key: "old-pref", Slug: "old-pref",
+			From: domain.StateUnenrolled, To: domain.StateUnenrolled, Reason: "already-unenrolled",
+			OriginalReason: string(domain.ReasonIndividualOptOut), FirefoxVersion: 80},
+		domain.Event{Type: domain.EventExpPrefChanged, Object: domain.PreferenceStudy, Key: "pref-flip-1", Slug: "pref-flip-1",
+			From: domain.StateEnrolled, To: domain.StateEnrolled, Preference: "browser.pref-flip", Reason: "observer", FirefoxVersion: 100},
+		domain.Event{Type: domain.EventUpdated, Object: domain.AddonStudy, Key: "456", Slug: "addon-study-1",
+			From: domain.StateEnrolled, To: domain.StateEnrolled, Branch: "treatment", AddonID: "study@example.com", AddonVersion: "1.3.0", FirefoxVersion: 80},
+		domain.Event{Type: domain.EventUpdateFailed, Object: domain.AddonStudy, Key: "456", Slug: "addon-study-1",
+			From: domain.StateEnrolled, To: domain.StateEnrolled, Branch: "treatment", Reason: "no-downgrade", FirefoxVersion: 80},
+		domain.Event{Type: domain.EventGraduated, Object: domain.PreferenceRollout, Key: "rollout-1", Slug: "rollout-1",
+			From: domain.StateActive, To: domain.StateGraduated, Reason: string(domain.ReasonGraduateAllPrefsMatch), FirefoxVersion: 80},
+	)
+	pref.TemporaryErrorDeadline = t0.Add(7 * 24 * time.Hour)
+	pref.Preferences = []string{"browser.pref-flip", "browser.pref-flip-2"}
+	pref.Overridden = []string{"browser.pref-flip-2"}
+	c.State.Enrollments[3] = pref
+	return c
+}
+
+func TestEncodeVersionFieldsGolden(t *testing.T) {
+	c := withVersionFields()
+	got, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatalf("EncodeCommit: %v", err)
+	}
+	want := readGolden(t, "commit_v2_version_fields.golden", got)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("encoding changed (%d bytes, golden %d): a stored commit would no longer hash the same", len(got), len(want))
+	}
+	for name, decode := range map[string]func([]byte) (eventstore.Commit, error){
+		"fast": eventstore.DecodeCommit, "reflective": eventstore.DecodeCommitReflect} {
+		back, err := decode(want)
+		if err != nil {
+			t.Fatalf("%s DecodeCommit(golden): %v", name, err)
+		}
+		if diff := cmp.Diff(c, back); diff != "" {
+			t.Errorf("%s decoder reads the golden differently (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
 func TestEncodeRecipeFieldsGolden(t *testing.T) {
 	c := withRecipeFields()
 	got, err := eventstore.EncodeCommit(c)
@@ -152,12 +204,12 @@ func readGolden(t *testing.T, name string, got []byte) []byte {
 func TestEncodeCommitGolden(t *testing.T) {
 	c := everyEvent()
 	seen := map[domain.EventType]bool{}
-	for _, e := range c.Events {
+	for _, e := range withVersionFields().Events {
 		seen[e.Type] = true
 	}
 	for _, typ := range domain.EventTypes {
 		if !seen[typ] {
-			t.Fatalf("the golden commit lacks event type %s; add one", typ)
+			t.Fatalf("the golden commits lack event type %s; add one", typ)
 		}
 	}
 
@@ -197,7 +249,7 @@ func TestFastEncoderMatchesReflection(t *testing.T) {
 	digest := everyEvent()
 	digest.CommandDigest = "0123456789abcdef0123456789abcdef"
 	for name, c := range map[string]eventstore.Commit{"every event": everyEvent(), "zero": zero, "long": long, "no correlation": noCorr,
-		"digest": digest, "recipe fields": withRecipeFields()} {
+		"digest": digest, "recipe fields": withRecipeFields(), "version fields": withVersionFields()} {
 		t.Run(name, func(t *testing.T) {
 			c.Schema = eventstore.SchemaVersion
 			if c.CommandDigest != "" {

@@ -136,6 +136,10 @@ func (r *reader) event(e *domain.Event) {
 			bit, e.BranchValue = 1<<22, domain.JSONText(r.str())
 		case "ratios":
 			bit, e.Ratios = 1<<23, r.ratios()
+		case "firefox_version":
+			bit, e.FirefoxVersion = 1<<24, domain.FirefoxVersion(r.uint())
+		case "original_reason":
+			bit, e.OriginalReason = 1<<25, r.enum()
 		default:
 			r.bad = true
 		}
@@ -235,6 +239,12 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 			bit, e.BranchValue = 1<<18, domain.JSONText(r.str())
 		case "ratios":
 			bit, e.Ratios = 1<<19, r.ratios()
+		case "temporary_error_deadline":
+			bit, e.TemporaryErrorDeadline = 1<<20, r.time()
+		case "preferences":
+			bit, e.Preferences = 1<<21, r.strings()
+		case "overridden":
+			bit, e.Overridden = 1<<22, r.strings()
 		default:
 			r.bad = true
 		}
@@ -244,6 +254,21 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 		}
 		seen |= bit
 	}
+}
+
+// strings decodes a list of strings; nil and empty both come back nil.
+func (r *reader) strings() []string {
+	n := r.arrayLen()
+	if n <= 0 {
+		return nil
+	}
+	s := make([]string, n)
+	for i := range s {
+		if s[i] = r.str(); r.bad {
+			return nil
+		}
+	}
+	return s
 }
 
 // ratios decodes a study's branches and ratios; nil and empty both come back nil, as

@@ -87,6 +87,12 @@ func appendEvent(b []byte, e *domain.Event) []byte {
 	if len(e.Ratios) > 0 {
 		n++
 	}
+	if e.FirefoxVersion != 0 {
+		n++
+	}
+	if e.OriginalReason != "" {
+		n++
+	}
 	b = appendMapLen(b, n)
 	b = appendStr(appendStr(b, "type"), string(e.Type))
 	for i, v := range vals {
@@ -107,6 +113,21 @@ func appendEvent(b []byte, e *domain.Event) []byte {
 	}
 	if len(e.Ratios) > 0 {
 		b = appendRatios(appendStr(b, "ratios"), e.Ratios)
+	}
+	if e.FirefoxVersion != 0 {
+		b = appendUint(appendStr(b, "firefox_version"), uint64(e.FirefoxVersion))
+	}
+	if e.OriginalReason != "" {
+		b = appendStr(appendStr(b, "original_reason"), e.OriginalReason)
+	}
+	return b
+}
+
+// appendStrings writes a list of strings.
+func appendStrings(b []byte, ss []string) []byte {
+	b = appendArrayLen(b, len(ss))
+	for _, s := range ss {
+		b = appendStr(b, s)
 	}
 	return b
 }
@@ -169,6 +190,15 @@ func appendEnrollment(b []byte, e *domain.Enrollment) []byte {
 	if e.Failures != 0 {
 		n++
 	}
+	if !e.TemporaryErrorDeadline.IsZero() {
+		n++
+	}
+	if len(e.Preferences) > 0 {
+		n++
+	}
+	if len(e.Overridden) > 0 {
+		n++
+	}
 	b = appendMapLen(b, n)
 	b = appendStr(appendStr(b, "object"), string(e.Object))
 	b = appendStr(appendStr(b, "key"), e.Key)
@@ -201,6 +231,15 @@ func appendEnrollment(b []byte, e *domain.Enrollment) []byte {
 	}
 	if len(e.Ratios) > 0 {
 		b = appendRatios(appendStr(b, "ratios"), e.Ratios)
+	}
+	if !e.TemporaryErrorDeadline.IsZero() {
+		b = appendTime(appendStr(b, "temporary_error_deadline"), e.TemporaryErrorDeadline)
+	}
+	if len(e.Preferences) > 0 {
+		b = appendStrings(appendStr(b, "preferences"), e.Preferences)
+	}
+	if len(e.Overridden) > 0 {
+		b = appendStrings(appendStr(b, "overridden"), e.Overridden)
 	}
 	return b
 }

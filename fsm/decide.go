@@ -43,7 +43,7 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 	// The decider owns a copy of the enrollments, so it can update them in place
 	// without touching the caller's state.
 	s.Enrollments = slices.Clone(s.Enrollments)
-	d := &decider{cmd: cmd, state: s,
+	d := &decider{cmd: cmd, state: s, version: cmd.Version(),
 		events: make([]domain.Event, 0, 1+len(cmd.Actions)+2*len(cmd.Recipes)+len(s.Enrollments))}
 	var err error
 	switch cmd.Type {
@@ -59,6 +59,8 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 		err = d.prefChanged(ctx)
 	case domain.CommandUnenroll:
 		err = d.unenroll(ctx)
+	case domain.CommandRolloutGraduated:
+		err = d.rolloutGraduated(ctx)
 	default: // Validate accepts only known types; this guards a type added without a rule.
 		err = fmt.Errorf("%w: no decision rule for command type %q", domain.ErrUnknownCommandType, cmd.Type)
 	}
@@ -73,26 +75,37 @@ func Decide(ctx context.Context, s domain.ClientState, cmd domain.Command) (Deci
 
 // decider accumulates one command's events and the state they lead to.
 type decider struct {
-	cmd    domain.Command
-	state  domain.ClientState
-	events []domain.Event
+	cmd     domain.Command
+	version domain.FirefoxVersion // the command's Firefox: whose rules decide it
+	state   domain.ClientState
+	events  []domain.Event
 }
 
 // emit records an event that is not an enrollment transition.
-func (d *decider) emit(e domain.Event) { d.events = append(d.events, e) }
+func (d *decider) emit(e domain.Event) {
+	e.FirefoxVersion = d.version
+	d.events = append(d.events, e)
+}
 
 // transition fires ev's method on enrollment en, records ev with the From and To the
-// machine gives, and stores en in that state.
+// machine of en's object gives, and stores en in that state. ev.Object, if set, is the
+// object the event is sent as (a rollback's events are about its rollout).
 func (d *decider) transition(ctx context.Context, en domain.Enrollment, ev domain.Event) error {
 	from := d.state.StateOf(en.Study())
-	to, err := fire(ctx, from, ev.Type.Method())
+	to, err := machineFor(en.Object).fire(ctx, from, ev.Type.Method())
 	if err != nil {
 		return fmt.Errorf("%s: %w", en.Study(), err)
 	}
-	ev.Object, ev.Key, ev.From, ev.To = en.Object, en.Key, from, to
+	if ev.Object == "" {
+		ev.Object = en.Object
+	}
+	ev.Key, ev.From, ev.To = en.Key, from, to
+	ev.FirefoxVersion = d.version
 	en.State = to
 	d.events = append(d.events, ev)
-	d.put(en)
+	if to != domain.StateNone { // a rollout that failed to enroll is not stored
+		d.put(en)
+	}
 	return nil
 }
 
@@ -150,15 +163,47 @@ func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 	})
 }
 
-// enrollFailed records a failed start of study en with the client's reason.
-func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason string) error {
+// enrollFailed records a failed start of study en with the client's reason; ev holds
+// the event's other extras (prefBranch, preference), if any.
+func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason string, ev ...domain.Event) error {
 	if prev, ok := d.state.Find(en.Study()); ok {
 		en.Failures = prev.Failures
 	}
 	en.Failures++
 	// The state keeps a bounded reason (what Telemetry keeps); the event has it whole.
 	en.Reason = domain.Truncate(reason, domain.MaxStateReason)
-	return d.transition(ctx, en, domain.Event{Type: domain.EventEnrollFailed, Slug: en.Slug, Reason: reason})
+	e := domain.Event{}
+	if len(ev) > 0 {
+		e = ev[0]
+	}
+	e.Type, e.Slug, e.Reason = domain.EventEnrollFailed, en.Slug, reason
+	return d.transition(ctx, en, e)
+}
+
+// unenrollFailed records a stop of study ref that found no enrolled study: Firefox's
+// does-not-exist or already-unenrolled, with the reason the stop would have given.
+func (d *decider) unenrollFailed(ctx context.Context, ref domain.StudyRef, original domain.Reason) error {
+	en, ok := d.state.Find(ref)
+	reason := "already-unenrolled"
+	if !ok || en.State != domain.StateUnenrolled {
+		reason = "does-not-exist" // Firefox keeps no record of a study that never started
+	}
+	if !ok {
+		en = domain.Enrollment{Object: ref.Object, Key: ref.Key, Slug: ref.Key}
+	}
+	from := en.State
+	if !ok {
+		from = domain.StateNone
+	}
+	// A failed stop changes nothing: the event is recorded, the enrollment is not
+	// touched (a study never started stays without a record).
+	to, err := machineFor(ref.Object).fire(ctx, from, domain.MethodUnenrollFailed)
+	if err != nil {
+		return fmt.Errorf("%s: %w", ref, err)
+	}
+	d.events = append(d.events, domain.Event{Type: domain.EventUnenrollFailed, Object: ref.Object, Key: ref.Key, Slug: en.Slug,
+		EnrollmentID: en.EnrollmentID, From: from, To: to, Reason: reason, OriginalReason: string(original), FirefoxVersion: d.version})
+	return nil
 }
 
 // end unenrolls en with reason. resetValue is the requested didResetValue of a
@@ -167,6 +212,7 @@ func (d *decider) enrollFailed(ctx context.Context, en domain.Enrollment, reason
 func (d *decider) end(ctx context.Context, en domain.Enrollment, reason domain.Reason, resetValue bool) error {
 	en.EndedAt = d.cmd.At
 	en.Reason = string(reason)
+	en.TemporaryErrorDeadline = time.Time{}
 	return d.transition(ctx, en, domain.Event{
 		Type:         domain.EventUnenrolled,
 		Slug:         en.Slug,

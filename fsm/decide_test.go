@@ -243,7 +243,7 @@ func TestDecide(t *testing.T) {
 			cmd:     unenroll(2, A, "101", ""),
 			wantErr: domain.ErrIllegalTransition},
 		{name: "reason not allowed for object is invalid",
-			setup: enrolledPref(), cmd: unenroll(2, P, "pref-a", domain.ReasonGeneralOptOut), wantErr: domain.ErrInvalid},
+			setup: enrolledPref(), cmd: unenroll(2, P, "pref-a", domain.ReasonUninstalled), wantErr: domain.ErrInvalid},
 
 		// common
 		{name: "invalid command", cmd: domain.Command{Type: domain.CommandOptOut, ClientID: client, At: at(1)},

@@ -11,20 +11,45 @@ import (
 	"github.com/studyd/studyd/domain"
 )
 
-// events is the table in looplab's shape, built once; every call builds a fresh
-// machine from it, so no machine outlives the call that fired it.
-var events = func() looplab.Events {
-	var evs looplab.Events
+// machine is one transition table in looplab's shape, built once; every call builds a
+// fresh looplab machine from it, so no machine outlives the call that fired it.
+type machine struct {
+	name   string
+	table  []Transition
+	states []domain.State
+	events looplab.Events
+}
+
+func newMachine(name string, table []Transition, states []domain.State) *machine {
+	m := &machine{name: name, table: table, states: states}
 	for _, t := range table {
-		evs = append(evs, looplab.EventDesc{Name: string(t.Event), Src: []string{string(t.From)}, Dst: string(t.To)})
+		m.events = append(m.events, looplab.EventDesc{Name: string(t.Event), Src: []string{string(t.From)}, Dst: string(t.To)})
 	}
-	return evs
-}()
+	return m
+}
+
+var (
+	enrollmentMachine = newMachine("enrollment", table, domain.States)
+	rolloutMachine    = newMachine("rollout", rolloutTable, domain.RolloutStates)
+)
+
+// machineFor returns the machine of an object's records: rollouts (and their
+// rollbacks) have their own.
+func machineFor(o domain.Object) *machine {
+	if o.IsRollout() {
+		return rolloutMachine
+	}
+	return enrollmentMachine
+}
 
 // fire returns the state reached by firing method m in state from. It returns an error
-// wrapping domain.ErrIllegalTransition if the table has no such edge.
-func fire(ctx context.Context, from domain.State, m domain.Method) (domain.State, error) {
-	machine := looplab.NewFSM(string(from), events, nil)
+// wrapping domain.ErrIllegalTransition if the table has no such edge. A study's
+// unenrollFailed moves nothing: it is legal in every state and returns from.
+func (mc *machine) fire(ctx context.Context, from domain.State, m domain.Method) (domain.State, error) {
+	if mc == enrollmentMachine && m == domain.MethodUnenrollFailed && mc.known(from) {
+		return from, ctx.Err()
+	}
+	machine := looplab.NewFSM(string(from), mc.events, nil)
 	err := machine.Event(ctx, string(m))
 	var same looplab.NoTransitionError
 	switch {
@@ -33,17 +58,26 @@ func fire(ctx context.Context, from domain.State, m domain.Method) (domain.State
 	case errors.As(err, &same) && same.Err == nil:
 		return from, nil // a self-loop (enrollFailed after enrollFailed) is a legal transition
 	case errors.As(err, new(looplab.InvalidEventError)), errors.As(err, new(looplab.UnknownEventError)):
-		return from, fmt.Errorf("%w: %s cannot happen in state %s (allowed: %s)",
-			domain.ErrIllegalTransition, m, from, allowedFrom(from))
+		return from, fmt.Errorf("%w: %s cannot happen in %s state %s (allowed: %s)",
+			domain.ErrIllegalTransition, m, mc.name, from, mc.allowedFrom(from))
 	default:
 		return from, fmt.Errorf("fsm: fire %s from %s: %w", m, from, err)
 	}
 }
 
+func (mc *machine) known(s domain.State) bool {
+	for _, k := range mc.states {
+		if k == s {
+			return true
+		}
+	}
+	return false
+}
+
 // allowedFrom lists the events the table allows in state s, for error messages.
-func allowedFrom(s domain.State) string {
+func (mc *machine) allowedFrom(s domain.State) string {
 	var out []string
-	for _, t := range table {
+	for _, t := range mc.table {
 		if t.From == s {
 			out = append(out, string(t.Event))
 		}
@@ -54,9 +88,10 @@ func allowedFrom(s domain.State) string {
 	return strings.Join(out, ", ")
 }
 
-// CheckTransition reports whether e's From→To is legal for its type under the table,
-// for audits of a recorded log. Enrollment events must name a table edge; other events
-// must carry no states. The error wraps domain.ErrIllegalTransition.
+// CheckTransition reports whether e's From→To is legal for its type under its object's
+// table, for audits of a recorded log. Enrollment events must name a table edge (a
+// study's unenrollFailed: From = To, any state); other events must carry no states. The
+// error wraps domain.ErrIllegalTransition.
 func CheckTransition(e domain.Event) error {
 	m := e.Type.Method()
 	if m == "" {
@@ -66,7 +101,8 @@ func CheckTransition(e domain.Event) error {
 		}
 		return nil
 	}
-	to, err := fire(context.Background(), e.From, m)
+	mc := machineFor(e.Object)
+	to, err := mc.fire(context.Background(), e.From, m)
 	if err != nil {
 		return fmt.Errorf("check %s: %w", e, err)
 	}

@@ -80,6 +80,14 @@ func FuzzCommandJSON(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"type":"recipe_run","recipes":[{"id":-1}]}`))
+	// Later Firefox: a version, later statuses, a rollout and a graduation.
+	f.Add([]byte(`{"type":"recipe_run","command_id":"v1","client_id":"client-1","at":"2020-06-01T00:00:00Z","firefox_version":"80.0.1",` +
+		`"runner_status":"RUNNER_SUCCESS","actions":[{"name":"preference-experiment","status":"ACTION_SUCCESS"}],"recipes":[` +
+		`{"id":1,"action":"preference-experiment","status":"RECIPE_DIDNT_MATCH_FILTER","arguments":{"slug":"pref-a"}},` +
+		`{"id":2,"action":"preference-rollout","status":"RECIPE_SUCCESS","arguments":{"slug":"ro","preferences":[{"preferenceName":"p","value":1}]}}]}`))
+	f.Add([]byte(`{"type":"rollout_graduated","command_id":"v2","client_id":"client-1","at":"2020-06-02T00:00:00Z","firefox_version":"96.0",` +
+		`"study":{"object":"preference_rollout","key":"ro"},"reason":"in-graduation-set"}`))
+	f.Add([]byte(`{"type":"pref_changed","command_id":"v3","client_id":"client-1","at":"2022-06-02T00:00:00Z","firefox_version":"115.0esr","preference":"browser.a"}`))
 	s := fuzzState(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var c domain.Command

@@ -234,3 +234,152 @@ func TestDecideProperties(t *testing.T) {
 		}
 	})
 }
+
+// genVersioned draws a command as genCommand does, sent by Firefox v: statuses its
+// version did not send are replaced by ones it did, later recipes carry the later
+// statuses, rollout recipes and graduations appear, and unenroll reasons are any its
+// version sent.
+func genVersioned(t *rapid.T, n int, h time.Time, v domain.FirefoxVersion) domain.Command {
+	if rapid.IntRange(0, 9).Draw(t, "graduate") == 0 {
+		return domain.Command{Type: domain.CommandRolloutGraduated, CommandID: fmt.Sprintf("c%d", n), ClientID: client, At: h,
+			FirefoxVersion: versionString(v), Study: &domain.StudyRef{Object: domain.PreferenceRollout, Key: rapid.SampledFrom([]string{"ro-a", "ro-b"}).Draw(t, "rollout")},
+			Reason: rapid.SampledFrom([]domain.Reason{"", domain.ReasonGraduateAllPrefsMatch, domain.ReasonGraduateInGraduationSet}).Draw(t, "graduate reason")}
+	}
+	c := genCommand(t, n, h)
+	c.FirefoxVersion = versionString(v)
+	if c.RunnerStatus.SentBy(v) != nil {
+		c.RunnerStatus = domain.RunnerServerError
+	}
+	for i := range c.Actions {
+		if c.Actions[i].Status.SentBy(v) != nil {
+			c.Actions[i].Status = domain.ActionSuccess
+		}
+	}
+	for i := range c.Recipes {
+		r := &c.Recipes[i]
+		if v != 0 && v.Has(domain.RuleFilterStatuses) && rapid.IntRange(0, 3).Draw(t, "later status") == 0 {
+			r.Status = rapid.SampledFrom(domain.LaterRecipeStatuses).Draw(t, "later recipe status")
+		}
+		if r.Status.SentBy(v) != nil {
+			r.Status = domain.RecipeSuccess
+		}
+	}
+	if c.Type == domain.CommandRecipeRun && c.RunnerStatus == domain.RunnerSuccess && rapid.Bool().Draw(t, "rollouts") {
+		for i, slug := range rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"ro-a", "ro-b"}), 1, 2, func(s string) string { return s }).Draw(t, "rollout slugs") {
+			args := domain.StudyArguments{Slug: slug, RolloutPreferences: []domain.RolloutPreference{{
+				PreferenceName: rapid.SampledFrom([]string{"r.x", "r.y"}).Draw(t, "rollout pref"), Value: []byte(rapid.SampledFrom([]string{"1", "2"}).Draw(t, "value"))}}}
+			action := "preference-rollout"
+			if rapid.IntRange(0, 3).Draw(t, "rollback") == 0 {
+				action, args = "preference-rollback", domain.StudyArguments{RolloutSlug: slug}
+			}
+			c.Recipes = append(c.Recipes, domain.RecipeReport{ID: domain.RecipeID(500 + i), Action: action, Status: domain.RecipeSuccess,
+				Arguments: domain.MustRecipeArguments(args)})
+		}
+	}
+	c = currentShape(v, c)
+	if c.Type == domain.CommandUnenroll {
+		var allowed []domain.Reason
+		for _, r := range domain.AllReasons(c.Study.Object) {
+			if domain.ReasonSentBy(c.Study.Object, r, v) == nil {
+				allowed = append(allowed, r)
+			}
+		}
+		c.Reason = ""
+		if rapid.Bool().Draw(t, "with reason") {
+			c.Reason = rapid.SampledFrom(allowed).Draw(t, "reason")
+		}
+	}
+	return c
+}
+
+func versionString(v domain.FirefoxVersion) string {
+	if v == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d.0", v)
+}
+
+// TestDecideVersionedProperties: whatever Firefox versions send, in any order, every
+// decided event is valid and a legal edge of its object's machine, starts from the
+// state its study or rollout was in, an ended study never comes back, and no two
+// enrolled preference studies hold one preference (multi-preference ones included).
+func TestDecideVersionedProperties(t *testing.T) {
+	t.Parallel()
+	versions := []domain.FirefoxVersion{0, 60, 64, 65, 71, 72, 95, 96, 120}
+	rapid.Check(t, func(t *rapid.T) {
+		var s domain.ClientState
+		ended := map[domain.StudyRef]bool{}
+		h := t0
+		for n := range rapid.IntRange(1, 40).Draw(t, "steps") {
+			h = h.Add(time.Duration(rapid.IntRange(-1, 100).Draw(t, "hours")) * time.Hour)
+			v := rapid.SampledFrom(versions).Draw(t, "version")
+			c := genVersioned(t, n, h, v)
+			if err := c.Validate(); err != nil {
+				t.Fatalf("generator made an invalid command for Firefox %s: %v", v, err)
+			}
+			d, err := fsm.Decide(context.Background(), s, c)
+			if err != nil {
+				if !errors.Is(err, domain.ErrIllegalTransition) && !errors.Is(err, domain.ErrStaleRun) {
+					t.Fatalf("step %d %s (Firefox %s): got %v, want only illegal-transition or stale-run errors", n, c.Type, v, err)
+				}
+				continue
+			}
+			running := map[domain.StudyRef]domain.State{}
+			for _, e := range d.Events {
+				if err := e.Validate(); err != nil {
+					t.Fatalf("step %d: invalid event %v: %v", n, e, err)
+				}
+				if err := fsm.CheckTransition(e); err != nil {
+					t.Fatalf("step %d: %v", n, err)
+				}
+				if e.FirefoxVersion != v {
+					t.Fatalf("step %d: event %v records Firefox %s, the command was %s", n, e, e.FirefoxVersion, v)
+				}
+				if e.Type.Method() == "" {
+					continue
+				}
+				from, ok := running[e.Study()]
+				if !ok {
+					from = s.StateOf(e.Study())
+				}
+				if e.From != from {
+					t.Fatalf("step %d: event %v starts from %s, but it was %s", n, e, e.From, from)
+				}
+				if ended[e.Study()] && e.Type != domain.EventUnenrollFailed {
+					t.Fatalf("step %d: event %v for a study that already ended", n, e)
+				}
+				if e.Type == domain.EventUnenrolled && !e.Object.IsRollout() {
+					ended[e.Study()] = true
+				}
+				running[e.Study()] = e.To
+			}
+			for study := range ended {
+				if got := d.State.StateOf(study); got != domain.StateUnenrolled {
+					t.Fatalf("step %d: ended study %s is %s again", n, study, got)
+				}
+			}
+			if err := d.State.Validate(); err != nil {
+				t.Fatalf("step %d: state invalid: %v", n, err)
+			}
+			owner := map[string]string{}
+			for _, en := range d.State.Enrollments {
+				// Rollouts are left out: Firefox checks their conflicts on enrollment only, so
+				// an update may make two active rollouts share a preference.
+				if en.Object != domain.PreferenceStudy || en.State != domain.StateEnrolled {
+					continue
+				}
+				for _, p := range append([]string{en.Preference}, en.Preferences...) {
+					if p == "" {
+						continue
+					}
+					k := string(en.Object) + " " + p
+					if other, ok := owner[k]; ok && other != en.Key {
+						t.Fatalf("step %d: %s %s belongs to %s and %s", n, en.Object, p, other, en.Key)
+					}
+					owner[k] = en.Key
+				}
+			}
+			s = d.State
+		}
+	})
+}

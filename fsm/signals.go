@@ -3,6 +3,7 @@ package fsm
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/studyd/studyd/domain"
 )
@@ -16,6 +17,10 @@ import (
 // at once with general-opt-out, a reason the seed does not list for preference studies).
 // Opting back in records the change and restores nothing. A value equal to the current
 // one decides no events.
+//
+// From the preference-study opt-out rule on (Firefox 65), opting out ends every enrolled
+// study at once with general-opt-out, preference studies asking for a reset.
+// Rollouts are not studies: the opt-out leaves them alone.
 func (d *decider) optOut(ctx context.Context) error {
 	disabled := !d.cmd.StudiesEnabled
 	if disabled == d.state.StudiesDisabled {
@@ -26,8 +31,12 @@ func (d *decider) optOut(ctx context.Context) error {
 	if !disabled {
 		return nil
 	}
-	return d.enrolled(domain.AddonStudy, func(en domain.Enrollment) error {
-		return d.end(ctx, en, domain.ReasonGeneralOptOut, false)
+	objects := domain.AddonStudy
+	if d.version != 0 && d.version.Has(domain.RulePrefStudyOptOut) {
+		objects = "" // every study
+	}
+	return d.enrolled(objects, func(en domain.Enrollment) error {
+		return d.end(ctx, en, domain.ReasonGeneralOptOut, en.Object == domain.PreferenceStudy)
 	})
 }
 
@@ -36,8 +45,18 @@ func (d *decider) optOut(ctx context.Context) error {
 // (Firefox swallows its "already inactive" error); one the client never enrolled in is
 // refused. A preference study is refused: the seed lists no individual-opt-out reason
 // for preference studies (later Firefox added one).
+//
+// From the preference-study opt-out rule on (Firefox 65), a preference study can be
+// removed: it ends with individual-opt-out (a reset is asked for); one not enrolled is
+// Firefox's unenrollFailed (does-not-exist or already-unenrolled).
 func (d *decider) studyRemoved(ctx context.Context) error {
 	ref := *d.cmd.Study
+	if ref.Object == domain.PreferenceStudy && d.version != 0 && d.version.Has(domain.RulePrefStudyOptOut) {
+		if en, ok := d.state.Find(ref); ok && en.State == domain.StateEnrolled {
+			return d.end(ctx, en, domain.ReasonIndividualOptOut, true)
+		}
+		return d.unenrollFailed(ctx, ref, domain.ReasonIndividualOptOut)
+	}
 	if ref.Object == domain.PreferenceStudy {
 		return fmt.Errorf("%w: %s cannot be removed individually: individual-opt-out is not a %s unenroll reason in the seed "+
 			"(allowed reasons: %v; use an unenroll command)", domain.ErrIllegalTransition, ref, domain.PreferenceStudy,
@@ -77,16 +96,41 @@ func (d *decider) addonUninstalled(ctx context.Context) error {
 // while Normandy was inactive) and leaves the user's value (didResetValue "false").
 // This is the 2018 rule; later Firefox kept the study and recorded the preference as
 // overridden. A preference no study uses decides nothing.
+//
+// Current Firefox (the expPrefChanged rule) keeps the study instead: the preference is
+// marked overridden and expPrefChanged is recorded (reason observer, or sideload), once
+// per preference. The unenroll names the changed preference (changedPref, from the
+// E2020 rule on).
 func (d *decider) prefChanged(ctx context.Context) error {
+	pref := d.cmd.Preference
+	if d.version != 0 && d.version.Has(domain.RuleExpPrefChanged) {
+		how := "observer"
+		if d.cmd.Sideload {
+			how = "sideload"
+		}
+		return d.enrolled(domain.PreferenceStudy, func(en domain.Enrollment) error {
+			if !en.Uses(pref) || slices.Contains(en.Overridden, pref) {
+				return nil
+			}
+			en.Overridden = append(slices.Clone(en.Overridden), pref)
+			slices.Sort(en.Overridden)
+			return d.transition(ctx, en, domain.Event{Type: domain.EventExpPrefChanged, Slug: en.Slug, EnrollmentID: en.EnrollmentID,
+				Branch: en.Branch, Preference: pref, Reason: how})
+		})
+	}
 	reason := domain.ReasonUserPreferenceChanged
 	if d.cmd.Sideload {
 		reason = domain.ReasonUserPreferenceChangedSideload
 	}
 	return d.enrolled(domain.PreferenceStudy, func(en domain.Enrollment) error {
-		if en.Preference != d.cmd.Preference {
+		if !en.Uses(pref) {
 			return nil
 		}
-		return d.end(ctx, en, reason, false)
+		if err := d.end(ctx, en, reason, false); err != nil {
+			return err
+		}
+		d.events[len(d.events)-1].Preference = pref // changedPref: the one the user changed
+		return nil
 	})
 }
 
@@ -104,6 +148,12 @@ func (d *decider) unenroll(ctx context.Context) error {
 	reason := d.cmd.Reason
 	if reason == "" {
 		reason = domain.ReasonUnknown
+	}
+	if ref.Object == domain.PreferenceStudy && en.State != domain.StateEnrolled && d.version != 0 &&
+		d.version.Has(domain.RulePrefStudyUnenrollFailed) {
+		// Firefox 65 and later: a stop of a preference study that is not active is an
+		// unenrollFailed event, not a silent error.
+		return d.unenrollFailed(ctx, ref, reason)
 	}
 	if err := d.end(ctx, en, reason, resetsValue(reason)); err != nil {
 		return fmt.Errorf("only an enrolled study can be unenrolled: %w", err)

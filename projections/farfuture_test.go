@@ -35,6 +35,12 @@ func TestFarFutureCommitFoldsIntoRenderableKeys(t *testing.T) {
 			}
 		}
 	}
+	studyEvent := eventstore.Commit{Client: "c1", At: time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC), Events: []domain.Event{
+		{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "s", Slug: "s", Branch: "control",
+			From: domain.StateNone, To: domain.StateEnrolled}}}
+	projections.EachStudyBucket(&studyEvent, func(k projections.StudyBucketKey, _ *domain.Event) {
+		t.Errorf("a year-20983 commit gave the timeline key %+v, which no view can render", k)
+	})
 	ok := eventstore.Commit{Client: "c1", At: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), Events: []domain.Event{
 		{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}}}
 	u := projections.NewUptake()

@@ -34,6 +34,14 @@ type StudyView struct {
 	// Ratios are the study's branches and ratios as its recipe gave them, from the
 	// latest enrollment that recorded them: the study's target split.
 	Ratios []domain.BranchRatio `json:"ratios,omitempty"`
+
+	// Events of later Firefox: stops that found no active study (unenrollFailed, per
+	// reason), overridden preferences (expPrefChanged, per preference), add-on updates
+	// and failed updates (per reason).
+	UnenrollFailed map[string]uint64 `json:"unenroll_failed,omitempty"`
+	ExpPrefChanged map[string]uint64 `json:"exp_pref_changed,omitempty"`
+	Updated        uint64            `json:"updated,omitempty"`
+	UpdateFailed   map[string]uint64 `json:"update_failed,omitempty"`
 }
 
 // BranchCount is one branch of a study view.
@@ -45,10 +53,15 @@ type BranchCount struct {
 // Study returns the view's study reference.
 func (v *StudyView) Study() domain.StudyRef { return domain.StudyRef{Object: v.Object, Key: v.Key} }
 
-// IsStudyEvent reports whether e changes a study view.
+// IsStudyEvent reports whether e changes a study view (a rollout's events change its
+// RolloutView instead).
 func IsStudyEvent(e *domain.Event) bool {
+	if e.Object.IsRollout() {
+		return false
+	}
 	switch e.Type {
-	case domain.EventEnrolled, domain.EventEnrollFailed, domain.EventUnenrolled:
+	case domain.EventEnrolled, domain.EventEnrollFailed, domain.EventUnenrolled,
+		domain.EventUnenrollFailed, domain.EventExpPrefChanged, domain.EventUpdated, domain.EventUpdateFailed:
 		return true
 	}
 	return false
@@ -104,6 +117,14 @@ func (v *StudyView) Apply(e *domain.Event) {
 		if v.Object == domain.PreferenceStudy {
 			incr(&v.DidResetValue, domain.DidResetValue(e.ResetValue))
 		}
+	case domain.EventUnenrollFailed:
+		incr(&v.UnenrollFailed, e.Reason)
+	case domain.EventExpPrefChanged:
+		incr(&v.ExpPrefChanged, e.Preference)
+	case domain.EventUpdated:
+		v.Updated++
+	case domain.EventUpdateFailed:
+		incr(&v.UpdateFailed, e.Reason)
 	}
 }
 
@@ -135,6 +156,10 @@ func (v *StudyView) Merge(o *StudyView) {
 	mergeCounts(&v.EnrollFailed, o.EnrollFailed)
 	mergeCounts(&v.DidResetValue, o.DidResetValue)
 	mergeCounts(&v.ExperimentTypes, o.ExperimentTypes)
+	mergeCounts(&v.UnenrollFailed, o.UnenrollFailed)
+	mergeCounts(&v.ExpPrefChanged, o.ExpPrefChanged)
+	v.Updated += o.Updated
+	mergeCounts(&v.UpdateFailed, o.UpdateFailed)
 }
 
 func incr(m *map[string]uint64, k string) {

@@ -46,6 +46,9 @@ type StudyBucket struct {
 	First time.Time `json:"first"`
 	Last  time.Time `json:"last"`
 
+	// Enrolled counts the bucket's enroll events over all branches (add-on studies
+	// have none); Branches splits them, and the other states, by branch.
+	Enrolled     uint64                    `json:"enrolled,omitempty"`
 	Branches     map[string]BranchActivity `json:"branches,omitempty"`
 	Unenrolled   map[string]uint64         `json:"unenrolled,omitempty"`    // by reason
 	EnrollFailed map[string]uint64         `json:"enroll_failed,omitempty"` // by reason
@@ -83,7 +86,7 @@ func NewStudyBucket(k StudyBucketKey) StudyBucket { return *newStudyBucket(k) }
 // Apply folds study event e of commit c into the bucket; other events are ignored.
 // The caller routes events to their bucket (EachStudyBucket) and handles positions.
 func (b *StudyBucket) Apply(c *eventstore.Commit, e *domain.Event) {
-	if !IsStudyEvent(e) {
+	if !isTimelineEvent(e) {
 		return
 	}
 	at := c.At.UTC()
@@ -93,21 +96,30 @@ func (b *StudyBucket) Apply(c *eventstore.Commit, e *domain.Event) {
 	if at.After(b.Last) {
 		b.Last = at
 	}
-	if b.Branches == nil {
-		b.Branches = make(map[string]BranchActivity, 2)
-	}
-	br := b.Branches[e.Branch]
+	var br BranchActivity
 	switch e.Type {
 	case domain.EventEnrolled:
-		br.Enrolled++
+		b.Enrolled++
+		br.Enrolled = 1
 	case domain.EventUnenrolled:
-		br.Unenrolled++
+		br.Unenrolled = 1
 		incr(&b.Unenrolled, e.Reason)
 	case domain.EventEnrollFailed:
-		br.EnrollFailed++
+		br.EnrollFailed = 1
 		incr(&b.EnrollFailed, e.Reason)
 	}
-	b.Branches[e.Branch] = br
+	// Like the study view: an add-on study's enrollments count only in the totals,
+	// never under a "" branch; events of other states only set the times.
+	if e.Branch != "" && br != (BranchActivity{}) {
+		if b.Branches == nil {
+			b.Branches = make(map[string]BranchActivity, 2)
+		}
+		have := b.Branches[e.Branch]
+		have.Enrolled += br.Enrolled
+		have.Unenrolled += br.Unenrolled
+		have.EnrollFailed += br.EnrollFailed
+		b.Branches[e.Branch] = have
+	}
 	for _, en := range c.State.Enrollments {
 		if en.Object == e.Object && en.Key == e.Key && en.Action != "" {
 			b.Action = en.Action
@@ -205,6 +217,7 @@ func (b *StudyBucket) Merge(o *StudyBucket) {
 		b.Action = o.Action
 	}
 	b.Seq = max(b.Seq, o.Seq)
+	b.Enrolled += o.Enrolled
 	for name, a := range o.Branches {
 		if b.Branches == nil {
 			b.Branches = make(map[string]BranchActivity, len(o.Branches))
@@ -220,24 +233,31 @@ func (b *StudyBucket) Merge(o *StudyBucket) {
 	b.narrowRecipes(o.Recipes, o.RecipeEvents)
 }
 
-// Enrolled is the bucket's enroll events over all branches.
-func (b *StudyBucket) Enrolled() uint64 {
-	var n uint64
-	for _, a := range b.Branches {
-		n += a.Enrolled
+// isTimelineEvent reports whether e counts in a study's timeline: enrollments, ends and
+// failed starts of a study (not later Firefox's other study events, nor rollouts').
+func isTimelineEvent(e *domain.Event) bool {
+	switch e.Type {
+	case domain.EventEnrolled, domain.EventUnenrolled, domain.EventEnrollFailed:
+		return IsStudyEvent(e)
 	}
-	return n
+	return false
 }
 
 // EachStudyBucket calls fn with the two keys (hour and day) of every study event in
 // c. It is the timeline's only knowledge of commits, shared by StudyTimeline and the
 // projector, which applies each key under its own stamp.
+//
+// A commit whose time RFC 3339 cannot write (CheckTime) has no buckets: they would be
+// views nobody can render. Its events still count in the study views.
 func EachStudyBucket(c *eventstore.Commit, fn func(k StudyBucketKey, e *domain.Event)) {
+	if CheckTime(c) != nil {
+		return
+	}
 	var hour, day int64
 	timed := false
 	for i := range c.Events {
 		e := &c.Events[i]
-		if !IsStudyEvent(e) {
+		if !isTimelineEvent(e) {
 			continue
 		}
 		if !timed {

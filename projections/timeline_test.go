@@ -46,7 +46,7 @@ func TestStudyTimelineFold(t *testing.T) {
 				run(later, nil, unenrolled(domain.PreferenceStudy, "pref-1", "control", domain.ReasonUserPreferenceChanged, true)),
 			},
 			want: func() map[StudyBucketKey]*StudyBucket {
-				b := StudyBucket{First: t0, Last: later, Action: "preference-experiment",
+				b := StudyBucket{First: t0, Last: later, Action: "preference-experiment", Enrolled: 2,
 					Branches:   map[string]BranchActivity{"control": {Enrolled: 1, Unenrolled: 1}, "treatment": {Enrolled: 1}},
 					Unenrolled: map[string]uint64{"user-preference-changed": 1}, Recipes: []domain.RecipeID{7}, RecipeEvents: 2}
 				return map[StudyBucketKey]*StudyBucket{hk: bucket(hk, 3, b), dk: bucket(dk, 3, b)}
@@ -59,7 +59,7 @@ func TestStudyTimelineFold(t *testing.T) {
 				run(t0, []domain.RecipeID{8}, unenrolled(domain.PreferenceStudy, "pref-1", "control", domain.ReasonRecipeNotSeen, true)),
 			},
 			want: func() map[StudyBucketKey]*StudyBucket {
-				b := StudyBucket{First: t0, Last: t0, Action: "preference-experiment",
+				b := StudyBucket{First: t0, Last: t0, Action: "preference-experiment", Enrolled: 1,
 					Branches:   map[string]BranchActivity{"control": {Enrolled: 1, Unenrolled: 1}},
 					Unenrolled: map[string]uint64{"recipe-not-seen": 1}, Recipes: []domain.RecipeID{7}, RecipeEvents: 1}
 				return map[StudyBucketKey]*StudyBucket{hk: bucket(hk, 2, b), dk: bucket(dk, 2, b)}
@@ -78,7 +78,7 @@ func TestStudyTimelineFold(t *testing.T) {
 				return []eventstore.Commit{c}
 			}(),
 			want: func() map[StudyBucketKey]*StudyBucket {
-				b := StudyBucket{First: t0, Last: t0, Action: "preference-experiment",
+				b := StudyBucket{First: t0, Last: t0, Action: "preference-experiment", Enrolled: 1,
 					Branches: map[string]BranchActivity{"control": {Enrolled: 1}}, Recipes: []domain.RecipeID{7}, RecipeEvents: 1}
 				return map[StudyBucketKey]*StudyBucket{hk: bucket(hk, 1, b), dk: bucket(dk, 1, b)}
 			}(),
@@ -95,10 +95,10 @@ func TestStudyTimelineFold(t *testing.T) {
 				h2 := StudyBucketKey{Study: ref, Period: PeriodHour, Start: hour.Unix() + 3600}
 				d := StudyBucketKey{Study: ref, Period: PeriodDay, Start: day.Unix()}
 				one := func(at time.Time) StudyBucket {
-					return StudyBucket{First: at, Last: at, Branches: map[string]BranchActivity{"": {EnrollFailed: 1}},
+					return StudyBucket{First: at, Last: at,
 						EnrollFailed: map[string]uint64{"download-failure": 1}, RecipeEvents: 1}
 				}
-				both := StudyBucket{First: t0, Last: t0.Add(time.Hour), Branches: map[string]BranchActivity{"": {EnrollFailed: 2}},
+				both := StudyBucket{First: t0, Last: t0.Add(time.Hour),
 					EnrollFailed: map[string]uint64{"download-failure": 2}, RecipeEvents: 2}
 				return map[StudyBucketKey]*StudyBucket{h1: bucket(h1, 1, one(t0)), h2: bucket(h2, 2, one(t0.Add(time.Hour))), d: bucket(d, 2, both)}
 			}(),

@@ -21,5 +21,5 @@ step "studyctl uptake (runner)"
 ./bin/studyctl uptake | grep -E 'SOURCE|normandy/runner'
 step "studyctl audit --format telemetry (first 3 events)"
 { ./bin/studyctl audit --format telemetry 2>/dev/null || true; } | head -3
-step "studyctl verify"
-./bin/studyctl verify
+step "studyctl verify --commit-key <data>/commit.key"
+./bin/studyctl verify --commit-key "$data/commit.key"

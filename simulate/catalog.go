@@ -23,6 +23,7 @@ const (
 	ActionHeartbeat       = "show-heartbeat"
 	ActionConsoleLog      = "console-log"
 	ActionRollout         = "preference-rollout"
+	ActionRollback        = "preference-rollback"
 	// actionUnknown is named by a recipe the runner has no action for: it is reported
 	// RECIPE_INVALID_ACTION and never appears among the actions.
 	actionUnknown = "show-survey"
@@ -98,6 +99,11 @@ type Recipe struct {
 	// those that stop matching on a day during the recipe's life (e.g. after an update).
 	Sample, Drop float64
 
+	// ReviseDay, when set, is the day the server publishes a revision of a branched
+	// add-on study (mixed fleets only): a new add-on version, and its last branch
+	// removed.
+	ReviseDay int
+
 	// Arguments are the recipe's arguments as the server publishes them (before any
 	// pause), built from the action's published recipe.
 	Arguments domain.RecipeArguments
@@ -113,7 +119,7 @@ type variants struct {
 }
 
 type variantKey struct {
-	paused                   bool
+	paused, revised          bool
 	addonID, version, reason string
 }
 
@@ -128,7 +134,7 @@ func (r Recipe) PausedOn(day int) bool { return r.Paused && day >= r.PausedFrom 
 // arguments are the recipe's arguments on day, with the install outcome a client adds
 // (addonId and addonVersion, or installError; all empty for none).
 func (r Recipe) arguments(day int, addonID, version, installError string) domain.RecipeArguments {
-	k := variantKey{paused: r.PausedOn(day), addonID: addonID, version: version, reason: installError}
+	k := variantKey{paused: r.PausedOn(day), revised: r.RevisedOn(day), addonID: addonID, version: version, reason: installError}
 	if k == (variantKey{}) || r.base == nil {
 		return r.Arguments
 	}
@@ -144,6 +150,10 @@ func (r Recipe) arguments(day int, addonID, version, installError string) domain
 	if k.paused {
 		m["isEnrollmentPaused"] = true
 	}
+	if k.revised {
+		bs := m["branches"].([]any)
+		m["branches"] = bs[:len(bs)-1]
+	}
 	if addonID != "" {
 		m["addonId"], m["addonVersion"] = addonID, version
 	}
@@ -153,6 +163,17 @@ func (r Recipe) arguments(day int, addonID, version, installError string) domain
 	a := domain.MustRecipeArguments(m)
 	r.variants.m[k] = a
 	return a
+}
+
+// RevisedOn reports whether the server sends the recipe's revision on day.
+func (r Recipe) RevisedOn(day int) bool { return r.ReviseDay > 0 && day >= r.ReviseDay }
+
+// AddonVersionOn is the add-on version the study installs on day: a revision bumps it.
+func (r Recipe) AddonVersionOn(day int) string {
+	if r.RevisedOn(day) {
+		return r.AddonVersion + ".1"
+	}
+	return r.AddonVersion
 }
 
 // live reports whether the server sends the recipe on day.
@@ -238,16 +259,27 @@ func newCatalogue(rng *rand.Rand, cfg Config) []Recipe {
 		if i%2 == 1 {
 			r.Action = ActionBranchedAddon
 			r.Branches = []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment-a", Ratio: 25}, {Slug: "treatment-b", Ratio: 25}}
+			if len(cfg.Versions) > 0 && cfg.Days >= 3 {
+				r.ReviseDay = max(start+1, cfg.Days*2/3)
+			}
 		}
-		r.base = addonArguments(r)
+		r.base = addonArguments(r, len(cfg.Versions) > 0)
 		out = append(out, r)
 	}
-	for _, r := range []Recipe{
+	others := []Recipe{
 		{ID: next(), Action: ActionHeartbeat, EndDay: forever, Sample: 0.2},
 		{ID: next(), Action: ActionConsoleLog, EndDay: forever, Sample: 1},
 		{ID: next(), Action: ActionRollout, EndDay: forever, Sample: 0.5},
 		{ID: next(), Action: actionUnknown, StartDay: cfg.Days / 2, EndDay: forever, Sample: 0.05},
-	} {
+	}
+	if len(cfg.Versions) > 0 && cfg.Days >= 3 {
+		// A mixed fleet's server rolls the rollout back two thirds in: the rollback
+		// recipe replaces the rollout's, as Normandy's server published them.
+		rollbackDay := cfg.Days * 2 / 3
+		others[2].EndDay = rollbackDay
+		others = append(others, Recipe{ID: next(), Action: ActionRollback, StartDay: rollbackDay, EndDay: forever, Sample: 0.5})
+	}
+	for _, r := range others {
 		r.base = template(r.Action)
 		out = append(out, r)
 	}
@@ -293,7 +325,10 @@ func prefArguments(r Recipe, prefType string, i int) map[string]any {
 // addonArguments builds an add-on study's arguments from the published recipe of its
 // action: the 2018 opt-out-study (name, description, addonUrl) or a branched-addon-study
 // (slug, user-facing texts, branches with their extension ids).
-func addonArguments(r Recipe) map[string]any {
+//
+// In a mixed fleet (later) the branched study's control branch installs no add-on
+// (extensionApiId null), as later Firefox allowed.
+func addonArguments(r Recipe, later bool) map[string]any {
 	m := template(r.Action)
 	if r.Action == ActionAddon {
 		m["name"] = r.Slug
@@ -305,7 +340,11 @@ func addonArguments(r Recipe) map[string]any {
 	m["userFacingName"] = "Add-on study " + r.Slug
 	var bs []any
 	for j, b := range r.Branches {
-		bs = append(bs, map[string]any{"slug": b.Slug, "ratio": b.Ratio, "extensionApiId": 400 + int(r.ID)*4 + j})
+		var api any = 400 + int(r.ID)*4 + j
+		if later && b.Slug == "control" {
+			api = nil
+		}
+		bs = append(bs, map[string]any{"slug": b.Slug, "ratio": b.Ratio, "extensionApiId": api})
 	}
 	m["branches"] = bs
 	return m

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/studyd/studyd/domain"
 )
 
 // Defaults of Config's optional fields.
@@ -38,7 +40,22 @@ type Config struct {
 	// (opt-out, about:studies removal, add-on uninstall, pref change, unenroll);
 	// default 0.03.
 	EventRate float64
+	// Versions is the fleet's mix of Firefox versions: each client runs one, drawn by
+	// share, and its commands carry it (0 is a client that does not say, decided by the
+	// 2018 rules). Empty: every client is unversioned, as in the seed. MixedFleet is a
+	// fleet of 2018 and later clients.
+	Versions []VersionShare
 }
+
+// VersionShare is the share of a fleet that runs one Firefox version.
+type VersionShare struct {
+	Version domain.FirefoxVersion
+	Share   float64
+}
+
+// MixedFleet mixes unversioned clients with one version of each era: 2018 (60), the
+// suitabilities era (70), the enrollmentId era (80) and current Firefox (100).
+var MixedFleet = []VersionShare{{0, 0.2}, {60, 0.2}, {70, 0.2}, {80, 0.2}, {100, 0.2}}
 
 // withDefaults returns c with its zero optional fields set.
 func (c Config) withDefaults() Config {
@@ -79,6 +96,13 @@ func (c Config) Validate() error {
 	bad(c.AddonStudies < 0 || c.AddonStudies > 1000, "add-on studies is %d (want 0..1000)", c.AddonStudies)
 	bad(c.Online < 0 || c.Online > 1, "online is %g (want a probability, 0..1)", c.Online)
 	bad(c.EventRate < 0 || c.EventRate > 1, "event rate is %g (want a probability, 0..1)", c.EventRate)
+	total := 0.0
+	for _, v := range c.Versions {
+		bad(v.Share < 0 || v.Share > 1, "version %s has share %g (want 0..1)", v.Version, v.Share)
+		bad(v.Version > domain.MaxFirefoxVersion, "version %d is not a Firefox version (at most %d)", v.Version, domain.MaxFirefoxVersion)
+		total += v.Share
+	}
+	bad(len(c.Versions) > 0 && total <= 0, "versions have no share (want shares adding up to more than 0)")
 	return errors.Join(errs...)
 }
 

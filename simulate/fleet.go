@@ -36,10 +36,11 @@ type Fleet struct {
 // client is one simulated Firefox profile.
 type client struct {
 	id       domain.ClientID
-	offset   time.Duration // its runs happen this long into each run interval
-	joinSlot int           // new profiles appear during the simulation
-	n        int           // commands generated so far; numbers the command ids
-	last     time.Time     // time of its newest command
+	offset   time.Duration         // its runs happen this long into each run interval
+	joinSlot int                   // new profiles appear during the simulation
+	version  domain.FirefoxVersion // the Firefox it runs (0: it does not say)
+	n        int                   // commands generated so far; numbers the command ids
+	last     time.Time             // time of its newest command
 	state    domain.ClientState
 }
 
@@ -71,6 +72,25 @@ func New(cfg Config) (*Fleet, error) {
 		}
 		c.state = domain.ClientState{Client: c.id}
 		f.order[i] = i
+	}
+	if len(cfg.Versions) > 0 {
+		// Drawn after everything else, from a stream of their own, so that a fleet's
+		// clients and recipes do not depend on its version mix.
+		vrng := rand.New(rand.NewPCG(cfg.Seed, 0xf1ef0f1ef0f1ef0))
+		total := 0.0
+		for _, v := range cfg.Versions {
+			total += v.Share
+		}
+		for i := range f.clients {
+			u := vrng.Float64() * total
+			for _, v := range cfg.Versions {
+				if u < v.Share {
+					f.clients[i].version = v.Version
+					break
+				}
+				u -= v.Share
+			}
+		}
 	}
 	slices.SortStableFunc(f.order, func(a, b int) int { return cmp.Compare(f.clients[a].offset, f.clients[b].offset) })
 	return f, nil
@@ -211,7 +231,20 @@ func (f *Fleet) newCommand(ci int, t domain.CommandType, at time.Time) domain.Co
 	if !at.After(c.last) {
 		at = c.last.Add(time.Millisecond)
 	}
-	return domain.Command{Type: t, CommandID: fmt.Sprintf("%s-%d", c.id, c.n), ClientID: c.id, At: at}
+	cmd := domain.Command{Type: t, CommandID: fmt.Sprintf("%s-%d", c.id, c.n), ClientID: c.id, At: at}
+	if c.version != 0 {
+		cmd.FirefoxVersion = fmt.Sprintf("%d.0", c.version)
+	}
+	return cmd
+}
+
+// Versions returns each client's Firefox version, in the order of Clients.
+func (f *Fleet) Versions() []domain.FirefoxVersion {
+	out := make([]domain.FirefoxVersion, len(f.clients))
+	for i, c := range f.clients {
+		out[i] = c.version
+	}
+	return out
 }
 
 // pending is a signal due for a client at a time.

@@ -150,6 +150,9 @@ func TestFleetCoversTheSeed(t *testing.T) {
 	cmds, f := generate(t, simulate.Config{Clients: 800, Days: 7, Seed: 4})
 	tally := f.Tally()
 	for _, ct := range domain.CommandTypes {
+		if ct == domain.CommandRolloutGraduated {
+			continue // the seed has no rollouts (TestMixedVersionFleet covers them)
+		}
 		if tally.Commands[ct] == 0 {
 			t.Errorf("no %s command, want some", ct)
 		}
@@ -161,7 +164,7 @@ func TestFleetCoversTheSeed(t *testing.T) {
 			}
 		}
 	}
-	for _, et := range domain.EventTypes {
+	for _, et := range domain.EventTypes[:5] { // the seed's events; later ones: TestMixedVersionFleet
 		if tally.Events[et] == 0 {
 			t.Errorf("no %s event, want some", et)
 		}
@@ -222,5 +225,70 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("New() = %v, want ok=%t", err, tt.ok)
 			}
 		})
+	}
+}
+
+// TestMixedVersionFleet simulates a fleet of unversioned, 2018, E2019–20, E2020–22 and
+// current clients: every command is accepted by the decider and carries its client's
+// version; each client reports only what its version sent; and the fleet exercises the
+// later rules (suitabilities, the deadline, preference-study stop failures and
+// overrides, branched add-on updates and branch removal, rollouts) next to the 2018 ones.
+func TestMixedVersionFleet(t *testing.T) {
+	cfg := simulate.Config{Clients: 250, Days: 9, Seed: 5, Versions: simulate.MixedFleet}
+	cmds, f := generate(t, cfg)
+	versionOf := map[domain.ClientID]domain.FirefoxVersion{}
+	for i, id := range f.Clients() {
+		versionOf[id] = f.Versions()[i]
+	}
+	perVersion := map[domain.FirefoxVersion]int{}
+	didntMatch := map[domain.FirefoxVersion]int{}
+	for _, c := range cmds {
+		v := versionOf[c.ClientID]
+		if c.Version() != v {
+			t.Fatalf("command %s says Firefox %q, its client runs %s", c.CommandID, c.FirefoxVersion, v)
+		}
+		perVersion[v]++
+		if c.RunnerStatus.SentBy(v) != nil {
+			t.Fatalf("command %s: Firefox %s reports %s", c.CommandID, v, c.RunnerStatus)
+		}
+		for _, a := range c.Actions {
+			if a.Status.SentBy(v) != nil {
+				t.Fatalf("command %s: Firefox %s reports %s", c.CommandID, v, a.Status)
+			}
+		}
+		for _, r := range c.Recipes {
+			if r.Status == domain.RecipeDidntMatchFilter {
+				didntMatch[v]++
+			}
+		}
+	}
+	for _, share := range simulate.MixedFleet {
+		if perVersion[share.Version] == 0 {
+			t.Errorf("no command from Firefox %s, want some", share.Version)
+		}
+	}
+	if didntMatch[0] != 0 || didntMatch[60] != 0 || didntMatch[70] == 0 || didntMatch[100] == 0 {
+		t.Errorf("RECIPE_DIDNT_MATCH_FILTER by version: %v, want none from unversioned and Firefox 60, some from 70 and 100", didntMatch)
+	}
+	tally := f.Tally()
+	for _, et := range domain.EventTypes {
+		if tally.Events[et] == 0 {
+			t.Errorf("no %s event, want some", et)
+		}
+	}
+	if tally.Commands[domain.CommandRolloutGraduated] == 0 {
+		t.Errorf("no rollout_graduated command, want some")
+	}
+	reasons := tally.Reasons()
+	for _, r := range []domain.Reason{domain.ReasonRecipeNotSeen, domain.ReasonFilterMismatch, domain.ReasonBranchRemoved,
+		domain.ReasonUserPreferenceChanged, domain.ReasonGeneralOptOut, domain.ReasonRollback} {
+		if reasons[r] == 0 {
+			t.Errorf("no unenroll with reason %s, want some (got %v)", r, reasons)
+		}
+	}
+	// The same seed and mix gives the same fleet.
+	again, _ := generate(t, cfg)
+	if !cmp.Equal(cmds, again) {
+		t.Errorf("same config, different commands: a mixed fleet must be deterministic")
 	}
 }

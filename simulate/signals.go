@@ -15,6 +15,7 @@ const (
 	signalAddonUninstalled
 	signalOptOut
 	signalUnenroll
+	signalGraduated
 )
 
 // signalWeights are the relative frequencies of the signal kinds.
@@ -23,7 +24,7 @@ var signalWeights = []struct {
 	weight int
 }{
 	{signalPrefChanged, 35}, {signalStudyRemoved, 25}, {signalAddonUninstalled, 20},
-	{signalOptOut, 8}, {signalUnenroll, 12},
+	{signalOptOut, 8}, {signalUnenroll, 12}, {signalGraduated, 15},
 }
 
 // pSideload is the fraction of add-on uninstalls and pref changes that happened while
@@ -38,13 +39,27 @@ const pSideload = 0.3
 func (f *Fleet) signal(ci int, at time.Time) (domain.Command, bool) {
 	c := &f.clients[ci]
 	kind := f.drawSignal()
-	var prefs, addons, all []domain.Enrollment
+	v := c.version
+	later := v != 0 && v.Has(domain.RulePrefStudyOptOut)
+	var prefs, addons, all, removable, rollouts, endedPrefs []domain.Enrollment
 	for _, en := range c.state.Active() {
 		all = append(all, en)
 		if en.Object == domain.PreferenceStudy {
 			prefs = append(prefs, en)
+			if later {
+				removable = append(removable, en) // later about:studies removes preference studies too
+			}
 		} else if en.AddonID != "" {
 			addons = append(addons, en)
+			removable = append(removable, en)
+		}
+	}
+	for _, en := range c.state.Enrollments {
+		switch {
+		case en.Object == domain.PreferenceRollout && en.State == domain.StateActive:
+			rollouts = append(rollouts, en)
+		case en.Object == domain.PreferenceStudy && en.State == domain.StateUnenrolled:
+			endedPrefs = append(endedPrefs, en)
 		}
 	}
 	pick := func(ens []domain.Enrollment) domain.Enrollment { return ens[f.rng.IntN(len(ens))] }
@@ -58,10 +73,15 @@ func (f *Fleet) signal(ci int, at time.Time) (domain.Command, bool) {
 		cmd.Preference, cmd.Sideload = en.Preference, f.rng.Float64() < pSideload
 		return cmd, true
 	case signalStudyRemoved:
-		if len(addons) == 0 {
+		if later && len(endedPrefs) > 0 && f.rng.Float64() < 0.1 {
+			// The user removes a study that already ended (a stale about:studies page):
+			// later Firefox records unenrollFailed.
+			removable = endedPrefs
+		}
+		if len(removable) == 0 {
 			return domain.Command{}, false
 		}
-		ref := pick(addons).Study()
+		ref := pick(removable).Study()
 		cmd := f.newCommand(ci, domain.CommandStudyRemoved, at)
 		cmd.Study = &ref
 		return cmd, true
@@ -76,6 +96,17 @@ func (f *Fleet) signal(ci int, at time.Time) (domain.Command, bool) {
 	case signalOptOut:
 		cmd := f.newCommand(ci, domain.CommandOptOut, at)
 		cmd.StudiesEnabled = c.state.StudiesDisabled // flip it
+		return cmd, true
+	case signalGraduated:
+		if len(rollouts) == 0 {
+			return domain.Command{}, false
+		}
+		ref := pick(rollouts).Study()
+		cmd := f.newCommand(ci, domain.CommandRolloutGraduated, at)
+		cmd.Study = &ref
+		if f.rng.Float64() < 0.3 {
+			cmd.Reason = domain.ReasonGraduateInGraduationSet
+		}
 		return cmd, true
 	default: // signalUnenroll
 		if len(all) == 0 {
@@ -95,14 +126,19 @@ func (f *Fleet) signal(ci int, at time.Time) (domain.Command, bool) {
 	}
 }
 
-// drawSignal draws a signal kind by weight.
+// drawSignal draws a signal kind by weight. Graduations are drawn only in fleets with
+// versions (an unversioned client has no rollouts), so a seed fleet draws as before.
 func (f *Fleet) drawSignal() signalKind {
+	weights := signalWeights
+	if len(f.cfg.Versions) == 0 {
+		weights = weights[:len(weights)-1]
+	}
 	total := 0
-	for _, w := range signalWeights {
+	for _, w := range weights {
 		total += w.weight
 	}
 	n := f.rng.IntN(total)
-	for _, w := range signalWeights {
+	for _, w := range weights {
 		if n < w.weight {
 			return w.kind
 		}

@@ -40,11 +40,19 @@ var (
 // Before anything is decoded the body's structure is checked against the limits (see
 // the package doc): a hostile header announcing four billion recipes is refused with
 // its offset, never allocated for.
-func DecodeCommand(contentType string, body []byte) (domain.Command, error) {
+//
+// A panic of the underlying decoders is an answer too: msgpack v5.4.1 panics on a nil
+// `at` ("reflect: call of reflect.Value.IsNil on struct Value"), which before this
+// recovery killed studyd with a five-byte body, again after every restart.
+func DecodeCommand(contentType string, body []byte) (cmd domain.Command, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			cmd, err = domain.Command{}, fmt.Errorf("%w: the decoder failed on this body (%v)", ErrMalformed, r)
+		}
+	}()
 	if len(body) > MaxBody {
 		return domain.Command{}, fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, len(body), MaxBody)
 	}
-	var cmd domain.Command
 	if contentType == "" && looksLikeJSON(body) {
 		contentType = ContentTypeJSON
 	}

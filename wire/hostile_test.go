@@ -52,6 +52,8 @@ func hostile() []struct {
 		{"json 2000 recipes, escaped key", "", []byte(strings.Replace(manyJSON, `"recipes"`, `"rec\u0069pes"`, 1)), `"recipes": offset`},
 		{"json 2000 recipes, key in capitals", "", []byte(strings.Replace(manyJSON, `"recipes"`, `"RECIPES"`, 1)), `"RECIPES": offset`},
 		{"json 100 branches", wire.ContentTypeJSON, []byte(`{"recipes":[{"arguments":{"branches":[` + strings.TrimSuffix(strings.Repeat("1,", 100), ",") + `]}}]}`), `"branches": offset`},
+		{"nil at (msgpack v5.4.1 panics)", "", []byte("\x81\xa2at\xc0"), "the decoder failed on this body"},
+		{"nil at, fuzzer's body", "", []byte("\x87\xa4type\xaa0000000000\xaacommand_id\xa500000\xa9client_id\xa800000000\xa2at\xc0000000"), "the decoder failed"},
 		{"json object of 2000 members", wire.ContentTypeJSON, []byte(`{` + strings.TrimSuffix(strings.Repeat(`"a":1,`, 2000), ",") + `}`), "more than 1024 members"},
 	}
 }

@@ -33,7 +33,12 @@ func New(start time.Time) *Log {
 // Fleet is a log of a simulated fleet: clients over days, every command decided in
 // order, refused commands recorded as rejections.
 func Fleet(clients, days int, seed uint64) (*Log, error) {
-	f, err := simulate.New(simulate.Config{Clients: clients, Days: days, Seed: seed})
+	return FleetOf(simulate.Config{Clients: clients, Days: days, Seed: seed})
+}
+
+// FleetOf is Fleet of any simulated fleet (e.g. one mixing Firefox versions).
+func FleetOf(cfg simulate.Config) (*Log, error) {
+	f, err := simulate.New(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -105,6 +110,17 @@ func (l *Log) append(subject string, data []byte) audit.Entry {
 	e := audit.Entry{Seq: uint64(len(l.Entries) + 1), Subject: subject, Stored: l.stored, Data: data}
 	l.Entries = append(l.Entries, e)
 	return e
+}
+
+// Track makes e, a commit already among Entries, its client's latest, so that
+// AppendCommit can continue a log built elsewhere.
+func (l *Log) Track(e audit.Entry) error {
+	rec, err := e.Record()
+	if err != nil {
+		return err
+	}
+	l.last[rec.Commit.Client] = rec
+	return nil
 }
 
 // Last returns a client's latest commit.

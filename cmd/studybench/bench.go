@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"runtime"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/views"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
 )
 
 // bench runs the configured scenarios in order. A scenario that fails is reported
@@ -31,7 +34,7 @@ func bench(ctx context.Context, cfg config, progress func(string)) (*report, err
 		name string
 		fn   func(context.Context) error
 	}{
-		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"latency", b.latency},
+		{"baseline", b.baseline}, {"e2e", b.endToEnd}, {"sync", b.sync}, {"latency", b.latency},
 		{"replay", b.replay}, {"memory", b.memory}, {"scale", b.scale},
 		{"idempotency", b.idempotency},
 	}
@@ -137,9 +140,14 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	key, err := benchCommitKey()
+	if err != nil {
+		return err
+	}
+	var authenticated throughput
 	for i, parts := range append([]int{b.cfg.Partitions}, b.cfg.MorePartitions...) {
 		b.progress(fmt.Sprintf("e2e: %d commands, %d partitions", len(cmds), parts))
-		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: parts, CacheSize: 100_000})
+		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: parts, CacheSize: 100_000, CommitKey: key})
 		if err != nil {
 			return err
 		}
@@ -151,6 +159,7 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 		}
 		if i == 0 {
 			b.maxRate = tp.Visible
+			authenticated = tp
 		}
 		b.rep.Details[fmt.Sprintf("e2e_%d_partitions", parts)] = map[string]any{"throughput": tp, "intake": st}
 		b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions", parts),
@@ -158,7 +167,37 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack",
 				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond))})
 	}
+	return b.unauthenticated(ctx, cmds, authenticated)
+}
+
+// unauthenticated prices the commit key: the first end-to-end run again, the same
+// commands and partitions, with commits appended without their HMAC.
+func (b *bencher) unauthenticated(ctx context.Context, cmds []domain.Command, with throughput) error {
+	b.progress(fmt.Sprintf("e2e: %d commands, %d partitions, commits not authenticated", len(cmds), b.cfg.Partitions))
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000})
+	if err != nil {
+		return err
+	}
+	tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)
+	n.stop()
+	if err != nil {
+		return err
+	}
+	b.rep.Details["e2e_unauthenticated"] = tp
+	b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions, authenticated commits", b.cfg.Partitions),
+		Value: with.Visible, Unit: "cmds/s", Baseline: "same run, no HMAC", BaseVal: tp.Visible, BaseUnit: "cmds/s",
+		Note: fmt.Sprintf("the price of Studyd-Mac (HMAC-SHA256 per commit and rejection, checked again by the projector): appended %s/s with, %s/s without",
+			grouped(with.Appended), grouped(tp.Appended))})
 	return nil
+}
+
+// benchCommitKey is a fresh commit key, as studyd makes on first start.
+func benchCommitKey() (*audit.CommitKey, error) {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return audit.ParseCommitKey(b)
 }
 
 func (b *bencher) latency(ctx context.Context) error {
@@ -166,7 +205,11 @@ func (b *bencher) latency(ctx context.Context) error {
 		return fmt.Errorf("no end-to-end rate to take half of (run the e2e scenario too)")
 	}
 	rate := b.maxRate / 2
-	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000})
+	key, err := benchCommitKey()
+	if err != nil {
+		return err
+	}
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, CommitKey: key})
 	if err != nil {
 		return err
 	}
@@ -284,5 +327,66 @@ func (b *bencher) scale(ctx context.Context) error {
 			Baseline: "at " + count(first.Target), BaseVal: first.Replay.MsgsPerS, Goal: g,
 			Note: fmt.Sprintf("raw read of the same log %s msgs/s (replay/raw %.2f)", grouped(p.RawRead), p.Replay.MsgsPerS/p.RawRead)})
 	}
+	return nil
+}
+
+// sync prices studyd's --sync always (the default) against the server's 2-minute
+// background sync, in this run: raw publishes to STUDYD_EVENTS and the end-to-end
+// command path, each under both settings, on fresh stores.
+func (b *bencher) sync(ctx context.Context) error {
+	ps, err := b.sample(ctx)
+	if err != nil {
+		return err
+	}
+	f, err := fleet(b.cfg.Clients, 30, 3)
+	if err != nil {
+		return err
+	}
+	n := min(b.cfg.Size, 20_000)
+	if b.cfg.Quick {
+		// A smoke test: an fsync per write on a loaded machine under -race manages a few
+		// dozen a second, so a quick run's 2,000 would not finish in its patience.
+		n = min(n, 200)
+	}
+	cmds, err := commands(f, n)
+	if err != nil {
+		return err
+	}
+	raw := map[bool]float64{}
+	e2e := map[bool]float64{}
+	for _, always := range []bool{false, true} {
+		mode := map[bool]string{false: "--sync 2m", true: "--sync always"}[always]
+		b.progress("sync: raw publish, " + mode)
+		node, err := startNode(ctx, nodeConfig{SyncAlways: always})
+		if err != nil {
+			return err
+		}
+		_, js, err := node.client("raw")
+		if err == nil {
+			raw[always], err = rawPublish(ctx, js, ps, n)
+			js.Conn().Close()
+		}
+		node.stop()
+		if err != nil {
+			return err
+		}
+		b.progress(fmt.Sprintf("sync: e2e %d commands, %s", len(cmds), mode))
+		node, err = startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, SyncAlways: always})
+		if err != nil {
+			return err
+		}
+		tp, err := endToEnd(ctx, node, cmds, b.cfg.Patience)
+		node.stop()
+		if err != nil {
+			return err
+		}
+		e2e[always] = tp.Visible
+	}
+	b.rep.add(row{Scenario: "sync", Figure: "raw JetStream async publish, --sync always", Value: raw[true], Unit: "msgs/s",
+		Baseline: "the same, --sync 2m", BaseVal: raw[false],
+		Note: fmt.Sprintf("%d commits to STUDYD_EVENTS, %d acks outstanding; always = fsync before each ack", n, asyncPending)})
+	b.rep.add(row{Scenario: "sync", Figure: fmt.Sprintf("commands/s visible, %d partitions, --sync always", b.cfg.Partitions), Value: e2e[true], Unit: "cmds/s",
+		Baseline: "the same, --sync 2m", BaseVal: e2e[false],
+		Note: fmt.Sprintf("%d commands of %d simulated clients; the price of an acknowledgement that survives power loss", len(cmds), b.cfg.Clients)})
 	return nil
 }

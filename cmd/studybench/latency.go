@@ -58,7 +58,8 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 		bad      error
 		done     = make(chan struct{})
 	)
-	const outcomes = "studybench.outcome"
+	// An inbox: studyd answers nowhere else (app.ReplyPolicy).
+	outcomes := pub.NewInbox()
 	sub, err := pub.Subscribe(outcomes, func(m *nats.Msg) {
 		now := time.Now()
 		var out client.Outcome
@@ -132,7 +133,7 @@ func latencyUnderLoad(ctx context.Context, n *node, cmds []domain.Command, rate 
 		mu.Lock()
 		inflight[cmd.CommandID] = time.Now()
 		mu.Unlock()
-		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(cmd.CommandID)); err != nil {
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(client.CommandMsgID(cmd))); err != nil {
 			return latencyResult{}, fmt.Errorf("latency: publish: %w", err)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/audit"
 )
 
 // nodeConfig says which of studyd's parts a scenario runs.
@@ -28,6 +29,12 @@ type nodeConfig struct {
 	Service    bool
 	Partitions int
 	CacheSize  int
+	// CommitKey authenticates every commit, as cmd/studyd does by default; nil runs
+	// without (the comparison that prices it).
+	CommitKey *audit.CommitKey
+	// SyncAlways fsyncs before every acknowledgement (studyd's --sync always); off,
+	// the server syncs every 2 minutes, its default (the other scenarios' setting).
+	SyncAlways bool
 }
 
 // node is one scenario's world: an embedded nats-server on a fresh store directory
@@ -53,7 +60,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	n := &node{dir: dir, errs: make(chan error, 2)}
-	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir})
+	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err
@@ -78,9 +85,13 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		return nil, err
 	}
 	quiet := slog.New(slog.DiscardHandler)
-	n.store = eventlog.NewStore(n.js)
+	var storeOpts []eventlog.StoreOption
+	if cfg.CommitKey != nil {
+		storeOpts = append(storeOpts, eventlog.WithCommitKey(cfg.CommitKey))
+	}
+	n.store = eventlog.NewStore(n.js, storeOpts...)
 	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet})
+	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
 	n.reg = prometheus.NewRegistry()
 	intake := intake.New(n.nc, n.js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})

@@ -181,6 +181,33 @@ func TestVerifyWithCheckpoint(t *testing.T) {
 	}
 }
 
+// TestVerifySaysWhatItChecked: the verdict names every check, never a bare OK, and a
+// private key given as --pubkey is refused naming the file.
+func TestVerifySaysWhatItChecked(t *testing.T) {
+	t.Parallel()
+	as := startAuditServer(t)
+	out, _, err := runCLI(t, "", "verify", "--server", as.url)
+	if err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	for _, want := range []string{"chain OK", "authorship NOT CHECKED", "signatures NOT CHECKED", "checkpoints NOT CHECKED", "views"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "result\tOK") || strings.Contains(out, "result  OK") {
+		t.Errorf("verify output has a bare OK:\n%s", out)
+	}
+	key := filepath.Join(t.TempDir(), "ckpt.key")
+	if _, _, err := runCLI(t, "", "keygen", "--out", key); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runCLI(t, "", "verify", "--server", as.url, "--pubkey", key)
+	if !errors.Is(err, audit.ErrPrivateKey) || !strings.Contains(err.Error(), key) {
+		t.Errorf("verify --pubkey <private key>: got %v, want ErrPrivateKey naming %s", err, key)
+	}
+}
+
 func TestTimeTravel(t *testing.T) {
 	t.Parallel()
 	as := startAuditServer(t)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,9 +36,10 @@ type cli struct {
 
 // envBinding is a flag whose default comes from an environment variable.
 type envBinding struct {
-	flag *fisk.FlagClause
-	name string // the flag, for the error message
-	env  string
+	flag    *fisk.FlagClause
+	name    string // the flag, for the error message
+	env     string
+	command string // the command declaring it; "" for a global flag
 }
 
 func newCLI(getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *cli {
@@ -60,25 +62,43 @@ type flagger interface {
 // envFlag declares a flag whose default comes from the environment variable env.
 func (c *cli) envFlag(on flagger, name, help, env string) *fisk.FlagClause {
 	fc := on.Flag(name, fmt.Sprintf("%s ($%s)", help, env))
-	c.envs = append(c.envs, envBinding{flag: fc, name: name, env: env})
+	b := envBinding{flag: fc, name: name, env: env}
+	if cmd, ok := on.(*fisk.CmdClause); ok {
+		b.command = cmd.FullCommand()
+	}
+	c.envs = append(c.envs, b)
 	return fc
 }
 
 // applyEnv makes each set environment variable its flag's default, after checking it
-// parses: a bad value is an error naming the variable, never silently ignored. Values
-// go through run's getenv (not fisk's own os.Getenv) so tests can set them.
-func (c *cli) applyEnv() error {
+// parses, and returns a function that reports the bad ones among those that apply to
+// the selected command (and the global ones): a bad value is an error naming the
+// variable, never silently ignored. Values go through run's getenv (not fisk's own
+// os.Getenv) so tests can set them.
+func (c *cli) applyEnv() func(command string) error {
+	var bad []envBinding
+	var errs []error
 	for _, b := range c.envs {
 		v := c.getenv(b.env)
 		if v == "" {
 			continue
 		}
 		if err := b.flag.Model().Value.Set(v); err != nil {
-			return fmt.Errorf("$%s=%q is not a valid --%s: %w", b.env, v, b.name, err)
+			bad = append(bad, b)
+			errs = append(errs, fmt.Errorf("$%s=%q is not a valid --%s: %w", b.env, v, b.name, err))
+			continue
 		}
 		b.flag.Default(v)
 	}
-	return nil
+	return func(command string) error {
+		var out []error
+		for i, b := range bad {
+			if b.command == "" || b.command == command {
+				out = append(out, errs[i])
+			}
+		}
+		return errors.Join(out...)
+	}
 }
 
 // app declares studyctl's commands and flags and returns the handler of each command.
@@ -121,6 +141,7 @@ func (c *cli) app() (*fisk.Application, map[string]func(context.Context) error) 
 		c.asofCmd,
 		c.explainCmd,
 		c.healthCmd,
+		c.parkedCmd,
 		c.checkpointCmd,
 		c.keygenCmd,
 		c.completionCmd(app),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,8 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
 )
 
 // runEnv runs studyctl with args and an environment of env only.
@@ -238,6 +241,20 @@ func TestBadEnvironmentIsFatalAndNamed(t *testing.T) {
 			t.Errorf("%s=%s: error %v, want one naming the variable and its value", tt.env, tt.value, err)
 		}
 	}
+	// A bad value of another command's variable is not this command's concern, and
+	// --help always works.
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k"}, "keygen", "--help"); err != nil {
+		t.Errorf("STUDYCTL_CLIENTS=2k studyctl keygen --help: %v, want the help", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k", "NATS_TIMEOUT": "soon"}, "--help"); err != nil {
+		t.Errorf("NATS_TIMEOUT=soon studyctl --help: %v, want the help", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "2k"}, "completion"); err != nil {
+		t.Errorf("STUDYCTL_CLIENTS=2k studyctl completion: %v, want the script (the variable is simulate's)", err)
+	}
+	if _, _, err := runEnv(t, map[string]string{"NATS_TIMEOUT": "soon"}, "completion"); err == nil || !strings.Contains(err.Error(), "NATS_TIMEOUT") {
+		t.Errorf("NATS_TIMEOUT=soon studyctl completion: %v, want an error naming the global variable", err)
+	}
 	out, _, err := runEnv(t, map[string]string{"STUDYCTL_CLIENTS": "3", "STUDYCTL_DAYS": "1"}, "simulate", "--dry-run", "--json")
 	if err != nil {
 		t.Fatal(err)
@@ -308,5 +325,70 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 	_, _, err := runCLI(t, `{"type":"opt_out","colour":1}`, "publish", "-", "-s", url)
 	if err == nil || strings.Count(err.Error(), "json:") != 1 || !strings.Contains(err.Error(), "stdin") {
 		t.Errorf("publish - of a misspelt field: error %v, want one naming stdin and json once", err)
+	}
+}
+
+// TestHealthTableIsStable: the same health prints the same table, reasons sorted,
+// every line without trailing spaces.
+func TestHealthTableIsStable(t *testing.T) {
+	t.Parallel()
+	h := audit.StudyHealth{Study: domain.StudyRef{Object: domain.AddonStudy, Key: "42"},
+		Branches:     []audit.BranchHealth{{Branch: "a", Weight: 1, Enrolled: 3}, {Branch: "b", Weight: 1, Enrolled: 4}},
+		Unenrolled:   map[string]uint64{"unknown": 1, "uninstalled": 2, "general-opt-out": 3, "individual-opt-out": 4, "recipe-not-seen": 5},
+		EnrollFailed: map[string]uint64{"z-error": 1, "a-error": 2, "m-error": 3}}
+	var first string
+	for i := range 20 {
+		var b bytes.Buffer
+		if err := printHealth(&b, h); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = b.String()
+		} else if b.String() != first {
+			t.Fatalf("health table changed between prints:\n%s\n---\n%s", first, b.String())
+		}
+	}
+	var reasons []string
+	for _, l := range strings.Split(first, "\n") {
+		if strings.TrimRight(l, " ") != l {
+			t.Errorf("line %q has trailing spaces", l)
+		}
+		if strings.HasPrefix(l, "unenrolled") {
+			reasons = append(reasons, strings.Fields(l)[1])
+		}
+	}
+	if !slices.IsSorted(reasons) || len(reasons) != 5 {
+		t.Errorf("unenroll reasons %v, want all five sorted", reasons)
+	}
+}
+
+// TestSimulateVersions: --versions mixed simulates a fleet of several Firefox versions,
+// which decides later events a seed fleet never has; an unknown mix is refused.
+func TestSimulateVersions(t *testing.T) {
+	t.Parallel()
+	tally := func(args ...string) map[string]int {
+		t.Helper()
+		out, _, err := runEnv(t, nil, append([]string{"simulate", "--dry-run", "--json", "--clients", "80", "--days", "6"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep struct {
+			Expected struct {
+				Events map[string]int `json:"events"`
+			} `json:"expected"`
+		}
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatalf("%v in %s", err, out)
+		}
+		return rep.Expected.Events
+	}
+	if seed := tally(); seed["updated"]+seed["graduated"]+seed["exp_pref_changed"] != 0 {
+		t.Errorf("seed fleet decided later events: %v", seed)
+	}
+	if mixed := tally("--versions", "mixed"); mixed["exp_pref_changed"]+mixed["graduated"]+mixed["updated"]+mixed["unenroll_failed"] == 0 {
+		t.Errorf("mixed fleet decided no later events: %v", mixed)
+	}
+	if _, _, err := runEnv(t, nil, "simulate", "--dry-run", "--versions", "nightly"); err == nil {
+		t.Errorf("--versions nightly: got no error, want one")
 	}
 }

@@ -39,11 +39,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			}
 		}
 	}()
-	if err := c.applyEnv(); err != nil {
-		return err
-	}
+	envErrs := c.applyEnv()
 	name, err := app.Parse(protectDash(args))
 	if err != nil {
+		return err
+	}
+	if err := envErrs(name); err != nil {
 		return err
 	}
 	h, ok := handlers[name]

@@ -84,3 +84,41 @@ func TestReplayShowsProgressOnATerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulateShowsProgressOnATerminal: simulate draws its publishing and its waiting
+// for studyd's decisions on a terminal.
+func TestSimulateShowsProgressOnATerminal(t *testing.T) {
+	url := startStudyd(t, 2)
+	ptmx, pts := openPTY(t)
+	var mu sync.Mutex
+	var seen bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b := make([]byte, 4096)
+		for {
+			n, err := ptmx.Read(b)
+			mu.Lock()
+			seen.Write(b[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var stdout bytes.Buffer
+	err := run(context.Background(), []string{"simulate", "-s", url, "--clients", "20", "--days", "2"}, noEnv, strings.NewReader(""), &stdout, pts)
+	pts.Close()
+	if err != nil {
+		t.Fatalf("simulate: %v", err)
+	}
+	ptmx.Close()
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"publishing", "deciding"} {
+		if !strings.Contains(seen.String(), want) {
+			t.Errorf("simulate drew %q on the terminal, want a %q progress bar", seen.String(), want)
+		}
+	}
+}

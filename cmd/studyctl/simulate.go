@@ -44,6 +44,7 @@ func (c *cli) simulateCmd(app *fisk.Application) (string, func(context.Context) 
 	var inFlight int
 	var format string
 	var dryRun, noWait bool
+	var versions string
 	c.envFlag(cmd, "clients", "simulated Firefox profiles", "STUDYCTL_CLIENTS").Default("1000").PlaceHolder("N").IntVar(&cfg.Clients)
 	c.envFlag(cmd, "days", "simulated days", "STUDYCTL_DAYS").Default("7").PlaceHolder("D").IntVar(&cfg.Days)
 	c.envFlag(cmd, "seed", "random seed: the same seed sends the same commands", "STUDYCTL_SEED").Default("1").PlaceHolder("SEED").Uint64Var(&cfg.Seed)
@@ -53,9 +54,13 @@ func (c *cli) simulateCmd(app *fisk.Application) (string, func(context.Context) 
 	c.envFlag(cmd, "rate", "commands per second, 0 = as fast as acks allow", "STUDYCTL_RATE").Default("0").PlaceHolder("R").FloatVar(&rate)
 	c.envFlag(cmd, "in-flight", "publishes awaiting their ack at most", "STUDYCTL_IN_FLIGHT").Default("256").PlaceHolder("N").IntVar(&inFlight)
 	c.envFlag(cmd, "format", "command encoding: msgpack or json", "STUDYCTL_FORMAT").Default("msgpack").EnumVar(&format, "msgpack", "json")
+	c.envFlag(cmd, "versions", "the fleet's Firefox versions: seed (no version: the 2018 rules) or mixed (unversioned, 60, 70, 80 and 100 clients)", "STUDYCTL_VERSIONS").Default("seed").EnumVar(&versions, "seed", "mixed")
 	cmd.Flag("dry-run", "generate and tally the commands without connecting or publishing").UnNegatableBoolVar(&dryRun)
 	cmd.Flag("no-wait", "exit once the stream has accepted every command, without waiting for studyd to decide them").UnNegatableBoolVar(&noWait)
 	return cmd.FullCommand(), func(ctx context.Context) error {
+		if versions == "mixed" {
+			cfg.Versions = simulate.MixedFleet
+		}
 		fleet, err := simulate.New(cfg)
 		if err != nil {
 			return err

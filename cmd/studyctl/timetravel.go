@@ -268,8 +268,8 @@ func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlag
 
 func printHealth(w io.Writer, h audit.StudyHealth) error {
 	fmt.Fprintf(w, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
-	fmt.Fprintf(w, "expected split: %s\n\n", map[string]string{audit.RatiosGiven: "the --ratios given",
-		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom])
+	fmt.Fprintf(w, "expected split: %s\n\n", orDash(map[string]string{audit.RatiosGiven: "the --ratios given",
+		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom]))
 	t := newTable("branch", "weight", "enrolled", "expected", "share", "active")
 	for _, b := range h.Branches {
 		t.AppendRow(row(b.Branch, strconv.FormatFloat(b.Weight, 'g', -1, 64), b.Enrolled, fmt.Sprintf("%.1f", b.Expected), fmt.Sprintf("%.2f%%", 100*b.Share), b.Active))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/choria-io/fisk"
@@ -21,10 +22,13 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 	cmd := app.Command("verify", "replay the log and prove it: legal transitions, unbroken hash chains, signed checkpoints, views equal to a fold of the log")
 	var sf selectionFlags
 	sf.register(cmd, true)
-	var pubkey, checkpointsOf string
+	var pubkey, checkpointsOf, commitKey string
 	var views bool
+	c.envFlag(cmd, "commit-key", "studyd's commit key file (the embedded default's is <data>/commit.key); without it authorship is not checked", "STUDYCTL_COMMIT_KEY").PlaceHolder("FILE").StringVar(&commitKey)
+	var viewsWait time.Duration
 	c.envFlag(cmd, "pubkey", "ed25519 public key (PEM) that signs the checkpoints; without it signatures are not checked", "STUDYCTL_PUBKEY").PlaceHolder("FILE").StringVar(&pubkey)
-	cmd.Flag("views", "compare the live KV views with the fold of the log (whole-stream replays only)").Default("true").BoolVar(&views)
+	cmd.Flag("views", "compare the live KV views with the fold of the log (whole-stream replays only); views behind the log's last commit fail").Default("true").BoolVar(&views)
+	cmd.Flag("views-wait", "how long the views may take to reach the log's last commit before they count as behind").Default("5s").PlaceHolder("DURATION").DurationVar(&viewsWait)
 	cmd.Flag("checkpoints-of", "the stream name the checkpoints were signed for (verify a copy against the original's)").Default(eventlog.EventsStream).PlaceHolder("NAME").StringVar(&checkpointsOf)
 	return cmd.FullCommand(), func(ctx context.Context) error {
 		o, sel, err := sf.options(nil, false)
@@ -34,14 +38,23 @@ func (c *cli) verifyCmd(app *fisk.Application) (string, func(context.Context) er
 		if sel.Study.Object != "" || !sel.Since.IsZero() || !sel.Until.IsZero() {
 			return fmt.Errorf("--study and --commit-since/--commit-until do not apply (chains are per client; select by --client, --from/--to or --since/--until)")
 		}
-		cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf}
+		cfg := checkpoint.VerifyConfig{Replay: o, CheckpointsOf: checkpointsOf, ViewsWait: viewsWait}
+		if commitKey != "" {
+			b, err := os.ReadFile(commitKey)
+			if err != nil {
+				return err
+			}
+			if cfg.CommitKey, err = audit.ParseCommitKey(b); err != nil {
+				return fmt.Errorf("--commit-key %s: %w", commitKey, err)
+			}
+		}
 		if pubkey != "" {
 			b, err := os.ReadFile(pubkey)
 			if err != nil {
 				return err
 			}
 			if cfg.PublicKey, err = audit.ParsePublicKey(b); err != nil {
-				return fmt.Errorf("%s: %w", pubkey, err)
+				return fmt.Errorf("--pubkey %s: %w", pubkey, err)
 			}
 		}
 		whole := sf.client == "" && sf.from <= 1 && sf.to == 0 && sf.since == "" && sf.until == ""
@@ -88,39 +101,40 @@ func printVerify(w io.Writer, r audit.Report, took time.Duration) error {
 		{"messages", fmt.Sprintf("%d (seq %d..%d) in %s, %.0f msg/s", r.Messages, r.FirstSeq, r.LastSeq,
 			fmtDuration(took), float64(r.Messages)/max(took.Seconds(), 1e-9))},
 		{"commits", fmt.Sprintf("%d from %d clients, %d rejections, %d other", r.Commits, r.Clients, r.Rejections, r.Other)},
-		{"events", fmt.Sprintf("%d, %d transitions checked against the state machine", r.Events, r.Transitions)},
 	}
 	for _, v := range sortedKeys(r.FSMVersions) {
 		pairs = append(pairs, [2]string{"fsm version", fmt.Sprintf("%s: %d commits", v, r.FSMVersions[v])})
 	}
+	for _, c := range r.Checks {
+		pairs = append(pairs, [2]string{c.Name, string(c.Status) + ": " + c.Detail + hint(c)})
+	}
 	if r.Digest != "" {
-		sig := "signatures not checked (no --pubkey)"
-		if r.SignaturesChecked {
-			sig = "signatures checked"
-		}
-		pairs = append(pairs, [2]string{"checkpoints", fmt.Sprintf("%d checked, %s", r.CheckpointsChecked, sig)},
-			[2]string{"digest", r.Digest})
+		pairs = append(pairs, [2]string{"digest", r.Digest})
 	}
-	if v := r.Views; v != nil {
-		state := "EQUAL"
-		if !v.Equal() {
-			state = fmt.Sprintf("DIFFERENT (%d keys)", len(v.Mismatches))
+	for i, f := range r.Faults {
+		if i == 10 {
+			pairs = append(pairs, [2]string{"fault", fmt.Sprintf("… %d more (--json lists them all)", r.FaultCount-10)})
+			break
 		}
-		pairs = append(pairs, [2]string{"views", fmt.Sprintf("%s: %d keys at checkpoint %d, fold to seq %d, digest %.16s", state, v.Keys, v.Checkpoint, v.FoldedTo, v.FoldDigest)})
+		pairs = append(pairs, [2]string{"fault", f.Error()})
 	}
-	if r.FaultCount == 0 {
-		pairs = append(pairs, [2]string{"result", "OK"})
-	} else {
-		pairs = append(pairs, [2]string{"result", fmt.Sprintf("%d FAULT(S)", r.FaultCount)})
-		for i, f := range r.Faults {
-			if i == 10 {
-				pairs = append(pairs, [2]string{"fault", fmt.Sprintf("… %d more (--json lists them all)", r.FaultCount-10)})
-				break
-			}
-			pairs = append(pairs, [2]string{"fault", f.Error()})
-		}
-	}
+	// Never a bare OK: the verdict names every check and what it found.
+	pairs = append(pairs, [2]string{"verdict", r.Verdict()})
 	return writeFields(w, pairs...)
+}
+
+// hint names the flag that would have made a check that was not made.
+func hint(c audit.Check) string {
+	if c.Status != audit.CheckNotChecked {
+		return ""
+	}
+	switch {
+	case c.Name == audit.CheckAuthorship:
+		return " (give --commit-key)"
+	case c.Name == audit.CheckSignatures && strings.HasPrefix(c.Detail, "no public key"):
+		return " (give --pubkey)"
+	}
+	return ""
 }
 
 // checkpointCmd signs and publishes a checkpoint of the events stream now.
@@ -164,10 +178,17 @@ func (c *cli) checkpoint(ctx context.Context, keyFile string) error {
 
 // keygenCmd writes a new checkpoint signing key: FILE (private) and FILE.pub.
 func (c *cli) keygenCmd(app *fisk.Application) (string, func(context.Context) error) {
-	cmd := app.Command("keygen", "write a new ed25519 key for signing checkpoints")
+	cmd := app.Command("keygen", "write a new ed25519 key for signing checkpoints, or (--commit) a commit key")
 	var out string
+	var commit bool
 	cmd.Flag("out", "private key file to write; the public key goes to FILE.pub").Default("studyd-checkpoint.key").PlaceHolder("FILE").StringVar(&out)
-	return cmd.FullCommand(), func(context.Context) error { return c.keygen(out) }
+	cmd.Flag("commit", "write a commit key instead (studyd --commit-key, verify --commit-key): a secret shared by studyd's instances and the auditor, no .pub").UnNegatableBoolVar(&commit)
+	return cmd.FullCommand(), func(context.Context) error {
+		if commit {
+			return c.keygenCommit(out)
+		}
+		return c.keygen(out)
+	}
 }
 
 func (c *cli) keygen(out string) error {
@@ -198,5 +219,33 @@ func (c *cli) keygen(out string) error {
 		return c.printJSON(map[string]string{"private": out, "public": out + ".pub", "key_id": audit.KeyID(k)})
 	}
 	_, err = fmt.Fprintf(c.stdout, "wrote %s (private, keep it secret) and %s.pub (for verify --pubkey); key id %s\n", out, out, audit.KeyID(k))
+	return err
+}
+
+// keygenCommit writes a new commit key to out (mode 0600, never over an existing file).
+func (c *cli) keygenCommit(out string) error {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	k, err := audit.ParseCommitKey(b)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if c.json {
+		return c.printJSON(map[string]string{"commit_key": out, "key_id": k.ID()})
+	}
+	_, err = fmt.Fprintf(c.stdout, "wrote %s (secret: for studyd --commit-key and verify --commit-key); key id %s\n", out, k.ID())
 	return err
 }

@@ -35,11 +35,59 @@ type config struct {
 	// studyd writes a signed audit checkpoint every CheckpointEvery.
 	CheckpointKey   string
 	CheckpointEvery time.Duration
+	// CommitKey is the file of the key studyd authenticates every commit and rejection
+	// with (see audit.CommitKey). On the embedded default it is <data>/commit.key,
+	// created (mode 0600) on first start; on a cluster every instance must be given the
+	// same file (studyctl keygen --commit), or commits go unauthenticated.
+	CommitKey string
+	// ReplyPrefixes are the subject prefixes Studyd-Reply-To may name (inboxes).
+	ReplyPrefixes []string
+	// ResetViews deletes the views at start so that they are rebuilt from the log as
+	// it is: the deliberate way past a log that lost its history.
+	ResetViews bool
+	// Sync is when the embedded server fsyncs its file store: SyncAlways before every
+	// acknowledgement, or every SyncInterval (see the README on what an ack means).
+	Sync syncMode
+	// PoisonAfter is how many times in a row a command may fail the same way before it
+	// is parked and its partition moves on.
+	PoisonAfter int
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
 	AtMaxAhead  time.Duration
 }
+
+// syncMode is the --sync setting: always, or an interval.
+type syncMode struct {
+	Always   bool
+	Interval time.Duration
+	set      bool // given by flag or env (it applies to the embedded server only)
+}
+
+// String renders the setting as the flag takes it.
+func (s syncMode) String() string {
+	if s.Always {
+		return "always"
+	}
+	return s.Interval.String()
+}
+
+// Set parses "always" or a duration of at least 1ms.
+func (s *syncMode) Set(v string) error {
+	if v == "always" {
+		*s = syncMode{Always: true, set: true}
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < time.Millisecond {
+		return fmt.Errorf("want always or an interval such as 100ms or 2m, got %q", v)
+	}
+	*s = syncMode{Interval: d, set: true}
+	return nil
+}
+
+// MarshalText logs the setting as the flag takes it.
+func (s syncMode) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // defaults, documented in the README.
 func defaultConfig() config {
@@ -55,6 +103,8 @@ func defaultConfig() config {
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
+		Sync:            syncMode{Always: true},
+		PoisonAfter:     5,
 		AtNotBefore:     domain.DefaultAtRange.NotBefore,
 		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
@@ -92,6 +142,12 @@ func (c config) Validate() error {
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
 	}
+	if !c.embedded() && c.Sync.set {
+		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
+		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
+	}
 	if c.AtMaxAhead <= 0 {
 		errs = append(errs, fmt.Errorf("--at-max-ahead %s: want more than 0 (a client's clock runs ahead of the server's)", c.AtMaxAhead))
 	}
@@ -103,6 +159,9 @@ func (c config) Validate() error {
 	}
 	if !c.embedded() {
 		errs = append(errs, c.Conn.Validate())
+	}
+	if err := (app.ReplyPolicy{Prefixes: c.ReplyPrefixes}).Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--reply-prefix: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -178,7 +237,17 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.StringVar(&cfg.Conn.TLSKey, "tlskey", env("STUDYD_NATS_TLSKEY", ""), "TLS client key (env STUDYD_NATS_TLSKEY)")
 	fs.StringVar(&cfg.Conn.TLSCA, "tlsca", env("STUDYD_NATS_TLSCA", ""), "TLS CA certificate (env STUDYD_NATS_TLSCA)")
 	fs.StringVar(&cfg.CheckpointKey, "checkpoint-key", env("STUDYD_CHECKPOINT_KEY", ""), "ed25519 key (PEM) to sign periodic audit checkpoints; empty disables (env STUDYD_CHECKPOINT_KEY)")
+	fs.StringVar(&cfg.CommitKey, "commit-key", env("STUDYD_COMMIT_KEY", ""), "key file authenticating every commit (studyctl keygen --commit); default <data>/commit.key on the embedded server, created on first start (env STUDYD_COMMIT_KEY)")
+	fs.BoolVar(&cfg.ResetViews, "reset-views", getenv("STUDYD_RESET_VIEWS") == "true", "delete the views at start and rebuild them from the log as it is (after the log lost its history; see README, Security) (env STUDYD_RESET_VIEWS=true)")
+	replyPrefixes := fs.String("reply-prefix", env("STUDYD_REPLY_PREFIX", strings.Join(app.DefaultReplyPrefixes, ",")), "comma-separated subject prefixes a command's Studyd-Reply-To may name: inboxes only (env STUDYD_REPLY_PREFIX)")
 	fs.DurationVar(&cfg.CheckpointEvery, "checkpoint-every", envDuration("STUDYD_CHECKPOINT_EVERY", cfg.CheckpointEvery), "interval between signed checkpoints (env STUDYD_CHECKPOINT_EVERY)")
+	if v := getenv("STUDYD_SYNC"); v != "" {
+		if err := cfg.Sync.Set(v); err != nil {
+			return config{}, fmt.Errorf("STUDYD_SYNC: %w", err)
+		}
+	}
+	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -211,6 +280,11 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *level)
 	}
 	cfg.Conn.URLs = cfg.NATSURL
+	for p := range strings.SplitSeq(*replyPrefixes, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			cfg.ReplyPrefixes = append(cfg.ReplyPrefixes, p)
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return config{}, err
 	}
@@ -279,6 +353,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("checkpoint_every", c.CheckpointEvery.String()),
 		slog.String("at_not_before", c.AtNotBefore.Format(time.RFC3339)),
 		slog.String("at_max_ahead", c.AtMaxAhead.String()),
+		slog.String("sync", c.Sync.String()),
+		slog.Int("poison_after", c.PoisonAfter),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")

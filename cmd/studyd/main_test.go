@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -36,7 +37,7 @@ func (s *syncBuffer) String() string {
 func TestRunServesCommandsAndDrains(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	const listen, httpAddr = "127.0.0.1:14299", "127.0.0.1:14298"
+	listen, httpAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
 	done := make(chan error, 1)
@@ -135,6 +136,11 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "bad env beside a good flag", args: []string{"--partitions", "4"}, env: map[string]string{"STUDYD_CACHE": "lots"}, mention: "STUDYD_CACHE"},
 		{name: "bad flag", args: []string{"--partitions", "abc"}, mention: "-partitions"},
 		{name: "stray argument", args: []string{"serve"}, mention: "unexpected"},
+		{name: "reply prefix on the log", args: []string{"--reply-prefix", "studyd.evt."}, mention: "--reply-prefix"},
+		{name: "reply prefix on the JetStream API", env: map[string]string{"STUDYD_REPLY_PREFIX": "_INBOX.,$JS."}, mention: "--reply-prefix"},
+		{name: "sync is not a duration", args: []string{"--sync", "sometimes"}, mention: "want always or an interval"},
+		{name: "sync on a cluster", args: []string{"--nats-url", "nats://x", "--sync", "always"}, mention: "sync_interval"},
+		{name: "poison after once", args: []string{"--poison-after", "1"}, mention: "--poison-after"},
 		{name: "at range not a date", args: []string{"--at-not-before", "yesterday"}, mention: "--at-not-before"},
 		{name: "cache bytes not a size", args: []string{"--cache-bytes", "lots"}, mention: "--cache-bytes"},
 		{name: "cache bytes too small", args: []string{"--cache-bytes", "10KiB"}, mention: "--cache-bytes"},
@@ -249,5 +255,76 @@ func TestConfigLoggedReadably(t *testing.T) {
 	}
 	if r := cfg.atRange(); !r.NotBefore.Equal(time.Date(2018, 1, 1, 0, 0, 0, 0, time.UTC)) || r.MaxAhead != time.Hour {
 		t.Errorf("at range = %+v, want 2018-01-01 and 1h", r)
+	}
+}
+
+// getQuiet returns url's body, or "" when it cannot be fetched (not up yet).
+func getQuiet(url string) string {
+	resp, err := http.Get(url)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestSyncDefaultsToAlways: an acknowledgement means on disk unless told otherwise
+// (issue 12, case 11: the embedded server synced every 2 minutes).
+func TestSyncDefaultsToAlways(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args     []string
+		env      string
+		always   bool
+		interval time.Duration
+	}{
+		{always: true},
+		{args: []string{"--sync", "250ms"}, interval: 250 * time.Millisecond},
+		{env: "1s", interval: time.Second},
+		{args: []string{"--sync", "always"}, env: "1s", always: true},
+	} {
+		cfg, err := parseConfig(tt.args, func(k string) string {
+			if k == "STUDYD_SYNC" {
+				return tt.env
+			}
+			return ""
+		}, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("parseConfig(%v, STUDYD_SYNC=%q): %v", tt.args, tt.env, err)
+		}
+		if cfg.Sync.Always != tt.always || cfg.Sync.Interval != tt.interval {
+			t.Errorf("parseConfig(%v, STUDYD_SYNC=%q): sync %+v; want always %t, interval %s", tt.args, tt.env, cfg.Sync, tt.always, tt.interval)
+		}
+	}
+}
+
+// TestReadyzNamesStuckPartitionsAndParkedCommands: a stuck partition makes studyd not
+// ready and is named; parked commands are listed without failing readiness.
+func TestReadyzNamesStuckPartitionsAndParkedCommands(t *testing.T) {
+	t.Parallel()
+	rd := &readiness{}
+	rd.step("stream STUDYD_EVENTS", 3, errors.New("nats: timeout"))
+	if ok, body := rd.report(); ok || body != "not ready: starting, waiting for stream STUDYD_EVENTS (attempt 3 failed: nats: timeout)\n" {
+		t.Errorf("starting: got %t %q", ok, body)
+	}
+	var problems, notes []string
+	rd.ready(func() ([]string, []string) { return problems, notes })
+	if ok, body := rd.report(); !ok || body != "ready\n" {
+		t.Errorf("healthy: got %t %q", ok, body)
+	}
+	problems = []string{"partition 3 stuck since …: command at STUDYD_CMDS seq 17 failed 4 times in a row: boom"}
+	notes = []string{"parked commands: 2 in STUDYD_PARKED (studyctl parked)"}
+	ok, body := rd.report()
+	if ok || !strings.Contains(body, "not ready\npartition 3 stuck") || !strings.Contains(body, "parked commands: 2") {
+		t.Errorf("stuck: got %t %q; want not ready naming the partition and the parked commands", ok, body)
+	}
+	problems = nil
+	if ok, body := rd.report(); !ok || !strings.Contains(body, "ready\nparked commands: 2") {
+		t.Errorf("parked only: got %t %q; want ready with the note", ok, body)
+	}
+	rd.stop()
+	if ok, _ := rd.report(); ok {
+		t.Error("draining: got ready")
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
 	"github.com/studyd/studyd/simulate"
@@ -99,20 +101,22 @@ func TestStudyPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last uint64
+	// Published onto the command stream, as Firefox clients would: far faster than
+	// one request-reply each.
 	var lastAt time.Time
-	err = fleet.Each(func(cmd domain.Command) error {
-		out, err := client.Submit(ctx, nc, cmd)
-		if err != nil {
-			return fmt.Errorf("submit %s: %w", cmd.CommandID, err)
+	began := time.Now()
+	stats, err := client.PublishCommands(ctx, nc, func() (domain.Command, bool) {
+		cmd, ok := fleet.Next()
+		if ok {
+			lastAt = cmd.At
 		}
-		last = max(last, out.Seq)
-		lastAt = cmd.At
-		return nil
-	})
+		return cmd, ok
+	}, client.PublishOptions{})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("publish the fleet: %v (%+v)", err, stats)
 	}
+	last := waitApplied(t, ctx, js)
+	t.Logf("fed %d commands (%d commits) in %v", stats.Acked, last, time.Since(began).Round(time.Millisecond))
 	views := waitViews(t, ctx, js, last)
 	if len(views) == 0 {
 		t.Fatal("the fleet enrolled nobody")
@@ -124,10 +128,12 @@ func TestStudyPageInBrowser(t *testing.T) {
 	defer cancelAlloc()
 	browser, cancelBrowser := chromedp.NewContext(alloc)
 	defer cancelBrowser()
-	tab, cancelTab := context.WithTimeout(browser, 90*time.Second)
+	// Generous: under make test the browser shares two cores with the race detector.
+	tab, cancelTab := context.WithTimeout(browser, 4*time.Minute)
 	defer cancelTab()
 	base := "http://" + httpAddr
 
+	t.Logf("views caught up after %v", time.Since(began).Round(time.Millisecond))
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
@@ -138,15 +144,29 @@ func TestStudyPageInBrowser(t *testing.T) {
 		if err := os.WriteFile(path, png, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("screenshot %s (%d KB)", path, len(png)/1024)
+		t.Logf("screenshot %s (%d KB) at %v", path, len(png)/1024, time.Since(began).Round(time.Millisecond))
 	}
+	// text reads an element's text in one evaluation, so that a live update swapping
+	// the content in between cannot pull the node away from under the read; it waits
+	// (bounded) for the element to exist.
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(tab, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
+		quoted, _ := json.Marshal(sel)
+		expr := `(function(){ var n = document.querySelector(` + string(quoted) + `); return n === null ? null : n.innerText; })()`
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s, err := chromedp.Run(tab, chromedp.Evaluate[*string](expr))
+			if err != nil {
+				t.Fatalf("read %s: %v", sel, err)
+			}
+			if s != nil {
+				return strings.TrimSpace(*s)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("read %s: no such element for 30 s", sel)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		return strings.TrimSpace(s)
 	}
 
 	// The studies list: every study, with the view's totals.
@@ -280,6 +300,34 @@ func TestStudyPageInBrowser(t *testing.T) {
 		t.Errorf("page header shows log sequence %d (%v), want at least %d", got, err, out.Seq)
 	}
 	shot("study-live")
+}
+
+// waitApplied waits until the command stream is empty (a work queue: every command
+// settled) and returns the last commit's sequence.
+func waitApplied(t *testing.T, ctx context.Context, js jetstream.JetStream) uint64 {
+	t.Helper()
+	var last uint64
+	waitFor(t, 3*time.Minute, func() bool {
+		cmds, err := js.Stream(ctx, client.CommandsStream)
+		if err != nil {
+			return false
+		}
+		info, err := cmds.Info(ctx)
+		if err != nil || info.State.Msgs != 0 {
+			return false
+		}
+		events, err := js.Stream(ctx, eventlog.EventsStream)
+		if err != nil {
+			return false
+		}
+		m, err := events.GetLastMsgForSubject(ctx, eventlog.EventSubjects)
+		if err != nil {
+			return false
+		}
+		last = m.Sequence
+		return true
+	}, "every command applied", nil)
+	return last
 }
 
 // waitViews waits until the views reflect seq and returns the study views.

@@ -49,9 +49,9 @@ type readSide struct {
 }
 
 // newReadSide builds the read side; it reads the checkpoint key, nothing else.
-func newReadSide(cfg config, nc *client.Conn, js jetstream.JetStream, store eventstore.Store, log *slog.Logger) (readSide, error) {
+func newReadSide(cfg config, nc *client.Conn, js jetstream.JetStream, store eventstore.Store, commitKey *audit.CommitKey, log *slog.Logger) (readSide, error) {
 	rs := readSide{
-		projector: views.NewProjector(js, views.ProjectorConfig{Replicas: cfg.Replicas, Logger: log}),
+		projector: views.NewProjector(js, views.ProjectorConfig{Replicas: cfg.Replicas, Logger: log, CommitKey: commitKey}),
 		queries:   views.NewQueryService(nc, js, store, views.QueryConfig{}),
 	}
 	if cfg.CheckpointKey == "" {

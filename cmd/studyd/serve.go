@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -26,16 +29,103 @@ import (
 	"github.com/studyd/studyd/adapters/nats/pagesource"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
 
+// Secrets the embedded default keeps in its data directory, mode 0600.
+const (
+	adminKeyFile  = "admin.nk"   // the admin role's nkey seed
+	commitKeyFile = "commit.key" // the commit key
+)
+
+// loadCommitKey reads the commit key: --commit-key, or on the embedded default
+// <data>/commit.key, created on first start. On a cluster without --commit-key commits
+// go unauthenticated, and studyd says so.
+func loadCommitKey(cfg config, log *slog.Logger) (*audit.CommitKey, error) {
+	path := cfg.CommitKey
+	if path == "" && !cfg.embedded() {
+		log.Warn("no --commit-key: commits are not authenticated, and verify cannot prove who wrote them")
+		return nil, nil
+	}
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, commitKeyFile)
+		if err := createCommitKey(path); err != nil {
+			return nil, err
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--commit-key: %w", err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the commit key is readable by others: whoever reads it can write commits verify accepts", "file", path, "mode", fi.Mode().Perm())
+	}
+	k, err := audit.ParseCommitKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("--commit-key %s: %w", path, err)
+	}
+	log.Info("commits authenticated", "commit_key", path, "key_id", k.ID())
+	return k, nil
+}
+
+// createCommitKey writes a new commit key to path (mode 0600) unless a file is there.
+func createCommitKey(path string) error {
+	b, err := audit.GenerateCommitKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("create commit key: %w", err)
+	}
+	_, werr := f.Write(b)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("create commit key %s: %w", path, werr)
+	}
+	return nil
+}
+
 // serve starts every part of studyd and runs until ctx ends, then drains in order:
 // stop taking commands, finish those in hand, flush the projections, close NATS.
+//
+// /healthz, /readyz and /metrics come first, so that while start-up waits — for a
+// cluster to elect leaders, say — /readyz says what for. Every start-up step against
+// NATS retries with backoff until it succeeds or ctx ends (SIGTERM), except those that
+// waiting cannot fix (a busy address, a stream created with other settings).
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	log.Info("studyd starting", "version", buildinfo.Version(), "config", cfg)
 
-	nc, shutdownNATS, err := connectNATS(cfg, log)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(buildInfoGauge())
+	rd := &readiness{}
+	rd.step("NATS "+natsAddress(cfg), 1, nil)
+	studyPage := &lateHandler{}
+	stopHTTP, err := startHTTP(cfg.HTTP, reg, studyPage, rd, log)
+	if err != nil {
+		return err
+	}
+	defer stopHTTP()
+
+	err = start(ctx, cfg, rd, reg, studyPage, log, stdout)
+	if err != nil && ctx.Err() != nil {
+		log.Info("studyd stopped during start-up", "waiting_for", rd.waitingFor(), "err", err)
+		return nil
+	}
+	return err
+}
+
+// start connects, creates what studyd needs, runs it until ctx ends and drains.
+func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Registry, studyPage *lateHandler, log *slog.Logger, stdout io.Writer) error {
+	nc, shutdownNATS, err := connectNATS(ctx, cfg, rd, log)
 	if err != nil {
 		return err
 	}
@@ -44,41 +134,92 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas); err != nil {
+	if cfg.ResetViews {
+		log.Warn("--reset-views: deleting the views; they are rebuilt from the log as it is")
+		if err := retry(ctx, rd, log, "reset views", func(ctx context.Context) error { return views.ResetViews(ctx, js) }); err != nil {
+			return err
+		}
+	}
+	// Views folded from a log that is gone or re-created must not silently continue on
+	// a new one: checked before the stream is created or used, and again once it has a
+	// first message (which records the log's identity).
+	checkLog := func(ctx context.Context) error {
+		err := views.CheckLog(ctx, js)
+		if errors.Is(err, views.ErrLogLost) {
+			return fmt.Errorf("%w: %w", errPermanent, err)
+		}
 		return err
 	}
-	if _, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas); err != nil {
-		return err
+	steps := []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"the log's identity", checkLog},
+		{"stream " + eventlog.EventsStream, func(ctx context.Context) error {
+			_, err := eventlog.EnsureEventsStream(ctx, js, cfg.Replicas)
+			return err
+		}},
+		{"the log's identity", checkLog},
+		{"stream " + client.CommandsStream, func(ctx context.Context) error {
+			_, err := intake.EnsureCommandsStream(ctx, js, cfg.Partitions, cfg.Replicas)
+			if errors.Is(err, intake.ErrStreamConfig) {
+				return fmt.Errorf("%w: %w", errPermanent, err)
+			}
+			return err
+		}},
+		{"stream " + client.ParkedStream, func(ctx context.Context) error {
+			_, err := intake.EnsureParkedStream(ctx, js, cfg.Replicas)
+			return err
+		}},
 	}
-	store := eventlog.NewStore(js)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
-	reads, err := newReadSide(cfg, nc, js, store, log)
+	for _, s := range steps {
+		if err := retry(ctx, rd, log, s.what, s.fn); err != nil {
+			return err
+		}
+	}
+	commitKey, err := loadCommitKey(cfg, log)
 	if err != nil {
 		return err
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var storeOpts []eventlog.StoreOption
+	if commitKey != nil {
+		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
+	}
+	store := eventlog.NewStore(js, storeOpts...)
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
+	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
+	if err != nil {
+		return err
+	}
 	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
-	reg.MustRegister(buildInfoGauge(), intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
+	reg.MustRegister(intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 	in, submit := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg),
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter,
+		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
 	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
-
-	var ready atomic.Bool
-	studyPage, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "studyd_parked_commands", Help: "Commands parked in " + client.ParkedStream + " (studyctl parked lists them); -1 if unknown.",
+	}, func() float64 {
+		n, err := parkedCount(js)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
+	if err := retry(ctx, rd, log, fmt.Sprintf("%d partition consumers", cfg.Partitions), in.Prepare); err != nil {
+		return err
+	}
+	pg, err := page.New(page.Config{Views: pagesource.New(js), Checkpoints: pagesource.New(js),
 		Fleet: pagesource.New(js), Logger: log})
 	if err != nil {
 		return err
 	}
-	stopHTTP, err := startHTTP(cfg.HTTP, reg, studyPage, &ready, log)
-	if err != nil {
-		return err
-	}
-	defer stopHTTP()
+	studyPage.set(pg)
 
-	// Every component runs until runCtx ends; the first to fail stops studyd (the
-	// projector does not fail: runProjector retries it, and the views only lag).
+	// Every component runs until runCtx ends; the first to fail once started stops
+	// studyd (the projector does not fail: runProjector retries it, and the views only
+	// lag). Until a served component is ready, its failures are retried like every
+	// start-up step.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -93,9 +234,25 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			}
 		})
 	}
+	// The submit endpoint runs on its own context: at shutdown it stops first and
+	// answers the requests in hand while the intake still applies their commands.
+	submitCtx, stopSubmit := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSubmit()
+	submitDone := make(chan struct{})
+	go func() {
+		defer close(submitDone)
+		if err := untilReady(submitCtx, rd, log, "endpoint "+client.SubmitSubject, submit.Ready(), submit.Run); err != nil {
+			select {
+			case errs <- fmt.Errorf("submit: %w", err):
+			default:
+			}
+		}
+	}()
+	go func() { <-ctx.Done(); stopSubmit() }()
 	run("intake", in.Run)
-	run("submit", submit.Run)
-	run("queries", reads.queries.Run)
+	run("queries", func(ctx context.Context) error {
+		return untilReady(ctx, rd, log, "query endpoints", reads.queries.Ready(), reads.queries.Run)
+	})
 	wg.Go(func() { runProjector(runCtx, reads.projector, log) })
 	if reads.checkpoints != nil {
 		run("checkpoints", reads.checkpoints.Run)
@@ -112,7 +269,17 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	if runErr == nil && ctx.Err() == nil {
-		ready.Store(true)
+		rd.ready(func() (problems, notes []string) {
+			for _, s := range in.Stuck() {
+				problems = append(problems, s.String())
+			}
+			if n, err := parkedCount(js); err != nil {
+				notes = append(notes, "parked commands: unknown ("+err.Error()+")")
+			} else if n > 0 {
+				notes = append(notes, fmt.Sprintf("parked commands: %d in %s (studyctl parked)", n, client.ParkedStream))
+			}
+			return problems, notes
+		})
 		log.Info("studyd ready", "nats", natsAddress(cfg), "http", cfg.HTTP, "partitions", cfg.Partitions)
 		fmt.Fprintf(stdout, "studyd ready: NATS %s, HTTP %s\n", natsAddress(cfg), cfg.HTTP)
 		select {
@@ -120,36 +287,103 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		case runErr = <-errs:
 		}
 	}
-	ready.Store(false)
+	rd.stop()
 	log.Info("studyd draining")
+	stopSubmit()
+	<-submitDone
 	cancel()
 	wg.Wait()
 	log.Info("studyd stopped")
+	if runErr == nil && ctx.Err() != nil && !rd.isStarted() {
+		return fmt.Errorf("start-up stopped while waiting for %s: %w", rd.waitingFor(), ctx.Err())
+	}
 	return runErr
 }
 
-// connectNATS starts the embedded server (the default) or dials the configured one.
-func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
+// untilReady runs a served component. Until ready is closed its failures are start-up
+// failures: retried with backoff while /readyz names the step. Once ready, its Run's
+// result is returned as it is.
+func untilReady(ctx context.Context, rd *readiness, log *slog.Logger, what string, ready <-chan struct{}, run func(context.Context) error) error {
+	wait := retryFirst
+	for attempt := 1; ; attempt++ {
+		err := run(ctx)
+		select {
+		case <-ready:
+			return err
+		default:
+		}
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		rd.step(what, attempt, err)
+		log.Warn("start-up step failed; retrying", "step", what, "attempt", attempt, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// lateHandler serves the study page once it is set, 503 before.
+type lateHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
+
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	http.Error(w, "studyd is starting (see /readyz)", http.StatusServiceUnavailable)
+}
+
+// parkedCount asks how many commands are parked, within a second.
+func parkedCount(js jetstream.JetStream) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return client.ParkedCount(ctx, js)
+}
+
+// connectNATS starts the embedded server (the default) or dials the configured one,
+// retrying until it answers or ctx ends.
+func connectNATS(ctx context.Context, cfg config, rd *readiness, log *slog.Logger) (*client.Conn, func(), error) {
 	if !cfg.embedded() {
-		nc, err := client.Connect(cfg.Conn)
+		var nc *client.Conn
+		err := retry(ctx, rd, log, "NATS "+cfg.NATSURL, func(context.Context) error {
+			var err error
+			nc, err = client.Connect(cfg.Conn)
+			return err
+		})
 		if err != nil {
 			return nil, nil, err
 		}
 		return nc, func() { _ = nc.Drain() }, nil
 	}
-	ns, err := embedded.Start(embedded.Config{
-		StoreDir: filepath.Join(cfg.DataDir, "jetstream"),
-		Listen:   cfg.NATSListen,
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("--data: %w", err)
+	}
+	roles := &embedded.Roles{AdminKeyFile: filepath.Join(cfg.DataDir, adminKeyFile)}
+	rd.step("embedded nats-server on "+cfg.NATSListen, 1, nil)
+	ns, err := embedded.StartContext(ctx, embedded.Config{
+		StoreDir:     filepath.Join(cfg.DataDir, "jetstream"),
+		Listen:       cfg.NATSListen,
+		Roles:        roles,
+		Log:          log,
+		SyncAlways:   cfg.Sync.Always,
+		SyncInterval: cfg.Sync.Interval,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := embedded.ConnectInProcess(ns, "studyd")
+	nc, err := roles.Connect(ns, "studyd")
 	if err != nil {
 		ns.Shutdown()
 		return nil, nil, err
 	}
-	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir)
+	log.Info("embedded nats-server started", "listen", cfg.NATSListen, "store", cfg.DataDir, "sync", cfg.Sync.String(),
+		"anonymous", embedded.RolePublisher, "admin_nkey", roles.AdminKeyFile)
 	return nc, func() {
 		_ = nc.Drain()
 		for i := 0; i < 50 && !nc.IsClosed(); i++ {
@@ -160,21 +394,23 @@ func connectNATS(cfg config, log *slog.Logger) (*client.Conn, func(), error) {
 	}, nil
 }
 
-// startHTTP serves /healthz (the process is up), /readyz (it is taking commands),
+// startHTTP serves /healthz (the process is up), /readyz (it is taking commands, or
+// what start-up waits for, or which partition is stuck),
 // Prometheus /metrics and, on every other path, the live study page (studyPage) on
 // addr. An empty addr disables it.
-func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, ready *atomic.Bool, log *slog.Logger) (func(), error) {
+func startHTTP(addr string, reg *prometheus.Registry, studyPage http.Handler, rd *readiness, log *slog.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+		ok, body := rd.report()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
 		}
-		_, _ = io.WriteString(w, "ready\n")
+		_, _ = io.WriteString(w, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", studyPage)

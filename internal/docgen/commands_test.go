@@ -61,8 +61,8 @@ func TestCommandExamples(t *testing.T) {
 		s = d.State
 	}
 	for _, typ := range domain.CommandTypes {
-		if seen[typ] != 1 {
-			t.Errorf("got %d examples of %s, want 1", seen[typ], typ)
+		if seen[typ] == 0 {
+			t.Errorf("got %d examples of %s, want at least 1", seen[typ], typ)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/fsm"
 )
 
@@ -30,9 +31,39 @@ func TestReadmeUpToDate(t *testing.T) {
 	}
 }
 
+// TestCommandsDocUpToDate fails while docs/commands.md's generated sections (the
+// versioned rules and the later events' Telemetry shapes) differ from the code.
+func TestCommandsDocUpToDate(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "commands.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := RewriteCommands(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(b) {
+		t.Errorf("docs/commands.md generated sections are stale: run make docs")
+	}
+	for _, r := range domain.Rules {
+		if !strings.Contains(string(b), "| `"+string(r.ID)+"` |") {
+			t.Errorf("docs/commands.md does not show rule %s", r.ID)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), fsm.RolloutMermaid()) {
+		t.Errorf("README.md does not show fsm.RolloutMermaid()")
+	}
+}
+
 func TestRewrite(t *testing.T) {
 	t.Parallel()
 	both := "intro\n<!-- BEGIN GENERATED: fsm -->\nold\n<!-- END GENERATED: fsm -->\nmiddle\n" +
+		"<!-- BEGIN GENERATED: rollout-fsm -->\n<!-- END GENERATED: rollout-fsm -->\n" +
 		"<!-- BEGIN GENERATED: events -->\n<!-- END GENERATED: events -->\noutro\n"
 	tests := []struct {
 		name    string
@@ -77,17 +108,18 @@ func TestRunCheck(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "README.md")
-	stale := "<!-- BEGIN GENERATED: fsm -->\n<!-- END GENERATED: fsm -->\n<!-- BEGIN GENERATED: events -->\n<!-- END GENERATED: events -->\n"
+	stale := "<!-- BEGIN GENERATED: fsm -->\n<!-- END GENERATED: fsm -->\n<!-- BEGIN GENERATED: rollout-fsm -->\n<!-- END GENERATED: rollout-fsm -->\n" +
+		"<!-- BEGIN GENERATED: events -->\n<!-- END GENERATED: events -->\n"
 	if err := os.WriteFile(path, []byte(stale), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := run([]string{"-check", "-readme", path}); err == nil {
+	if err := run([]string{"-check", "-readme", path, "-commands", ""}); err == nil {
 		t.Errorf("got no error checking a stale README, want one")
 	}
-	if err := run([]string{"-readme", path}); err != nil {
+	if err := run([]string{"-readme", path, "-commands", ""}); err != nil {
 		t.Fatalf("rewrite: %v", err)
 	}
-	if err := run([]string{"-check", "-readme", path}); err != nil {
+	if err := run([]string{"-check", "-readme", path, "-commands", ""}); err != nil {
 		t.Errorf("got %v checking a rewritten README, want none", err)
 	}
 }

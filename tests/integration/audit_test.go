@@ -40,7 +40,8 @@ func newWorkload(t *testing.T, cfg simulate.Config) workload {
 		}
 		w.Msgs = append(w.Msgs, outMsg{
 			Subject: client.CommandSubject(cmd.ClientID),
-			ID:      cmd.CommandID,
+			ID:      client.CommandMsgID(cmd),
+			Name:    cmd.CommandID,
 			Key:     string(cmd.ClientID), // one client's commands in order
 			Data:    body,
 		})

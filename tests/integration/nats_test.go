@@ -44,6 +44,7 @@ type nodeSpec struct {
 	nw     *testcontainers.DockerNetwork // nil for a standalone node
 	config string                        // nats.conf contents; "" to configure by flags only
 	args   []string                      // extra server flags
+	env    map[string]string             // the server's environment (a config file's $VARS)
 }
 
 // startNode runs one node and waits until its client port accepts connections (not
@@ -72,6 +73,10 @@ func runNode(ctx context.Context, t *testing.T, s nodeSpec) (*natsNode, error) {
 	p4222, p8222 := network.MustParsePort("4222/tcp"), network.MustParsePort("8222/tcp")
 	loopback := netip.MustParseAddr("127.0.0.1")
 	args := []string{"--name", s.name, "-js", "-sd", "/data", "-m", "8222"}
+	if strings.Contains(s.config, "store_dir") {
+		// The file names its own store (under /data); the flag would duplicate it.
+		args = []string{"--name", s.name, "-js", "-m", "8222"}
+	}
 	opts := []testcontainers.ContainerCustomizer{
 		testcontainers.WithExposedPorts("4222/tcp", "8222/tcp"),
 		testcontainers.WithHostConfigModifier(func(hc *container.HostConfig) {
@@ -91,6 +96,9 @@ func runNode(ctx context.Context, t *testing.T, s nodeSpec) (*natsNode, error) {
 			Reader: strings.NewReader(s.config), ContainerFilePath: "/etc/nats.conf", FileMode: 0o644,
 		}))
 		args = append(args, "-c", "/etc/nats.conf")
+	}
+	if len(s.env) > 0 {
+		opts = append(opts, testcontainers.WithEnv(s.env))
 	}
 	opts = append(opts, testcontainers.WithCmd(append(args, s.args...)...))
 	ctr, err := testcontainers.Run(ctx, natsImage, opts...)

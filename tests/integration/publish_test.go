@@ -17,9 +17,17 @@ import (
 type outMsg struct {
 	Subject string
 	ID      string // Nats-Msg-Id: a retry after a lost ack is deduplicated by the stream
+	Name    string // what the report calls it (a command id); "" means ID
 	Key     string // messages with one key are published in order, by one worker
 	Data    []byte
 	Header  nats.Header
+}
+
+func (m outMsg) name() string {
+	if m.Name != "" {
+		return m.Name
+	}
+	return m.ID
 }
 
 // pubReport is what a publishAll saw.
@@ -69,9 +77,9 @@ func publishAll(ctx context.Context, js jetstream.JetStream, msgs []outMsg, o pu
 				mu.Lock()
 				rep.Retries += retries
 				if err != nil {
-					rep.Failed = append(rep.Failed, m.ID)
+					rep.Failed = append(rep.Failed, m.name())
 				} else {
-					rep.Acked = append(rep.Acked, m.ID)
+					rep.Acked = append(rep.Acked, m.name())
 					rep.AckTimes = append(rep.AckTimes, now)
 				}
 				mu.Unlock()

@@ -356,6 +356,16 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		enroll.Series = append(enroll.Series, series{Name: name, Values: perBranch[name]})
 		share.Series = append(share.Series, series{Name: name, Values: shares[name]})
 	}
+	if len(names) == 0 { // an add-on study: no branches, only its total
+		total := make([]float64, len(x))
+		for i, t := range x {
+			if b := byStart[t.Unix()]; b != nil {
+				total[i] = float64(b.Enrolled)
+			}
+		}
+		enroll.Title = "Enrollments per " + unit
+		enroll.Series = []series{{Name: "enrollments", Values: total}}
+	}
 	for _, b := range h.Branches {
 		if totalWeight <= 0 || b.Weight == 0 {
 			continue
@@ -463,6 +473,7 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 			func(src string) bool { return kindOf(src) == kind.kind })
 		p.Charts = append(p.Charts, c)
 	}
+	p.Charts = append(p.Charts, errorRateChart(period, uptake, kindOf))
 	health := map[string]*projections.HealthCounts{}
 	for k, n := range totals {
 		if k.Period != projections.PeriodTotal {
@@ -485,4 +496,37 @@ func fleetModel(period projections.Period, uptake, totals map[projections.Uptake
 		p.Sources = append(p.Sources, r)
 	}
 	return p
+}
+
+// errorRateChart charts bad / (good + bad) per bucket for the runner, all actions and
+// all recipes, against the uptake-health threshold.
+func errorRateChart(period projections.Period, uptake map[projections.UptakeKey]uint64, kindOf func(string) string) *chart {
+	var starts []int64
+	for k := range uptake {
+		if k.Period == period {
+			starts = append(starts, k.Start)
+		}
+	}
+	x := axis(period, starts)
+	at := index(x)
+	c := &chart{ID: "error-rate", Title: "Uptake error rate per " + period.String(), Period: period, X: x,
+		YLabel: "error rate", Percent: true, Threshold: uptakeAlert, ThresholdLabel: "2% alert",
+		Desc: "Bad reports over good and bad ones in each UTC " + period.String() + ", for the runner, all actions and all recipes; above the line is an uptake-health alert."}
+	for _, kind := range []struct{ kind, name string }{{"runner", "runner"}, {"action", "actions"}, {"recipe", "recipes"}} {
+		counts := make([]projections.HealthCounts, len(x))
+		for k, n := range uptake {
+			if k.Period != period || kindOf(k.Source) != kind.kind {
+				continue
+			}
+			if j, ok := at[k.Start]; ok {
+				counts[j].Add(k.Status, n)
+			}
+		}
+		vals := make([]float64, len(x))
+		for j := range counts {
+			vals[j] = counts[j].BadRatio()
+		}
+		c.Series = append(c.Series, series{Name: kind.name, Values: vals})
+	}
+	return c
 }

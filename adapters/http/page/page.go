@@ -37,8 +37,9 @@ type Views interface {
 	// Timeline returns the hour or day buckets of study ref, or of every study when ref
 	// is nil, in any order.
 	Timeline(ctx context.Context, ref *domain.StudyRef, period projections.Period) ([]projections.StudyBucket, error)
-	// Uptake returns every uptake tally of period.
-	Uptake(ctx context.Context, period projections.Period) (map[projections.UptakeKey]uint64, error)
+	// Uptake returns the uptake tallies of period: of the sources named (source keys
+	// such as normandy/recipe/42), or of every source when none is.
+	Uptake(ctx context.Context, period projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error)
 }
 
 // Checkpoints follows the projection checkpoint: the log sequence every view reflects.
@@ -61,9 +62,9 @@ type FleetStatus struct {
 	LogSeq        uint64 // the last commit's sequence in the log
 	ProjectionSeq uint64 // the checkpoint
 	Rejections    uint64 // rejections recorded in the log
-	// Parked is commands set aside after failing repeatedly; -1 when this studyd does
-	// not park commands.
-	Parked     int64
+	// Parked is commands set aside after failing the same way repeatedly (studyctl
+	// parked lists and re-drives them).
+	Parked     uint64
 	Partitions []Partition
 }
 
@@ -101,7 +102,8 @@ type Config struct {
 	// means equal weights. Default: the ratios recorded in the study view.
 	Ratios func(v *projections.StudyView) map[string]float64
 	// LiveInterval is the least time between two live updates sent to one browser
-	// (default 500 ms): the projector flushes far more often under load.
+	// (default 1 s): the projector flushes far more often under load, and each update
+	// renders the page again.
 	LiveInterval time.Duration
 	Logger       *slog.Logger
 }
@@ -123,7 +125,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg.Ratios = RecordedRatios
 	}
 	if cfg.LiveInterval <= 0 {
-		cfg.LiveInterval = 500 * time.Millisecond
+		cfg.LiveInterval = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -242,15 +244,25 @@ func (h *Handler) study(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	uptake, err := h.cfg.Views.Uptake(ctx, period)
-	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, err)
-		return
+	// Only the study's recipe and action: a fleet has many sources and hours.
+	head := rowOf(&views[i], days, nil, h.cfg.Ratios)
+	var sources []string
+	if head.HasRecipe {
+		sources = append(sources, domain.RecipeSource(head.RecipeID))
 	}
-	totals, err := h.cfg.Views.Uptake(ctx, projections.PeriodTotal)
-	if err != nil {
-		h.fail(w, r, http.StatusServiceUnavailable, err)
-		return
+	if head.Action != "" {
+		sources = append(sources, domain.ActionSource(head.Action))
+	}
+	uptake, totals := map[projections.UptakeKey]uint64{}, map[projections.UptakeKey]uint64{}
+	if len(sources) > 0 {
+		if uptake, err = h.cfg.Views.Uptake(ctx, period, sources...); err != nil {
+			h.fail(w, r, http.StatusServiceUnavailable, err)
+			return
+		}
+		if totals, err = h.cfg.Views.Uptake(ctx, projections.PeriodTotal, sources...); err != nil {
+			h.fail(w, r, http.StatusServiceUnavailable, err)
+			return
+		}
 	}
 	m := studyModel(&views[i], period, buckets, days, uptake, totals, h.cfg.Ratios)
 	h.render(w, r, http.StatusOK, "study", m.Row.Slug, "studies", m)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,12 +73,12 @@ func (m *memViews) Timeline(_ context.Context, ref *domain.StudyRef, p projectio
 	return out, nil
 }
 
-func (m *memViews) Uptake(_ context.Context, p projections.Period) (map[projections.UptakeKey]uint64, error) {
+func (m *memViews) Uptake(_ context.Context, p projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := map[projections.UptakeKey]uint64{}
 	for k, n := range m.uptake.Counts {
-		if k.Period == p {
+		if k.Period == p && (len(sources) == 0 || slices.Contains(sources, k.Source)) {
 			out[k] = n
 		}
 	}
@@ -101,7 +102,7 @@ func (m *memViews) Watch(ctx context.Context) (<-chan uint64, error) {
 func (m *memViews) FleetStatus(context.Context) (FleetStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: -1,
+	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: 4,
 		Partitions: []Partition{{Name: "p0", Pending: 4}, {Name: "p1", AckPending: 1}}}, nil
 }
 
@@ -196,6 +197,12 @@ func TestPagesShowTheViews(t *testing.T) {
 				t.Errorf("study %s: branch %s enrolled = %q, want %q", key, name, got, want)
 			}
 		}
+		if len(sv.Branches) == 0 && !strings.Contains(page, `<th scope="col" class="num">enrollments</th>`) {
+			t.Errorf("add-on study %s: no enrollments line (it has no branches)", key)
+		}
+		if strings.Contains(page, `<th scope="col" class="num"></th>`) {
+			t.Errorf("study %s: a chart has a series without a name", key)
+		}
 		if !strings.Contains(page, `<svg class="chart"`) || !strings.Contains(page, `role="img"`) {
 			t.Errorf("study %s: no accessible SVG chart", key)
 		}
@@ -207,7 +214,7 @@ func TestPagesShowTheViews(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /fleet = %d, want 200", code)
 	}
-	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="backlog">5 commands`, "normandy/runner"} {
+	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="parked">4`, `data-col="backlog">5 commands`, "normandy/runner"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("fleet page lacks %q", want)
 		}
@@ -332,5 +339,40 @@ func TestSRMOverTimeEndsAtTheStudysSRM(t *testing.T) {
 	}
 	if tested == 0 {
 		t.Fatal("no study with recorded ratios in the simulated fleet")
+	}
+}
+
+func TestFleetErrorRateOverTime(t *testing.T) {
+	t.Parallel()
+	h := time.Date(2018, 6, 1, 10, 0, 0, 0, time.UTC).Unix()
+	key := func(src string, s domain.UptakeStatus, start int64) projections.UptakeKey {
+		return projections.UptakeKey{Source: src, Status: s, Period: projections.PeriodHour, Start: start}
+	}
+	uptake := map[projections.UptakeKey]uint64{
+		key(domain.SourceRunner, domain.RunnerSuccess, h):                     98,
+		key(domain.SourceRunner, domain.RunnerNetworkError, h):                2,
+		key(domain.SourceRunner, domain.RunnerSuccess, h+7200):                10,
+		key(domain.RecipeSource(7), domain.RecipeExecutionError, h+7200):      1,
+		key(domain.RecipeSource(8), domain.RecipeSuccess, h+7200):             3,
+		key(domain.ActionSource("addon-study"), domain.ActionSuccess, h+3600): 5,
+	}
+	m := fleetModel(projections.PeriodHour, uptake, nil, FleetStatus{})
+	var c *chart
+	for _, ch := range m.Charts {
+		if ch.ID == "error-rate" {
+			c = ch
+		}
+	}
+	if c == nil {
+		t.Fatal("the fleet page has no error-rate chart")
+	}
+	want := map[string][]float64{"runner": {0.02, 0, 0}, "actions": {0, 0, 0}, "recipes": {0, 0, 0.25}}
+	if len(c.X) != 3 {
+		t.Fatalf("axis has %d hours, want 3 (gaps included)", len(c.X))
+	}
+	for _, s := range c.Series {
+		if fmt.Sprint(s.Values) != fmt.Sprint(want[s.Name]) {
+			t.Errorf("%s error rate = %v, want %v", s.Name, s.Values, want[s.Name])
+		}
 	}
 }

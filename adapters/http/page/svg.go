@@ -154,6 +154,16 @@ func (c *chart) SVG() template.HTML {
 		}
 	case maxY > 0:
 		ticks = []float64{0, maxY / 4, maxY / 2, 3 * maxY / 4, maxY}
+	case c.Percent:
+		// Rates: from 0 to a round share above the data and the threshold.
+		maxY = c.Threshold * 2
+		for _, s := range c.Series {
+			for _, v := range s.Values {
+				maxY = max(maxY, v)
+			}
+		}
+		maxY = min(niceMax(maxY), 1)
+		ticks = []float64{0, maxY / 4, maxY / 2, 3 * maxY / 4, maxY}
 	default:
 		// Counts: whole-number steps of 1, 2 or 5 times a power of ten, at most five.
 		for _, s := range c.Series {

@@ -13,7 +13,9 @@ import (
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/adapters/nats/views"
+	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
 )
@@ -270,5 +272,46 @@ func TestVerifyTamperedCopy(t *testing.T) {
 				t.Errorf("faults %v: want the signed checkpoint to disagree too", r.Faults)
 			}
 		})
+	}
+}
+
+// TestVerifyFailsWhenTheViewsAreBehind: views equal to the log at their own sequence,
+// but behind its last commit (a stopped projector), fail verify with "views at seq X
+// of Y" (issue 12, case 9: verify said "views EQUAL" comparing with the projector's
+// checkpoint only).
+func TestVerifyFailsWhenTheViewsAreBehind(t *testing.T) {
+	t.Parallel()
+	l := newAuditLog(t, 10, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := views.NewProjector(l.js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	for deadline := time.Now().Add(30 * time.Second); p.Seq() < lastCommitSeq(l.entries); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("projector at %d, want %d", p.Seq(), lastCommitSeq(l.entries))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	reflected := p.Seq()
+	// The projector is stopped; the log moves on.
+	h := app.NewHandler(l.store, app.Config{})
+	res, err := h.Handle(context.Background(), domain.Command{Type: domain.CommandOptOut, CommandID: "late-1", ClientID: "late-client",
+		At: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}, app.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := checkpoint.VerifyLog(context.Background(), l.js, checkpoint.VerifyConfig{Views: true, ViewsWait: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Views == nil || !r.Views.Behind() || r.Views.Head != res.Record.Position || r.Views.Reflects != reflected {
+		t.Fatalf("views %+v: want behind, reflecting %d of %d", r.Views, reflected, res.Record.Position)
+	}
+	f, ok := r.Err().(*audit.Fault)
+	if !ok || f.Kind != audit.FaultViewsBehind || f.Seq != reflected || f.Related != res.Record.Position {
+		t.Errorf("verify: %v; want a %s fault at seq %d of %d", r.Err(), audit.FaultViewsBehind, reflected, res.Record.Position)
 	}
 }

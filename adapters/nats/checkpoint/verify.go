@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -44,9 +45,15 @@ type VerifyConfig struct {
 	CheckpointsStream, CheckpointsOf string
 	// PublicKey verifies the checkpoints' signatures; nil leaves them unchecked.
 	PublicKey ed25519.PublicKey
+	// CommitKey proves studyd wrote every commit and rejection; nil leaves authorship
+	// unchecked.
+	CommitKey *audit.CommitKey
 	// Views compares the live KV views with the fold of the log (whole-stream replays);
 	// if no projector ever wrote views the comparison is skipped (Report.Views nil).
 	Views bool
+	// ViewsWait is how long the views may take to reach the log's last commit (as it
+	// was when verify started) before they count as behind; 0 means 5s.
+	ViewsWait time.Duration
 	// Progress, if set, is called with each sequence verified.
 	Progress func(seq uint64)
 }
@@ -61,7 +68,7 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 	if err != nil {
 		return audit.Report{}, fmt.Errorf("verify: %w", err)
 	}
-	opts := audit.VerifyOptions{PublicKey: cfg.PublicKey}
+	opts := audit.VerifyOptions{PublicKey: cfg.PublicKey, CommitKey: cfg.CommitKey}
 	opts.Complete, opts.Anchored = audit.Coverage(o.Range(), first)
 	if opts.Complete {
 		of := cfg.CheckpointsOf
@@ -79,7 +86,7 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 		if !opts.Complete {
 			return audit.Report{}, fmt.Errorf("verify: comparing views needs a replay of the whole stream (no client, time or start selection)")
 		}
-		live, err := liveViews(ctx, js)
+		live, err := readLiveViewsCaughtUp(ctx, js, cfg.ViewsWait)
 		switch {
 		case errors.Is(err, client.ErrNoViews):
 		case err != nil:
@@ -93,4 +100,50 @@ func VerifyLog(ctx context.Context, js jetstream.JetStream, cfg VerifyConfig) (a
 		return audit.Report{}, fmt.Errorf("verify: %w", err)
 	}
 	return r, nil
+}
+
+// readLiveViewsCaughtUp reads the live views once they reflect the log's last commit
+// as it is now, waiting up to wait (default 5s) for a busy projector; after that it
+// returns them as they are, with Head set, so that views behind the log (a stalled
+// projector) are a fault rather than "equal at their own sequence".
+func readLiveViewsCaughtUp(ctx context.Context, js jetstream.JetStream, wait time.Duration) (audit.LiveViews, error) {
+	if wait <= 0 {
+		wait = 5 * time.Second
+	}
+	head, err := lastCommit(ctx, js)
+	if err != nil {
+		return audit.LiveViews{}, fmt.Errorf("read live views: %w", err)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		live, err := liveViews(ctx, js)
+		if err != nil {
+			return live, err
+		}
+		live.Head = head
+		if audit.NewViewCheck(live).Target() >= head || time.Now().After(deadline) {
+			return live, nil
+		}
+		select {
+		case <-ctx.Done():
+			return live, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// lastCommit is the sequence of the log's last commit (0: none).
+func lastCommit(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	st, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		return 0, fmt.Errorf("last commit: %w", err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, eventlog.EventSubjects)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last commit: %w", err)
+	}
+	return m.Sequence, nil
 }

@@ -138,3 +138,17 @@ func periodToken(p projections.Period, start int64) string {
 	}
 	return "day." + t.Format("20060102")
 }
+
+// UptakeSourcePattern selects the studyd_uptake keys of one source (e.g.
+// normandy/recipe/42) over period: its totals, or its hour or day buckets.
+func UptakeSourcePattern(period projections.Period, source string) string {
+	key := UptakeKey(projections.UptakeKey{Source: source, Status: "S"})
+	prefix := strings.TrimSuffix(key, ".S")
+	switch period {
+	case projections.PeriodHour:
+		return "hour.*." + prefix + ".*"
+	case projections.PeriodDay:
+		return "day.*." + prefix + ".*"
+	}
+	return prefix + ".*"
+}

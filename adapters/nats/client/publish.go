@@ -27,8 +27,8 @@ type PublishOptions struct {
 	// acks allow.
 	Rate float64
 	// AckTimeout is how long one publish waits for its PubAck before it is sent again
-	// (default 5s). The command id is the Nats-Msg-Id, so a resend inside the stream's
-	// duplicate window is stored once.
+	// (default 5s). The Nats-Msg-Id is CommandMsgID (client, command id, body digest),
+	// so a resend inside the stream's duplicate window is stored once.
 	AckTimeout time.Duration
 	// Retries bounds the resends of one command (default 10).
 	Retries int
@@ -76,7 +76,7 @@ type pubItem struct {
 
 // PublishCommands publishes every command next yields to studyd.cmd.<client> on
 // JetStream, asynchronously with at most opts.InFlight PubAcks outstanding, each with
-// its command id as Nats-Msg-Id; a publish whose ack times out or fails is sent again,
+// CommandMsgID as Nats-Msg-Id; a publish whose ack times out or fails is sent again,
 // up to opts.Retries times. A command counts as accepted only when its PubAck arrives.
 // It returns the stats so far with the first error that stopped it (ctx's, or a
 // command that could not be stored), and ErrNoCommandsStream before sending anything
@@ -139,7 +139,7 @@ func PublishCommands(ctx context.Context, nc *nats.Conn, next func() (domain.Com
 		if ctx.Err() != nil {
 			break
 		}
-		fut, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(cmd.CommandID))
+		fut, err := js.PublishMsgAsync(msg, jetstream.WithMsgID(CommandMsgID(cmd)))
 		if err != nil {
 			fut = nil // the waiter resends it synchronously
 		}
@@ -259,10 +259,12 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	}
 }
 
-// PublishAndWait publishes one command to JetStream (msgpack, Nats-Msg-Id = its id)
-// asking for its outcome on a fresh inbox (header Studyd-Reply-To), and waits for that
-// outcome until ctx is done. It returns ErrNoCommandsStream when no stream takes the
-// command.
+// PublishAndWait publishes one command to JetStream (msgpack, Nats-Msg-Id =
+// CommandMsgID) asking for its outcome on a fresh inbox (header Studyd-Reply-To), and
+// waits for that outcome until ctx is done. If the stream already held the command (a
+// resend inside the dedup window) no outcome would come to the inbox: it asks
+// studyd.submit instead, which answers with the outcome the log records. It returns
+// ErrNoCommandsStream when no stream takes the command.
 func PublishAndWait(ctx context.Context, nc *nats.Conn, cmd domain.Command) (Outcome, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -279,11 +281,19 @@ func PublishAndWait(ctx context.Context, nc *nats.Conn, cmd domain.Command) (Out
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	msg.Header.Set(HeaderReplyTo, inbox)
-	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(cmd.CommandID)); err != nil {
+	ack, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(CommandMsgID(cmd)))
+	if err != nil {
 		if errors.Is(err, jetstream.ErrNoStreamResponse) {
 			return Outcome{}, fmt.Errorf("publish and wait: %w", ErrNoCommandsStream)
 		}
 		return Outcome{}, fmt.Errorf("publish and wait: publish %s: %w", msg.Subject, err)
+	}
+	if ack.Duplicate {
+		out, err := SubmitRaw(ctx, nc, ContentTypeMsgpack, msg.Data)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("publish and wait: command %s was sent before: %w", cmd.CommandID, err)
+		}
+		return out, nil
 	}
 	reply, err := sub.NextMsgWithContext(ctx)
 	if err != nil {

@@ -91,8 +91,8 @@ func TestPublishCommands(t *testing.T) {
 			if got := msg.Header.Get(client.HeaderContentType); got != tt.contentType {
 				t.Errorf("Content-Type %q, want %q", got, tt.contentType)
 			}
-			if got := msg.Header.Get("Nats-Msg-Id"); got != cmds[0].CommandID {
-				t.Errorf("Nats-Msg-Id %q, want %q", got, cmds[0].CommandID)
+			if got, want := msg.Header.Get("Nats-Msg-Id"), client.CommandMsgID(cmds[0]); got != want {
+				t.Errorf("Nats-Msg-Id %q, want %q (client-scoped, with the body's digest)", got, want)
 			}
 			if msg.Subject != client.CommandSubject(cmds[0].ClientID) {
 				t.Errorf("subject %q, want %q", msg.Subject, client.CommandSubject(cmds[0].ClientID))

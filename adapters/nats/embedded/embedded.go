@@ -1,8 +1,10 @@
 package embedded
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"time"
@@ -55,6 +57,18 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// Logger, if set, receives the server's log (notices and errors, no debug/trace).
 	Logger server.Logger
+	// Roles, if set, authenticates every connection into studyd's roles (see Roles);
+	// connect as studyd with Roles.Connect. Nil leaves the server open to anyone who
+	// can reach it (tests and benchmarks).
+	Roles *Roles
+	// Log, if set and Logger is not, receives the server's notices, warnings and
+	// errors as slog records (key "component" = "nats-server").
+	Log *slog.Logger
+	// SyncAlways makes the server fsync its file store before acknowledging each
+	// write; otherwise it syncs every SyncInterval (0: the server's default, 2m), and
+	// an acknowledged write lives in the OS page cache until then.
+	SyncAlways   bool
+	SyncInterval time.Duration
 }
 
 // Validate reports the first unusable setting.
@@ -69,6 +83,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPayload < 0 {
 		return fmt.Errorf("%w: MaxPayload %d is negative", ErrConfig, c.MaxPayload)
+	}
+	if c.SyncInterval < 0 {
+		return fmt.Errorf("%w: SyncInterval %s is negative", ErrConfig, c.SyncInterval)
 	}
 	if c.MaxStore < 0 {
 		return fmt.Errorf("%w: MaxStore %d is negative", ErrConfig, c.MaxStore)
@@ -91,9 +108,14 @@ func splitListen(listen string) (string, int, error) {
 	return host, port, nil
 }
 
-// Start starts a nats-server with JetStream on cfg.StoreDir and returns it once
-// it accepts connections. The caller owns it: Shutdown, then WaitForShutdown.
-func Start(cfg Config) (*server.Server, error) {
+// Start is StartContext without a way to stop the wait.
+func Start(cfg Config) (*server.Server, error) { return StartContext(context.Background(), cfg) }
+
+// StartContext starts a nats-server with JetStream on cfg.StoreDir and returns it once
+// it accepts connections. The caller owns it: Shutdown, then WaitForShutdown. It fails
+// at once, with the server's own words, when the server reports a fatal error (e.g.
+// its address is in use); it gives up when ctx ends or after cfg.ReadyTimeout.
+func StartContext(ctx context.Context, cfg Config) (*server.Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -104,8 +126,9 @@ func Start(cfg Config) (*server.Server, error) {
 		JetStreamMaxStore:      cfg.MaxStore,
 		MaxPayload:             cfg.MaxPayload,
 		NoSigs:                 true, // the process owning the server handles signals
-		NoLog:                  cfg.Logger == nil,
 		DisableJetStreamBanner: true,
+		SyncAlways:             cfg.SyncAlways,
+		SyncInterval:           cfg.SyncInterval,
 	}
 	if opts.MaxPayload == 0 {
 		opts.MaxPayload = DefaultMaxPayload
@@ -118,27 +141,96 @@ func Start(cfg Config) (*server.Server, error) {
 		host, port, _ := splitListen(cfg.Listen)
 		opts.Host, opts.Port = host, port
 	}
+	if cfg.Roles != nil {
+		if err := cfg.Roles.apply(opts); err != nil {
+			return nil, fmt.Errorf("start embedded nats-server: %w", err)
+		}
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats-server: %w", err)
 	}
-	if cfg.Logger != nil {
-		s.SetLoggerV2(cfg.Logger, false, false, false)
+	// Always a logger of ours: a fatal error (the server's Fatalf, which would exit
+	// the process with its own logger) must reach the caller instead.
+	logger := &watchLogger{next: cfg.Logger, fatal: make(chan string, 1)}
+	if logger.next == nil && cfg.Log != nil {
+		logger.next = slogLogger{cfg.Log.With("component", "nats-server")}
 	}
+	s.SetLoggerV2(logger, false, false, false)
 	wait := cfg.ReadyTimeout
 	if wait == 0 {
 		wait = DefaultReadyTimeout
 	}
-	go s.Start()
-	if !s.ReadyForConnections(wait) {
+	fail := func(err error) (*server.Server, error) {
 		s.Shutdown()
 		s.WaitForShutdown()
-		return nil, fmt.Errorf("start embedded nats-server: not ready for connections after %s", wait)
+		return nil, fmt.Errorf("start embedded nats-server: %w", err)
+	}
+	go s.Start()
+	deadline := time.Now().Add(wait)
+	for !s.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case msg := <-logger.fatal:
+			return fail(errors.New(msg))
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Errorf("stopped before it was ready: %w", err))
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("not ready for connections after %s", wait))
+		}
 	}
 	if !s.JetStreamEnabled() {
-		s.Shutdown()
-		s.WaitForShutdown()
-		return nil, fmt.Errorf("start embedded nats-server: JetStream did not start (store dir %s)", cfg.StoreDir)
+		return fail(fmt.Errorf("JetStream did not start (store dir %s)", cfg.StoreDir))
 	}
 	return s, nil
 }
+
+// watchLogger passes the server's log on and keeps its first fatal error.
+type watchLogger struct {
+	next  server.Logger // nil: discard
+	fatal chan string
+}
+
+func (l *watchLogger) Noticef(format string, v ...any) {
+	if l.next != nil {
+		l.next.Noticef(format, v...)
+	}
+}
+
+func (l *watchLogger) Warnf(format string, v ...any) {
+	if l.next != nil {
+		l.next.Warnf(format, v...)
+	}
+}
+
+func (l *watchLogger) Errorf(format string, v ...any) {
+	if l.next != nil {
+		l.next.Errorf(format, v...)
+	}
+}
+
+// Fatalf never exits: the error is handed to StartContext (or logged, after start).
+func (l *watchLogger) Fatalf(format string, v ...any) {
+	if l.next != nil {
+		l.next.Errorf(format, v...)
+	}
+	select {
+	case l.fatal <- fmt.Sprintf(format, v...):
+	default:
+	}
+}
+
+func (l *watchLogger) Debugf(string, ...any) {}
+func (l *watchLogger) Tracef(string, ...any) {}
+
+// slogLogger is a server.Logger writing to slog.
+type slogLogger struct{ log *slog.Logger }
+
+func (l slogLogger) Noticef(format string, v ...any) { l.log.Info(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l slogLogger) Tracef(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }

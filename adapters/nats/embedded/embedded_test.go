@@ -1,8 +1,14 @@
 package embedded_test
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -64,4 +70,75 @@ func TestEmbeddedConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStartFailsAtOnceOnABusyAddress: the server's own "address already in use" is the
+// error, not a 30 s wait for readiness (issue 12, case 10).
+func TestStartFailsAtOnceOnABusyAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	logged := &syncWriter{w: &strings.Builder{}}
+	log := slog.New(slog.NewTextHandler(logged, nil))
+	s, err := embedded.StartContext(context.Background(), embedded.Config{StoreDir: t.TempDir(), Listen: addr, Log: log})
+	if err == nil {
+		s.Shutdown()
+		t.Fatalf("Start on busy %s succeeded, want an error", addr)
+	}
+	if !strings.Contains(err.Error(), "address already in use") || !strings.Contains(err.Error(), addr) {
+		t.Errorf("error %q: want the server's \"address already in use\" naming %s", err, addr)
+	}
+	if !strings.Contains(logged.String(), "address already in use") {
+		t.Errorf("the server's error did not reach the log:\n%s", logged.String())
+	}
+}
+
+// TestSyncSettingReachesTheServer: --sync always makes JetStream fsync before every
+// acknowledgement; an interval sets its background sync (issue 12, case 11).
+func TestSyncSettingReachesTheServer(t *testing.T) {
+	tests := []struct {
+		name     string
+		cfg      embedded.Config
+		always   bool
+		interval time.Duration
+	}{
+		{name: "always", cfg: embedded.Config{SyncAlways: true}, always: true},
+		{name: "interval", cfg: embedded.Config{SyncInterval: time.Second}, interval: time.Second},
+		{name: "server default", cfg: embedded.Config{}, interval: 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.StoreDir = t.TempDir()
+			s, err := embedded.Start(tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { s.Shutdown(); s.WaitForShutdown() }()
+			js := s.JetStreamConfig()
+			if js.SyncAlways != tt.always || (!tt.always && js.SyncInterval != tt.interval) {
+				t.Errorf("JetStream sync always %t every %s; want always %t or every %s", js.SyncAlways, js.SyncInterval, tt.always, tt.interval)
+			}
+		})
+	}
+}
+
+// syncWriter serialises writes from the server's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.String()
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

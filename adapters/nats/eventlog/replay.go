@@ -146,7 +146,8 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, fn fun
 			return nil
 		}
 		if seq >= first {
-			if err := fn(audit.Entry{Seq: seq, Subject: msg.Subject(), Stored: meta.Timestamp, Data: msg.Data()}); err != nil {
+			if err := fn(audit.Entry{Seq: seq, Subject: msg.Subject(), Stored: meta.Timestamp, Data: msg.Data(),
+				MAC: msg.Headers().Get(audit.HeaderMAC)}); err != nil {
 				return err
 			}
 		}
@@ -321,7 +322,8 @@ func directAsOf(ctx context.Context, js jetstream.JetStream, stream string, clie
 		return eventstore.Record{}, time.Time{}, fmt.Errorf("as of %s: sequence header: %w", client, err)
 	}
 	stored, _ := time.Parse(time.RFC3339Nano, found.Header.Get(jetstream.TimeStampHeaer))
-	e := audit.Entry{Seq: seq, Subject: found.Header.Get(jetstream.SubjectHeader), Stored: stored, Data: found.Data}
+	e := audit.Entry{Seq: seq, Subject: found.Header.Get(jetstream.SubjectHeader), Stored: stored, Data: found.Data,
+		MAC: found.Header.Get(audit.HeaderMAC)}
 	r, err := e.Record()
 	return r, stored, err
 }

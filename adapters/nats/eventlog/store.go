@@ -21,17 +21,83 @@ var _ eventstore.Store = (*Store)(nil)
 // message on studyd.evt.<client>; its Position is its stream sequence. Optimistic
 // concurrency is the server's per-subject check (Nats-Expected-Last-Subject-Sequence),
 // so any number of Stores, in any number of processes, may append concurrently.
+//
+// With a commit key (WithCommitKey) every commit and rejection is appended with its
+// authentication code (header audit.HeaderMAC), and a client is loaded from its last
+// commit that carries a valid one: a commit someone else wrote on studyd.evt.<client>
+// — even one that names the right predecessor — never decides a command.
 type Store struct {
-	js jetstream.JetStream
+	js  jetstream.JetStream
+	key *audit.CommitKey
 
 	mu      sync.Mutex
 	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
 	applied jetstream.KeyValue // the applied-id index, looked up on first use
+	// heads maps a client whose subject ends in messages studyd did not write to the
+	// sequence of its last authentic commit (what Load returned, and the handler will
+	// expect) and the subject's real last sequence (what the server checks).
+	heads map[domain.ClientID]head
 }
+
+type head struct{ authentic, last uint64 }
+
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithCommitKey makes the Store authenticate what it appends with k and trust only
+// commits authenticated by k.
+func WithCommitKey(k *audit.CommitKey) StoreOption { return func(s *Store) { s.key = k } }
 
 // NewStore returns a Store on js. It does no I/O: the stream is looked up on first use,
 // so EnsureEventsStream may run before or after.
-func NewStore(js jetstream.JetStream) *Store { return &Store{js: js} }
+func NewStore(js jetstream.JetStream, opts ...StoreOption) *Store {
+	s := &Store{js: js, heads: make(map[domain.ClientID]head)}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// sign sets msg's authentication code, if the Store has a key.
+func (s *Store) sign(msg *nats.Msg) {
+	if s.key == nil {
+		return
+	}
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	msg.Header.Set(audit.HeaderMAC, s.key.Sign(msg.Subject, msg.Data))
+}
+
+// authentic checks a stored message's code (its audit.HeaderMAC value); without a key
+// everything is taken as studyd's.
+func (s *Store) authentic(subject string, data []byte, mac string) error {
+	if s.key == nil {
+		return nil
+	}
+	return s.key.Verify(subject, data, mac)
+}
+
+// expectedLast translates the position the caller loaded into the sequence the server
+// checks: they differ when foreign messages follow the client's last authentic commit.
+func (s *Store) expectedLast(client domain.ClientID, expected uint64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h, ok := s.heads[client]; ok && h.authentic == expected {
+		return h.last
+	}
+	return expected
+}
+
+func (s *Store) setHead(client domain.ClientID, h *head) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h == nil {
+		delete(s.heads, client)
+		return
+	}
+	s.heads[client] = *h
+}
 
 func (s *Store) eventsStream(ctx context.Context) (jetstream.Stream, error) {
 	s.mu.Lock()
@@ -64,8 +130,9 @@ func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64
 		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	msg := &nats.Msg{Subject: EventSubject(c.Client), Data: raw, Header: nats.Header{}}
+	s.sign(msg)
 	ack, err := s.js.PublishMsg(ctx, msg,
-		jetstream.WithExpectLastSequencePerSubject(expected),
+		jetstream.WithExpectLastSequencePerSubject(s.expectedLast(c.Client, expected)),
 		jetstream.WithMsgID(msgID(c.Client, c.CommandID)),
 		jetstream.WithExpectStream(EventsStream))
 	switch {
@@ -84,6 +151,7 @@ func (s *Store) Append(ctx context.Context, c eventstore.Commit, expected uint64
 		}
 		return eventstore.Record{}, &eventstore.DuplicateError{Original: orig}
 	}
+	s.setHead(c.Client, nil) // the subject ends in this authentic commit now
 	// Return what a reader will decode (UTC times, nil empties), not the caller's value.
 	return eventstore.Record{Position: ack.Sequence, Commit: c.Canonical(), Hash: eventstore.Hash(raw)}, nil
 }
@@ -133,6 +201,10 @@ func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Re
 	if err != nil {
 		return eventstore.Record{}, storeError(op, err)
 	}
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
+		return s.loadAuthentic(ctx, client, msg.Sequence)
+	}
+	s.setHead(client, nil)
 	r, err := record(msg.Sequence, msg.Data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
@@ -141,6 +213,31 @@ func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Re
 		return eventstore.Record{}, fmt.Errorf("%s: %w: the commit at %d on %s is client %q's", op, eventstore.ErrCorrupt, msg.Sequence, msg.Subject, r.Commit.Client)
 	}
 	return r, nil
+}
+
+// loadAuthentic is Load when the subject's last message, at last, was not written by
+// studyd: it reads the client's subject and returns the last commit that was, or the
+// empty record if none was. The rare path — a forgery on the log — pays a scan of one
+// client's commits.
+func (s *Store) loadAuthentic(ctx context.Context, client domain.ClientID, last uint64) (eventstore.Record, error) {
+	op := "load " + string(client)
+	var found eventstore.Record
+	err := s.scan(ctx, op, EventSubject(client), eventstore.Query{To: last}, func(e audit.Entry) error {
+		if s.authentic(e.Subject, e.Data, e.MAC) != nil {
+			return nil
+		}
+		r, err := record(e.Seq, e.Data)
+		if err != nil || r.Commit.Client != client {
+			return nil // authentic but unreadable: not a state to decide on
+		}
+		found = r
+		return nil
+	})
+	if err != nil {
+		return eventstore.Record{}, err
+	}
+	s.setHead(client, &head{authentic: found.Position, last: last})
+	return found, nil
 }
 
 // Get implements eventstore.Store: the message at stream sequence pos, which must be
@@ -163,6 +260,9 @@ func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) 
 	}
 	if !strings.HasPrefix(msg.Subject, EventPrefix) {
 		return eventstore.Record{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
+	}
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
+		return eventstore.Record{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
 	}
 	r, err := record(msg.Sequence, msg.Data)
 	if err != nil {
@@ -194,6 +294,9 @@ func (s *Store) Read(ctx context.Context, q eventstore.Query, fn func(eventstore
 		filter = EventSubject(q.Client)
 	}
 	return s.scan(ctx, "read", filter, q, func(e audit.Entry) error {
+		if s.authentic(e.Subject, e.Data, e.MAC) != nil {
+			return nil // not studyd's: never read as anyone's history
+		}
 		r, err := record(e.Seq, e.Data)
 		if err != nil {
 			return fmt.Errorf("read: %w", err)
@@ -215,10 +318,17 @@ func (s *Store) Reject(ctx context.Context, r eventstore.Rejection) (uint64, err
 	}
 	var opts []jetstream.PublishOpt
 	opts = append(opts, jetstream.WithExpectStream(EventsStream))
-	if r.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID("rej/"+msgID(r.Client, r.CommandID)))
+	// A redelivery of one stream message is recorded once; every other refusal is a
+	// record of its own, even of a command id refused before (say, resent with another
+	// body): keyed by client and command id alone, the stream's dedup window dropped it.
+	// A refusal on studyd.submit, before the command reached the stream, is recorded
+	// once per request.
+	if r.StreamSeq != 0 {
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("rej/%s/%d", msgID(r.Client, r.CommandID), r.StreamSeq)))
 	}
-	ack, err := s.js.PublishMsg(ctx, &nats.Msg{Subject: RejectionSubject(r.Client), Data: raw}, opts...)
+	msg := &nats.Msg{Subject: RejectionSubject(r.Client), Data: raw}
+	s.sign(msg)
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
 	if err != nil {
 		return 0, storeError("reject", err)
 	}

@@ -21,13 +21,13 @@ import (
 // benchStudies sizes the benchmark commits: a client in a handful of studies.
 const benchStudies = 3
 
-func benchStore(b *testing.B) (*eventlog.Store, jetstream.JetStream) {
+func benchStore(b *testing.B, opts ...eventlog.StoreOption) (*eventlog.Store, jetstream.JetStream) {
 	b.Helper()
 	_, _, js := natstest.Start(b)
 	if _, err := eventlog.EnsureEventsStream(b.Context(), js, 1); err != nil {
 		b.Fatal(err)
 	}
-	return eventlog.NewStore(js), js
+	return eventlog.NewStore(js, opts...), js
 }
 
 // latencies collects per-operation durations and reports their percentiles.
@@ -57,52 +57,62 @@ func (l *latencies) report(b *testing.B) {
 // BenchmarkAppend measures the hot path with a warm client cache: the expected position
 // is known, so a command costs one publish. "serial" appends one at a time; "writers-N"
 // has N goroutines, each with its own clients, appending concurrently.
+// BenchmarkAppend is one append per operation; the -authenticated variants append with
+// a commit key (HMAC-SHA256 header, as studyd does by default), so that the pair prices it.
 func BenchmarkAppend(b *testing.B) {
+	key := testCommitKey(b)
 	for _, writers := range []int{1, 8, 32} {
-		name := "serial"
-		if writers > 1 {
-			name = "writers-" + strconv.Itoa(writers)
+		for _, auth := range []bool{false, true} {
+			name := "serial"
+			if writers > 1 {
+				name = "writers-" + strconv.Itoa(writers)
+			}
+			var opts []eventlog.StoreOption
+			if auth {
+				name += "-authenticated"
+				opts = append(opts, eventlog.WithCommitKey(key))
+			}
+			b.Run(name, func(b *testing.B) {
+				s, _ := benchStore(b, opts...)
+				var lat latencies
+				var next atomic.Int64
+				var wg sync.WaitGroup
+				errs := make(chan error, writers)
+				b.ResetTimer()
+				start := time.Now()
+				for w := range writers {
+					wg.Go(func() {
+						last := map[domain.ClientID]eventstore.Record{}
+						for {
+							i := next.Add(1) - 1
+							if i >= int64(b.N) {
+								return
+							}
+							client := domain.ClientID(fmt.Sprintf("w%d-c%d", w, i%64))
+							prev := last[client]
+							c := crashCommit(client, prev, "cmd-"+strconv.FormatInt(i, 10), benchStudies)
+							t0 := time.Now()
+							r, err := s.Append(b.Context(), c, prev.Position)
+							lat.add(time.Since(t0))
+							if err != nil {
+								errs <- err
+								return
+							}
+							last[client] = r
+						}
+					})
+				}
+				wg.Wait()
+				elapsed := time.Since(start)
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commits/s")
+				lat.report(b)
+			})
 		}
-		b.Run(name, func(b *testing.B) {
-			s, _ := benchStore(b)
-			var lat latencies
-			var next atomic.Int64
-			var wg sync.WaitGroup
-			errs := make(chan error, writers)
-			b.ResetTimer()
-			start := time.Now()
-			for w := range writers {
-				wg.Go(func() {
-					last := map[domain.ClientID]eventstore.Record{}
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						client := domain.ClientID(fmt.Sprintf("w%d-c%d", w, i%64))
-						prev := last[client]
-						c := crashCommit(client, prev, "cmd-"+strconv.FormatInt(i, 10), benchStudies)
-						t0 := time.Now()
-						r, err := s.Append(b.Context(), c, prev.Position)
-						lat.add(time.Since(t0))
-						if err != nil {
-							errs <- err
-							return
-						}
-						last[client] = r
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			close(errs)
-			for err := range errs {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "commits/s")
-			lat.report(b)
-		})
 	}
 }
 

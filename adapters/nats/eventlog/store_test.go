@@ -151,3 +151,48 @@ func TestStoreWithoutStreamIsNotSilent(t *testing.T) {
 		t.Fatalf("got %v appending without a stream, want ErrUnavailable", err)
 	}
 }
+
+// TestEveryRefusalIsRecorded: two refusals of one client's command id (the same id
+// resent with another body, say) are two records; only a redelivery of the same
+// stream message is recorded once. Rejections were keyed by client and command id
+// alone, so the stream's dedup window silently dropped the second refusal.
+func TestEveryRefusalIsRecorded(t *testing.T) {
+	_, _, js := natstest.Start(t)
+	ctx := t.Context()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	store := eventlog.NewStore(js)
+	refusal := func(streamSeq uint64, code domain.RejectionCode) eventstore.Rejection {
+		return eventstore.Rejection{CommandID: "o1", Client: "client-9", Subject: "studyd.part.0.client-9",
+			Code: code, Error: string(code), At: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), StreamSeq: streamSeq}
+	}
+	first, err := store.Reject(ctx, refusal(7, domain.RejectInvalid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := store.Reject(ctx, refusal(7, domain.RejectInvalid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Errorf("a redelivered refusal was recorded at %d and %d, want once", first, again)
+	}
+	second, err := store.Reject(ctx, refusal(9, domain.RejectIDReused))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatalf("the second refusal of command o1 got position %d, the first's: it was not recorded", second)
+	}
+	var codes []domain.RejectionCode
+	if err := store.Rejections(ctx, eventstore.Query{Client: "client-9"}, func(_ uint64, r eventstore.Rejection) error {
+		codes = append(codes, r.Code)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(codes) != 2 || codes[1] != domain.RejectIDReused {
+		t.Errorf("recorded refusals %v, want [invalid id_reused]", codes)
+	}
+}

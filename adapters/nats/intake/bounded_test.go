@@ -100,6 +100,35 @@ func TestHugeArrayHeaderIsRefusedAndThePartitionMovesOn(t *testing.T) {
 	}
 }
 
+// Found by wire.FuzzDecodeCommand: msgpack v5.4.1 panics decoding a nil `at`, so this
+// five-byte body killed studyd (the intake's goroutine has no recover), again after
+// every restart, like the 74-byte one. It is refused as malformed on the intake and on
+// studyd.submit, and the partition moves on. (In a child process: the old decoder's
+// panic takes the whole test binary down.)
+func TestNilAtIsRefusedAndThePartitionMovesOn(t *testing.T) {
+	if !inBoundedProcess(t) {
+		return
+	}
+	nilAt := "\x84\xa4type\xa7opt_out\xaacommand_id\xa2n1\xa9client_id\xa8client-1\xa2at\xc0"
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	for _, body := range []string{"\x81\xa2at\xc0", nilAt} {
+		out := publish(t, nc, js, "studyd.cmd.client-1", "", body)
+		if out.Status != client.OutcomeRejected || out.Code != domain.RejectMalformed {
+			t.Fatalf("intake, %q: outcome %+v, want rejected/malformed", body, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := client.SubmitRaw(ctx, nc, client.ContentTypeMsgpack, []byte(nilAt))
+	if err != nil || out.Status != client.OutcomeRejected || out.Code != domain.RejectMalformed {
+		t.Fatalf("studyd.submit: outcome %+v, %v; want rejected/malformed", out, err)
+	}
+	if out := publish(t, nc, js, "studyd.cmd.client-1", client.ContentTypeJSON, optOut("client-1", "after")); out.Status != client.OutcomeApplied {
+		t.Fatalf("the client's next command: %+v, want applied", out)
+	}
+}
+
 // addonRun is a msgpack recipe_run of n add-on recipes whose installs failed with
 // 1,000-byte reasons.
 func addonRun(t *testing.T, clientID domain.ClientID, id string, n int) []byte {

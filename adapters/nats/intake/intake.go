@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,10 @@ const partitionPrefix = "studyd.part."
 
 // pullExpiry bounds how long one pull request waits on the server.
 const pullExpiry = 2 * time.Second
+
+// ErrStreamConfig: STUDYD_CMDS exists with settings studyd cannot run with (waiting
+// will not change them).
+var ErrStreamConfig = errors.New("intake: stream configured otherwise")
 
 // PartitionConsumer is the durable consumer of partition n.
 func PartitionConsumer(n int) string { return "studyd-part-" + strconv.Itoa(n) }
@@ -64,10 +69,10 @@ func EnsureCommandsStream(ctx context.Context, js jetstream.JetStream, partition
 	got := s.CachedInfo().Config
 	switch {
 	case got.Retention != jetstream.WorkQueuePolicy:
-		return nil, fmt.Errorf("stream %s: retention is %s, want %s", client.CommandsStream, got.Retention, jetstream.WorkQueuePolicy)
+		return nil, fmt.Errorf("%w: stream %s: retention is %s, want %s", ErrStreamConfig, client.CommandsStream, got.Retention, jetstream.WorkQueuePolicy)
 	case got.SubjectTransform == nil || got.SubjectTransform.Destination != want.SubjectTransform.Destination:
-		return nil, fmt.Errorf("stream %s: subject transform is %+v, want %s (was it created with another --partitions?)",
-			client.CommandsStream, got.SubjectTransform, want.SubjectTransform.Destination)
+		return nil, fmt.Errorf("%w: stream %s: subject transform is %+v, want %s (was it created with another --partitions?)",
+			ErrStreamConfig, client.CommandsStream, got.SubjectTransform, want.SubjectTransform.Destination)
 	}
 	return s, nil
 }
@@ -78,6 +83,13 @@ type Config struct {
 	AckWait    time.Duration // how long a command may be in flight before redelivery (and takeover)
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// Replies limits where outcomes go (header Studyd-Reply-To); the zero value allows
+	// inboxes (_INBOX.). The prefix of the intake connection's own inboxes, which the
+	// studyd.submit endpoint uses, is always added.
+	Replies app.ReplyPolicy
+	// PoisonAfter parks a command after it failed this many times in a row the same
+	// way (default DefaultPoisonAfter).
+	PoisonAfter int
 }
 
 // Intake consumes STUDYD_CMDS: one worker per partition, each holding at most one
@@ -90,6 +102,9 @@ type Intake struct {
 	js      jetstream.JetStream
 	handler *app.Handler
 	cfg     Config
+	heads   []*head // per partition: the failures of its next command
+
+	consumers []jetstream.Consumer // created by Prepare
 }
 
 // New returns an intake applying commands, and recording rejections, with handler.
@@ -103,14 +118,39 @@ func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Intake{nc: nc, js: js, handler: handler, cfg: cfg}
+	if cfg.PoisonAfter <= 0 {
+		cfg.PoisonAfter = DefaultPoisonAfter
+	}
+	cfg.Replies = withOwnInbox(cfg.Replies, nc)
+	heads := make([]*head, cfg.Partitions)
+	for i := range heads {
+		heads[i] = &head{gauge: cfg.Metrics.headFailures(i)}
+	}
+	return &Intake{nc: nc, js: js, handler: handler, cfg: cfg, heads: heads}
 }
 
-// Run creates the partition consumers and processes commands until ctx is done; then
-// it stops pulling, finishes the commands in hand, and returns.
-func (in *Intake) Run(ctx context.Context) error {
+// withOwnInbox adds the prefix of nc's inboxes to p: the studyd.submit endpoint asks
+// for its outcomes there.
+func withOwnInbox(p app.ReplyPolicy, nc *nats.Conn) app.ReplyPolicy {
+	if len(p.Prefixes) == 0 {
+		p.Prefixes = app.DefaultReplyPrefixes
+	}
+	inbox := nc.NewInbox()
+	own := inbox[:strings.LastIndexByte(inbox, '.')+1]
+	if own != "" && !slices.Contains(p.Prefixes, own) {
+		p.Prefixes = append(slices.Clone(p.Prefixes), own)
+	}
+	return p
+}
+
+// Prepare creates or updates the partition consumers. Run calls it if it has not
+// succeeded yet; studyd calls it first to retry it while a cluster is not ready.
+func (in *Intake) Prepare(ctx context.Context) error {
 	if in.cfg.Partitions < 1 {
 		return fmt.Errorf("intake: %d partitions (want those of %s, at least 1)", in.cfg.Partitions, client.CommandsStream)
+	}
+	if in.consumers != nil {
+		return nil
 	}
 	consumers := make([]jetstream.Consumer, in.cfg.Partitions)
 	for n := range in.cfg.Partitions {
@@ -128,9 +168,19 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		consumers[n] = cons
 	}
+	in.consumers = consumers
+	return nil
+}
+
+// Run creates the partition consumers and processes commands until ctx is done; then
+// it stops pulling, finishes the commands in hand, and returns.
+func (in *Intake) Run(ctx context.Context) error {
+	if err := in.Prepare(ctx); err != nil {
+		return err
+	}
 	var wg sync.WaitGroup
-	for _, cons := range consumers {
-		wg.Go(func() { in.work(ctx, cons) })
+	for n, cons := range in.consumers {
+		wg.Go(func() { in.work(ctx, n, cons) })
 	}
 	wg.Wait()
 	return nil
@@ -144,7 +194,7 @@ func (in *Intake) Run(ctx context.Context) error {
 // command cannot wedge — at worst it expires empty and the next one is sent. The short
 // expiry also means a killed instance's requests vanish quickly instead of swallowing
 // the partition's redeliveries, which would delay the takeover.
-func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
+func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
 	// A command in hand is finished even after shutdown starts, so that its append and
 	// ack complete; ctx only stops the pulling.
 	apply := context.WithoutCancel(ctx)
@@ -158,7 +208,7 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 			continue
 		}
 		for msg := range batch.Messages() {
-			in.process(apply, msg)
+			in.process(apply, n, msg)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
 			in.cfg.Logger.Warn("intake: fetch", "err", err)
@@ -167,9 +217,11 @@ func (in *Intake) work(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
-// process applies one command message and settles it: ack when applied or rejected
-// (a rejection is recorded first), nak with a delay when the failure is transient.
-func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
+// process applies one command message of partition n and settles it: ack when
+// applied or rejected (a rejection is recorded first), nak with a delay when the
+// failure is transient — unless it failed the same way PoisonAfter times in a row:
+// then it is parked and acked, and the partition moves on.
+func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
 	start := time.Now()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -177,14 +229,26 @@ func (in *Intake) process(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	out, transient := in.apply(ctx, msg, meta.Sequence.Stream)
+	seq := meta.Sequence.Stream
+	out, transient := in.apply(ctx, msg, seq)
+	if transient != nil {
+		failures := in.heads[n].failed(seq, transient)
+		in.heads[n].gauge.Set(float64(failures))
+		if in.poisoned(failures, transient) {
+			out, transient = in.park(ctx, msg, seq, failures, transient)
+		}
+	}
 	if transient != nil {
 		in.cfg.Metrics.transient.Inc()
-		in.cfg.Logger.Warn("intake: will retry", "subject", msg.Subject(), "seq", meta.Sequence.Stream, "err", transient)
+		in.cfg.Logger.Warn("intake: will retry", "subject", msg.Subject(), "seq", seq, "err", transient)
 		_ = msg.NakWithDelay(250 * time.Millisecond)
 		return
 	}
-	in.reply(msg.Headers().Get(client.HeaderReplyTo), out)
+	in.heads[n].settled()
+	in.heads[n].gauge.Set(0)
+	if rt := msg.Headers().Get(client.HeaderReplyTo); rt != "" && in.cfg.Replies.Check(rt) == nil {
+		in.reply(rt, out)
+	}
 	if err := msg.Ack(); err != nil {
 		// Harmless: a redelivery is recognised by its client and command id and answered
 		// as a duplicate.
@@ -205,6 +269,14 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 		Seq:         seq,
 	}
 	cmd, err := app.Admit(inc, client.DecodeCommand)
+	if rt := msg.Headers().Get(client.HeaderReplyTo); rt != "" {
+		// studyd publishes the outcome with its own rights, which include writing the
+		// log and the views: a reply subject that is not an inbox refuses the command
+		// before anything is decided, and nothing is published to it.
+		if rerr := in.cfg.Replies.Check(rt); rerr != nil {
+			err = rerr
+		}
+	}
 	if err == nil {
 		var res app.Result
 		res, err = in.handler.Handle(ctx, cmd, app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)})

@@ -295,3 +295,93 @@ func TestTwoIntakesShareWorkWithoutDoubleApplying(t *testing.T) {
 		}
 	}
 }
+
+// TestIntakeRepliesOnlyToInboxes: studyd publishes outcomes with its own rights, so a
+// Studyd-Reply-To naming the log, a view, the JetStream API or the commands must not
+// make it write there. The command is refused with a recorded rejection naming the
+// header, nothing reaches the subject, and the client's next command is applied.
+func TestIntakeRepliesOnlyToInboxes(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "studyd_uptake"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "runner.RUNNER_SUCCESS", []byte("468")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, client, replyTo string
+	}{
+		{name: "the log", client: "vic-1", replyTo: "studyd.evt.vic-1"},
+		{name: "a rejection subject", client: "vic-2", replyTo: "studyd.rej.vic-2"},
+		{name: "a view", client: "vic-3", replyTo: "$KV.studyd_uptake.runner.RUNNER_SUCCESS"},
+		{name: "the commands", client: "vic-4", replyTo: "studyd.cmd.vic-4"},
+		{name: "a wildcard inbox", client: "vic-5", replyTo: "_INBOX.>"},
+		{name: "the JetStream API", client: "vic-6", replyTo: "$JS.API.STREAM.DELETE." + eventlog.EventsStream},
+	}
+	for _, tt := range tests {
+		target, err := nc.SubscribeSync(strings.ReplaceAll(tt.replyTo, ">", "x.>"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(client.CommandSubject(domain.ClientID(tt.client)))
+		msg.Data = []byte(optOut(tt.client, "bad-reply"))
+		msg.Header.Set(client.HeaderContentType, client.ContentTypeJSON)
+		msg.Header.Set(client.HeaderReplyTo, tt.replyTo)
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatalf("%s: publish: %v", tt.name, err)
+		}
+		// The client's next command is applied after the first is settled; its outcome
+		// travels on the same connection as any reply to the first would have, so once
+		// it is here, such a reply would be in target's queue.
+		next := publish(t, nc, js, msg.Subject, client.ContentTypeJSON, optOut(tt.client, "next"))
+		if next.Status != client.OutcomeApplied {
+			t.Errorf("%s: next command: %+v, want applied", tt.name, next)
+		}
+		// studyd's own commits, rejections and the commands themselves pass there too;
+		// an outcome is what must not.
+		for m, err := target.NextMsg(0); err == nil; m, err = target.NextMsg(0) {
+			var out client.Outcome
+			if json.Unmarshal(m.Data, &out) == nil && out.Status != "" {
+				t.Errorf("%s: an outcome was published to %s: %s", tt.name, m.Subject, m.Data)
+			}
+		}
+		_ = target.Unsubscribe()
+		var rej []eventstore.Rejection
+		err = store.Rejections(ctx, eventstore.Query{Client: domain.ClientID(tt.client)}, func(_ uint64, r eventstore.Rejection) error {
+			rej = append(rej, r)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: rejections: %v", tt.name, err)
+		}
+		if len(rej) != 1 || rej[0].Code != domain.RejectReplyTo || rej[0].CommandID != "bad-reply" ||
+			!strings.Contains(rej[0].Error, client.HeaderReplyTo) || !strings.Contains(rej[0].Error, tt.replyTo) {
+			t.Errorf("%s: rejections %+v, want one %s of bad-reply naming %s and %s", tt.name, rej, domain.RejectReplyTo, client.HeaderReplyTo, tt.replyTo)
+		}
+		rec, err := store.Load(ctx, domain.ClientID(tt.client))
+		if err != nil || rec.Commit.CommandID != "next" {
+			t.Errorf("%s: Load = %+v, %v; want the next command's commit", tt.name, rec.Commit.CommandID, err)
+		}
+	}
+	if e, err := kv.Get(ctx, "runner.RUNNER_SUCCESS"); err != nil || string(e.Value()) != "468" {
+		t.Errorf("view after the attempts: %v, %v; want 468", e, err)
+	}
+	s, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		t.Fatalf("events stream after the attempts: %v", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(">"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per client: one rejection, one commit — nothing else.
+	for subj, n := range info.State.Subjects {
+		if n != 1 {
+			t.Errorf("STUDYD_EVENTS holds %d messages on %s, want 1", n, subj)
+		}
+	}
+}

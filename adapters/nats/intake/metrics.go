@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ type Metrics struct {
 	rejections *prometheus.CounterVec
 	transient  prometheus.Counter
 	latency    prometheus.Histogram
+	failing    *prometheus.GaugeVec
 }
 
 // NewMetrics registers studyd's instruments with reg (nil: a private registry, for tests).
@@ -36,8 +38,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from receiving a command to settling it.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		failing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "studyd_partition_head_failures",
+			Help: "Times in a row the next command of a partition has failed (0: moving). At --poison-after the command is parked.",
+		}, []string{"partition"}),
 	}
-	reg.MustRegister(m.commands, m.rejections, m.transient, m.latency)
+	reg.MustRegister(m.commands, m.rejections, m.transient, m.latency, m.failing)
 	return m
 }
 
@@ -48,4 +54,10 @@ func (m *Metrics) observe(out client.Outcome, took time.Duration) {
 		m.rejections.WithLabelValues(string(out.Code)).Inc()
 	}
 	m.latency.Observe(took.Seconds())
+}
+
+// headFailures is the gauge of how often partition n's next command has failed in a
+// row.
+func (m *Metrics) headFailures(n int) prometheus.Gauge {
+	return m.failing.WithLabelValues(strconv.Itoa(n))
 }

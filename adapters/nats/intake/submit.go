@@ -13,12 +13,18 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/internal/inflight"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/internal/buildinfo"
 )
 
 // DefaultSubmitTimeout bounds how long studyd.submit waits for a command's outcome.
 const DefaultSubmitTimeout = 10 * time.Second
+
+// SubmitInFlight bounds the studyd.submit requests one instance serves at once; more
+// are answered 503 at once rather than queued behind slow ones.
+const SubmitInFlight = 512
 
 // SubmitConfig tunes the submit endpoint. The zero value is usable.
 type SubmitConfig struct {
@@ -30,6 +36,10 @@ type SubmitConfig struct {
 // command — so it is applied in order with the client's other commands, by whichever
 // instance owns the partition — and the reply is its Outcome as JSON. A command
 // refused before it can be routed (app.Admit) is recorded here and answered at once.
+//
+// Requests are served concurrently (at most SubmitInFlight at once), so one waiting
+// for its outcome never delays another. A resend of a command the stream already
+// holds (a duplicate PubAck) is answered with the outcome recorded in the log.
 type SubmitService struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -50,17 +60,20 @@ func NewSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handle
 // Ready is closed once the endpoint answers.
 func (s *SubmitService) Ready() <-chan struct{} { return s.ready }
 
-// Run serves studyd.submit until ctx is done, then stops serving and returns. A
-// request in hand when ctx ends is still answered.
+// Run serves studyd.submit until ctx is done, then stops serving and returns once
+// every request in hand has been answered (each waits at most the timeout).
 func (s *SubmitService) Run(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
+	in := inflight.New(SubmitInFlight)
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        client.SubmitService,
 		Version:     buildinfo.SemVer(),
 		Description: "submit one studyd command and get its outcome",
 		Endpoint: &micro.EndpointConfig{
 			Subject: client.SubmitSubject,
-			Handler: micro.HandlerFunc(func(req micro.Request) { s.submit(base, req) }),
+			Handler: micro.HandlerFunc(func(req micro.Request) {
+				in.Serve(req, func(req micro.Request) { s.submit(base, req) })
+			}),
 			// Every instance serves it; any one answering is enough.
 			QueueGroup: client.SubmitService,
 		},
@@ -74,7 +87,9 @@ func (s *SubmitService) Run(ctx context.Context) error {
 	}
 	s.once.Do(func() { close(s.ready) })
 	<-ctx.Done()
-	if err := svc.Stop(); err != nil {
+	err = svc.Stop()
+	in.Wait()
+	if err != nil {
 		return fmt.Errorf("serve %s: stop: %w", client.SubmitSubject, err)
 	}
 	return nil
@@ -115,10 +130,17 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 	}
 	var opts []jetstream.PublishOpt
 	if cmd.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID(cmd.CommandID))
+		opts = append(opts, jetstream.WithMsgID(client.CommandMsgID(cmd)))
 	}
-	if _, err := s.js.PublishMsg(ctx, msg, opts...); err != nil {
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
 		_ = req.Error("503", "publish to "+client.CommandsStream+": "+err.Error(), nil)
+		return
+	}
+	if ack.Duplicate {
+		// The stream held this very command already, so no outcome will come to our
+		// inbox: the first one is in the log (or will be, once it is applied).
+		s.respondRecorded(ctx, cmd, req)
 		return
 	}
 	reply, err := sub.NextMsgWithContext(ctx)
@@ -131,4 +153,30 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 		return
 	}
 	_ = req.Respond(reply.Data, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
+}
+
+// respondRecorded answers a resent command with the outcome the log records for it,
+// polling while the original is still queued, until ctx ends.
+func (s *SubmitService) respondRecorded(ctx context.Context, cmd domain.Command, req micro.Request) {
+	wait := 20 * time.Millisecond
+	for {
+		out, ok, err := OutcomeOf(ctx, s.handler, cmd.ClientID, cmd.CommandID)
+		if ok {
+			b, _ := json.Marshal(out)
+			_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			why := "the original is still queued"
+			if err != nil {
+				why = err.Error()
+			}
+			_ = req.Error("504", fmt.Sprintf("command %s was sent before and is held by %s, but no outcome is recorded within %s (%s); it will still be applied",
+				cmd.CommandID, client.CommandsStream, s.cfg.Timeout, why), nil)
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }

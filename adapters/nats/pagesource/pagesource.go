@@ -56,10 +56,17 @@ var uptakePatterns = map[projections.Period][]string{
 	projections.PeriodDay:   {"day.>"},
 }
 
-// Uptake returns every uptake tally of period.
-func (s *Source) Uptake(ctx context.Context, period projections.Period) (map[projections.UptakeKey]uint64, error) {
+// Uptake returns the uptake tallies of period, of the sources named or of all.
+func (s *Source) Uptake(ctx context.Context, period projections.Period, sources ...string) (map[projections.UptakeKey]uint64, error) {
 	out := map[projections.UptakeKey]uint64{}
-	for _, pattern := range uptakePatterns[period] {
+	patterns := uptakePatterns[period]
+	if len(sources) > 0 {
+		patterns = nil
+		for _, src := range sources {
+			patterns = append(patterns, client.UptakeSourcePattern(period, src))
+		}
+	}
+	for _, pattern := range patterns {
 		err := client.EachValue(ctx, s.js, client.UptakeBucket, pattern, func(key string, b []byte) error {
 			var v client.UptakeValue
 			if err := json.Unmarshal(b, &v); err != nil {
@@ -136,10 +143,10 @@ func (s *Source) Watch(ctx context.Context) (<-chan uint64, error) {
 	return out, nil
 }
 
-// FleetStatus reads the log's last commit, the recorded rejections, the checkpoint
-// and every command partition's consumer.
+// FleetStatus reads the log's last commit, the recorded rejections, the checkpoint,
+// the parked commands and every command partition's consumer.
 func (s *Source) FleetStatus(ctx context.Context) (page.FleetStatus, error) {
-	st := page.FleetStatus{Parked: -1}
+	var st page.FleetStatus
 	var err error
 	if st.ProjectionSeq, err = s.Checkpoint(ctx); err != nil {
 		return st, err
@@ -162,6 +169,13 @@ func (s *Source) FleetStatus(ctx context.Context) (page.FleetStatus, error) {
 	}
 	for _, n := range info.State.Subjects {
 		st.Rejections += n
+	}
+	switch n, err := client.ParkedCount(ctx, s.js); {
+	case errors.Is(err, jetstream.ErrStreamNotFound): // nothing was ever parked
+	case err != nil:
+		return st, fmt.Errorf("fleet status: %w", err)
+	default:
+		st.Parked = n
 	}
 	cmds, err := s.js.Stream(ctx, client.CommandsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {

@@ -53,6 +53,9 @@ type ProjectorConfig struct {
 	Holder string
 	// Logger receives state changes (default slog.Default()).
 	Logger *slog.Logger
+	// CommitKey, if set, folds only the commits studyd authenticated with it: a commit
+	// someone else wrote on the log is passed over (and logged), never counted in a view.
+	CommitKey *audit.CommitKey
 }
 
 func (o ProjectorConfig) withDefaults() ProjectorConfig {
@@ -125,7 +128,7 @@ type Projector struct {
 func NewProjector(js jetstream.JetStream, cfg ProjectorConfig) *Projector {
 	cfg = cfg.withDefaults()
 	return &Projector{js: js, opts: cfg, log: cfg.Logger.With("component", "projector", "holder", cfg.Holder),
-		rebuild: make(chan rebuildRequest), openTail: tailLog}
+		rebuild: make(chan rebuildRequest), openTail: tailLogFunc(cfg.CommitKey)}
 }
 
 // open opens (creating if needed) the projection buckets and reads the checkpoint.
@@ -466,6 +469,17 @@ type tailMsg struct {
 // The pump runs until stop (idempotent; it waits for the pump), not until ctx: the
 // leader's loop tells a shutdown from a dead tail by its own ctx.
 func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+	return tailLogKeyed(ctx, js, from, nil)
+}
+
+// tailLogFunc is tailLog checking each commit's authorship with key (nil: none).
+func tailLogFunc(key *audit.CommitKey) func(context.Context, jetstream.JetStream, uint64) (<-chan tailMsg, func(), error) {
+	return func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+		return tailLogKeyed(ctx, js, from, key)
+	}
+}
+
+func tailLogKeyed(ctx context.Context, js jetstream.JetStream, from uint64, key *audit.CommitKey) (<-chan tailMsg, func(), error) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	out := make(chan tailMsg, 256)
 	exited := make(chan struct{})
@@ -474,7 +488,7 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 		defer close(out)
 		err := eventlog.Replay(pctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, From: from, Follow: true},
 			func(e audit.Entry) error {
-				tm := decodeTail(e)
+				tm := decodeTail(e, key)
 				select {
 				case out <- tm:
 				case <-pctx.Done():
@@ -493,8 +507,14 @@ func tailLog(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan t
 }
 
 // decodeTail decodes one commit of the tail: the commit alone (its hash is not needed
-// to fold it).
-func decodeTail(e audit.Entry) tailMsg {
+// to fold it). With a commit key, a commit studyd did not write is passed over like a
+// corrupt record: never counted in a view, and listed by verify --commit-key.
+func decodeTail(e audit.Entry, key *audit.CommitKey) tailMsg {
+	if key != nil {
+		if err := key.Verify(e.Subject, e.Data, e.MAC); err != nil {
+			return tailMsg{seq: e.Seq, corrupt: fmt.Errorf("seq %d on %s: %w", e.Seq, e.Subject, err)}
+		}
+	}
 	c, err := eventstore.DecodeCommit(e.Data)
 	if errors.Is(err, eventstore.ErrCorrupt) {
 		return tailMsg{seq: e.Seq, corrupt: fmt.Errorf("seq %d on %s: %w", e.Seq, e.Subject, err)}

@@ -2,6 +2,7 @@ package views
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,11 +15,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
@@ -415,11 +418,103 @@ func TestProjectorCarriesOnAfterAKeyIsDeleted(t *testing.T) {
 	}
 }
 
+// TestProjectorSkipsForgedCommits: with a commit key, a commit studyd did not write —
+// here one enrolling clients in a study nobody runs — passes through the projector
+// without touching a view, and the views equal the fold of the authentic commits.
+func TestProjectorSkipsForgedCommits(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	ctx := context.Background()
+	raw, err := audit.GenerateCommitKey(crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.ParseCommitKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newLogGen(9)
+	publish := func(c eventstore.Commit, sign bool) uint64 {
+		b, err := eventstore.EncodeCommit(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := &nats.Msg{Subject: "studyd.evt." + string(c.Client), Data: b, Header: nats.Header{}}
+		if sign {
+			msg.Header.Set(audit.HeaderMAC, key.Sign(msg.Subject, b))
+		}
+		ack, err := js.PublishMsg(ctx, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Sequence
+	}
+	for range 30 {
+		publish(g.commit(), true)
+	}
+	forged := g.commit()
+	forged.Events = []domain.Event{{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "forged-study", Slug: "forged-study",
+		Branch: "control", ExperimentType: domain.ExperimentTypeExp, From: domain.StateNone, To: domain.StateEnrolled}}
+	publish(forged, false)
+	var last uint64
+	for range 30 {
+		last = publish(g.commit(), true)
+	}
+	opts := testOptions()
+	opts.CommitKey = key
+	p := NewProjector(js, opts)
+	stop := runProjector(p)
+	waitSeq(t, p, last)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	v, err := client.ReadViews(ctx, js, client.AllViews)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotU, gotS, err := v.Projections()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range gotS.Views {
+		if v.Key == "forged-study" {
+			t.Errorf("the forged commit's study is in the views: %+v", v)
+		}
+	}
+	f, err := foldLog(ctx, js, last, key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantU, wantS := f.uptake, f.studies
+	if diff := cmp.Diff(wantU.Counts, gotU.Counts); diff != "" {
+		t.Errorf("uptake views differ from the fold of the authentic commits (-fold +kv):\n%s", diff)
+	}
+	ignoreSeq := cmp.FilterPath(func(p cmp.Path) bool { return p.Last().String() == ".Seq" }, cmp.Ignore())
+	if diff := cmp.Diff(wantS.Views, gotS.Views, ignoreSeq); diff != "" {
+		t.Errorf("study views differ from the fold of the authentic commits (-fold +kv):\n%s", diff)
+	}
+}
+
 // mustOpen opens p's buckets, as its Run does first, for a test that uses them before
 // (or without) running it.
 func mustOpen(t testing.TB, p *Projector) {
 	t.Helper()
 	if err := p.open(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestProjectorOpensItsBucketsInRun: NewProjector only builds (it used to open the
+// buckets, for up to 30 s, on a background context); Run opens them and returns what
+// keeps it from doing so.
+func TestProjectorOpensItsBucketsInRun(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	nc.Close()
+	p := NewProjector(js, testOptions())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run on a closed connection = %v (ctx %v), want an error at once", err, ctx.Err())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/internal/inflight"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/internal/buildinfo"
@@ -28,6 +29,10 @@ var uptakeTotalFilters = []string{"runner.>", "action.>", "recipe.>", "other.>"}
 
 // DefaultMinSeqWait bounds how long a query waits for the views to reach its min_seq.
 const DefaultMinSeqWait = 2 * time.Second
+
+// QueryInFlight bounds the query requests one instance serves at once; more are
+// answered 503 at once.
+const QueryInFlight = 512
 
 // QueryConfig tunes the query service. The zero value is usable.
 type QueryConfig struct {
@@ -71,12 +76,16 @@ func (s *QueryService) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("query service: %w", err)
 	}
-	// Each request's work is bounded, and ends when the service stops.
+	// Each request runs on its own goroutine (at most QueryInFlight), so one waiting for
+	// min_seq never delays another; its work is bounded, and ends when the service stops.
+	in := inflight.New(QueryInFlight)
 	serve := func(h func(context.Context, micro.Request)) micro.HandlerFunc {
 		return func(req micro.Request) {
-			rctx, cancel := context.WithTimeout(ctx, s.cfg.MinSeqWait+5*time.Second)
-			defer cancel()
-			h(rctx, req)
+			in.Serve(req, func(req micro.Request) {
+				rctx, cancel := context.WithTimeout(ctx, s.cfg.MinSeqWait+5*time.Second)
+				defer cancel()
+				h(rctx, req)
+			})
 		}
 	}
 	g := svc.AddGroup("studyd.query")
@@ -93,7 +102,9 @@ func (s *QueryService) Run(ctx context.Context) error {
 	}
 	s.once.Do(func() { close(s.ready) })
 	<-ctx.Done()
-	if err := svc.Stop(); err != nil {
+	err = svc.Stop()
+	in.Wait()
+	if err != nil {
 		return fmt.Errorf("query service: stop: %w", err)
 	}
 	return nil

@@ -79,7 +79,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 		return client.RebuildResult{}, fmt.Errorf("rebuild: %w", err)
 	}
 	last := info.State.LastSeq
-	f, err := foldLog(ctx, p.js, last, func(done, total uint64) error {
+	f, err := foldLog(ctx, p.js, last, p.opts.CommitKey, func(done, total uint64) error {
 		progress(client.RebuildProgress{Phase: "fold", Done: done, Total: total})
 		return nil
 	})
@@ -231,7 +231,7 @@ func FoldLog(ctx context.Context, js jetstream.JetStream, to uint64) (*projectio
 		}
 		to = info.State.LastSeq
 	}
-	f, err := foldLog(ctx, js, to, nil)
+	f, err := foldLog(ctx, js, to, nil, nil)
 	return f.uptake, f.studies, err
 }
 
@@ -248,7 +248,7 @@ func FoldTimeline(ctx context.Context, js jetstream.JetStream, to uint64) (*proj
 		}
 		to = info.State.LastSeq
 	}
-	f, err := foldLog(ctx, js, to, nil)
+	f, err := foldLog(ctx, js, to, nil, nil)
 	return f.timeline, err
 }
 
@@ -262,7 +262,7 @@ type folded struct {
 
 // foldLog folds the commits at sequences 1..to. progress (optional) is called every
 // few thousand commits with how many were folded of those pending.
-func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress func(done, total uint64) error) (folded, error) {
+func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, key *audit.CommitKey, progress func(done, total uint64) error) (folded, error) {
 	f := folded{uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
 	if to == 0 {
 		return f, nil
@@ -280,7 +280,13 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, progress fu
 	}
 	total := info.State.Msgs
 	err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{Subjects: []string{eventlog.EventSubjects}, To: to}, func(e audit.Entry) error {
-		c, err := eventstore.DecodeCommit(e.Data)
+		var c eventstore.Commit
+		var err error
+		if key != nil && key.Verify(e.Subject, e.Data, e.MAC) != nil {
+			err = eventstore.ErrCorrupt // not studyd's: passed over, as the projector passes over it
+		} else {
+			c, err = eventstore.DecodeCommit(e.Data)
+		}
 		switch {
 		case errors.Is(err, eventstore.ErrCorrupt):
 			// passed over, as the projector and verify pass over it

@@ -27,8 +27,10 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	publishCommits(t, js, g, 5)
 	far := time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := eventstore.Commit{CommitID: "far", CommandID: "far", CommandType: domain.CommandRecipeRun, Client: "far-client", At: far,
-		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}},
-		State:  domain.ClientState{Client: "far-client", LastRunAt: far}}
+		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess},
+			{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "pref-0", Slug: "pref-0", Branch: "control",
+				From: domain.StateNone, To: domain.StateEnrolled, ExperimentType: domain.ExperimentTypeExp}},
+		State: domain.ClientState{Client: "far-client", LastRunAt: far}}
 	b, err := eventstore.EncodeCommit(c)
 	if err != nil {
 		t.Fatal(err)
@@ -44,11 +46,21 @@ func TestProjectorMovesPastRecordsItCannotFold(t *testing.T) {
 	p := NewProjector(js, testOptions())
 	stop := runProjector(p)
 	waitSeq(t, p, last)
+	// studyctl rebuild was answered by nobody while the projector restarted for ever.
+	rctx, rcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer rcancel()
+	for !p.Leading() && rctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	res, err := client.RequestRebuild(rctx, js.Conn(), nil)
+	if err != nil || res.Seq != last {
+		t.Fatalf("rebuild: %+v, %v; want it folded up to seq %d", res, err, last)
+	}
 	if err := stop(); err != nil {
 		t.Fatalf("projector Run: %v", err)
 	}
-	if n := p.unfoldable.Load(); n != 2 {
-		t.Errorf("unfoldable records counted: %d, want 2", n)
+	if n := p.unfoldable.Load(); n < 2 {
+		t.Errorf("unfoldable records counted: %d, want at least 2 (once per pass over them)", n)
 	}
 	if p.faults.Load() != 0 {
 		t.Errorf("projector faults: %d, want 0", p.faults.Load())
