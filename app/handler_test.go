@@ -207,3 +207,37 @@ func TestDuplicateFromWarmCacheCarriesTheOriginalEvents(t *testing.T) {
 			len(again.Record.Commit.Events), len(first.Record.Commit.Events))
 	}
 }
+
+// TestCacheBytesBoundsTheHandlersCache: a handler with a small byte bound keeps its
+// cache within it over many clients, and still decides every client from the log once
+// its record is evicted.
+func TestCacheBytesBoundsTheHandlersCache(t *testing.T) {
+	t.Parallel()
+	const bound = 64 << 10
+	store := eventstore.NewMemoryStore()
+	h := app.NewHandler(store, app.Config{CacheBytes: bound})
+	ctx := context.Background()
+	for i := range 2000 {
+		c := domain.ClientID(fmt.Sprintf("c%d", i))
+		if _, err := h.Handle(ctx, run(c, "cmd-1", t0), app.Source{}); err != nil {
+			t.Fatalf("Handle %s: %v", c, err)
+		}
+		if got := h.CachedBytes(); got > bound {
+			t.Fatalf("after %d clients the cache counts %d bytes, bound %d", i+1, got, bound)
+		}
+	}
+	if n := h.CachedClients(); n == 0 || n >= 2000 {
+		t.Fatalf("cached clients = %d, want some but not all 2000", n)
+	}
+	// Every client's second command chains onto its first, cached or not.
+	for i := range 2000 {
+		c := domain.ClientID(fmt.Sprintf("c%d", i))
+		res, err := h.Handle(ctx, run(c, "cmd-2", t0.Add(time.Hour)), app.Source{})
+		if err != nil {
+			t.Fatalf("Handle %s cmd-2: %v", c, err)
+		}
+		if len(res.Record.Commit.Recent) != 2 || res.Record.Commit.PrevHash == "" {
+			t.Fatalf("%s cmd-2: recent %d, prev hash %q, want 2 and the first commit's", c, len(res.Record.Commit.Recent), res.Record.Commit.PrevHash)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func idempotencyRun(ctx context.Context, clients int, index app.AppliedIndex) (f
 	}
 	defer n.stop()
 	store := eventlog.NewStore(n.js)
-	h := app.NewHandler(store, app.Config{Index: index, CacheSize: clients + 1})
+	h := app.NewHandler(store, app.Config{Index: index, CacheSize: clients + 1, CacheBytes: 1 << 40})
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	apply := func(c, from, to int) error {
 		id := domain.ClientID(fmt.Sprintf("idem-%d", c))
