@@ -31,8 +31,8 @@ type RebuildResult struct {
 	StudyTimeKeys int `json:"study_time_keys"`
 	// RolloutKeys is the studyd_rollouts keys written.
 	RolloutKeys int           `json:"rollout_keys"`
-	Deleted       int           `json:"deleted"` // keys the log no longer produces
-	Took          time.Duration `json:"took_ns"`
+	Deleted     int           `json:"deleted"` // keys the log no longer produces
+	Took        time.Duration `json:"took_ns"`
 }
 
 // RebuildRequest is the JSON request of RebuildSubject.
