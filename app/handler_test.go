@@ -11,6 +11,7 @@ import (
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -23,8 +24,8 @@ func run(client domain.ClientID, id string, at time.Time) domain.Command {
 		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: domain.ActionSuccess}},
 		Recipes: []domain.RecipeReport{{
 			ID: 7, Action: "preference-experiment", Status: domain.RecipeSuccess,
-			Arguments: domain.MustRecipeArguments(domain.StudyArguments{Slug: "pref-flip", PreferenceName: "browser.x",
-				Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}),
+			Arguments: recipe.Must(recipe.Study{Slug: "pref-flip", PreferenceName: "browser.x",
+				Branches: []recipe.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}),
 		}},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -250,12 +251,12 @@ func TestSRMLight(t *testing.T) {
 		{name: "90/10 against its recorded 9:1", view: view(900, 100), ratios: map[string]float64{"control": 9, "treatment": 1}, want: "ok"},
 		{name: "90/10 against the 9:1 its enrollments recorded (the default)", view: func() *projections.StudyView {
 			v := view(900, 100)
-			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			v.Ratios = []recipe.Ratio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
 			return v
 		}(), recorded: true, want: "ok"},
 		{name: "50/50 against the 9:1 its enrollments recorded", view: func() *projections.StudyView {
 			v := view(500, 500)
-			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			v.Ratios = []recipe.Ratio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
 			return v
 		}(), recorded: true, want: "alarm"},
 		{name: "one branch", view: &projections.StudyView{Enrolled: 3, Branches: map[string]projections.BranchCount{"a": {Enrolled: 3}}}, want: "none"},
