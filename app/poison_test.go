@@ -216,3 +216,53 @@ func TestHandleRejectsTooLarge(t *testing.T) {
 		t.Fatalf("a run taking the client to 1030 enrollments: got %v, want domain.ErrTooLarge", err)
 	}
 }
+
+// prefRun is a recipe_run of n preference studies, each with branches of slugs
+// slugLen bytes long and a branch value of valueLen bytes.
+func prefRun(client domain.ClientID, id string, at time.Time, n, branches, slugLen, valueLen int) domain.Command {
+	cmd := domain.Command{Type: domain.CommandRecipeRun, CommandID: id, ClientID: client, At: at,
+		RunnerStatus: domain.RunnerSuccess,
+		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: domain.ActionSuccess}}}
+	for i := range n {
+		var bs []map[string]any
+		for b := range branches {
+			slug := fmt.Sprintf("b%d-", b) + strings.Repeat("s", slugLen)
+			bs = append(bs, map[string]any{"slug": slug[:slugLen], "ratio": 1, "value": strings.Repeat("v", valueLen)})
+		}
+		cmd.Recipes = append(cmd.Recipes, domain.RecipeReport{ID: domain.RecipeID(2000 + i), Action: "preference-experiment",
+			Status: domain.RecipeSuccess, Arguments: recipe.Must(map[string]any{
+				"slug": fmt.Sprintf("pref-%d", i), "preferenceName": fmt.Sprintf("browser.p%d", i),
+				"preferenceType": "string", "preferenceBranchType": "default", "branches": bs})})
+	}
+	return cmd
+}
+
+// A small command must not write a commit of megabytes (found by an adversarial
+// review: each enrollment kept its study's whole split, 64 branches of 128-byte slugs,
+// so after 95 such studies every later 100-byte command of the client wrote ~6.5 MB).
+// The split stays in the enrolled event, and the state is bounded in bytes: a run that
+// would take it past MaxStateBytes is refused too_large.
+func TestSmallCommandsWriteSmallCommits(t *testing.T) {
+	t.Parallel()
+	store := eventstore.NewMemoryStore()
+	h := app.NewHandler(store, app.Config{})
+	if _, err := h.Handle(t.Context(), prefRun("c1", "wide", t0, 30, 64, 128, 1), app.Source{}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Handle(t.Context(), domain.Command{Type: domain.CommandOptOut, CommandID: "small", ClientID: "c1",
+		At: t0.Add(time.Minute)}, app.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := eventstore.EncodeCommit(res.Record.Commit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 64<<10 {
+		t.Errorf("an opt_out after 30 wide studies wrote a %d-byte commit, want at most 64 KiB", len(raw))
+	}
+	_, err = h.Handle(t.Context(), prefRun("c2", "heavy", t0, 12, 2, 8, 30_000), app.Source{})
+	if !errors.Is(err, domain.ErrTooLarge) || !strings.Contains(err.Error(), "bytes") {
+		t.Errorf("a run whose state would hold 12 × 30 KB branch values: %v, want too large naming the bytes", err)
+	}
+}

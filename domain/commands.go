@@ -59,6 +59,10 @@ const (
 const (
 	MaxEnrollmentsPerClient = 1024
 	MaxStateReason          = MaxTelemetryString
+	// MaxStateBytes bounds what a client's enrollments hold in all (StateBytes), so that
+	// a small command never writes a commit of megabytes: every commit carries the
+	// whole state. A typical client holds a few hundred bytes per study.
+	MaxStateBytes = 256 << 10
 )
 
 // Command is one input to studyd. Fields below the common four are used by the types

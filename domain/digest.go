@@ -23,10 +23,36 @@ func (c Command) Digest() string {
 }
 
 // CheckLimits returns ErrTooLarge if the state holds more than a client may
-// (MaxEnrollmentsPerClient enrollments).
+// (MaxEnrollmentsPerClient enrollments, MaxStateBytes in all).
 func (c ClientState) CheckLimits() error {
 	if n := len(c.Enrollments); n > MaxEnrollmentsPerClient {
 		return fmt.Errorf("%w: the client would hold %d enrollments (at most %d per client)", ErrTooLarge, n, MaxEnrollmentsPerClient)
 	}
+	if n := c.StateBytes(); n > MaxStateBytes {
+		return fmt.Errorf("%w: the client's enrollments would hold %d bytes (at most %d per client; every commit carries them)",
+			ErrTooLarge, n, MaxStateBytes)
+	}
 	return nil
+}
+
+// StateBytes is about what the state's enrollments take in a commit: their text and
+// values, and a fixed amount for each one's times, numbers and field names.
+func (c ClientState) StateBytes() int {
+	const perEnrollment = 160
+	n := 0
+	for _, e := range c.Enrollments {
+		n += perEnrollment + len(e.Key) + len(e.Slug) + len(e.Action) + len(e.EnrollmentID) + len(e.Branch) +
+			len(e.Preference) + len(e.AddonID) + len(e.AddonVersion) + len(e.Reason) + len(e.PreferenceType) +
+			len(e.PreferenceBranchType) + len(e.BranchValue)
+		for _, r := range e.Ratios {
+			n += 8 + len(r.Slug)
+		}
+		for _, p := range e.Preferences {
+			n += 2 + len(p)
+		}
+		for _, p := range e.Overridden {
+			n += 2 + len(p)
+		}
+	}
+	return n
 }

@@ -146,6 +146,11 @@ func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 	en.EnrollmentID = domain.EnrollmentID(d.state.Client, en.Study(), d.cmd.CommandID)
 	en.EnrolledAt, en.LastSeen = d.cmd.At, d.cmd.At
 	en.EndedAt, en.Reason = time.Time{}, "" // a failed install's reason is history once enrolled
+	// The study's split is the event's to record (the study views fold it from there);
+	// kept in the state too, it was rewritten by every later commit of the client: up to
+	// 64 branches × 128-byte slugs a study, a few megabytes a commit.
+	ratios := en.Ratios
+	en.Ratios = nil
 	return d.transition(ctx, en, domain.Event{
 		Type:           domain.EventEnrolled,
 		Slug:           en.Slug,
@@ -159,7 +164,7 @@ func (d *decider) enroll(ctx context.Context, en domain.Enrollment) error {
 		PreferenceType:       en.PreferenceType,
 		PreferenceBranchType: en.PreferenceBranchType,
 		BranchValue:          en.BranchValue,
-		Ratios:               en.Ratios,
+		Ratios:               ratios,
 	})
 }
 

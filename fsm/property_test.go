@@ -149,7 +149,7 @@ func (r *replayed) fold(e domain.Event, at time.Time) {
 		en = domain.Enrollment{Object: e.Object, Key: e.Key, Slug: e.Slug, EnrollmentID: e.EnrollmentID, Branch: e.Branch,
 			ExperimentType: e.ExperimentType, Preference: e.Preference, AddonID: e.AddonID, AddonVersion: e.AddonVersion,
 			EnrolledAt: at, Failures: en.Failures, PreferenceType: e.PreferenceType, PreferenceBranchType: e.PreferenceBranchType,
-			BranchValue: e.BranchValue, Ratios: e.Ratios}
+			BranchValue: e.BranchValue} // the split stays in the event
 	case domain.EventEnrollFailed:
 		en.Object, en.Key, en.Slug, en.Reason = e.Object, e.Key, e.Slug, e.Reason
 		en.Failures++
