@@ -68,7 +68,17 @@ func TestSourceFollowsTheCheckpointAndTheLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.LogSeq != 3 || st.ProjectionSeq != 7 || st.Rejections != 1 || st.Parked != -1 {
-		t.Errorf("FleetStatus = %+v; want log seq 3, projection seq 7, 1 rejection, parking unknown", st)
+	if st.LogSeq != 3 || st.ProjectionSeq != 7 || st.Rejections != 1 || st.Parked != 0 {
+		t.Errorf("FleetStatus = %+v; want log seq 3, projection seq 7, 1 rejection, nothing parked", st)
+	}
+	// A parked command (the stream as intake.EnsureParkedStream makes it).
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: client.ParkedStream, Subjects: []string{"studyd.parked.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "studyd.parked.c2", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = s.FleetStatus(ctx); err != nil || st.Parked != 1 {
+		t.Errorf("FleetStatus = %+v, %v; want 1 parked command", st, err)
 	}
 }
