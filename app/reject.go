@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/studyd/studyd/domain"
@@ -37,6 +38,14 @@ func Admit(in Incoming, decode Decoder) (domain.Command, error) {
 	cmd, err := decode(in.ContentType, in.Payload)
 	if err != nil {
 		return domain.Command{ClientID: in.Client}, err
+	}
+	// The command id goes into headers and keys on the way in (Nats-Msg-Id) and into
+	// the refusal's own record: check it before anything is built from it.
+	if err := domain.ValidateCommandID(cmd.CommandID); err != nil {
+		if len(cmd.CommandID) > domain.MaxCommandIDLen {
+			cmd.CommandID = strings.ToValidUTF8(cmd.CommandID[:domain.MaxCommandIDLen], "") // recorded as far as it is usable
+		}
+		return cmd, err
 	}
 	switch {
 	case in.Client != "" && cmd.ClientID != in.Client:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode"
+	"unicode/utf8"
 )
 
 // ErrInvalid is wrapped by every validation error in this package.
@@ -28,6 +30,31 @@ func ValidateToken(field, v string) error {
 		c := v[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
 			return fmt.Errorf("%w: %s %q has %q at byte %d (allowed: A-Z a-z 0-9 _ -)", ErrInvalid, field, v, c, i)
+		}
+	}
+	return nil
+}
+
+// ValidateCommandID checks a command id before anything is built from it: 1 to
+// MaxCommandIDLen bytes of printable UTF-8. It goes into message headers (at most 64 KiB
+// in all) and idempotency keys, so a longer one could make the command's own refusal
+// unrecordable, and invalid UTF-8 or control characters would let distinct ids collapse
+// into one when decoded.
+func ValidateCommandID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: command_id is empty (a unique id per command is required)", ErrInvalid)
+	case len(id) > MaxCommandIDLen:
+		return fmt.Errorf("%w: command_id is %d bytes long (at most %d)", ErrInvalid, len(id), MaxCommandIDLen)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: command_id is not valid UTF-8", ErrInvalid)
+	}
+	for i, r := range id {
+		if r == utf8.RuneError { // what a JSON decoder makes of bytes that are not UTF-8
+			return fmt.Errorf("%w: command_id is not valid UTF-8 (U+FFFD at byte %d)", ErrInvalid, i)
+		}
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: command_id has the non-printable character %U at byte %d", ErrInvalid, r, i)
 		}
 	}
 	return nil

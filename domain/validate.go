@@ -21,11 +21,7 @@ func (c Command) Validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if c.CommandID == "" {
-		add(fmt.Errorf("%w: command_id is empty (a unique id per command is required)", ErrInvalid))
-	} else if len(c.CommandID) > MaxCommandIDLen {
-		add(fmt.Errorf("%w: command_id is %d bytes long (at most %d)", ErrInvalid, len(c.CommandID), MaxCommandIDLen))
-	}
+	add(ValidateCommandID(c.CommandID))
 	add(c.ClientID.Validate())
 	if _, err := ParseFirefoxVersion(c.FirefoxVersion); err != nil {
 		add(err)

@@ -321,10 +321,11 @@ func (s *Store) Reject(ctx context.Context, r eventstore.Rejection) (uint64, err
 	// A redelivery of one stream message is recorded once; every other refusal is a
 	// record of its own, even of a command id refused before (say, resent with another
 	// body): keyed by client and command id alone, the stream's dedup window dropped it.
+	// The key holds no publisher text (a command id can be anything it sent).
 	// A refusal on studyd.submit, before the command reached the stream, is recorded
 	// once per request.
 	if r.StreamSeq != 0 {
-		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("rej/%s/%d", msgID(r.Client, r.CommandID), r.StreamSeq)))
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("rej/%s/%d", r.Client, r.StreamSeq)))
 	}
 	msg := &nats.Msg{Subject: RejectionSubject(r.Client), Data: raw}
 	s.sign(msg)

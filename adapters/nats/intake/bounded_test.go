@@ -263,3 +263,54 @@ func startIntake(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store even
 	t.Cleanup(stop)
 	return stop
 }
+
+// A command id of 70,000 bytes is refused invalid and recorded, on the stream and on
+// studyd.submit, and the partition moves on. It used to go into the refusal's own
+// Nats-Msg-Id (and the parked command's headers), past NATS's 64 KiB of headers: the
+// refusal could never be recorded nor the command parked, and its partition stalled for
+// good, across restarts. Ids that are not printable UTF-8 are refused too, so that
+// distinct ids cannot collapse into one when decoded.
+func TestHostileCommandIDsAreRefusedAndThePartitionMovesOn(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	long := strings.Repeat("a", 70_000)
+	for _, tc := range []struct{ name, id, want string }{
+		{"70,000 bytes", long, "command_id is 70000 bytes long"},
+		{"invalid UTF-8", "\xff\xfe", "not valid UTF-8"},
+		{"a control character", `id\u0000x`, "non-printable"},
+	} {
+		// The id as written: raw bytes, or a JSON escape (the control character).
+		body := `{"type":"opt_out","command_id":"` + tc.id + `","client_id":"c2","at":"2018-03-12T14:00:00Z"}`
+		out := publish(t, nc, js, "studyd.cmd.c2", client.ContentTypeJSON, body)
+		if out.Status != client.OutcomeRejected || out.Code != domain.RejectInvalid || !strings.Contains(out.Error, tc.want) {
+			t.Errorf("%s on the stream: outcome %+v, want rejected/invalid saying %q", tc.name, out, tc.want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		msg, err := nc.RequestMsgWithContext(ctx, &nats.Msg{Subject: client.SubmitSubject, Data: []byte(body),
+			Header: nats.Header{client.HeaderContentType: []string{client.ContentTypeJSON}}})
+		cancel()
+		if err != nil || !strings.Contains(string(msg.Data), `"code":"invalid"`) || !strings.Contains(string(msg.Data), tc.want) {
+			t.Errorf("%s on studyd.submit: %v %s, want rejected/invalid saying %q", tc.name, err, msgData(msg), tc.want)
+		}
+	}
+	out := publish(t, nc, js, "studyd.cmd.c2", client.ContentTypeJSON,
+		`{"type":"opt_out","command_id":"after","client_id":"c2","at":"2018-03-12T15:00:00Z"}`)
+	if out.Status != client.OutcomeApplied {
+		t.Fatalf("the next command of the partition: %+v, want applied", out)
+	}
+	var refusals int
+	if err := store.Rejections(context.Background(), eventstore.Query{Client: "c2"}, func(uint64, eventstore.Rejection) error {
+		refusals++
+		return nil
+	}); err != nil || refusals != 6 {
+		t.Errorf("%d refusals recorded for c2 (%v), want 6", refusals, err)
+	}
+}
+
+func msgData(m *nats.Msg) string {
+	if m == nil {
+		return ""
+	}
+	return string(m.Data)
+}
