@@ -45,8 +45,8 @@ func (c *cli) rebuildCmd(app *fisk.Application) (string, func(context.Context) e
 		if c.json {
 			return c.printJSON(res)
 		}
-		_, err = fmt.Fprintf(c.stdout, "rebuilt views at seq %d: %d commits folded, %d uptake keys, %d study keys, %d study hour/day keys, %d stale keys deleted, in %s\n",
-			res.Seq, res.Commits, res.UptakeKeys, res.StudyKeys, res.StudyTimeKeys, res.Deleted, fmtDuration(res.Took))
+		_, err = fmt.Fprintf(c.stdout, "rebuilt views at seq %d: %d commits folded, %d uptake keys, %d study keys, %d study hour/day keys, %d rollout keys, %d stale keys deleted, in %s\n",
+			res.Seq, res.Commits, res.UptakeKeys, res.StudyKeys, res.StudyTimeKeys, res.RolloutKeys, res.Deleted, fmtDuration(res.Took))
 		return err
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	querysvc "github.com/studyd/studyd/adapters/nats/query"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
@@ -156,7 +157,7 @@ func startStudyd(t *testing.T, partitions int) string {
 	store := eventlog.NewStore(js)
 	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions})
 	p := views.NewProjector(js, views.ProjectorConfig{FlushInterval: 20 * time.Millisecond})
-	q := views.NewQueryService(nc, js, store, views.QueryConfig{})
+	q := querysvc.NewQueryService(nc, js, store, querysvc.QueryConfig{})
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = in.Run(ctx) })
 	wg.Go(func() { _ = p.Run(ctx) })

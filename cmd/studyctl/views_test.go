@@ -10,6 +10,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	querysvc "github.com/studyd/studyd/adapters/nats/query"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -49,7 +50,7 @@ func startViews(t *testing.T) (string, uint64) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	qs := views.NewQueryService(nc, js, store, views.QueryConfig{})
+	qs := querysvc.NewQueryService(nc, js, store, querysvc.QueryConfig{})
 	qdone := make(chan error, 1)
 	go func() { qdone <- qs.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-qdone })

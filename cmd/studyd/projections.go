@@ -11,6 +11,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/checkpoint"
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/query"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/eventstore"
@@ -44,7 +45,7 @@ func runProjector(ctx context.Context, proj *views.Projector, log *slog.Logger) 
 // the periodic signed audit checkpoints.
 type readSide struct {
 	projector   *views.Projector
-	queries     *views.QueryService
+	queries     *query.QueryService
 	checkpoints *checkpoint.Writer // nil without --checkpoint-key
 }
 
@@ -52,7 +53,7 @@ type readSide struct {
 func newReadSide(cfg config, nc *client.Conn, js jetstream.JetStream, store eventstore.Store, commitKey *audit.CommitKey, log *slog.Logger) (readSide, error) {
 	rs := readSide{
 		projector: views.NewProjector(js, views.ProjectorConfig{Replicas: cfg.Replicas, Logger: log, CommitKey: commitKey}),
-		queries:   views.NewQueryService(nc, js, store, views.QueryConfig{}),
+		queries:   query.NewQueryService(nc, js, store, query.QueryConfig{}),
 	}
 	if cfg.CheckpointKey == "" {
 		return rs, nil

@@ -52,6 +52,7 @@ var serverOnly = []string{
 	module + "/adapters/nats/embedded",
 	module + "/adapters/nats/intake",
 	module + "/adapters/nats/views",
+	module + "/adapters/nats/query",
 	module + "/adapters/nats/natstest",
 }
 

@@ -1,9 +1,14 @@
 package client
 
 import (
+	"context"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
@@ -157,4 +162,32 @@ func UptakeSourcePattern(period projections.Period, source string) string {
 		return "day.*." + prefix + ".*"
 	}
 	return prefix + ".*"
+}
+
+// viewBucketDescriptions describe the file-stored view buckets OpenViewBucket makes.
+var viewBucketDescriptions = map[string]string{
+	UptakeBucket:     "studyd uptake tallies",
+	StudiesBucket:    "studyd study views",
+	StudyTimeBucket:  "studyd study activity per hour and day",
+	RolloutsBucket:   "studyd preference rollout views",
+	ProjectionBucket: "studyd projector checkpoint",
+}
+
+// OpenViewBucket creates the view bucket (one of the file-stored buckets above, with
+// replicas, at least 1), or opens it as it is if it exists: the projector and the query
+// service, whichever starts first, make it.
+func OpenViewBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) (jetstream.KeyValue, error) {
+	desc, ok := viewBucketDescriptions[bucket]
+	if !ok {
+		return nil, fmt.Errorf("open kv bucket %s: not a view bucket", bucket)
+	}
+	cfg := jetstream.KeyValueConfig{Bucket: bucket, Description: desc, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, bucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open kv bucket %s: %w", bucket, err)
+	}
+	return kv, nil
 }

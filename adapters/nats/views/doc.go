@@ -1,4 +1,4 @@
 // Package views materialises the projections: the single-writer projector folding
-// STUDYD_EVENTS into the KV buckets, the rebuild it serves, and the query service
-// answering from those buckets.
+// STUDYD_EVENTS into the KV buckets, and the rebuild it serves. The query service
+// answering from those buckets is adapters/nats/query.
 package views

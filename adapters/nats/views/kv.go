@@ -29,44 +29,26 @@ const DefaultLeaseTTL = 5 * time.Second
 
 // viewBuckets creates (or opens) the projection buckets. The lease bucket's TTL is
 // fixed when it is first created; later instances use the bucket as it is.
-func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leaseTTL time.Duration) (uptake, studies, proj, lease jetstream.KeyValue, err error) {
-	open := func(cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-		cfg.Replicas = max(replicas, 1)
-		kv, err := js.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, cfg.Bucket)
+func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leaseTTL time.Duration) (uptake, studies, studyTime, rollouts, proj, lease jetstream.KeyValue, err error) {
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&uptake, client.UptakeBucket}, {&studies, client.StudiesBucket}, {&studyTime, client.StudyTimeBucket},
+		{&rollouts, client.RolloutsBucket}, {&proj, client.ProjectionBucket}} {
+		if *b.kv, err = client.OpenViewBucket(ctx, js, b.name, replicas); err != nil {
+			return
 		}
-		if err != nil {
-			return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
-		}
-		return kv, nil
 	}
-	if uptake, err = open(jetstream.KeyValueConfig{Bucket: client.UptakeBucket, Description: "studyd uptake tallies", Storage: jetstream.FileStorage}); err != nil {
-		return
-	}
-	if studies, err = open(jetstream.KeyValueConfig{Bucket: client.StudiesBucket, Description: "studyd study views", Storage: jetstream.FileStorage}); err != nil {
-		return
-	}
-	if proj, err = open(jetstream.KeyValueConfig{Bucket: client.ProjectionBucket, Description: "studyd projector checkpoint", Storage: jetstream.FileStorage}); err != nil {
-		return
-	}
-	lease, err = open(jetstream.KeyValueConfig{Bucket: client.LeaseBucket, Description: "studyd projector single-writer lease",
-		Storage: jetstream.MemoryStorage, TTL: leaseTTL})
-	return
-}
-
-// viewBucket creates (or opens) a view bucket added after the first three:
-// studyd_study_time or studyd_rollouts.
-func viewBucket(ctx context.Context, js jetstream.JetStream, replicas int, bucket, desc string) (jetstream.KeyValue, error) {
-	cfg := jetstream.KeyValueConfig{Bucket: bucket, Description: desc, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
-	kv, err := js.CreateKeyValue(ctx, cfg)
+	cfg := jetstream.KeyValueConfig{Bucket: client.LeaseBucket, Description: "studyd projector single-writer lease",
+		Storage: jetstream.MemoryStorage, TTL: leaseTTL, Replicas: max(replicas, 1)}
+	lease, err = js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, cfg.Bucket)
+		lease, err = js.KeyValue(ctx, cfg.Bucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
+		err = fmt.Errorf("open kv bucket %s: %w", cfg.Bucket, err)
 	}
-	return kv, nil
+	return
 }
 
 // leaderEntry reads a view key from its bucket's stream leader: the revision a

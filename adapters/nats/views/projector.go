@@ -136,14 +136,8 @@ func (p *Projector) open(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var err error
-	p.uptake, p.studies, p.proj, p.lease, err = viewBuckets(ctx, p.js, p.opts.Replicas, p.opts.LeaseTTL)
+	p.uptake, p.studies, p.studyTime, p.rollouts, p.proj, p.lease, err = viewBuckets(ctx, p.js, p.opts.Replicas, p.opts.LeaseTTL)
 	if err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
-	if p.studyTime, err = viewBucket(ctx, p.js, p.opts.Replicas, client.StudyTimeBucket, "studyd study activity per hour and day"); err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
-	if p.rollouts, err = viewBucket(ctx, p.js, p.opts.Replicas, client.RolloutsBucket, "studyd preference rollout views"); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	if cp, _, err := client.LoadViewCheckpoint(ctx, p.proj, client.NearestEntry); err == nil {

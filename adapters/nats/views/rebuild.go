@@ -387,3 +387,14 @@ func (p *Projector) serveRebuild(nc *nats.Conn) (stop func(), err error) {
 	}
 	return func() { _ = svc.Stop() }, nil
 }
+
+// respondJSON answers with v as JSON, or, if v cannot be written as JSON, with a 500
+// saying why: a request is always answered.
+func respondJSON(req micro.Request, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		_ = req.Error("500", fmt.Sprintf("the answer cannot be written as JSON: %v", err), nil)
+		return
+	}
+	_ = req.Respond(b)
+}

@@ -1,4 +1,4 @@
-package views
+package query
 
 import (
 	"bytes"
@@ -67,9 +67,13 @@ func (s *QueryService) Ready() <-chan struct{} { return s.ready }
 func (s *QueryService) Run(ctx context.Context) error {
 	q := &queries{js: s.js, store: s.store, cfg: s.cfg}
 	var err error
-	q.uptake, q.studies, q.proj, _, err = viewBuckets(ctx, s.js, 1, DefaultLeaseTTL)
-	if err != nil {
-		return fmt.Errorf("query service: %w", err)
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&q.uptake, client.UptakeBucket}, {&q.studies, client.StudiesBucket}, {&q.proj, client.ProjectionBucket}} {
+		if *b.kv, err = client.OpenViewBucket(ctx, s.js, b.name, 1); err != nil {
+			return fmt.Errorf("query service: %w", err)
+		}
 	}
 	svc, err := micro.AddService(s.nc, micro.Config{Name: client.QueryService, Version: buildinfo.SemVer(),
 		Description: "studyd projections: study views, uptake tallies, client enrollments", QueueGroup: client.QueryService})

@@ -1,4 +1,4 @@
-package views
+package query
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/internal/buildinfo"
@@ -32,8 +33,7 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	runQueries(t, nc, js, store, QueryConfig{MinSeqWait: 3 * time.Second})
 
 	// Before any projector runs, a min_seq beyond the views times out with 504.
-	g := newLogGen(9)
-	last := publishCommits(t, js, g, 30)
+	last := publishCommits(t, js, 30)
 	_, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
 	var qe *client.QueryError
 	if !errors.As(err, &qe) || qe.Code != "504" {
@@ -41,10 +41,7 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	}
 
 	// A slow flush: the query must wait for it rather than answer stale.
-	opts := testOptions()
-	opts.FlushInterval = 100 * time.Millisecond
-	p := NewProjector(js, opts)
-	stopP := runProjector(p)
+	stopP := runProjector(js, 100*time.Millisecond)
 	defer stopP()
 	resp, err := client.QueryStudy(ctx, nc, client.StudyRequest{Object: domain.PreferenceStudy, Key: "pref-0", MinSeq: last})
 	if err != nil {
@@ -53,11 +50,11 @@ func TestQueryMinSeqReadsYourWrites(t *testing.T) {
 	if resp.Seq < last {
 		t.Errorf("study seq = %d, want >= %d", resp.Seq, last)
 	}
-	want, _, err := FoldLog(ctx, js, last)
+	want, _, err := views.FoldLog(ctx, js, last)
 	if err != nil {
 		t.Fatalf("FoldLog: %v", err)
 	}
-	_, studies, err := FoldLog(ctx, js, last)
+	_, studies, err := views.FoldLog(ctx, js, last)
 	if err != nil {
 		t.Fatalf("FoldLog: %v", err)
 	}
@@ -143,6 +140,34 @@ func TestQueryClientReadsLatestCommit(t *testing.T) {
 	}
 	if resp.Seq != rec.Position || len(resp.View.Enrollments) != 1 || resp.View.Enrollments[0].Branch != "control" {
 		t.Errorf("client view %+v at seq %d, want one enrollment on control at seq %d", resp.View, resp.Seq, rec.Position)
+	}
+}
+
+// TestQueryClientOfAnUnrenderableCommit: a client whose latest commit carries a time
+// no view can render (year 20983) is answered 422, naming why, not 500 or nothing.
+func TestQueryClientOfAnUnrenderableCommit(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	far := time.Date(20983, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := eventstore.Commit{CommitID: "far", CommandID: "far", CommandType: domain.CommandRecipeRun, Client: "far-client", At: far,
+		Events: []domain.Event{{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess}},
+		State:  domain.ClientState{Client: "far-client", LastRunAt: far}}
+	b, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, eventlog.EventSubject("far-client"), b); err != nil {
+		t.Fatal(err)
+	}
+	runQueries(t, nc, js, eventlog.NewStore(js), QueryConfig{})
+	_, err = client.QueryClient(ctx, nc, client.ClientRequest{Client: "far-client"})
+	if err == nil || !strings.Contains(err.Error(), "422") {
+		t.Fatalf("query of the year-20983 client: %v, want a 422 answer naming why", err)
 	}
 }
 
