@@ -49,7 +49,7 @@ func defaultConfig() config {
 // quickConfig is a smoke test's: every scenario, tiny.
 func quickConfig() config {
 	return config{Quick: true, Size: 2_000, Duration: time.Second, Partitions: 4, MorePartitions: nil,
-		Clients: 500, Scale: []uint64{2_000, 10_000}, ScaleCommands: 500, Enrollments: 10_000, Patience: 45 * time.Second}
+		Clients: 500, Scale: []uint64{2_000, 10_000}, ScaleCommands: 500, Enrollments: 10_000, Patience: 4 * time.Minute}
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
