@@ -96,8 +96,14 @@ func TestEmbeddedDefaultIsLeastPrivilege(t *testing.T) {
 	if err != nil || out.Status != client.OutcomeApplied {
 		t.Fatalf("anonymous submit: %+v, %v; want applied", out, err)
 	}
-	if _, err := js.Stream(ctx, eventlog.EventsStream); err != nil {
-		t.Errorf("anonymous stream info: %v", err)
+	events, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		t.Fatalf("anonymous stream info: %v", err)
+	}
+	// A commit by its sequence, as studyctl asof reads it: a direct get that names no
+	// subject (the role allowed only those that did, and asof failed for the publisher).
+	if m, err := events.GetMsg(ctx, out.Seq); err != nil || m.Sequence != out.Seq {
+		t.Errorf("anonymous read of the commit at seq %d: %v", out.Seq, err)
 	}
 	for _, tt := range []struct {
 		name string

@@ -50,6 +50,7 @@ func readSubjects() []string {
 		subs = append(subs,
 			"$JS.API.STREAM.INFO."+s,
 			"$JS.API.STREAM.MSG.GET."+s,
+			"$JS.API.DIRECT.GET."+s, // by sequence or batch (the request names it)
 			"$JS.API.DIRECT.GET."+s+".>",
 			"$JS.API.CONSUMER.CREATE."+s+".>",
 			"$JS.API.CONSUMER.MSG.NEXT."+s+".*",
