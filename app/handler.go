@@ -20,7 +20,10 @@ var ErrTooManyConflicts = errors.New("app: too many conflicting writers")
 
 // Config tunes a Handler. The zero value is usable.
 type Config struct {
-	CacheSize    int // clients whose latest record is kept; 0 = 100,000; <0 = no cache
+	CacheSize int // clients whose latest record is kept; 0 = 100,000; <0 = no cache
+	// CacheBytes bounds the cache's memory: its compact records, their keys and its
+	// interned strings; 0 = DefaultCacheBytes.
+	CacheBytes   int
 	MaxConflicts int // reload-and-retry rounds on ErrConflict; 0 = 8
 	// AtRange is the accepted range of a command's at; the zero value is
 	// domain.DefaultAtRange.
@@ -66,6 +69,9 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 	if cfg.CacheSize == 0 {
 		cfg.CacheSize = 100_000
 	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
 	if cfg.MaxConflicts == 0 {
 		cfg.MaxConflicts = 8
 	}
@@ -75,7 +81,7 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 	if cfg.Index == nil {
 		cfg.Index, _ = store.(AppliedIndex)
 	}
-	return &Handler{store: store, index: cfg.Index, cache: newCache(cfg.CacheSize), maxConflicts: cfg.MaxConflicts,
+	return &Handler{store: store, index: cfg.Index, cache: newCache(cfg.CacheSize, cfg.CacheBytes), maxConflicts: cfg.MaxConflicts,
 		fsmVersion: fsm.Version(), atRange: cfg.AtRange, now: cfg.Now}
 }
 
@@ -143,7 +149,7 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 		var dupErr *eventstore.DuplicateError
 		switch {
 		case err == nil:
-			h.cache.put(forCache(rec))
+			h.cache.put(rec)
 			return Result{Record: rec}, nil
 		case errors.As(err, &dupErr):
 			h.cache.drop(cmd.ClientID)
@@ -302,15 +308,6 @@ func (h *Handler) commit(last eventstore.Record, cmd domain.Command, digest stri
 	}, evicted
 }
 
-// forCache is what the cache keeps of a record: everything deciding the client's next
-// command needs (state, position, hash, recent command ids), not the events, which
-// are often the larger half and are read back from the log in the rare case of a
-// duplicate.
-func forCache(r eventstore.Record) eventstore.Record {
-	r.Commit.Events = nil
-	return r
-}
-
 // commitID is derived from the command so that a retried decision yields the same id.
 func commitID(cmd domain.Command) string {
 	sum := sha256.Sum256([]byte(string(cmd.ClientID) + "\x00" + cmd.CommandID))
@@ -320,3 +317,6 @@ func commitID(cmd domain.Command) string {
 // CachedClients is the number of clients whose state is cached (the memory benchmark
 // reads it).
 func (h *Handler) CachedClients() int { return h.cache.len() }
+
+// CachedBytes is what the cache counts against Config.CacheBytes.
+func (h *Handler) CachedBytes() int { return h.cache.size() }

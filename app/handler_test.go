@@ -11,6 +11,7 @@ import (
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -23,8 +24,8 @@ func run(client domain.ClientID, id string, at time.Time) domain.Command {
 		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: domain.ActionSuccess}},
 		Recipes: []domain.RecipeReport{{
 			ID: 7, Action: "preference-experiment", Status: domain.RecipeSuccess,
-			Arguments: domain.MustRecipeArguments(domain.StudyArguments{Slug: "pref-flip", PreferenceName: "browser.x",
-				Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}),
+			Arguments: recipe.Must(recipe.Study{Slug: "pref-flip", PreferenceName: "browser.x",
+				Branches: []recipe.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}),
 		}},
 	}
 }
@@ -204,5 +205,39 @@ func TestDuplicateFromWarmCacheCarriesTheOriginalEvents(t *testing.T) {
 	if !again.Duplicate || len(again.Record.Commit.Events) != len(first.Record.Commit.Events) || len(first.Record.Commit.Events) == 0 {
 		t.Errorf("duplicate = %t with %d events, want true with the original's %d", again.Duplicate,
 			len(again.Record.Commit.Events), len(first.Record.Commit.Events))
+	}
+}
+
+// TestCacheBytesBoundsTheHandlersCache: a handler with a small byte bound keeps its
+// cache within it over many clients, and still decides every client from the log once
+// its record is evicted.
+func TestCacheBytesBoundsTheHandlersCache(t *testing.T) {
+	t.Parallel()
+	const bound = 64 << 10
+	store := eventstore.NewMemoryStore()
+	h := app.NewHandler(store, app.Config{CacheBytes: bound})
+	ctx := context.Background()
+	for i := range 2000 {
+		c := domain.ClientID(fmt.Sprintf("c%d", i))
+		if _, err := h.Handle(ctx, run(c, "cmd-1", t0), app.Source{}); err != nil {
+			t.Fatalf("Handle %s: %v", c, err)
+		}
+		if got := h.CachedBytes(); got > bound {
+			t.Fatalf("after %d clients the cache counts %d bytes, bound %d", i+1, got, bound)
+		}
+	}
+	if n := h.CachedClients(); n == 0 || n >= 2000 {
+		t.Fatalf("cached clients = %d, want some but not all 2000", n)
+	}
+	// Every client's second command chains onto its first, cached or not.
+	for i := range 2000 {
+		c := domain.ClientID(fmt.Sprintf("c%d", i))
+		res, err := h.Handle(ctx, run(c, "cmd-2", t0.Add(time.Hour)), app.Source{})
+		if err != nil {
+			t.Fatalf("Handle %s cmd-2: %v", c, err)
+		}
+		if len(res.Record.Commit.Recent) != 2 || res.Record.Commit.PrevHash == "" {
+			t.Fatalf("%s cmd-2: recent %d, prev hash %q, want 2 and the first commit's", c, len(res.Record.Commit.Recent), res.Record.Commit.PrevHash)
+		}
 	}
 }

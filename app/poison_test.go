@@ -11,6 +11,7 @@ import (
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 // Issue 12, case 3: an `at` outside the accepted range is rejected, never applied (a
@@ -156,7 +157,7 @@ func addonRun(client domain.ClientID, id string, at time.Time, n, reasonLen int)
 	reason = reason[:reasonLen]
 	for i := range n {
 		cmd.Recipes = append(cmd.Recipes, domain.RecipeReport{ID: domain.RecipeID(1000 + i), Action: "addon-study",
-			Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(map[string]any{
+			Status: domain.RecipeExecutionError, Arguments: recipe.Must(map[string]any{
 				"slug": fmt.Sprintf("addon-%d", i), "installError": reason})})
 	}
 	return cmd

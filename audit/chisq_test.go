@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/studyd/studyd/audit"
-	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/recipe"
 )
 
 func TestChiSquaredSF(t *testing.T) {
@@ -62,7 +62,7 @@ func TestHealth(t *testing.T) {
 	tests := []struct {
 		name     string
 		counts   map[string]uint64
-		recorded []domain.BranchRatio // the study view's ratios
+		recorded []recipe.Ratio // the study view's ratios
 		ratios   string
 		wantP    float64
 		srm      bool
@@ -80,13 +80,13 @@ func TestHealth(t *testing.T) {
 		// A 50/25/25 study split as its recipe asked: its recorded ratios are the default,
 		// so it is healthy (equal weights would give chi² = 125, p ≈ 1e-27).
 		{name: "recorded ratios by default", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
-			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
+			recorded: []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
 			wantP:    1, from: audit.RatiosRecipe},
 		{name: "given ratios win over recorded", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
-			recorded: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
+			recorded: []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
 			ratios:   "control=1,a=1,b=1", wantP: audit.ChiSquaredSF(125, 2), srm: true, from: audit.RatiosGiven},
 		{name: "a recorded zero-weight branch enrolled into", counts: map[string]uint64{"a": 10, "b": 10, "never": 1},
-			recorded: []domain.BranchRatio{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "never", Ratio: 0}},
+			recorded: []recipe.Ratio{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "never", Ratio: 0}},
 			wantP:    0, srm: true, from: audit.RatiosRecipe},
 	}
 	for _, tt := range tests {

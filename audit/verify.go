@@ -137,17 +137,63 @@ func (r *Report) Err() error {
 	return &r.Faults[0]
 }
 
-// chain is what the verifier remembers of one client.
+// chain is what the verifier remembers of one client: only what its checks of the
+// client's next commit read, so that the memory a replay carries (and the collector
+// scans) stays small per client however large the states grow: hashes as bytes, and
+// of the state only each study's state, not the decoded enrollments.
 type chain struct {
 	lastSeq  uint64
-	lastHash string
-	state    domain.ClientState
-	recent   [4]link // older commits, to tell a reorder from an edit
+	lastHash [32]byte
+	studies  []studyState // the last commit's enrollments, in its order
+	recent   [4]link      // older commits, to tell a reorder from an edit
+}
+
+// studyState is one enrollment as the state-continuity check needs it.
+type studyState struct {
+	study domain.StudyRef
+	state domain.State
+}
+
+// stateOf is domain.ClientState.StateOf over what the chain kept.
+func (ch *chain) stateOf(s domain.StudyRef) domain.State {
+	for i := range ch.studies {
+		if ch.studies[i].study == s {
+			return ch.studies[i].state
+		}
+	}
+	return domain.StateNone
+}
+
+// keep replaces what the chain holds of the client's state with s's.
+func (ch *chain) keep(s *domain.ClientState) {
+	ch.studies = ch.studies[:0]
+	if cap(ch.studies) < len(s.Enrollments) {
+		ch.studies = make([]studyState, 0, len(s.Enrollments))
+	}
+	for i := range s.Enrollments {
+		e := &s.Enrollments[i]
+		ch.studies = append(ch.studies, studyState{study: domain.StudyRef{Object: e.Object, Key: e.Key}, state: e.State})
+	}
 }
 
 type link struct {
-	seq  uint64
-	hash string
+	seq  uint64 // 0: none
+	hash [32]byte
+}
+
+// parseHash reads a hash as a commit names it: 64 lowercase hex digits. Anything else
+// names no commit (ok false).
+func parseHash(h string) (sum [32]byte, ok bool) {
+	if len(h) != 64 {
+		return sum, false
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return sum, false
+		}
+	}
+	_, err := hex.Decode(sum[:], []byte(h))
+	return sum, err == nil
 }
 
 type transitionKey struct {
@@ -292,7 +338,8 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 	}
 	copy(ch.recent[1:], ch.recent[:len(ch.recent)-1])
 	ch.recent[0] = link{seq: ch.lastSeq, hash: ch.lastHash}
-	ch.lastSeq, ch.lastHash, ch.state = e.Seq, rec.Hash, c.State
+	ch.lastSeq, ch.lastHash = e.Seq, d.Sum
+	ch.keep(&c.State)
 	if v.opts.Views != nil {
 		v.opts.Views.Apply(e.Seq, c)
 	}
@@ -334,7 +381,10 @@ func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch 
 		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client,
 			Detail: fmt.Sprintf("the client's first commit in the log names a predecessor %s: a commit before it was removed or edited", short(c.PrevHash))})
 		return
-	case c.PrevHash == ch.lastHash:
+	}
+	prev, named := parseHash(c.PrevHash)
+	switch {
+	case named && prev == ch.lastHash:
 		return
 	case c.PrevHash == "":
 		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
@@ -342,7 +392,7 @@ func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch 
 		return
 	}
 	for _, l := range ch.recent {
-		if l.hash != "" && l.hash == c.PrevHash {
+		if named && l.seq != 0 && l.hash == prev {
 			v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
 				Detail: fmt.Sprintf("prev_hash names seq %d, but the client's previous commit is seq %d: seq %d was inserted, or commits reordered", l.seq, ch.lastSeq, ch.lastSeq)})
 			return
@@ -351,7 +401,7 @@ func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch 
 	v.dangling[c.PrevHash] = link{seq: seq}
 	v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: ch.lastSeq,
 		Detail: fmt.Sprintf("prev_hash %s is not the hash %s of the client's previous commit at seq %d: seq %d was edited, or a commit between was removed",
-			short(c.PrevHash), short(ch.lastHash), ch.lastSeq, ch.lastSeq)})
+			short(c.PrevHash), short(hex.EncodeToString(ch.lastHash[:])), ch.lastSeq, ch.lastSeq)})
 }
 
 // checkEvents checks every event of c: well formed, a legal transition, from the state
@@ -384,7 +434,7 @@ func (v *Verifier) checkEvents(seq uint64, c *eventstore.Commit, ch *chain) {
 			v.touched[j].state = e.To
 			continue
 		case ch != nil:
-			if was := ch.state.StateOf(study); was != e.From {
+			if was := ch.stateOf(study); was != e.From {
 				v.fault(Fault{Kind: FaultState, Seq: seq, Client: c.Client, Related: ch.lastSeq,
 					Detail: fmt.Sprintf("events[%d] %s starts from %s, but the client's previous commit (seq %d) left it %s", i, study, e.From, ch.lastSeq, was)})
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -117,7 +118,7 @@ func TestVerifyMixedVersionLog(t *testing.T) {
 	l = audittest.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	at := time.Date(2020, 6, 1, 0, 0, 0, 0, time.UTC)
 	rollout := func(id domain.RecipeID, slug string) domain.RecipeReport {
-		return domain.RecipeReport{ID: id, Action: "preference-rollout", Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(
+		return domain.RecipeReport{ID: id, Action: "preference-rollout", Status: domain.RecipeSuccess, Arguments: recipe.Must(
 			map[string]any{"slug": slug, "preferences": []any{map[string]any{"preferenceName": "p.a", "value": true}}})}
 	}
 	run := domain.Command{Type: domain.CommandRecipeRun, CommandID: "r1", ClientID: "c1", At: at, FirefoxVersion: "80.0",

@@ -1,55 +1,22 @@
 package domain_test
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/studyd/studyd/domain"
-)
 
-func TestRecipeArgumentsAreKeptWhole(t *testing.T) {
-	t.Parallel()
-	in := `{ "slug":"s", "zeta": {"b": 1, "a": [1.50, "x", null, true]}, "branches":[{"slug":"c","ratio":1,"value":"v","extra":1}], "big": 18446744073709551615 }`
-	want := `{"big":18446744073709551615,"branches":[{"extra":1,"ratio":1,"slug":"c","value":"v"}],"slug":"s","zeta":{"a":[1.50,"x",null,true],"b":1}}`
-	var a domain.RecipeArguments
-	if err := json.Unmarshal([]byte(in), &a); err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != want {
-		t.Fatalf("canonical JSON\n got %s\nwant %s", a, want)
-	}
-	b, err := msgpack.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back domain.RecipeArguments
-	dec := msgpack.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields(true)
-	if err := dec.Decode(&back); err != nil {
-		t.Fatal(err)
-	}
-	// msgpack has no decimal form for 1.50: it comes back as 1.5; all else is exact.
-	if w := strings.Replace(want, "1.50", "1.5", 1); string(back) != w {
-		t.Errorf("msgpack round trip\n got %s\nwant %s", back, w)
-	}
-	for _, null := range []string{"null"} {
-		var n domain.RecipeArguments
-		if err := json.Unmarshal([]byte(null), &n); err != nil || n != "" {
-			t.Errorf("Unmarshal(%s) = %q, %v; want empty", null, n, err)
-		}
-	}
-}
+	"github.com/studyd/studyd/recipe"
+)
 
 func TestStudyArgumentsReadsOnlyWhatStudydUses(t *testing.T) {
 	t.Parallel()
 	report := func(action string, args string) domain.RecipeReport {
-		a, err := domain.ParseRecipeArguments([]byte(args))
+		a, err := recipe.Parse([]byte(args))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -125,5 +92,29 @@ func TestBranchedAddonStudyTelemetryHasBranch(t *testing.T) {
 				t.Errorf("extra (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// The recipe package's failed checks read as they did when they were the domain's: one
+// "domain: invalid: " prefix per problem, and domain.ErrInvalid matches.
+func TestRecipeChecksAreDomainInvalid(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ action, args, want string }{
+		{"opt-out-study", `["x"]`, "domain: invalid: arguments are not a JSON object"},
+		{"preference-experiment", `{"slug":7}`, "domain: invalid: arguments.slug is a JSON number (want a string)"},
+		{"preference-experiment", `{"slug":"s","preferenceName":"p","preferenceType":"float","preferenceBranchType":"x","branches":[{"slug":"a","ratio":1}]}`,
+			`domain: invalid: arguments.preferenceType "float" (allowed: [string integer boolean])`},
+	} {
+		args, err := recipe.Parse([]byte(tt.args))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = domain.RecipeReport{ID: 1, Action: tt.action, Arguments: args}.StudyArguments()
+		if err == nil || err.Error() != tt.want || !errors.Is(err, domain.ErrInvalid) || domain.ClassifyRejection(err) != domain.RejectInvalid {
+			t.Errorf("StudyArguments(%s) = %v; want domain.ErrInvalid %q", tt.args, err, tt.want)
+		}
+	}
+	if _, err := domain.ReadArguments(recipe.Arguments(`1`)); !errors.Is(err, domain.ErrInvalid) || !errors.Is(err, recipe.ErrInvalid) {
+		t.Errorf("ReadArguments(1) = %v; want domain.ErrInvalid and recipe.ErrInvalid", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // ErrUnknownCommandType is returned for a command whose type studyd does not know.
@@ -102,10 +104,10 @@ type ActionReport struct {
 // arguments as the client received them (an add-on study's with the install outcome
 // the client saw added).
 type RecipeReport struct {
-	ID        RecipeID        `msgpack:"id" json:"id"`
-	Action    string          `msgpack:"action" json:"action"`
-	Status    UptakeStatus    `msgpack:"status" json:"status"`
-	Arguments RecipeArguments `msgpack:"arguments" json:"arguments"`
+	ID        RecipeID         `msgpack:"id" json:"id"`
+	Action    string           `msgpack:"action" json:"action"`
+	Status    UptakeStatus     `msgpack:"status" json:"status"`
+	Arguments recipe.Arguments `msgpack:"arguments" json:"arguments"`
 }
 
 // studyActions maps the Normandy action names that run studies to the study kind they

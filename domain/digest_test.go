@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 func digestRun() domain.Command {
@@ -12,7 +14,7 @@ func digestRun() domain.Command {
 		At: time.Date(2018, 3, 12, 14, 0, 0, 0, time.FixedZone("x", 3600)), RunnerStatus: domain.RunnerSuccess,
 		Actions: []domain.ActionReport{{Name: "preference-experiment", Status: domain.ActionSuccess}},
 		Recipes: []domain.RecipeReport{{ID: 42, Action: "preference-experiment", Status: domain.RecipeSuccess,
-			Arguments: domain.MustRecipeArguments(map[string]any{"slug": "pref-flip-1", "preferenceName": "browser.feature",
+			Arguments: recipe.Must(map[string]any{"slug": "pref-flip-1", "preferenceName": "browser.feature",
 				"branches": []map[string]any{{"slug": "control", "ratio": 1}, {"slug": "treatment", "ratio": 1}}})}}}
 }
 

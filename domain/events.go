@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // EventType names an event in the log. Values are permanent: add, never rename.
@@ -110,7 +112,7 @@ type Event struct {
 	PreferenceBranchType string   `msgpack:"preference_branch_type,omitempty" json:"preference_branch_type,omitempty"`
 	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
 	// enrolled: the study's branches and ratios when the client enrolled, its target split.
-	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
+	Ratios []recipe.Ratio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
 
 	// FirefoxVersion is the major version of the Firefox whose command decided the
 	// event (0: unversioned); the event's Telemetry shape is that version's.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // State is the lifecycle state of one enrollment; the fsm package holds the table of
@@ -71,7 +73,7 @@ type Enrollment struct {
 	PreferenceBranchType string   `msgpack:"preference_branch_type,omitempty" json:"preference_branch_type,omitempty"`
 	BranchValue          JSONText `msgpack:"branch_value,omitempty" json:"branch_value,omitempty"`
 	// Ratios are the study's branches and ratios when the client enrolled.
-	Ratios []BranchRatio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
+	Ratios []recipe.Ratio `msgpack:"ratios,omitempty" json:"ratios,omitempty"`
 	// TemporaryErrorDeadline is when a study whose recipe keeps failing temporarily
 	// ends (Firefox 65 and later); zero when its recipe last matched.
 	TemporaryErrorDeadline time.Time `msgpack:"temporary_error_deadline,omitempty" json:"temporary_error_deadline,omitzero"`

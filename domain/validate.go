@@ -1,10 +1,11 @@
 package domain
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // Validate checks a command on its own, before any state is consulted: the common
@@ -176,18 +177,11 @@ func (r RecipeReport) validate(v FirefoxVersion) error {
 	} else if _, err := ParseRecipeStatus(string(r.Status)); err != nil {
 		return err
 	}
-	if len(r.Arguments) > MaxArgumentsLen {
-		return fmt.Errorf("%w: arguments are %d bytes of JSON (at most %d)", ErrInvalid, len(r.Arguments), MaxArgumentsLen)
+	if len(r.Arguments) > recipe.MaxArgumentsLen {
+		return fmt.Errorf("%w: arguments are %d bytes of JSON (at most %d)", ErrInvalid, len(r.Arguments), recipe.MaxArgumentsLen)
 	}
 	return nil
 }
-
-// Preference types and branch types a preference study recipe may name (Normandy's
-// preference-experiment schema).
-var (
-	PreferenceTypes       = []string{"string", "integer", "boolean"}
-	PreferenceBranchTypes = []string{"user", "default"}
-)
 
 // StudyArguments reads and checks the arguments of a study recipe that studyd uses:
 // the slug (or the 2018 add-on study's name), the branches and their ratios, a
@@ -195,16 +189,16 @@ var (
 // multi-preference-experiment) with its type and branch type, and an add-on study's
 // install outcome. Other fields are not read. An error means the recipe is unusable:
 // Firefox would have thrown or skipped it, so studyd skips it alone.
-func (r RecipeReport) StudyArguments() (StudyArguments, error) { return r.StudyArgumentsFor(0) }
+func (r RecipeReport) StudyArguments() (recipe.Study, error) { return r.StudyArgumentsFor(0) }
 
 // StudyArgumentsFor is StudyArguments by the rules of Firefox v: from the
 // multi-preference-experiment rule on, a branch may set several preferences.
-func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error) {
+func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (recipe.Study, error) {
 	obj, isStudy := StudyObjectForAction(r.Action)
 	if !isStudy {
-		return StudyArguments{}, fmt.Errorf("%w: action %s runs no study", ErrInvalid, r.Action)
+		return recipe.Study{}, fmt.Errorf("%w: action %s runs no study", ErrInvalid, r.Action)
 	}
-	a, err := r.Arguments.Study()
+	a, err := ReadArguments(r.Arguments)
 	if err != nil {
 		return a, err
 	}
@@ -243,7 +237,7 @@ func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error
 		}
 		if a.PreferenceName != "" {
 			errs = append(errs, validateText("arguments.preferenceName", a.PreferenceName, true),
-				validatePrefTypes("arguments", a.PreferenceType, a.PreferenceBranchType))
+				fromRecipe(recipe.CheckPreferenceTypes("arguments", a.PreferenceType, a.PreferenceBranchType)))
 			break
 		}
 		for j, b := range a.Branches {
@@ -254,7 +248,8 @@ func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error
 			}
 			for name, p := range b.Preferences {
 				field := fmt.Sprintf("arguments.branches[%d].preferences", j)
-				errs = append(errs, validateText(field+" name", name, true), validatePrefTypes(field+"."+name, p.PreferenceType, p.PreferenceBranchType))
+				errs = append(errs, validateText(field+" name", name, true),
+					fromRecipe(recipe.CheckPreferenceTypes(field+"."+name, p.PreferenceType, p.PreferenceBranchType)))
 			}
 		}
 	case AddonStudy:
@@ -269,87 +264,19 @@ func (r RecipeReport) StudyArgumentsFor(v FirefoxVersion) (StudyArguments, error
 	return a, errors.Join(errs...)
 }
 
-// validatePrefTypes checks a preference type and branch type when they are given.
-func validatePrefTypes(field, prefType, branchType string) error {
-	if prefType != "" && !slices.Contains(PreferenceTypes, prefType) {
-		return fmt.Errorf("%w: %s.preferenceType %q (allowed: %v)", ErrInvalid, field, prefType, PreferenceTypes)
-	}
-	if branchType != "" && !slices.Contains(PreferenceBranchTypes, branchType) {
-		return fmt.Errorf("%w: %s.preferenceBranchType %q (allowed: %v)", ErrInvalid, field, branchType, PreferenceBranchTypes)
-	}
-	return nil
+// ReadArguments reads the fields of a recipe's arguments that studyd uses
+// (recipe.Arguments.Study); a failure is an ErrInvalid.
+func ReadArguments(a recipe.Arguments) (recipe.Study, error) {
+	s, err := a.Study()
+	return s, fromRecipe(err)
 }
 
-// BranchPreference returns what branch slug of a preference study sets: the
-// preference, its type and branch type, and the branch's value as JSON. A
-// preference-experiment names one preference for all branches; a
-// multi-preference-experiment branch names its own.
-func (a StudyArguments) BranchPreference(slug string) (name, prefType, branchType string, value json.RawMessage) {
-	for _, b := range a.Branches {
-		if b.Slug != slug {
-			continue
-		}
-		if a.PreferenceName != "" {
-			return a.PreferenceName, a.PreferenceType, a.PreferenceBranchType, b.Value
-		}
-		for n, p := range b.Preferences {
-			return n, p.PreferenceType, p.PreferenceBranchType, p.PreferenceValue
-		}
+// fromRecipe makes a failed check of the recipe package an ErrInvalid, in its words.
+func fromRecipe(err error) error {
+	if err == nil || !errors.Is(err, recipe.ErrInvalid) {
+		return err
 	}
-	return "", "", "", nil
-}
-
-// BranchPreferences returns the preferences branch slug sets, sorted: one for a
-// preference-experiment, one or more for a multi-preference-experiment branch.
-func (a StudyArguments) BranchPreferences(slug string) []string {
-	for _, b := range a.Branches {
-		if b.Slug != slug {
-			continue
-		}
-		if a.PreferenceName != "" {
-			return []string{a.PreferenceName}
-		}
-		out := make([]string, 0, len(b.Preferences))
-		for n := range b.Preferences {
-			out = append(out, n)
-		}
-		slices.Sort(out)
-		return out
-	}
-	return nil
-}
-
-// BranchPreferencesJSON is a multi-preference-experiment branch's preferences object
-// as canonical JSON (what Firefox kept of the branch).
-func (a StudyArguments) BranchPreferencesJSON(slug string) JSONText {
-	for _, b := range a.Branches {
-		if b.Slug == slug {
-			c, err := NewRecipeArguments(b.Preferences)
-			if err != nil {
-				return ""
-			}
-			return JSONText(c)
-		}
-	}
-	return ""
-}
-
-// Preferences returns every preference any branch of a preference study sets: the
-// preferences an enrollment would conflict on.
-func (a StudyArguments) Preferences() []string {
-	if a.PreferenceName != "" {
-		return []string{a.PreferenceName}
-	}
-	var out []string
-	for _, b := range a.Branches {
-		for n := range b.Preferences {
-			if !slices.Contains(out, n) {
-				out = append(out, n)
-			}
-		}
-	}
-	slices.Sort(out)
-	return out
+	return fmt.Errorf("%w: %w", ErrInvalid, err)
 }
 
 // validateText checks a free-text field: present if required, bounded, printable.

@@ -13,7 +13,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files and fixtures under testdata/")
@@ -94,7 +96,7 @@ func everyEvent() eventstore.Commit {
 // before; this one pins their wire form.
 func withRecipeFields() eventstore.Commit {
 	c := everyEvent()
-	ratios := []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
+	ratios := []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
 	c.Events[2].Action = "preference-experiment"
 	c.Events[2].Arguments = `{"branches":[{"ratio":1,"slug":"control","value":true}],"experimentDocumentUrl":"https://example.org/d","slug":"pref-flip-1"}`
 	c.Events[2].Skipped = "isEnrollmentPaused: no new enrollment"

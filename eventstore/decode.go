@@ -1,6 +1,9 @@
 package eventstore
 
-import "github.com/studyd/studyd/domain"
+import (
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/recipe"
+)
 
 // decodeCommitFast decodes a schema-2 commit without reflection, into exactly what
 // msgpack v5's reflective decoder (decodeStrict into a Commit) would produce before
@@ -273,12 +276,12 @@ func (r *reader) strings() []string {
 
 // ratios decodes a study's branches and ratios; nil and empty both come back nil, as
 // normalizeCommit leaves them.
-func (r *reader) ratios() []domain.BranchRatio {
+func (r *reader) ratios() []recipe.Ratio {
 	n := r.arrayLen()
 	if n <= 0 {
 		return nil
 	}
-	s := make([]domain.BranchRatio, n)
+	s := make([]recipe.Ratio, n)
 	for i := range s {
 		br := &s[i]
 		m := r.structLen()

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // appendCommit writes c exactly as msgpack v5's reflective encoder would with compact
@@ -133,7 +135,7 @@ func appendStrings(b []byte, ss []string) []byte {
 }
 
 // appendRatios writes a study's branches and ratios.
-func appendRatios(b []byte, rs []domain.BranchRatio) []byte {
+func appendRatios(b []byte, rs []recipe.Ratio) []byte {
 	b = appendArrayLen(b, len(rs))
 	for _, r := range rs {
 		b = appendMapLen(b, 2)

@@ -8,7 +8,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 )
 
 const (
@@ -80,7 +82,7 @@ func TestDecide(t *testing.T) {
 			setup: enrolledPref(),
 			cmd:   run(2, both(), paused(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess)))},
 		{name: "paused add-on study enrolls no one",
-			cmd:      run(1, both(), paused(domain.RecipeReport{ID: 101, Action: addonAct, Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(domain.StudyArguments{Name: "addon-a"})})),
+			cmd:      run(1, both(), paused(domain.RecipeReport{ID: 101, Action: addonAct, Status: domain.RecipeSuccess, Arguments: recipe.Must(recipe.Study{Name: "addon-a"})})),
 			wantSkip: []string{"normandy/recipe/101 isEnrollmentPaused"}},
 		{name: "paused add-on study keeps and sees its enrolled clients",
 			setup: enrolledAddon(),
@@ -109,13 +111,13 @@ func TestDecide(t *testing.T) {
 			want:     []string{"unenrolled addon_study/101 enrolled→unenrolled reason=recipe-not-seen"},
 			wantSkip: []string{"normandy/recipe/2 pref-conflict"}},
 		{name: "unusable preference recipe skips only itself",
-			cmd: run(1, both(), edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.Branches = nil }),
+			cmd: run(1, both(), edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), func(a *recipe.Study) { a.Branches = nil }),
 				prefRecipe(2, "pref-b", "browser.b", domain.RecipeSuccess)),
 			want:     []string{"enrolled preference_study/pref-b none→enrolled"},
 			wantSkip: []string{"normandy/recipe/1 unusable arguments"}},
 		{name: "recipe with a wrongly typed field skips only itself",
 			cmd: run(1, both(), domain.RecipeReport{ID: 1, Action: prefAction, Status: domain.RecipeSuccess,
-				Arguments: domain.MustRecipeArguments(map[string]any{"slug": 7, "preferenceName": "browser.a"})},
+				Arguments: recipe.Must(map[string]any{"slug": 7, "preferenceName": "browser.a"})},
 				prefRecipe(2, "pref-b", "browser.b", domain.RecipeSuccess)),
 			want:     []string{"enrolled preference_study/pref-b none→enrolled"},
 			wantSkip: []string{"normandy/recipe/1 unusable arguments"}},
@@ -125,7 +127,7 @@ func TestDecide(t *testing.T) {
 			want:  []string{"enrolled preference_study/pref-b none→enrolled"}},
 		{name: "add-on success without installed add-on skips only itself",
 			cmd: run(1, both(), domain.RecipeReport{ID: 101, Action: addonAct, Status: domain.RecipeSuccess,
-				Arguments: domain.MustRecipeArguments(domain.StudyArguments{Name: "addon-a"})}, addonRecipe(102, "addon-b", "b@shield")),
+				Arguments: recipe.Must(recipe.Study{Name: "addon-a"})}, addonRecipe(102, "addon-b", "b@shield")),
 			want:     []string{"enrolled addon_study/102 none→enrolled"},
 			wantSkip: []string{"normandy/recipe/101 RECIPE_SUCCESS without the installed add-on"}},
 

@@ -10,7 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 )
 
 func decide(t *testing.T, s domain.ClientState, c domain.Command) fsm.Decision {
@@ -36,12 +38,12 @@ func lastTransition(t *testing.T, d fsm.Decision) domain.Event {
 
 func TestPreferenceEnrollmentFields(t *testing.T) {
 	t.Parallel()
-	r := edit(prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.IsHighPopulation = true })
+	r := edit(prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess), func(a *recipe.Study) { a.IsHighPopulation = true })
 	c := run(1, both(), r)
 	d := decide(t, domain.ClientState{}, c)
 
 	ratios := []uint64{1, 1}
-	ratios2 := []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}}
+	ratios2 := []recipe.Ratio{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}}
 	i, err := domain.RatioSample(string(client)+"-pref-a-branch", ratios)
 	if err != nil {
 		t.Fatal(err)
@@ -88,8 +90,8 @@ func TestPreferenceEnrollmentFields(t *testing.T) {
 func TestPreferenceBranchFollowsRatios(t *testing.T) {
 	t.Parallel()
 	r := prefRecipe(7, "pref-a", "browser.a", domain.RecipeSuccess)
-	r = edit(r, func(a *domain.StudyArguments) {
-		a.Branches = []domain.Branch{{Slug: "never", Ratio: 0}, {Slug: "always", Ratio: 5}}
+	r = edit(r, func(a *recipe.Study) {
+		a.Branches = []recipe.Branch{{Slug: "never", Ratio: 0}, {Slug: "always", Ratio: 5}}
 	})
 	if got := lastTransition(t, decide(t, domain.ClientState{}, run(1, both(), r))).Branch; got != "always" {
 		t.Errorf("got branch %q, want %q", got, "always")
@@ -100,11 +102,11 @@ func TestAddonEnrollmentFields(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		branches   []domain.Branch
+		branches   []recipe.Branch
 		wantBranch func() string
 	}{
 		{name: "2018 unbranched", wantBranch: func() string { return "" }},
-		{name: "branched", branches: []domain.Branch{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "c", Ratio: 1}},
+		{name: "branched", branches: []recipe.Branch{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "c", Ratio: 1}},
 			wantBranch: func() string {
 				i, err := domain.RatioSample(string(client)+"-addon-a-addon-branch", []uint64{1, 1, 1})
 				if err != nil {
@@ -118,7 +120,7 @@ func TestAddonEnrollmentFields(t *testing.T) {
 			t.Parallel()
 			r := addonRecipe(101, "addon-a", "a@shield")
 			r.Action = "branched-addon-study"
-			r = edit(r, func(a *domain.StudyArguments) { a.Branches = tt.branches })
+			r = edit(r, func(a *recipe.Study) { a.Branches = tt.branches })
 			c := run(1, okActions("branched-addon-study"), r)
 			d := decide(t, domain.ClientState{}, c)
 			study := domain.StudyRef{Object: A, Key: "101"}

@@ -10,7 +10,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -153,16 +155,16 @@ func FuzzValidate(f *testing.F) {
 				c.Actions = []domain.ActionReport{{Name: actName, Status: domain.UptakeStatus(actStatus)}}
 			}
 			if recipeAction != "" {
-				args := domain.StudyArguments{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
+				args := recipe.Study{Slug: slug, PreferenceName: pref, AddonID: addonID, InstallError: installError,
 					IsHighPopulation: flag}
 				if addonID != "" {
 					args.AddonVersion = "1.0"
 				}
 				if ratio > 0 || pref != "" {
-					args.Branches = []domain.Branch{{Slug: "control", Ratio: ratio % 1000}, {Slug: "treatment", Ratio: 1}}
+					args.Branches = []recipe.Branch{{Slug: "control", Ratio: ratio % 1000}, {Slug: "treatment", Ratio: 1}}
 				}
 				c.Recipes = []domain.RecipeReport{{ID: domain.RecipeID(recipeID), Action: recipeAction,
-					Status: domain.UptakeStatus(recipeStatus), Arguments: domain.MustRecipeArguments(args)}}
+					Status: domain.UptakeStatus(recipeStatus), Arguments: recipe.Must(args)}}
 			}
 		case domain.CommandOptOut:
 			c.StudiesEnabled = flag

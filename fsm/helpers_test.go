@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 )
 
 const client domain.ClientID = "client-1"
@@ -49,22 +51,22 @@ func both() []domain.ActionReport { return okActions(prefAction, addonAct) }
 
 // prefRecipe is a preference-experiment recipe with two equal branches.
 func prefRecipe(id domain.RecipeID, slug, pref string, status domain.UptakeStatus) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: prefAction, Status: status, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
+	return domain.RecipeReport{ID: id, Action: prefAction, Status: status, Arguments: recipe.Must(recipe.Study{
 		Slug: slug, PreferenceName: pref,
-		Branches: []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}},
+		Branches: []recipe.Branch{{Slug: "control", Ratio: 1}, {Slug: "experiment", Ratio: 1}},
 	})}
 }
 
 // addonRecipe is a 2018 opt-out-study recipe (name, no branches) whose add-on installed.
 func addonRecipe(id domain.RecipeID, name, addonID string) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeSuccess, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
+	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeSuccess, Arguments: recipe.Must(recipe.Study{
 		Name: name, AddonID: addonID, AddonVersion: "1.0.0",
 	})}
 }
 
 // addonFailed is an opt-out-study recipe whose add-on install failed.
 func addonFailed(id domain.RecipeID, name, installError string) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
+	return domain.RecipeReport{ID: id, Action: addonAct, Status: domain.RecipeExecutionError, Arguments: recipe.Must(recipe.Study{
 		Name: name, InstallError: installError,
 	})}
 }
@@ -120,18 +122,18 @@ func transitions(evs []domain.Event) []string {
 }
 
 // edit returns r with its arguments changed by fn (the fields studyd reads).
-func edit(r domain.RecipeReport, fn func(a *domain.StudyArguments)) domain.RecipeReport {
+func edit(r domain.RecipeReport, fn func(a *recipe.Study)) domain.RecipeReport {
 	a, err := r.Arguments.Study()
 	if err != nil {
 		panic(err)
 	}
 	fn(&a)
-	r.Arguments = domain.MustRecipeArguments(a)
+	r.Arguments = recipe.Must(a)
 	return r
 }
 
 // args reads r's arguments (the fields studyd reads).
-func args(r domain.RecipeReport) domain.StudyArguments {
+func args(r domain.RecipeReport) recipe.Study {
 	a, err := r.Arguments.Study()
 	if err != nil {
 		panic(err)
@@ -153,5 +155,5 @@ func skips(events []domain.Event) []string {
 
 // paused is r with isEnrollmentPaused set.
 func paused(r domain.RecipeReport) domain.RecipeReport {
-	return edit(r, func(a *domain.StudyArguments) { a.IsEnrollmentPaused = true })
+	return edit(r, func(a *recipe.Study) { a.IsEnrollmentPaused = true })
 }

@@ -11,7 +11,9 @@ import (
 	"pgregory.net/rapid"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 )
 
 // Small pools so that generated commands collide: studies share preferences and
@@ -33,16 +35,16 @@ func genRecipe(t *rapid.T, id domain.RecipeID, kind int) domain.RecipeReport {
 	switch kind {
 	case 0: // preference study
 		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolPrefActs).Draw(t, "pref action"), Status: status,
-			Arguments: domain.MustRecipeArguments(domain.StudyArguments{
+			Arguments: recipe.Must(recipe.Study{
 				Slug:             rapid.SampledFrom(poolPrefSlugs).Draw(t, "slug"),
 				PreferenceName:   rapid.SampledFrom(poolPrefs).Draw(t, "preference"),
 				IsHighPopulation: rapid.Bool().Draw(t, "highpop"),
-				Branches:         []domain.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: uint64(rapid.IntRange(0, 3).Draw(t, "ratio"))}},
+				Branches:         []recipe.Branch{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: uint64(rapid.IntRange(0, 3).Draw(t, "ratio"))}},
 			})}
 	case 1: // add-on study
-		args := domain.StudyArguments{Name: fmt.Sprintf("addon-%d", id)}
+		args := recipe.Study{Name: fmt.Sprintf("addon-%d", id)}
 		if rapid.Bool().Draw(t, "branched") {
-			args.Branches = []domain.Branch{{Slug: "x", Ratio: 1}, {Slug: "y", Ratio: 1}}
+			args.Branches = []recipe.Branch{{Slug: "x", Ratio: 1}, {Slug: "y", Ratio: 1}}
 		}
 		switch status {
 		case domain.RecipeSuccess:
@@ -53,7 +55,7 @@ func genRecipe(t *rapid.T, id domain.RecipeID, kind int) domain.RecipeReport {
 				args.InstallError = "AddonStudies.jsm:1:1 Error"
 			}
 		}
-		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolAddonActs).Draw(t, "addon action"), Status: status, Arguments: domain.MustRecipeArguments(args)}
+		return domain.RecipeReport{ID: id, Action: rapid.SampledFrom(poolAddonActs).Draw(t, "addon action"), Status: status, Arguments: recipe.Must(args)}
 	}
 	return domain.RecipeReport{ID: id, Action: "console-log", Status: status}
 }
@@ -266,14 +268,14 @@ func genVersioned(t *rapid.T, n int, h time.Time, v domain.FirefoxVersion) domai
 	}
 	if c.Type == domain.CommandRecipeRun && c.RunnerStatus == domain.RunnerSuccess && rapid.Bool().Draw(t, "rollouts") {
 		for i, slug := range rapid.SliceOfNDistinct(rapid.SampledFrom([]string{"ro-a", "ro-b"}), 1, 2, func(s string) string { return s }).Draw(t, "rollout slugs") {
-			args := domain.StudyArguments{Slug: slug, RolloutPreferences: []domain.RolloutPreference{{
+			args := recipe.Study{Slug: slug, RolloutPreferences: []recipe.RolloutPreference{{
 				PreferenceName: rapid.SampledFrom([]string{"r.x", "r.y"}).Draw(t, "rollout pref"), Value: []byte(rapid.SampledFrom([]string{"1", "2"}).Draw(t, "value"))}}}
 			action := "preference-rollout"
 			if rapid.IntRange(0, 3).Draw(t, "rollback") == 0 {
-				action, args = "preference-rollback", domain.StudyArguments{RolloutSlug: slug}
+				action, args = "preference-rollback", recipe.Study{RolloutSlug: slug}
 			}
 			c.Recipes = append(c.Recipes, domain.RecipeReport{ID: domain.RecipeID(500 + i), Action: action, Status: domain.RecipeSuccess,
-				Arguments: domain.MustRecipeArguments(args)})
+				Arguments: recipe.Must(args)})
 		}
 	}
 	c = currentShape(v, c)

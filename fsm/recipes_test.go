@@ -7,6 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -21,7 +23,7 @@ func published(t *testing.T, action string) simulate.PublishedRecipe {
 }
 
 // withInstall adds the install outcome a client reports to an add-on study's arguments.
-func withInstall(t *testing.T, a domain.RecipeArguments, fields map[string]any) domain.RecipeArguments {
+func withInstall(t *testing.T, a recipe.Arguments, fields map[string]any) recipe.Arguments {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal([]byte(a), &m); err != nil {
@@ -30,7 +32,7 @@ func withInstall(t *testing.T, a domain.RecipeArguments, fields map[string]any) 
 	for k, v := range fields {
 		m[k] = v
 	}
-	return domain.MustRecipeArguments(m)
+	return recipe.Must(m)
 }
 
 // TestPublishedRecipesAreAccepted runs every action's published recipe, whole, as the
@@ -47,15 +49,15 @@ func TestPublishedRecipesAreAccepted(t *testing.T) {
 	}{
 		{action: "preference-experiment", want: domain.Enrollment{Object: P, Key: "pref-flip-search-suggestions-1",
 			Preference: "browser.search.suggest.enabled", PreferenceType: "boolean", PreferenceBranchType: "default",
-			Ratios: []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}},
+			Ratios: []recipe.Ratio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}},
 		{action: "multi-preference-experiment", want: domain.Enrollment{Object: P, Key: "pref-doh-rollout-check-3",
 			Preference: "network.trr.mode", PreferenceType: "integer", PreferenceBranchType: "default",
-			Ratios: []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}},
+			Ratios: []recipe.Ratio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}}},
 		{action: "opt-out-study", install: true, want: domain.Enrollment{Object: A, Key: "812", Slug: "pioneer-online-news-1",
 			AddonID: "study@shield.mozilla.org", AddonVersion: "1.0.3"}},
 		{action: "branched-addon-study", install: true, want: domain.Enrollment{Object: A, Key: "903", Slug: "screenshots-upload-2",
 			AddonID: "study@shield.mozilla.org", AddonVersion: "1.0.3",
-			Ratios: []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "upload-default", Ratio: 25}, {Slug: "upload-prompt", Ratio: 25}}}},
+			Ratios: []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "upload-default", Ratio: 25}, {Slug: "upload-prompt", Ratio: 25}}}},
 		{action: "show-heartbeat"},
 		{action: "console-log"},
 		{action: "preference-rollout"},

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // rolloutRecipe applies one executed preference-rollout or preference-rollback recipe,
@@ -26,7 +28,7 @@ import (
 // graduated or in-graduation-set); an unknown or rolled-back one is a no-op.
 func (d *decider) rolloutRecipe(ctx context.Context, r domain.RecipeReport) (string, error) {
 	obj, _ := domain.RolloutObjectForAction(r.Action)
-	a, err := r.Arguments.Study()
+	a, err := domain.ReadArguments(r.Arguments)
 	if err != nil {
 		return "unusable arguments: " + err.Error(), nil
 	}
@@ -47,7 +49,7 @@ func (d *decider) rolloutRecipe(ctx context.Context, r domain.RecipeReport) (str
 		names = append(names, p.PreferenceName)
 	}
 	slices.Sort(names)
-	values, err := domain.NewRecipeArguments(a.RolloutPreferences)
+	values, err := recipe.New(a.RolloutPreferences)
 	if err != nil {
 		return "unusable arguments: " + err.Error(), nil
 	}
@@ -95,7 +97,7 @@ func (d *decider) rolloutRecipe(ctx context.Context, r domain.RecipeReport) (str
 }
 
 // rollback applies a preference-rollback recipe to the rollout it names.
-func (d *decider) rollback(ctx context.Context, a domain.StudyArguments) (string, error) {
+func (d *decider) rollback(ctx context.Context, a recipe.Study) (string, error) {
 	if err := domain.ValidateToken("arguments.rolloutSlug", a.RolloutSlug); err != nil {
 		return "unusable arguments: " + err.Error(), nil
 	}

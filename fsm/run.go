@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // recipeRun decides one execution of the recipe runner, in the 2018 shape: fetch,
@@ -290,8 +292,8 @@ func (d *decider) prefEnrollError(ctx context.Context, r domain.RecipeReport, st
 // branchedAddonSeen applies a later branched-addon-study recipe to its enrolled study:
 // a branch no longer in the recipe ends it (branch-removed); an updateError the client
 // added is updateFailed; a new add-on version installed is update.
-func (d *decider) branchedAddonSeen(ctx context.Context, r domain.RecipeReport, a domain.StudyArguments, en domain.Enrollment) (string, error) {
-	if en.Branch != "" && !slices.ContainsFunc(a.Branches, func(b domain.Branch) bool { return b.Slug == en.Branch }) {
+func (d *decider) branchedAddonSeen(ctx context.Context, r domain.RecipeReport, a recipe.Study, en domain.Enrollment) (string, error) {
+	if en.Branch != "" && !slices.ContainsFunc(a.Branches, func(b recipe.Branch) bool { return b.Slug == en.Branch }) {
 		return "", d.end(ctx, en, domain.ReasonBranchRemoved, true)
 	}
 	switch {
@@ -312,14 +314,14 @@ func (d *decider) branchedAddonSeen(ctx context.Context, r domain.RecipeReport, 
 }
 
 // newEnrollment is the record a study recipe starts: its study, slug and owning action.
-func (d *decider) newEnrollment(r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) domain.Enrollment {
+func (d *decider) newEnrollment(r domain.RecipeReport, a recipe.Study, study domain.StudyRef) domain.Enrollment {
 	return domain.Enrollment{Object: study.Object, Key: study.Key, Slug: a.StudySlug(), Action: r.Action}
 }
 
 // enrollPreference enrolls a preference study (its conflicts already checked) with the
 // branch Firefox would pick and what Firefox kept of it: the preference, its type,
 // branch type and the branch's value.
-func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) error {
+func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, a recipe.Study, study domain.StudyRef) error {
 	branch, err := sampleBranch(domain.PreferenceBranchInput(d.state.Client, a.StudySlug()), a.Branches)
 	if err != nil {
 		return err
@@ -335,14 +337,14 @@ func (d *decider) enrollPreference(ctx context.Context, r domain.RecipeReport, a
 		// study's, and its value is the branch's preferences object.
 		en.Preferences = prefs
 		en.Preference, en.PreferenceType, en.PreferenceBranchType = prefs[0], "", ""
-		en.BranchValue = a.BranchPreferencesJSON(branch)
+		en.BranchValue = domain.JSONText(a.BranchPreferencesJSON(branch))
 	}
 	return d.enroll(ctx, en)
 }
 
 // enrollAddon enrolls an add-on study with the add-on the client installed. A recipe
 // without branches (the 2018 opt-out-study action) enrolls with no branch.
-func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, a domain.StudyArguments, study domain.StudyRef) error {
+func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, a recipe.Study, study domain.StudyRef) error {
 	en := d.newEnrollment(r, a, study)
 	en.Ratios = a.Ratios()
 	if len(a.Branches) > 0 {
@@ -357,7 +359,7 @@ func (d *decider) enrollAddon(ctx context.Context, r domain.RecipeReport, a doma
 }
 
 // sampleBranch picks the branch Firefox would pick for input.
-func sampleBranch(input string, branches []domain.Branch) (string, error) {
+func sampleBranch(input string, branches []recipe.Branch) (string, error) {
 	ratios := make([]uint64, len(branches))
 	for i, b := range branches {
 		ratios[i] = b.Ratio

@@ -7,6 +7,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // The seed's enrollment section, spelled out here by hand from data-collection.rst
@@ -44,7 +46,7 @@ func TestNormandyExactness(t *testing.T) {
 		return run(h, both(), prefRecipe(1, "pref-a", "browser.a", st))
 	}
 	highpop := func() domain.RecipeReport {
-		return edit(prefRecipe(2, "pref-hp", "browser.hp", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.IsHighPopulation = true })
+		return edit(prefRecipe(2, "pref-hp", "browser.hp", domain.RecipeSuccess), func(a *recipe.Study) { a.IsHighPopulation = true })
 	}
 	addon := func(h int) domain.Command { return run(h, both(), addonRecipe(101, "addon-a", "a@shield")) }
 	scenarios := []struct {

@@ -13,7 +13,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/fsm"
+	"github.com/studyd/studyd/recipe"
 )
 
 // ver returns c as sent by Firefox v ("<v>.0"); 0 leaves it unversioned. From the
@@ -96,39 +98,39 @@ func extraOf(d fsm.Decision, m domain.Method, key string) string {
 }
 
 func multiRecipe(id domain.RecipeID, slug string) domain.RecipeReport {
-	pref := func(name string, v string) domain.BranchPreference {
-		return domain.BranchPreference{PreferenceType: "boolean", PreferenceBranchType: "default", PreferenceValue: []byte(v)}
+	pref := func(name string, v string) recipe.BranchPreference {
+		return recipe.BranchPreference{PreferenceType: "boolean", PreferenceBranchType: "default", PreferenceValue: []byte(v)}
 	}
 	return domain.RecipeReport{ID: id, Action: "multi-preference-experiment", Status: domain.RecipeSuccess,
-		Arguments: domain.MustRecipeArguments(domain.StudyArguments{Slug: slug, Branches: []domain.Branch{
-			{Slug: "control", Ratio: 1, Preferences: map[string]domain.BranchPreference{"m.a": pref("m.a", "false"), "m.b": pref("m.b", "false")}},
-			{Slug: "treatment", Ratio: 1, Preferences: map[string]domain.BranchPreference{"m.a": pref("m.a", "true"), "m.b": pref("m.b", "true")}},
+		Arguments: recipe.Must(recipe.Study{Slug: slug, Branches: []recipe.Branch{
+			{Slug: "control", Ratio: 1, Preferences: map[string]recipe.BranchPreference{"m.a": pref("m.a", "false"), "m.b": pref("m.b", "false")}},
+			{Slug: "treatment", Ratio: 1, Preferences: map[string]recipe.BranchPreference{"m.a": pref("m.a", "true"), "m.b": pref("m.b", "true")}},
 		}})}
 }
 
 // branchedRecipe is a branched-addon-study recipe with the given branches (extensionApiId
 // 0 means a branch without an add-on) and the install outcome the client adds.
-func branchedRecipe(id domain.RecipeID, status domain.UptakeStatus, addonID, version string, branches ...domain.Branch) domain.RecipeReport {
-	return domain.RecipeReport{ID: id, Action: "branched-addon-study", Status: status, Arguments: domain.MustRecipeArguments(domain.StudyArguments{
+func branchedRecipe(id domain.RecipeID, status domain.UptakeStatus, addonID, version string, branches ...recipe.Branch) domain.RecipeReport {
+	return domain.RecipeReport{ID: id, Action: "branched-addon-study", Status: status, Arguments: recipe.Must(recipe.Study{
 		Slug: "branched", Branches: branches, AddonID: addonID, AddonVersion: version})}
 }
 
-func withAddon(slug string, ratio uint64, api int) domain.Branch {
-	return domain.Branch{Slug: slug, Ratio: ratio, ExtensionAPIID: []byte(fmt.Sprint(api))}
+func withAddon(slug string, ratio uint64, api int) recipe.Branch {
+	return recipe.Branch{Slug: slug, Ratio: ratio, ExtensionAPIID: []byte(fmt.Sprint(api))}
 }
 
-func rolloutRecipe(id domain.RecipeID, slug string, prefs ...domain.RolloutPreference) domain.RecipeReport {
+func rolloutRecipe(id domain.RecipeID, slug string, prefs ...recipe.RolloutPreference) domain.RecipeReport {
 	return domain.RecipeReport{ID: id, Action: "preference-rollout", Status: domain.RecipeSuccess,
-		Arguments: domain.MustRecipeArguments(domain.StudyArguments{Slug: slug, RolloutPreferences: prefs})}
+		Arguments: recipe.Must(recipe.Study{Slug: slug, RolloutPreferences: prefs})}
 }
 
 func rollbackRecipe(id domain.RecipeID, slug string) domain.RecipeReport {
 	return domain.RecipeReport{ID: id, Action: "preference-rollback", Status: domain.RecipeSuccess,
-		Arguments: domain.MustRecipeArguments(domain.StudyArguments{RolloutSlug: slug})}
+		Arguments: recipe.Must(recipe.Study{RolloutSlug: slug})}
 }
 
-func rp(name, value string) domain.RolloutPreference {
-	return domain.RolloutPreference{PreferenceName: name, Value: []byte(value)}
+func rp(name, value string) recipe.RolloutPreference {
+	return recipe.RolloutPreference{PreferenceName: name, Value: []byte(value)}
 }
 
 func graduated(h int, slug string, reason domain.Reason) domain.Command {
@@ -207,7 +209,7 @@ func TestRulesAtTheirBoundaries(t *testing.T) {
 			with: "nothing", without: "invalid", unversioned: "nothing"},
 		{rule: domain.RuleSuitabilityUnenroll,
 			scenario: func(t *testing.T, v domain.FirefoxVersion) string {
-				bad := edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), func(a *domain.StudyArguments) { a.Branches = nil })
+				bad := edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeSuccess), func(a *recipe.Study) { a.Branches = nil })
 				o, _ := outcome(t, append(enrolledPref(v), ver(v, run(2, both(), bad)))...)
 				return o
 			},
@@ -227,7 +229,7 @@ func TestRulesAtTheirBoundaries(t *testing.T) {
 			without: "studies_opt_out_changed studies_enabled=false"},
 		{rule: domain.RulePrefStudyEnrollFailed,
 			scenario: func(t *testing.T, v domain.FirefoxVersion) string {
-				r := edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeExecutionError), func(a *domain.StudyArguments) { a.EnrollError = "invalid-type" })
+				r := edit(prefRecipe(1, "pref-a", "browser.a", domain.RecipeExecutionError), func(a *recipe.Study) { a.EnrollError = "invalid-type" })
 				o, _ := outcome(t, ver(v, run(1, both(), r)))
 				return first(o)
 			},
@@ -285,7 +287,7 @@ func TestRulesAtTheirBoundaries(t *testing.T) {
 			with: "enrolled preference_study/multi none→enrolled", without: "skipped"},
 		{rule: domain.RuleBranchedAddon,
 			scenario: func(t *testing.T, v domain.FirefoxVersion) string {
-				r := branchedRecipe(50, domain.RecipeSuccess, "", "", domain.Branch{Slug: "control", Ratio: 1})
+				r := branchedRecipe(50, domain.RecipeSuccess, "", "", recipe.Branch{Slug: "control", Ratio: 1})
 				o, d := outcome(t, ver(v, run(1, okActions("branched-addon-study"), r)))
 				if strings.HasPrefix(o, "skipped") {
 					return "skipped"
@@ -496,7 +498,7 @@ func TestLaterPreferenceStudies(t *testing.T) {
 func TestBranchedAddonStudies(t *testing.T) {
 	t.Parallel()
 	acts := okActions("branched-addon-study")
-	b := []domain.Branch{withAddon("a", 1, 1)}
+	b := []recipe.Branch{withAddon("a", 1, 1)}
 	enroll := ver(80, run(1, acts, branchedRecipe(50, domain.RecipeSuccess, "x@shield", "1.0", b...)))
 	tests := []struct {
 		name  string
@@ -508,7 +510,7 @@ func TestBranchedAddonStudies(t *testing.T) {
 			want: "updated addon_study/50 enrolled→enrolled", extra: [2]string{"addonVersion", "1.1"}},
 		{name: "same version is nothing", then: branchedRecipe(50, domain.RecipeSuccess, "x@shield", "1.0", b...), want: "nothing"},
 		{name: "failed update is updateFailed", then: edit(branchedRecipe(50, domain.RecipeExecutionError, "", "", b...),
-			func(a *domain.StudyArguments) { a.UpdateError = "no-downgrade" }),
+			func(a *recipe.Study) { a.UpdateError = "no-downgrade" }),
 			want: "update_failed addon_study/50 enrolled→enrolled reason=no-downgrade", extra: [2]string{"branch", "a"}},
 		{name: "removed branch ends the study", then: branchedRecipe(50, domain.RecipeSuccess, "x@shield", "1.0", withAddon("b", 1, 2)),
 			want: "unenrolled addon_study/50 enrolled→unenrolled reason=branch-removed", extra: [2]string{"enrollmentId", ""}},
@@ -560,7 +562,7 @@ func TestRolloutLifecycle(t *testing.T) {
 		{name: "conflict with another active rollout", cmds: []domain.Command{enroll, run(2, acts, rolloutRecipe(8, "ro2", rp("r.a", "1")))},
 			want: "enroll_failed preference_rollout/ro2 none→none reason=conflict", extra: [3]string{"enrollFailed", "preference", "r.a"}},
 		{name: "client's enrollError", cmds: []domain.Command{run(1, acts, func() domain.RecipeReport {
-			r := edit(rolloutRecipe(7, "ro", rp("r.a", "true")), func(a *domain.StudyArguments) { a.EnrollError, a.EnrollErrorPreference = "invalid type", "r.a" })
+			r := edit(rolloutRecipe(7, "ro", rp("r.a", "true")), func(a *recipe.Study) { a.EnrollError, a.EnrollErrorPreference = "invalid type", "r.a" })
 			r.Status = domain.RecipeExecutionError
 			return r
 		}())}, want: "enroll_failed preference_rollout/ro none→none reason=invalid type", extra: [3]string{"enrollFailed", "reason", "invalid type"}},
@@ -654,7 +656,7 @@ func TestCurrentFirefoxReportsNoExecutionUptake(t *testing.T) {
 	if o, _ := outcome(t, bare(1, pref), bare(2, domain.RecipeReport{ID: 9, Action: "console-log"})); o != "unenrolled preference_study/pref-a enrolled→unenrolled reason=recipe-not-seen" {
 		t.Errorf("unseen study without action statuses: got %q, want recipe-not-seen", o)
 	}
-	failed := edit(prefRecipe(1, "pref-a", "browser.a", ""), func(a *domain.StudyArguments) { a.EnrollError = "invalid-type" })
+	failed := edit(prefRecipe(1, "pref-a", "browser.a", ""), func(a *recipe.Study) { a.EnrollError = "invalid-type" })
 	if o, _ := outcome(t, bare(1, failed)); o != "enroll_failed preference_study/pref-a none→enroll_failed reason=invalid-type" {
 		t.Errorf("client's enrollError without status: got %q", o)
 	}

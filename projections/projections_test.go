@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 var t0 = time.Date(2018, 7, 14, 12, 34, 56, 0, time.UTC)
@@ -273,8 +274,8 @@ func TestParsePeriod(t *testing.T) {
 // gives what one fold of both gives.
 func TestStudyViewKeepsRecordedRatios(t *testing.T) {
 	t.Parallel()
-	old := []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}
-	now := []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
+	old := []recipe.Ratio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}
+	now := []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "treatment", Ratio: 25}, {Slug: "treatment-2", Ratio: 25}}
 	e1, e2 := enrolled(domain.PreferenceStudy, "s", "control"), enrolled(domain.PreferenceStudy, "s", "treatment-2")
 	e1.Ratios, e2.Ratios = old, now
 	e3 := unenrolled(domain.PreferenceStudy, "s", "control", domain.ReasonRecipeNotSeen, true)

@@ -3,6 +3,7 @@ package projections
 import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 // StudyView is what the log says about one study across all clients: how many joined,
@@ -33,7 +34,7 @@ type StudyView struct {
 	ExperimentTypes map[string]uint64 `json:"experiment_types,omitempty"`
 	// Ratios are the study's branches and ratios as its recipe gave them, from the
 	// latest enrollment that recorded them: the study's target split.
-	Ratios []domain.BranchRatio `json:"ratios,omitempty"`
+	Ratios []recipe.Ratio `json:"ratios,omitempty"`
 
 	// Events of later Firefox: stops that found no active study (unenrollFailed, per
 	// reason), overridden preferences (expPrefChanged, per preference), add-on updates

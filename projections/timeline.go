@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 // StudyBucketKey identifies one study's UTC hour or day: the key of a StudyBucket. It
@@ -171,7 +173,7 @@ func recipesOf(c *eventstore.Commit, ref domain.StudyRef) []domain.RecipeID {
 			continue
 		}
 		recorded = true
-		r := domain.RecipeReport{ID: id, Action: e.Action, Arguments: domain.RecipeArguments(e.Arguments)}
+		r := domain.RecipeReport{ID: id, Action: e.Action, Arguments: recipe.Arguments(e.Arguments)}
 		if study, ok := r.Study(); ok && study == ref {
 			named = append(named, id)
 		}

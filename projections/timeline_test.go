@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 	"pgregory.net/rapid"
 )
 
@@ -71,7 +72,7 @@ func TestStudyTimelineFold(t *testing.T) {
 				recipe := func(id domain.RecipeID, slug string) domain.Event {
 					e := uptakeEvent(domain.RecipeSource(id), domain.RecipeSuccess)
 					e.Action = "preference-experiment"
-					e.Arguments = domain.JSONText(domain.MustRecipeArguments(map[string]any{"slug": slug}))
+					e.Arguments = domain.JSONText(recipe.Must(map[string]any{"slug": slug}))
 					return e
 				}
 				c := run(t0, nil, enrolled(domain.PreferenceStudy, "pref-1", "control"), recipe(7, "pref-1"), recipe(9, "pref-2"))

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // The actions of the simulated runner: every run fetches and reports all of them. The
@@ -41,9 +43,9 @@ var publishedFS embed.FS
 
 // PublishedRecipe is one recipe as the server published it.
 type PublishedRecipe struct {
-	ID        domain.RecipeID        `json:"id"`
-	Action    string                 `json:"action"`
-	Arguments domain.RecipeArguments `json:"arguments"`
+	ID        domain.RecipeID  `json:"id"`
+	Action    string           `json:"action"`
+	Arguments recipe.Arguments `json:"arguments"`
 }
 
 // Published returns the published recipe of action (its fixture under
@@ -83,7 +85,7 @@ type Recipe struct {
 	Object domain.Object
 	// Slug is the study's slug (the add-on study's arguments.name, as in 2018).
 	Slug           string
-	Branches       []domain.BranchRatio
+	Branches       []recipe.Ratio
 	Preference     string // preference studies
 	HighPopulation bool   // preference studies
 	AddonID        string // add-on studies
@@ -106,7 +108,7 @@ type Recipe struct {
 
 	// Arguments are the recipe's arguments as the server publishes them (before any
 	// pause), built from the action's published recipe.
-	Arguments domain.RecipeArguments
+	Arguments recipe.Arguments
 	base      map[string]any
 	variants  *variants
 }
@@ -115,7 +117,7 @@ type Recipe struct {
 // install outcome to an add-on study's arguments.
 type variants struct {
 	mu sync.Mutex
-	m  map[variantKey]domain.RecipeArguments
+	m  map[variantKey]recipe.Arguments
 }
 
 type variantKey struct {
@@ -133,7 +135,7 @@ func (r Recipe) PausedOn(day int) bool { return r.Paused && day >= r.PausedFrom 
 
 // arguments are the recipe's arguments on day, with the install outcome a client adds
 // (addonId and addonVersion, or installError; all empty for none).
-func (r Recipe) arguments(day int, addonID, version, installError string) domain.RecipeArguments {
+func (r Recipe) arguments(day int, addonID, version, installError string) recipe.Arguments {
 	k := variantKey{paused: r.PausedOn(day), revised: r.RevisedOn(day), addonID: addonID, version: version, reason: installError}
 	if k == (variantKey{}) || r.base == nil {
 		return r.Arguments
@@ -160,7 +162,7 @@ func (r Recipe) arguments(day int, addonID, version, installError string) domain
 	if installError != "" {
 		m["installError"] = installError
 	}
-	a := domain.MustRecipeArguments(m)
+	a := recipe.Must(m)
 	r.variants.m[k] = a
 	return a
 }
@@ -258,7 +260,7 @@ func newCatalogue(rng *rand.Rand, cfg Config) []Recipe {
 			StartDay: start, EndDay: end, Sample: 0.3 + 0.6*rng.Float64(), Drop: 0.1}
 		if i%2 == 1 {
 			r.Action = ActionBranchedAddon
-			r.Branches = []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment-a", Ratio: 25}, {Slug: "treatment-b", Ratio: 25}}
+			r.Branches = []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "treatment-a", Ratio: 25}, {Slug: "treatment-b", Ratio: 25}}
 			if len(cfg.Versions) > 0 && cfg.Days >= 3 {
 				r.ReviseDay = max(start+1, cfg.Days*2/3)
 			}
@@ -284,8 +286,8 @@ func newCatalogue(rng *rand.Rand, cfg Config) []Recipe {
 		out = append(out, r)
 	}
 	for i := range out {
-		out[i].Arguments = domain.MustRecipeArguments(out[i].base)
-		out[i].variants = &variants{m: map[variantKey]domain.RecipeArguments{}}
+		out[i].Arguments = recipe.Must(out[i].base)
+		out[i].variants = &variants{m: map[variantKey]recipe.Arguments{}}
 	}
 	return out
 }
@@ -351,11 +353,11 @@ func addonArguments(r Recipe, later bool) map[string]any {
 }
 
 // branches draws two or three branches with the usual ratios.
-func branches(rng *rand.Rand) []domain.BranchRatio {
+func branches(rng *rand.Rand) []recipe.Ratio {
 	if rng.IntN(2) == 0 {
-		return []domain.BranchRatio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}
+		return []recipe.Ratio{{Slug: "control", Ratio: 1}, {Slug: "treatment", Ratio: 1}}
 	}
-	return []domain.BranchRatio{{Slug: "control", Ratio: 50}, {Slug: "treatment-a", Ratio: 25}, {Slug: "treatment-b", Ratio: 25}}
+	return []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "treatment-a", Ratio: 25}, {Slug: "treatment-b", Ratio: 25}}
 }
 
 // PublishedJSON returns the bytes of action's published recipe fixture, as stored.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 )
 
 // Probabilities of the simulated runner's failures, per run, per action and per recipe.
@@ -144,7 +146,7 @@ func (f *Fleet) actionStatus() domain.UptakeStatus {
 // execute runs recipe r on client ci on day as its action would and returns the
 // recipe's status and its arguments, with the install outcome a client adds to an
 // add-on study's.
-func (f *Fleet) execute(ci, day int, r Recipe) (domain.UptakeStatus, domain.RecipeArguments) {
+func (f *Fleet) execute(ci, day int, r Recipe) (domain.UptakeStatus, recipe.Arguments) {
 	c := &f.clients[ci]
 	plain := r.arguments(day, "", "", "")
 	study, isStudy := r.Study()
@@ -209,13 +211,13 @@ func (f *Fleet) noAddonBranch(ci int, r Recipe, day int) bool {
 }
 
 // withField returns args with one more field, as a client adds its outcome.
-func withField(args domain.RecipeArguments, key, value string) domain.RecipeArguments {
+func withField(args recipe.Arguments, key, value string) recipe.Arguments {
 	var m map[string]any
 	if err := json.Unmarshal([]byte(args), &m); err != nil {
 		return args
 	}
 	m[key] = value
-	return domain.MustRecipeArguments(m)
+	return recipe.Must(m)
 }
 
 // matches reports whether recipe j's filter matches client ci on day. It is a pure

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/domain"
+
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/wire"
 )
 
@@ -62,7 +64,7 @@ func sampleRun() domain.Command {
 		RunnerStatus: "RUNNER_SUCCESS",
 		Actions:      []domain.ActionReport{{Name: "preference-experiment", Status: "ACTION_SUCCESS"}},
 		Recipes: []domain.RecipeReport{{ID: 42, Action: "preference-experiment", Status: "RECIPE_SUCCESS",
-			Arguments: domain.MustRecipeArguments(map[string]any{"slug": "pref-flip-1", "preferenceName": "browser.feature",
+			Arguments: recipe.Must(map[string]any{"slug": "pref-flip-1", "preferenceName": "browser.feature",
 				"branches": []map[string]any{{"slug": "control", "ratio": 1}, {"slug": "treatment", "ratio": 1}}})}},
 	}
 }

@@ -125,7 +125,7 @@ func newGenerator(clients, days int, seed uint64, decode bool) (*generator, erro
 	}
 	st := &sinkStore{decode: decode}
 	// Room for every client: the sink cannot load an evicted one.
-	h := app.NewHandler(st, app.Config{CacheSize: clients + 1})
+	h := app.NewHandler(st, app.Config{CacheSize: clients + 1, CacheBytes: 1 << 40})
 	return &generator{fleet: f, store: st, handler: h}, nil
 }
 

@@ -40,7 +40,7 @@ func (b *bencher) idempotency(ctx context.Context) error {
 		Note: fmt.Sprintf("%d clients × %d commands timed after their first %d (each: 1 index read + 1 index write), %d at once, JetStream store, no intake",
 			clients, idemTimed, eventstore.RecentCommands, idemWorkers)})
 	b.rep.add(row{Scenario: "idempotency", Figure: "added per command", Value: float64((time.Second/time.Duration(with) - time.Second/time.Duration(without)).Microseconds()),
-		Unit: "µs", Note: "1/rate with the index − 1/rate without, at this concurrency"})
+		Unit: "µs", Difference: true, Note: "1/rate with the index − 1/rate without, at this concurrency"})
 	return nil
 }
 
@@ -62,7 +62,7 @@ func idempotencyRun(ctx context.Context, clients int, index app.AppliedIndex) (f
 	}
 	defer n.stop()
 	store := eventlog.NewStore(n.js)
-	h := app.NewHandler(store, app.Config{Index: index, CacheSize: clients + 1})
+	h := app.NewHandler(store, app.Config{Index: index, CacheSize: clients + 1, CacheBytes: 1 << 40})
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	apply := func(c, from, to int) error {
 		id := domain.ClientID(fmt.Sprintf("idem-%d", c))

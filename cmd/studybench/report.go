@@ -41,6 +41,9 @@ type row struct {
 	Goal     *goal   `json:"goal,omitempty"`
 	Met      *bool   `json:"met,omitempty"`
 	Note     string  `json:"note,omitempty"`
+	// Difference: the value is one noisy figure less another, so on a busy machine
+	// it may come out at or below zero.
+	Difference bool `json:"difference,omitempty"`
 }
 
 // report is everything one run measured.

@@ -17,6 +17,7 @@ import (
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -26,7 +27,7 @@ import (
 // all), the arguments come back whole and identical, and the command validates.
 func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 	var recipes []string
-	var want []domain.RecipeArguments
+	var want []recipe.Arguments
 	for _, action := range simulate.PublishedActions() {
 		raw, err := simulate.PublishedJSON(action)
 		if err != nil {
@@ -41,7 +42,7 @@ func TestDecodeCommandKeepsPublishedArguments(t *testing.T) {
 			t.Fatalf("%s: %v", action, err)
 		}
 		recipes = append(recipes, fmt.Sprintf(`{"id":%d,"action":%q,"status":"RECIPE_EXECUTION_ERROR","arguments":%s}`, p.ID, p.Action, p.Arguments))
-		a, err := domain.ParseRecipeArguments(p.Arguments)
+		a, err := recipe.Parse(p.Arguments)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,7 +136,7 @@ func TestHealthUsesRecordedRatios(t *testing.T) {
 	m["branches"] = []any{map[string]any{"slug": "control", "value": true, "ratio": 50},
 		map[string]any{"slug": "treatment-a", "value": false, "ratio": 25},
 		map[string]any{"slug": "treatment-b", "value": false, "ratio": 25}}
-	args := domain.MustRecipeArguments(m)
+	args := recipe.Must(m)
 	at := time.Date(2018, 6, 1, 0, 0, 0, 0, time.UTC)
 	const clients = 600
 	for i := range clients {

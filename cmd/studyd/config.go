@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type config struct {
 	Replicas   int
 	AckWait    time.Duration
 	CacheSize  int
+	CacheBytes int // bound of the client cache in bytes
 	LogLevel   slog.Level
 	LogFormat  string
 	Conn       client.ConnConfig
@@ -97,6 +99,7 @@ func defaultConfig() config {
 		Replicas:   1,
 		AckWait:    5 * time.Second,
 		CacheSize:  100_000,
+		CacheBytes: app.DefaultCacheBytes,
 		LogFormat:  "text",
 
 		CheckpointEvery: time.Minute,
@@ -132,6 +135,9 @@ func (c config) Validate() error {
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, fmt.Errorf("--ack-wait %s: want at least 1s", c.AckWait))
+	}
+	if c.CacheBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("--cache-bytes %d: want at least 1MiB", c.CacheBytes))
 	}
 	if c.CheckpointKey != "" && c.CheckpointEvery < time.Second {
 		errs = append(errs, fmt.Errorf("--checkpoint-every %s: want at least 1s", c.CheckpointEvery))
@@ -219,6 +225,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 	fs.IntVar(&cfg.Replicas, "replicas", envInt("STUDYD_REPLICAS", cfg.Replicas), "stream replicas: 1, or 3/5 on a cluster (env STUDYD_REPLICAS)")
 	fs.DurationVar(&cfg.AckWait, "ack-wait", envDuration("STUDYD_ACK_WAIT", cfg.AckWait), "how long a command may be in flight before another instance takes it over (env STUDYD_ACK_WAIT)")
 	fs.IntVar(&cfg.CacheSize, "cache", envInt("STUDYD_CACHE", cfg.CacheSize), "clients whose latest state is cached (env STUDYD_CACHE)")
+	cacheBytes := fs.String("cache-bytes", env("STUDYD_CACHE_BYTES", formatBytes(cfg.CacheBytes)), "memory bound of the client cache, e.g. 128MiB, 1GiB (env STUDYD_CACHE_BYTES)")
 	level := fs.String("log-level", env("STUDYD_LOG_LEVEL", "info"), "debug, info, warn or error (env STUDYD_LOG_LEVEL)")
 	fs.StringVar(&cfg.LogFormat, "log-format", env("STUDYD_LOG_FORMAT", cfg.LogFormat), "text or json (env STUDYD_LOG_FORMAT)")
 	fs.StringVar(&cfg.Conn.User, "user", env("STUDYD_NATS_USER", ""), "NATS user (env STUDYD_NATS_USER)")
@@ -260,6 +267,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, errors.Join(envErrs...)
 	}
 	var err error
+	if cfg.CacheBytes, err = parseBytes(*cacheBytes); err != nil {
+		return config{}, fmt.Errorf("--cache-bytes: %w", err)
+	}
 	if cfg.AtNotBefore, err = parseDateOrTime(*notBefore); err != nil {
 		return config{}, fmt.Errorf("--at-not-before: %w", err)
 	}
@@ -279,6 +289,37 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		return config{}, err
 	}
 	return cfg, nil
+}
+
+// byteUnits are the suffixes parseBytes reads, largest first.
+var byteUnits = []struct {
+	suffix string
+	n      int
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}, {"", 1}}
+
+// parseBytes reads a size in bytes: a whole number, optionally followed by KiB, MiB,
+// GiB or B.
+func parseBytes(v string) (int, error) {
+	for _, u := range byteUnits {
+		if num, ok := strings.CutSuffix(v, u.suffix); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(num))
+			if err != nil || n < 0 || n > math.MaxInt/u.n {
+				break
+			}
+			return n * u.n, nil
+		}
+	}
+	return 0, fmt.Errorf("%q: want a size such as 134217728, 128MiB or 1GiB", v)
+}
+
+// formatBytes writes n in the largest unit that divides it.
+func formatBytes(n int) string {
+	for _, u := range byteUnits {
+		if n != 0 && n%u.n == 0 {
+			return strconv.Itoa(n/u.n) + u.suffix
+		}
+	}
+	return strconv.Itoa(n)
 }
 
 // parseDateOrTime reads 2016-01-01 (midnight UTC) or an RFC 3339 time.
@@ -305,6 +346,7 @@ func (c config) LogValue() slog.Value {
 		slog.Int("replicas", c.Replicas),
 		slog.String("ack_wait", c.AckWait.String()),
 		slog.Int("cache", c.CacheSize),
+		slog.String("cache_bytes", formatBytes(c.CacheBytes)),
 		slog.String("log_level", c.LogLevel.String()),
 		slog.String("log_format", c.LogFormat),
 		slog.String("checkpoint_key", c.CheckpointKey),

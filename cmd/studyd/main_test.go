@@ -142,6 +142,8 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 		{name: "sync on a cluster", args: []string{"--nats-url", "nats://x", "--sync", "always"}, mention: "sync_interval"},
 		{name: "poison after once", args: []string{"--poison-after", "1"}, mention: "--poison-after"},
 		{name: "at range not a date", args: []string{"--at-not-before", "yesterday"}, mention: "--at-not-before"},
+		{name: "cache bytes not a size", args: []string{"--cache-bytes", "lots"}, mention: "--cache-bytes"},
+		{name: "cache bytes too small", args: []string{"--cache-bytes", "10KiB"}, mention: "--cache-bytes"},
 		{name: "at range ahead zero", args: []string{"--at-max-ahead", "0s"}, mention: "--at-max-ahead"},
 	}
 	for _, tt := range tests {
@@ -162,6 +164,33 @@ func TestParseConfigRejectsBadSettings(t *testing.T) {
 	}
 	if cfg.Partitions != 32 || cfg.embedded() || cfg.Conn.Password != "s3cret" {
 		t.Errorf("env config = %+v, want 32 partitions, external NATS, the password", cfg)
+	}
+}
+
+func TestCacheBytesSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want int
+	}{
+		{name: "default", want: 128 << 20},
+		{name: "mebibytes", args: []string{"--cache-bytes", "64MiB"}, want: 64 << 20},
+		{name: "gibibytes from env", env: map[string]string{"STUDYD_CACHE_BYTES": "2GiB"}, want: 2 << 30},
+		{name: "plain bytes", args: []string{"--cache-bytes", "5000000"}, want: 5_000_000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.CacheBytes != tt.want {
+				t.Errorf("CacheBytes = %d, want %d", cfg.CacheBytes, tt.want)
+			}
+		})
 	}
 }
 

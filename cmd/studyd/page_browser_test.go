@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -145,15 +146,27 @@ func TestStudyPageInBrowser(t *testing.T) {
 		}
 		t.Logf("screenshot %s (%d KB) at %v", path, len(png)/1024, time.Since(began).Round(time.Millisecond))
 	}
+	// text reads an element's text in one evaluation, so that a live update swapping
+	// the content in between cannot pull the node away from under the read; it waits
+	// (bounded) for the element to exist.
 	text := func(sel string) string {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-		defer cancel()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("read %s: %v", sel, err)
+		quoted, _ := json.Marshal(sel)
+		expr := `(function(){ var n = document.querySelector(` + string(quoted) + `); return n === null ? null : n.innerText; })()`
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			s, err := chromedp.Run(tab, chromedp.Evaluate[*string](expr))
+			if err != nil {
+				t.Fatalf("read %s: %v", sel, err)
+			}
+			if s != nil {
+				return strings.TrimSpace(*s)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("read %s: no such element for 30 s", sel)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		return strings.TrimSpace(s)
 	}
 
 	// The studies list: every study, with the view's totals.

@@ -186,7 +186,7 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
 	}
 	store := eventlog.NewStore(js, storeOpts...)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, AtRange: cfg.atRange()})
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
 	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
 	if err != nil {
 		return err

@@ -16,9 +16,15 @@ import (
 
 const module = "github.com/studyd/studyd"
 
-// pure are the packages that do no I/O: the domain, its rules and folds, the store
-// contract, the handler, the audit logic and the fleet model.
-var pure = []string{"domain", "fsm", "projections", "audit", "eventstore", "app", "simulate", "wire"}
+// pure are the packages that do no I/O: the recipe's data, the domain, its rules and
+// folds, the store contract, the handler, the audit logic and the fleet model.
+var pure = []string{"recipe", "domain", "fsm", "projections", "audit", "eventstore", "app", "simulate", "wire"}
+
+// leaves are pure packages below domain and what each may link besides the standard
+// library (path prefixes): recipe knows nothing of studyd, only JSON and msgpack.
+var leaves = map[string][]string{
+	"recipe": {"github.com/vmihailenco/msgpack/", "github.com/vmihailenco/tagparser/"},
+}
 
 // infrastructure is what a pure package must not link, directly or not (path prefixes).
 var infrastructure = []string{
@@ -102,6 +108,14 @@ func check(pkgs []pkg) []string {
 			}
 		}
 	}
+	for name, allowed := range leaves {
+		for _, dep := range byPath[module+"/"+name].Deps {
+			if standard := !strings.Contains(strings.Split(dep, "/")[0], "."); !standard && !slices.ContainsFunc(allowed,
+				func(a string) bool { return matches(dep, a) }) {
+				faults = append(faults, fmt.Sprintf("package %s links %s (only the standard library and %v)", name, dep, allowed))
+			}
+		}
+	}
 	if p, ok := byPath[module+"/cmd/studyctl"]; !ok {
 		faults = append(faults, "cmd/studyctl not found")
 	} else if dep, bad := firstMatch(p.Deps, serverOnly); bad {
@@ -171,6 +185,10 @@ func TestRulesCatchViolations(t *testing.T) {
 	clean := []pkg{ok("cmd/studyctl", module+"/adapters/nats/client", "github.com/nats-io/nats.go")}
 	clean[0].Name = "main"
 	for _, n := range pure {
+		if _, leaf := leaves[n]; leaf {
+			clean = append(clean, ok(n, "github.com/vmihailenco/msgpack/v5", "encoding/json", "net"))
+			continue
+		}
 		clean = append(clean, ok(n, module+"/domain", "github.com/vmihailenco/msgpack/v5", "net"))
 	}
 	if f := check(clean); len(f) != 0 {
@@ -201,6 +219,11 @@ func TestRulesCatchViolations(t *testing.T) {
 				p.Deps = append(p.Deps, module+"/adapters/nats/views")
 			}
 		}, "pure package projections links infrastructure: " + module + "/adapters/nats/views"},
+		{"recipe links domain", func(p *pkg) {
+			if p.ImportPath == module+"/recipe" {
+				p.Deps = append(p.Deps, module+"/domain")
+			}
+		}, "package recipe links " + module + "/domain (only the standard library and [github.com/vmihailenco/msgpack/ github.com/vmihailenco/tagparser/])"},
 		{"studyctl links nats-server", func(p *pkg) {
 			if p.ImportPath == module+"/cmd/studyctl" {
 				p.Deps = append(p.Deps, "github.com/nats-io/nats-server/v2/server")

@@ -19,7 +19,7 @@ type faultWindow struct {
 // nothing acknowledged is lost, and the service keeps going. How long commits stalled
 // in each fault is written as a figure.
 func TestClusterFaults(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c := startCluster(ctx, t)
 	f := newFaults(ctx, t, c)

@@ -62,9 +62,9 @@ type FleetStatus struct {
 	LogSeq        uint64 // the last commit's sequence in the log
 	ProjectionSeq uint64 // the checkpoint
 	Rejections    uint64 // rejections recorded in the log
-	// Parked is commands set aside after failing repeatedly; -1 when this studyd does
-	// not park commands.
-	Parked     int64
+	// Parked is commands set aside after failing the same way repeatedly (studyctl
+	// parked lists and re-drives them).
+	Parked     uint64
 	Partitions []Partition
 }
 

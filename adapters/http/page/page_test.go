@@ -18,6 +18,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -102,7 +103,7 @@ func (m *memViews) Watch(ctx context.Context) (<-chan uint64, error) {
 func (m *memViews) FleetStatus(context.Context) (FleetStatus, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: -1,
+	return FleetStatus{LogSeq: m.seq + 2, ProjectionSeq: m.seq, Rejections: 3, Parked: 4,
 		Partitions: []Partition{{Name: "p0", Pending: 4}, {Name: "p1", AckPending: 1}}}, nil
 }
 
@@ -214,7 +215,7 @@ func TestPagesShowTheViews(t *testing.T) {
 	if code != http.StatusOK {
 		t.Fatalf("GET /fleet = %d, want 200", code)
 	}
-	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="backlog">5 commands`, "normandy/runner"} {
+	for _, want := range []string{`data-col="lag">2 commits`, `data-col="rejections">3`, `data-col="parked">4`, `data-col="backlog">5 commands`, "normandy/runner"} {
 		if !strings.Contains(html, want) {
 			t.Errorf("fleet page lacks %q", want)
 		}
@@ -250,12 +251,12 @@ func TestSRMLight(t *testing.T) {
 		{name: "90/10 against its recorded 9:1", view: view(900, 100), ratios: map[string]float64{"control": 9, "treatment": 1}, want: "ok"},
 		{name: "90/10 against the 9:1 its enrollments recorded (the default)", view: func() *projections.StudyView {
 			v := view(900, 100)
-			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			v.Ratios = []recipe.Ratio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
 			return v
 		}(), recorded: true, want: "ok"},
 		{name: "50/50 against the 9:1 its enrollments recorded", view: func() *projections.StudyView {
 			v := view(500, 500)
-			v.Ratios = []domain.BranchRatio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
+			v.Ratios = []recipe.Ratio{{Slug: "control", Ratio: 9}, {Slug: "treatment", Ratio: 1}}
 			return v
 		}(), recorded: true, want: "alarm"},
 		{name: "one branch", view: &projections.StudyView{Enrolled: 3, Branches: map[string]projections.BranchCount{"a": {Enrolled: 3}}}, want: "none"},

@@ -23,6 +23,7 @@ import (
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 // hugeRecipes is the 74-byte recipe_run of issue 12, case 1, for client-1: its recipes
@@ -139,7 +140,7 @@ func addonRun(t *testing.T, clientID domain.ClientID, id string, n int) []byte {
 	reason := ("resource://gre/modules/AddonManager.jsm:1:1 NS_ERROR_FAILURE " + strings.Repeat("x", 1000))[:1000]
 	for i := range n {
 		cmd.Recipes = append(cmd.Recipes, domain.RecipeReport{ID: domain.RecipeID(1000 + i), Action: "addon-study",
-			Status: domain.RecipeExecutionError, Arguments: domain.MustRecipeArguments(map[string]any{"slug": fmt.Sprintf("addon-%d", i), "installError": reason})})
+			Status: domain.RecipeExecutionError, Arguments: recipe.Must(map[string]any{"slug": fmt.Sprintf("addon-%d", i), "installError": reason})})
 	}
 	b, err := client.EncodeCommand(cmd)
 	if err != nil {

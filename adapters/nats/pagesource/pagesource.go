@@ -143,10 +143,10 @@ func (s *Source) Watch(ctx context.Context) (<-chan uint64, error) {
 	return out, nil
 }
 
-// FleetStatus reads the log's last commit, the recorded rejections, the checkpoint
-// and every command partition's consumer.
+// FleetStatus reads the log's last commit, the recorded rejections, the checkpoint,
+// the parked commands and every command partition's consumer.
 func (s *Source) FleetStatus(ctx context.Context) (page.FleetStatus, error) {
-	st := page.FleetStatus{Parked: -1}
+	var st page.FleetStatus
 	var err error
 	if st.ProjectionSeq, err = s.Checkpoint(ctx); err != nil {
 		return st, err
@@ -169,6 +169,13 @@ func (s *Source) FleetStatus(ctx context.Context) (page.FleetStatus, error) {
 	}
 	for _, n := range info.State.Subjects {
 		st.Rejections += n
+	}
+	switch n, err := client.ParkedCount(ctx, s.js); {
+	case errors.Is(err, jetstream.ErrStreamNotFound): // nothing was ever parked
+	case err != nil:
+		return st, fmt.Errorf("fleet status: %w", err)
+	default:
+		st.Parked = n
 	}
 	cmds, err := s.js.Stream(ctx, client.CommandsStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
