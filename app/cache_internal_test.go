@@ -12,6 +12,7 @@ import (
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
 )
 
@@ -78,7 +79,7 @@ func drawEnrollment(t *rapid.T, client domain.ClientID) domain.Enrollment {
 		BranchValue:          domain.JSONText(lowCard("true", `"x"`).Draw(t, "branch_value")),
 	}
 	for i := range rapid.IntRange(0, 3).Draw(t, "ratios") {
-		en.Ratios = append(en.Ratios, domain.BranchRatio{
+		en.Ratios = append(en.Ratios, recipe.Ratio{
 			Slug:  lowCard("control", "treatment").Draw(t, fmt.Sprint("ratio_slug_", i)),
 			Ratio: rapid.Uint64().Draw(t, fmt.Sprint("ratio_", i)),
 		})

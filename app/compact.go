@@ -9,6 +9,7 @@ import (
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/recipe"
 )
 
 // The cache keeps each client's latest record in a compact encoded form, one []byte per
@@ -378,9 +379,9 @@ func (d *decoder) enrollment(client domain.ClientID) domain.Enrollment {
 	en.PreferenceBranchType = d.str()
 	en.BranchValue = domain.JSONText(d.str())
 	if n := d.count(2); n > 0 {
-		en.Ratios = make([]domain.BranchRatio, n)
+		en.Ratios = make([]recipe.Ratio, n)
 		for i := range en.Ratios {
-			en.Ratios[i] = domain.BranchRatio{Slug: d.str(), Ratio: d.uvarint()}
+			en.Ratios[i] = recipe.Ratio{Slug: d.str(), Ratio: d.uvarint()}
 		}
 	}
 	return en

@@ -32,6 +32,8 @@ type LiveViews struct {
 	Uptake  []LiveUptake
 	// Timeline is the studyd_study_time bucket: every study's hour and day buckets.
 	Timeline []projections.StudyBucket
+	// Rollouts is the studyd_rollouts bucket: every preference rollout's view.
+	Rollouts []projections.RolloutView
 }
 
 // ViewMismatch is one key whose live value differs from the fold of the log.
@@ -78,6 +80,7 @@ type liveKey struct {
 	study  domain.StudyRef
 	tally  projections.UptakeKey
 	bucket projections.StudyBucketKey
+	slug   string
 	kind   keyKind
 }
 
@@ -88,6 +91,7 @@ const (
 	kindUptake keyKind = iota
 	kindStudy
 	kindBucket
+	kindRollout
 )
 
 // ViewCheck proves that a fold of the log equals the live views. Each live key is
@@ -105,13 +109,15 @@ type ViewCheck struct {
 	uptake     *projections.Uptake
 	studies    *projections.Studies
 	timeline   *projections.StudyTimeline
+	rollouts   *projections.Rollouts
 	lastPos    uint64
 }
 
 // NewViewCheck prepares the comparison with live.
 func NewViewCheck(live LiveViews) *ViewCheck {
 	v := &ViewCheck{checkpoint: live.Checkpoint, head: live.Head, fold: make(map[string][]byte),
-		uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
+		uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline(),
+		rollouts: projections.NewRollouts()}
 	for _, s := range live.Studies {
 		seq := s.Seq
 		s.Seq = 0
@@ -125,6 +131,11 @@ func NewViewCheck(live LiveViews) *ViewCheck {
 		b.Seq = 0
 		k := b.BucketKey()
 		v.keys = append(v.keys, liveKey{name: bucketName(k), seq: seq, line: canonical(b), bucket: k, kind: kindBucket})
+	}
+	for _, r := range live.Rollouts {
+		seq := r.Seq
+		r.Seq = 0
+		v.keys = append(v.keys, liveKey{name: rolloutName(r.Slug), seq: seq, line: canonical(r), slug: r.Slug, kind: kindRollout})
 	}
 	slices.SortFunc(v.keys, func(a, b liveKey) int {
 		if a.seq != b.seq {
@@ -154,6 +165,7 @@ func (v *ViewCheck) Apply(pos uint64, c *eventstore.Commit) {
 	v.uptake.Apply(pos, c)
 	v.studies.Apply(pos, c)
 	v.timeline.Apply(pos, c)
+	v.rollouts.Apply(pos, c)
 	v.lastPos = pos
 }
 
@@ -178,6 +190,13 @@ func (v *ViewCheck) snapshot(k *liveKey) {
 	case kindBucket:
 		if b, ok := v.timeline.Buckets[k.bucket]; ok {
 			c := *b
+			c.Seq = 0
+			v.fold[k.name] = canonical(c)
+		}
+		return
+	case kindRollout:
+		if r, ok := v.rollouts.Views[k.slug]; ok {
+			c := *r
 			c.Seq = 0
 			v.fold[k.name] = canonical(c)
 		}
@@ -217,6 +236,15 @@ func (v *ViewCheck) Finish(lastSeq uint64) ViewResult {
 		name := bucketName(k)
 		if _, ok := live[name]; !ok && (atCheckpoint || b.Seq <= v.checkpoint) {
 			c := *b
+			c.Seq = 0
+			v.fold[name] = canonical(c)
+			live[name] = liveKey{name: name, seq: v.checkpoint}
+		}
+	}
+	for slug, r := range v.rollouts.Views {
+		name := rolloutName(slug)
+		if _, ok := live[name]; !ok && (atCheckpoint || r.Seq <= v.checkpoint) {
+			c := *r
 			c.Seq = 0
 			v.fold[name] = canonical(c)
 			live[name] = liveKey{name: name, seq: v.checkpoint}
@@ -282,6 +310,8 @@ func tallyName(k projections.UptakeKey) string {
 func bucketName(k projections.StudyBucketKey) string {
 	return "study-time " + k.Study.String() + " " + k.Period.String() + " " + strconv.FormatInt(k.Start, 10)
 }
+
+func rolloutName(slug string) string { return "rollout " + slug }
 
 func cmpU(a, b uint64) int {
 	switch {

@@ -5,14 +5,16 @@ import (
 	"testing"
 
 	"github.com/studyd/studyd/audit"
+	"github.com/studyd/studyd/audit/audittest"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/simulate"
 )
 
 // liveAt folds recs up to seq and renders the views as a projector that flushed
 // exactly then would have stored them: every value stamped with seq.
 func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
-	u, s, tl := projections.NewUptake(), projections.NewStudies(), projections.NewStudyTimeline()
+	u, s, tl, ro := projections.NewUptake(), projections.NewStudies(), projections.NewStudyTimeline(), projections.NewRollouts()
 	for i := range recs {
 		if recs[i].Position > seq {
 			break
@@ -20,6 +22,7 @@ func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
 		u.Apply(recs[i].Position, &recs[i].Commit)
 		s.Apply(recs[i].Position, &recs[i].Commit)
 		tl.Apply(recs[i].Position, &recs[i].Commit)
+		ro.Apply(recs[i].Position, &recs[i].Commit)
 	}
 	live := audit.LiveViews{Checkpoint: seq}
 	for _, v := range s.Views {
@@ -34,6 +37,11 @@ func liveAt(recs []eventstore.Record, seq uint64) audit.LiveViews {
 		c := *b
 		c.Seq = seq
 		live.Timeline = append(live.Timeline, c)
+	}
+	for _, r := range ro.Views {
+		c := *r
+		c.Seq = seq
+		live.Rollouts = append(live.Rollouts, c)
 	}
 	return live
 }
@@ -115,6 +123,50 @@ func TestViewCheck(t *testing.T) {
 				if len(res.Mismatches) != 1 || !strings.Contains(got, tt.mismatch) {
 					t.Errorf("mismatches %v: want one saying %q", res.Mismatches, tt.mismatch)
 				}
+			}
+		})
+	}
+}
+
+// TestViewCheckRollouts: the studyd_rollouts views of a mixed-version fleet are
+// compared with the fold too: an edited or a missing rollout key is a mismatch.
+func TestViewCheckRollouts(t *testing.T) {
+	t.Parallel()
+	l, err := audittest.FleetOf(simulate.Config{Clients: 60, Days: 9, Seed: 5, Versions: simulate.MixedFleet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.Records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := recs[len(recs)-1].Position
+	if len(liveAt(recs, end).Rollouts) == 0 {
+		t.Fatal("the mixed fleet has no rollouts; the test needs some")
+	}
+	tests := []struct {
+		name     string
+		edit     func(*audit.LiveViews)
+		mismatch string
+	}{
+		{name: "as folded", edit: func(*audit.LiveViews) {}},
+		{name: "a rollout view edited", mismatch: "rollout ", edit: func(l *audit.LiveViews) { l.Rollouts[0].Enrolled += 3 }},
+		{name: "a rollout missing from KV", mismatch: "missing from KV", edit: func(l *audit.LiveViews) { l.Rollouts = l.Rollouts[1:] }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			live := liveAt(recs, end)
+			tt.edit(&live)
+			res := checkViews(recs, live)
+			if tt.mismatch == "" {
+				if !res.Equal() || len(res.Mismatches) > 0 {
+					t.Fatalf("mismatches %v, want none", res.Mismatches)
+				}
+				return
+			}
+			if res.Equal() || len(res.Mismatches) != 1 || !strings.Contains(res.Mismatches[0].String(), tt.mismatch) ||
+				!strings.Contains(res.Mismatches[0].Key, "rollout ") {
+				t.Errorf("mismatches %v: want one rollout key saying %q", res.Mismatches, tt.mismatch)
 			}
 		})
 	}

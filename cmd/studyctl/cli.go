@@ -132,6 +132,7 @@ func (c *cli) app() (*fisk.Application, map[string]func(context.Context) error) 
 		c.simulateCmd,
 		c.studiesCmd,
 		c.studyCmd,
+		c.rolloutsCmd,
 		c.uptakeCmd,
 		c.clientCmd,
 		c.watchCmd,

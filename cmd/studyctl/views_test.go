@@ -13,6 +13,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
+	"github.com/studyd/studyd/projections"
 )
 
 // startViews runs a real server with the events stream, a projector and the query
@@ -30,13 +31,16 @@ func startViews(t *testing.T) (string, uint64) {
 	at := time.Date(2018, 7, 14, 12, 0, 0, 0, time.UTC)
 	en := domain.Enrollment{Object: domain.PreferenceStudy, Key: "pref-x", Slug: "pref-x", State: domain.StateEnrolled,
 		Branch: "treatment", EnrolledAt: at}
+	ro := domain.Enrollment{Object: domain.PreferenceRollout, Key: "rollout-x", Slug: "rollout-x", State: domain.StateActive, EnrolledAt: at}
 	rec, err := store.Append(ctx, eventstore.Commit{CommitID: "k1", CommandID: "k1", CommandType: domain.CommandRecipeRun,
-		Client: "alice", At: at, State: domain.ClientState{Client: "alice", LastRunAt: at, Enrollments: []domain.Enrollment{en}},
+		Client: "alice", At: at, State: domain.ClientState{Client: "alice", LastRunAt: at, Enrollments: []domain.Enrollment{ro, en}},
 		Events: []domain.Event{
 			{Type: domain.EventUptakeReported, Source: domain.SourceRunner, Status: domain.RunnerSuccess},
 			{Type: domain.EventUptakeReported, Source: domain.ActionSource("preference-experiment"), Status: domain.ActionSuccess},
 			{Type: domain.EventEnrolled, Object: domain.PreferenceStudy, Key: "pref-x", Slug: "pref-x", Branch: "treatment",
 				From: domain.StateNone, To: domain.StateEnrolled, ExperimentType: domain.ExperimentTypeExp},
+			{Type: domain.EventEnrolled, Object: domain.PreferenceRollout, Key: "rollout-x", Slug: "rollout-x",
+				From: domain.StateNone, To: domain.StateActive},
 		}}, 0)
 	if err != nil {
 		t.Fatalf("Append: %v", err)
@@ -78,6 +82,10 @@ func TestViewCommands(t *testing.T) {
 			want: []string{"2018-07-14"}},
 		{name: "uptake one hour", args: []string{"uptake", "--period", "hour", "--bucket", "2018071412", "--server", url, minSeq},
 			want: []string{"2018-07-14T12Z", "RUNNER_SUCCESS"}},
+		{name: "rollouts table", args: []string{"rollouts", "--server", url, minSeq},
+			want: []string{"rollout-x", "ACTIVE", "ROLLED BACK"}},
+		{name: "one rollout", args: []string{"rollouts", "rollout-x", "--server", url, minSeq},
+			want: []string{"rollout-x", "graduations", "rollbacks"}},
 		{name: "client table", args: []string{"client", "alice", "--server", url},
 			want: []string{"alice", "pref-x", "enrolled", "treatment", "2018-07-14T12:00:00Z"}},
 	}
@@ -107,6 +115,25 @@ func TestViewCommands(t *testing.T) {
 		t.Errorf("study --json = %+v, want seq >= %d, one active enrollment on treatment", resp, seq)
 	}
 
+	out, _, err = runCLI(t, "", "rollouts", "--server", url, "--json", minSeq)
+	if err != nil {
+		t.Fatalf("rollouts --json: %v", err)
+	}
+	var rs struct {
+		Seq      uint64                    `json:"seq"`
+		Rollouts []projections.RolloutView `json:"rollouts"`
+	}
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("rollouts --json output: %v\n%s", err, out)
+	}
+	if rs.Seq < seq || len(rs.Rollouts) != 1 || rs.Rollouts[0].Slug != "rollout-x" || rs.Rollouts[0].Enrolled != 1 ||
+		rs.Rollouts[0].States[domain.StateActive] != 1 || rs.Rollouts[0].Seq < seq {
+		t.Errorf("rollouts --json = %+v, want seq >= %d, rollout-x enrolled once, one client active", rs, seq)
+	}
+	if _, _, err := runCLI(t, "", "rollouts", "never", "--server", url); err == nil {
+		t.Errorf("rollouts of an unknown rollout: error nil, want an error")
+	}
+
 	if _, _, err := runCLI(t, "", "study", "preference_study", "missing", "--server", url); err == nil {
 		t.Errorf("study of an unknown study: error nil, want a not-found error")
 	}
@@ -126,8 +153,8 @@ func TestWatchAndRebuildCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("rebuild --json output: %v\n%s", err, out)
 	}
-	if res.Seq != seq || res.Commits != 1 || res.StudyKeys != 1 {
-		t.Errorf("rebuild result %+v, want seq %d, 1 commit, 1 study key", res, seq)
+	if res.Seq != seq || res.Commits != 1 || res.StudyKeys != 1 || res.RolloutKeys != 1 {
+		t.Errorf("rebuild result %+v, want seq %d, 1 commit, 1 study key, 1 rollout key", res, seq)
 	}
 	if !strings.Contains(stderr, "keys written") {
 		t.Errorf("rebuild progress on stderr lacks 'keys written': %q", stderr)
@@ -147,6 +174,18 @@ func TestWatchAndRebuildCommands(t *testing.T) {
 	}
 	if u.Key != "preference_study.pref-x" || u.Op != "put" {
 		t.Errorf("watch update %+v, want a put of preference_study.pref-x", u)
+	}
+
+	// The rollouts bucket is watchable too (as `nats kv watch studyd_rollouts` is).
+	ctx, cancel = context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	stdout.Reset()
+	if err := run(ctx, []string{"watch", "rollouts", "--server", url}, noEnv, strings.NewReader(""), &stdout, &errOut); err != nil {
+		t.Fatalf("watch rollouts: %v (stderr %s)", err, errOut.String())
+	}
+	if line := strings.SplitN(stdout.String(), "\n", 2)[0]; !strings.Contains(line, "enrolled=1") || !strings.Contains(line, "active=1") ||
+		!strings.HasSuffix(line, "rollout-x") {
+		t.Errorf("watch rollouts line %q, want rollout-x enrolled=1 active=1", line)
 	}
 }
 

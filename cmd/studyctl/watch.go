@@ -14,11 +14,11 @@ import (
 
 // watchCmd follows a view bucket live: the current values, then every change.
 func (c *cli) watchCmd(app *fisk.Application) (string, func(context.Context) error) {
-	cmd := app.Command("watch", "follow the studies or uptake views live (a KV watch)")
-	cmd.HelpLong("patterns: studies 'preference_study.>', 'addon_study.42'; uptake 'runner.>', 'action.<name>.>', 'recipe.<id>.>', 'hour.2018071412.>', 'day.*.runner.>'")
+	cmd := app.Command("watch", "follow the studies, uptake or rollouts views live (a KV watch)")
+	cmd.HelpLong("patterns: studies 'preference_study.>', 'addon_study.42'; uptake 'runner.>', 'action.<name>.>', 'recipe.<id>.>', 'hour.2018071412.>', 'day.*.runner.>'; rollouts '<slug>'")
 	var view, pattern string
 	var updatesOnly bool
-	cmd.Arg("view", "studies or uptake").Default("studies").EnumVar(&view, "studies", "uptake")
+	cmd.Arg("view", "studies, uptake or rollouts").Default("studies").EnumVar(&view, "studies", "uptake", "rollouts")
 	cmd.Arg("pattern", "a key pattern, e.g. 'preference_study.>' or 'runner.>'").Default(">").StringVar(&pattern)
 	cmd.Flag("updates-only", "skip the current values; print changes only").UnNegatableBoolVar(&updatesOnly)
 	return cmd.FullCommand(), func(ctx context.Context) error {
@@ -62,12 +62,17 @@ func summarize(bucket string, u client.WatchUpdate) string {
 		Enrolled uint64 `json:"enrolled"`
 		Active   int64  `json:"active"`
 		Health   string `json:"health"`
+		// A rollout's clients per state.
+		States map[string]int64 `json:"states"`
 	}
 	if err := json.Unmarshal(u.Value, &v); err != nil {
 		return fmt.Sprintf("%-*s", width, "(not a view value)")
 	}
 	if bucket == client.UptakeBucket {
 		return fmt.Sprintf(uptakeLine, v.Count, v.Health, v.Seq)
+	}
+	if bucket == client.RolloutsBucket {
+		v.Active = v.States["active"]
 	}
 	return fmt.Sprintf(studyLine, v.Enrolled, v.Active, v.Seq)
 }

@@ -22,7 +22,7 @@ func liveViews(ctx context.Context, js jetstream.JetStream) (audit.LiveViews, er
 	if err != nil {
 		return audit.LiveViews{}, err
 	}
-	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies, Timeline: v.Timeline}
+	live := audit.LiveViews{Checkpoint: v.Checkpoint, Studies: v.Studies, Timeline: v.Timeline, Rollouts: v.Rollouts}
 	for _, u := range v.Uptake {
 		k, err := u.Key()
 		if err != nil {

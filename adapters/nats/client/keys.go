@@ -22,17 +22,20 @@ import (
 //	                 day.<YYYYMMDD>.<total key>        the same, for one UTC day
 //	studyd_study_time hour.<YYYYMMDDHH>.<object>.<key>  one study's activity in one UTC hour
 //	                 day.<YYYYMMDD>.<object>.<key>     the same, for one UTC day
+//	studyd_rollouts  <slug>                            one preference rollout's view
 //	studyd_projection checkpoint                       the last flushed sequence
 //	studyd_projection_lease projector                  the single-writer lease
 //
 // So `nats kv watch studyd_uptake 'runner.>'` follows the runner's totals,
 // `'hour.2018071412.>'` everything of one hour, `'day.*.recipe.42.>'` one recipe by day;
-// `nats kv watch studyd_study_time 'day.*.preference_study.pref-flip-1'` one study by day.
+// `nats kv watch studyd_study_time 'day.*.preference_study.pref-flip-1'` one study by day;
+// `nats kv watch studyd_rollouts` every rollout's state.
 // Every value is JSON carrying "seq", the stream sequence it reflects.
 const (
 	StudiesBucket    = "studyd_studies"
 	UptakeBucket     = "studyd_uptake"
 	StudyTimeBucket  = "studyd_study_time"
+	RolloutsBucket   = "studyd_rollouts"
 	ProjectionBucket = "studyd_projection"
 	LeaseBucket      = "studyd_projection_lease"
 
@@ -52,6 +55,9 @@ func kvToken(v string) string {
 func StudyKey(ref domain.StudyRef) string {
 	return kvToken(string(ref.Object)) + "." + kvToken(ref.Key)
 }
+
+// RolloutKey is the studyd_rollouts key of rollout slug.
+func RolloutKey(slug string) string { return kvToken(slug) }
 
 // UptakeKey is the studyd_uptake key of tally k.
 func UptakeKey(k projections.UptakeKey) string {

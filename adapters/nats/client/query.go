@@ -109,8 +109,10 @@ func ViewBucket(name string) (string, error) {
 		return StudiesBucket, nil
 	case "uptake", UptakeBucket:
 		return UptakeBucket, nil
+	case "rollouts", "rollout", RolloutsBucket:
+		return RolloutsBucket, nil
 	}
-	return "", fmt.Errorf("%w: unknown view %q (allowed: studies, uptake)", domain.ErrInvalid, name)
+	return "", fmt.Errorf("%w: unknown view %q (allowed: studies, uptake, rollouts)", domain.ErrInvalid, name)
 }
 
 // WatchView calls fn for the current value of every key of bucket matching pattern

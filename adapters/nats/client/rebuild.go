@@ -28,9 +28,11 @@ type RebuildResult struct {
 	UptakeKeys int    `json:"uptake_keys"`
 	StudyKeys  int    `json:"study_keys"`
 	// StudyTimeKeys is the studyd_study_time keys written.
-	StudyTimeKeys int           `json:"study_time_keys"`
-	Deleted       int           `json:"deleted"` // keys the log no longer produces
-	Took          time.Duration `json:"took_ns"`
+	StudyTimeKeys int `json:"study_time_keys"`
+	// RolloutKeys is the studyd_rollouts keys written.
+	RolloutKeys int           `json:"rollout_keys"`
+	Deleted     int           `json:"deleted"` // keys the log no longer produces
+	Took        time.Duration `json:"took_ns"`
 }
 
 // RebuildRequest is the JSON request of RebuildSubject.

@@ -67,6 +67,7 @@ type Views struct {
 	Uptake     []UptakeValue           // in key order
 	Studies    []projections.StudyView // sorted by object and key
 	Timeline   []projections.StudyBucket
+	Rollouts   []projections.RolloutView // sorted by slug
 }
 
 // ViewSet selects the buckets ReadViews reads.
@@ -77,7 +78,8 @@ const (
 	UptakeViews ViewSet = 1 << iota
 	StudyViews
 	TimelineViews
-	AllViews = UptakeViews | StudyViews | TimelineViews
+	RolloutViews
+	AllViews = UptakeViews | StudyViews | TimelineViews | RolloutViews
 )
 
 // ReadViews is the one reader of the materialised views (for tools, audits and tests;
@@ -108,6 +110,7 @@ func ReadViews(ctx context.Context, js jetstream.JetStream, set ViewSet) (Views,
 			{UptakeViews, UptakeBucket, appendJSON(&v.Uptake)},
 			{StudyViews, StudiesBucket, appendJSON(&v.Studies)},
 			{TimelineViews, StudyTimeBucket, appendJSON(&v.Timeline)},
+			{RolloutViews, RolloutsBucket, appendJSON(&v.Rollouts)},
 		} {
 			if set&read.set == 0 {
 				continue
@@ -127,6 +130,7 @@ func ReadViews(ctx context.Context, js jetstream.JetStream, set ViewSet) (Views,
 	slices.SortFunc(v.Studies, func(a, b projections.StudyView) int {
 		return cmp.Or(cmp.Compare(a.Object, b.Object), cmp.Compare(a.Key, b.Key))
 	})
+	slices.SortFunc(v.Rollouts, func(a, b projections.RolloutView) int { return cmp.Compare(a.Slug, b.Slug) })
 	return v, nil
 }
 

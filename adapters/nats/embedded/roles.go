@@ -28,7 +28,7 @@ var ErrCredential = errors.New("embedded: bad credential file")
 
 // readStreams are the streams the publisher and reader roles may read: the log, the
 // command queue's info, the checkpoints and the views.
-var readStreams = []string{"STUDYD_EVENTS", "STUDYD_CHECKPOINTS", "KV_studyd_studies", "KV_studyd_uptake", "KV_studyd_study_time", "KV_studyd_projection"}
+var readStreams = []string{"STUDYD_EVENTS", "STUDYD_CHECKPOINTS", "KV_studyd_studies", "KV_studyd_uptake", "KV_studyd_study_time", "KV_studyd_rollouts", "KV_studyd_projection"}
 
 // readSubjects are the subjects the publisher and reader roles may publish to in order
 // to read: queries, endpoint discovery, stream info, gets, and ordered consumers of

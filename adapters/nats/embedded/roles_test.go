@@ -82,7 +82,7 @@ func TestRolesAgreeWithDeployConfig(t *testing.T) {
 // `studyctl verify` fail for them), and the log and checkpoints.
 func TestRolesReadEveryView(t *testing.T) {
 	streams := []string{"STUDYD_EVENTS", "STUDYD_CHECKPOINTS"}
-	for _, b := range []string{client.StudiesBucket, client.UptakeBucket, client.StudyTimeBucket, client.ProjectionBucket} {
+	for _, b := range []string{client.StudiesBucket, client.UptakeBucket, client.StudyTimeBucket, client.RolloutsBucket, client.ProjectionBucket} {
 		streams = append(streams, "KV_"+b)
 	}
 	for _, p := range []*server.Permissions{embedded.PublisherPermissions(), embedded.ReaderPermissions()} {

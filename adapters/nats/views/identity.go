@@ -34,12 +34,12 @@ type LogIdentity struct {
 const recovery = "restore STUDYD_EVENTS from a backup (a copy of the data directory on the embedded default; " +
 	"nats stream restore, as admin, on a cluster), or, to continue on the log as it is, start studyd once with " +
 	"--reset-views: it deletes the views (" + client.ProjectionBucket + ", " + client.UptakeBucket + ", " +
-	client.StudiesBucket + ", " + client.StudyTimeBucket + ") and rebuilds them from that log; see README, Security"
+	client.StudiesBucket + ", " + client.StudyTimeBucket + ", " + client.RolloutsBucket + ") and rebuilds them from that log; see README, Security"
 
 // ResetViews deletes the view buckets, so that the projector rebuilds them from the
 // log as it is: the deliberate way past ErrLogLost.
 func ResetViews(ctx context.Context, js jetstream.JetStream) error {
-	for _, b := range []string{client.ProjectionBucket, client.UptakeBucket, client.StudiesBucket, client.StudyTimeBucket} {
+	for _, b := range []string{client.ProjectionBucket, client.UptakeBucket, client.StudiesBucket, client.StudyTimeBucket, client.RolloutsBucket} {
 		if err := js.DeleteKeyValue(ctx, b); err != nil && !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return fmt.Errorf("reset views: delete %s: %w", b, err)
 		}

@@ -55,10 +55,10 @@ func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leas
 	return
 }
 
-// studyTimeBucket creates (or opens) the studyd_study_time bucket.
-func studyTimeBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	cfg := jetstream.KeyValueConfig{Bucket: client.StudyTimeBucket, Description: "studyd study activity per hour and day",
-		Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
+// viewBucket creates (or opens) a view bucket added after the first three:
+// studyd_study_time or studyd_rollouts.
+func viewBucket(ctx context.Context, js jetstream.JetStream, replicas int, bucket, desc string) (jetstream.KeyValue, error) {
+	cfg := jetstream.KeyValueConfig{Bucket: bucket, Description: desc, Storage: jetstream.FileStorage, Replicas: max(replicas, 1)}
 	kv, err := js.CreateKeyValue(ctx, cfg)
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		kv, err = js.KeyValue(ctx, cfg.Bucket)

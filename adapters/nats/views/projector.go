@@ -83,8 +83,8 @@ func (o ProjectorConfig) withDefaults() ProjectorConfig {
 	return o
 }
 
-// Projector folds STUDYD_EVENTS into the studyd_uptake, studyd_studies and
-// studyd_study_time KV buckets.
+// Projector folds STUDYD_EVENTS into the studyd_uptake, studyd_studies,
+// studyd_study_time and studyd_rollouts KV buckets.
 //
 // Single writer: any number of studyd instances may run a Projector; only the holder
 // of the lease key in studyd_projection_lease writes. The lease is a KV Create (fails
@@ -106,7 +106,7 @@ type Projector struct {
 	log  *slog.Logger
 
 	uptake, studies, proj, lease jetstream.KeyValue
-	studyTime                    jetstream.KeyValue
+	studyTime, rollouts          jetstream.KeyValue
 
 	seq     atomic.Uint64 // the latest flushed sequence
 	leading atomic.Bool
@@ -140,7 +140,10 @@ func (p *Projector) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	if p.studyTime, err = studyTimeBucket(ctx, p.js, p.opts.Replicas); err != nil {
+	if p.studyTime, err = viewBucket(ctx, p.js, p.opts.Replicas, client.StudyTimeBucket, "studyd study activity per hour and day"); err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	if p.rollouts, err = viewBucket(ctx, p.js, p.opts.Replicas, client.RolloutsBucket, "studyd preference rollout views"); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
 	if cp, _, err := client.LoadViewCheckpoint(ctx, p.proj, client.NearestEntry); err == nil {
@@ -266,6 +269,14 @@ type timeEntry struct {
 	dirty  bool
 }
 
+// rolloutEntry is a studyd_rollouts key as this leader knows it; its stamp is the
+// view's Seq.
+type rolloutEntry struct {
+	view  projections.RolloutView
+	rev   uint64
+	dirty bool
+}
+
 // leader is one term of holding the lease: the in-memory views it folded since its
 // checkpoint, and what it has yet to flush.
 type leader struct {
@@ -283,9 +294,12 @@ type leader struct {
 	// timeline is the studyd_study_time keys touched this term.
 	timeline map[projections.StudyBucketKey]*timeEntry
 	dirtyT   []*timeEntry
-	// emptyU/emptyS/emptyT: the bucket held nothing when this term began, so a key not
-	// yet in memory does not exist and need not be read.
-	emptyU, emptyS, emptyT bool
+	// rollouts is the studyd_rollouts keys touched this term.
+	rollouts map[string]*rolloutEntry
+	dirtyR   []*rolloutEntry
+	// emptyU/emptyS/emptyT/emptyR: the bucket held nothing when this term began, so a
+	// key not yet in memory does not exist and need not be read.
+	emptyU, emptyS, emptyT, emptyR bool
 }
 
 func (l *leader) run(parent context.Context) error {
@@ -439,10 +453,11 @@ func (l *leader) load(ctx context.Context) error {
 	l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 	l.studies = make(map[domain.StudyRef]*studyEntry)
 	l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
+	l.rollouts = make(map[string]*rolloutEntry)
 	for _, b := range []struct {
 		kv    jetstream.KeyValue
 		empty *bool
-	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}, {p.studyTime, &l.emptyT}} {
+	}{{p.uptake, &l.emptyU}, {p.studies, &l.emptyS}, {p.studyTime, &l.emptyT}, {p.rollouts, &l.emptyR}} {
 		st, err := b.kv.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("projector: status of %s: %w", b.kv.Bucket(), err)
@@ -549,6 +564,19 @@ func (l *leader) apply(ctx context.Context, seq uint64, c *eventstore.Commit) er
 	}
 	for i := range c.Events {
 		ev := &c.Events[i]
+		if projections.IsRolloutEvent(ev) {
+			e, err := l.rolloutEntry(ctx, ev.Key)
+			if err != nil {
+				return err
+			}
+			if seq > e.view.Seq {
+				e.view.Apply(ev)
+				if !e.dirty {
+					e.dirty = true
+					l.dirtyR = append(l.dirtyR, e)
+				}
+			}
+		}
 		if !projections.IsStudyEvent(ev) {
 			continue
 		}
@@ -653,6 +681,28 @@ func (l *leader) timeEntry(ctx context.Context, k projections.StudyBucketKey) (*
 	return e, nil
 }
 
+func (l *leader) rolloutEntry(ctx context.Context, slug string) (*rolloutEntry, error) {
+	if e, ok := l.rollouts[slug]; ok {
+		return e, nil
+	}
+	e := &rolloutEntry{view: projections.RolloutView{Slug: slug}}
+	if !l.emptyR {
+		key := client.RolloutKey(slug)
+		kve, err := l.p.leaderEntry(ctx, l.p.rollouts, key)
+		if err != nil {
+			return nil, fmt.Errorf("projector: load %s %s: %w", client.RolloutsBucket, key, err)
+		}
+		e.rev = kve.Rev
+		if kve.Value != nil {
+			if err := json.Unmarshal(kve.Value, &e.view); err != nil {
+				return nil, fmt.Errorf("projector: load %s %s: %w", client.RolloutsBucket, key, err)
+			}
+		}
+	}
+	l.rollouts[slug] = e
+	return e, nil
+}
+
 // writeChunk bounds the async publishes in flight in one flush.
 const writeChunk = 512
 
@@ -665,7 +715,7 @@ func (l *leader) flush(ctx context.Context) error {
 		return nil
 	}
 	seq := l.applied
-	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS)+len(l.dirtyT), writeChunk))
+	writes := make([]kvWrite, 0, min(len(l.dirtyU)+len(l.dirtyS)+len(l.dirtyT)+len(l.dirtyR), writeChunk))
 	send := func(force bool) error {
 		if len(writes) == 0 || (!force && len(writes) < writeChunk) {
 			return nil
@@ -712,10 +762,23 @@ func (l *leader) flush(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, e := range l.dirtyR {
+		e.view.Seq = seq
+		val, err := json.Marshal(&e.view)
+		if err != nil {
+			return fmt.Errorf("projector: encode rollout view: %w", err)
+		}
+		e := e
+		writes = append(writes, kvWrite{bucket: p.rollouts, key: client.RolloutKey(e.view.Slug), value: val, rev: e.rev,
+			done: func(rev uint64) { e.rev, e.dirty = rev, false }})
+		if err := send(false); err != nil {
+			return err
+		}
+	}
 	if err := send(true); err != nil {
 		return err
 	}
-	l.dirtyU, l.dirtyS, l.dirtyT = l.dirtyU[:0], l.dirtyS[:0], l.dirtyT[:0]
+	l.dirtyU, l.dirtyS, l.dirtyT, l.dirtyR = l.dirtyU[:0], l.dirtyS[:0], l.dirtyT[:0], l.dirtyR[:0]
 	if p.afterKeys != nil {
 		if err := p.afterKeys(); err != nil {
 			return err
@@ -725,13 +788,14 @@ func (l *leader) flush(ctx context.Context) error {
 		return err
 	}
 	l.pending = 0
-	if len(l.uptake)+len(l.studies)+len(l.timeline) > maxCachedKeys {
+	if len(l.uptake)+len(l.studies)+len(l.timeline)+len(l.rollouts) > maxCachedKeys {
 		// Every entry is clean now; forget them all rather than grow with every new
 		// hour bucket. A key touched again is read back from KV.
 		l.uptake = make(map[projections.UptakeKey]*uptakeEntry)
 		l.studies = make(map[domain.StudyRef]*studyEntry)
 		l.timeline = make(map[projections.StudyBucketKey]*timeEntry)
-		l.emptyU, l.emptyS, l.emptyT = false, false, false
+		l.rollouts = make(map[string]*rolloutEntry)
+		l.emptyU, l.emptyS, l.emptyT, l.emptyR = false, false, false, false
 	}
 	return nil
 }

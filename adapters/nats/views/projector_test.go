@@ -71,6 +71,19 @@ func (g *logGen) commit() eventstore.Commit {
 			events = append(events, e)
 		}
 	}
+	if g.n%5 == 0 { // a preference rollout's event, without drawing from rng
+		slug := fmt.Sprintf("rollout-%d", g.n%2)
+		e := domain.Event{Object: domain.PreferenceRollout, Key: slug, Slug: slug}
+		switch (g.n / 5) % 3 {
+		case 0:
+			e.Type, e.From, e.To = domain.EventEnrolled, domain.StateNone, domain.StateActive
+		case 1:
+			e.Type, e.From, e.To, e.Reason = domain.EventGraduated, domain.StateActive, domain.StateGraduated, "in-graduation-set"
+		default:
+			e.Type, e.From, e.To, e.Reason = domain.EventUnenrolled, domain.StateActive, domain.StateRolledBack, "rollback"
+		}
+		events = append(events, e)
+	}
 	return eventstore.Commit{CommitID: fmt.Sprintf("commit-%d", g.n), CommandID: fmt.Sprintf("cmd-%d", g.n),
 		CommandType: domain.CommandRecipeRun, Client: client, At: g.at, Events: events,
 		State: domain.ClientState{Client: client}}
@@ -176,7 +189,18 @@ func assertViewsMatchFold(t *testing.T, js jetstream.JetStream) {
 	if diff := cmp.Diff(wantT.Buckets, gotT, ignoreSeq); diff != "" {
 		t.Errorf("study hour/day buckets differ from the fold of the log (-fold +kv):\n%s", diff)
 	}
-	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 || len(wantT.Buckets) == 0 {
+	wantR, err := FoldRollouts(ctx, js, v.Checkpoint)
+	if err != nil {
+		t.Fatalf("FoldRollouts: %v", err)
+	}
+	gotR := map[string]*projections.RolloutView{}
+	for i := range v.Rollouts {
+		gotR[v.Rollouts[i].Slug] = &v.Rollouts[i]
+	}
+	if diff := cmp.Diff(wantR.Views, gotR, ignoreSeq); diff != "" {
+		t.Errorf("rollout views differ from the fold of the log (-fold +kv):\n%s", diff)
+	}
+	if len(wantU.Counts) == 0 || len(wantS.Views) == 0 || len(wantT.Buckets) == 0 || len(wantR.Views) == 0 {
 		t.Errorf("fold has %d uptake keys and %d studies; the test log should produce both", len(wantU.Counts), len(wantS.Views))
 	}
 }

@@ -86,9 +86,9 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	if err != nil {
 		return client.RebuildResult{}, err
 	}
-	uptake, studies, timeline := f.uptake, f.studies, f.timeline
+	uptake, studies, timeline, rollouts := f.uptake, f.studies, f.timeline, f.rollouts
 	res := client.RebuildResult{Seq: last, Commits: f.commits, UptakeKeys: len(uptake.Counts), StudyKeys: len(studies.Views),
-		StudyTimeKeys: len(timeline.Buckets)}
+		StudyTimeKeys: len(timeline.Buckets), RolloutKeys: len(rollouts.Views)}
 
 	liveU, err := keyRevisions(ctx, p.uptake)
 	if err != nil {
@@ -102,7 +102,11 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	if err != nil {
 		return res, err
 	}
-	total := uint64(len(uptake.Counts) + len(studies.Views) + len(timeline.Buckets))
+	liveR, err := keyRevisions(ctx, p.rollouts)
+	if err != nil {
+		return res, err
+	}
+	total := uint64(len(uptake.Counts) + len(studies.Views) + len(timeline.Buckets) + len(rollouts.Views))
 	var writes []kvWrite
 	var written uint64
 	flushWrites := func(force bool) error {
@@ -155,6 +159,19 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 			return res, err
 		}
 	}
+	for slug, v := range rollouts.Views {
+		key := client.RolloutKey(slug)
+		v.Seq = last
+		val, err := json.Marshal(v)
+		if err != nil {
+			return res, fmt.Errorf("rebuild: encode rollout view: %w", err)
+		}
+		writes = append(writes, kvWrite{bucket: p.rollouts, key: key, value: val, rev: liveR[key].rev})
+		delete(liveR, key)
+		if err := flushWrites(false); err != nil {
+			return res, err
+		}
+	}
 	if err := flushWrites(true); err != nil {
 		return res, err
 	}
@@ -162,7 +179,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	for _, b := range []struct {
 		kv   jetstream.KeyValue
 		keys map[string]liveKey
-	}{{p.uptake, liveU}, {p.studies, liveS}, {p.studyTime, liveT}} {
+	}{{p.uptake, liveU}, {p.studies, liveS}, {p.studyTime, liveT}, {p.rollouts, liveR}} {
 		for key, lk := range b.keys {
 			if lk.deleted {
 				continue
@@ -182,7 +199,7 @@ func (p *Projector) rebuildViews(ctx context.Context, l *leader, progress func(c
 	}
 	res.Took = time.Since(start)
 	p.log.Info("projector rebuilt views", "seq", last, "commits", f.commits, "uptake_keys", res.UptakeKeys,
-		"study_keys", res.StudyKeys, "study_time_keys", res.StudyTimeKeys, "deleted", res.Deleted, "took", res.Took)
+		"study_keys", res.StudyKeys, "study_time_keys", res.StudyTimeKeys, "rollout_keys", res.RolloutKeys, "deleted", res.Deleted, "took", res.Took)
 	return res, nil
 }
 
@@ -252,18 +269,27 @@ func FoldTimeline(ctx context.Context, js jetstream.JetStream, to uint64) (*proj
 	return f.timeline, err
 }
 
+// FoldRollouts folds the rollout views (studyd_rollouts) of the commits up to sequence
+// to, as FoldLog does the others.
+func FoldRollouts(ctx context.Context, js jetstream.JetStream, to uint64) (*projections.Rollouts, error) {
+	f, err := foldLog(ctx, js, to, nil, nil)
+	return f.rollouts, err
+}
+
 // folded is the pure folds of a stretch of the log.
 type folded struct {
 	uptake   *projections.Uptake
 	studies  *projections.Studies
 	timeline *projections.StudyTimeline
+	rollouts *projections.Rollouts
 	commits  uint64
 }
 
 // foldLog folds the commits at sequences 1..to. progress (optional) is called every
 // few thousand commits with how many were folded of those pending.
 func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, key *audit.CommitKey, progress func(done, total uint64) error) (folded, error) {
-	f := folded{uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline()}
+	f := folded{uptake: projections.NewUptake(), studies: projections.NewStudies(), timeline: projections.NewStudyTimeline(),
+		rollouts: projections.NewRollouts()}
 	if to == 0 {
 		return f, nil
 	}
@@ -296,6 +322,7 @@ func foldLog(ctx context.Context, js jetstream.JetStream, to uint64, key *audit.
 			f.uptake.Apply(e.Seq, &c)
 			f.studies.Apply(e.Seq, &c)
 			f.timeline.Apply(e.Seq, &c)
+			f.rollouts.Apply(e.Seq, &c)
 		}
 		f.commits++
 		if progress != nil && f.commits%4096 == 0 {

@@ -65,6 +65,25 @@ func TestRebuildReplacesViewsWithoutGaps(t *testing.T) {
 		t.Fatalf("damage: %v", err)
 	}
 
+	// And a rollout's view edited.
+	rollouts, err := js.KeyValue(ctx, client.RolloutsBucket)
+	if err != nil {
+		t.Fatalf("open rollouts: %v", err)
+	}
+	re, err := rollouts.Get(ctx, client.RolloutKey("rollout-0"))
+	if err != nil {
+		t.Fatalf("get rollout-0: %v", err)
+	}
+	var rv projections.RolloutView
+	if err := json.Unmarshal(re.Value(), &rv); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	rv.Enrolled += 1000
+	b, _ = json.Marshal(rv)
+	if _, err := rollouts.Put(ctx, client.RolloutKey("rollout-0"), b); err != nil {
+		t.Fatalf("damage: %v", err)
+	}
+
 	// A reader watches every key while the rebuild runs.
 	var mu sync.Mutex
 	deleted := map[string]bool{}
@@ -124,7 +143,7 @@ func assertAllStamped(t *testing.T, js jetstream.JetStream, seq uint64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, bucket := range []string{client.StudiesBucket, client.UptakeBucket} {
+	for _, bucket := range []string{client.StudiesBucket, client.UptakeBucket, client.StudyTimeBucket, client.RolloutsBucket} {
 		err := client.EachValue(ctx, js, bucket, ">", func(key string, b []byte) error {
 			var v struct {
 				Seq uint64 `json:"seq"`
