@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -140,6 +139,3 @@ func publishOne(ctx context.Context, js jetstream.JetStream, m outMsg, deadline 
 		backoff = min(2*backoff, time.Second)
 	}
 }
-
-// errPermission reports whether err is a NATS permissions violation.
-func errPermission(err error) bool { return errors.Is(err, nats.ErrPermissionViolation) }
