@@ -20,6 +20,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/simulate"
+	"github.com/studyd/studyd/srm"
 )
 
 // auditServer is a server with a small simulated fleet's log, applied by the real
@@ -240,7 +241,7 @@ func TestTimeTravel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var h audit.StudyHealth
+	var h srm.StudyHealth
 	if err := json.Unmarshal([]byte(out), &h); err != nil || h.Enrolled == 0 || len(h.Branches) == 0 {
 		t.Fatalf("health %s: %v; want enrollments per branch", out, err)
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/studyd/studyd/adapters/nats/eventlog"
-	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/srm"
 )
 
 // runEnv runs studyctl with args and an environment of env only.
@@ -332,8 +332,8 @@ func TestErrorsSayEachThingOnce(t *testing.T) {
 // every line without trailing spaces.
 func TestHealthTableIsStable(t *testing.T) {
 	t.Parallel()
-	h := audit.StudyHealth{Study: domain.StudyRef{Object: domain.AddonStudy, Key: "42"},
-		Branches:     []audit.BranchHealth{{Branch: "a", Weight: 1, Enrolled: 3}, {Branch: "b", Weight: 1, Enrolled: 4}},
+	h := srm.StudyHealth{Study: domain.StudyRef{Object: domain.AddonStudy, Key: "42"},
+		Branches:     []srm.BranchHealth{{Branch: "a", Weight: 1, Enrolled: 3}, {Branch: "b", Weight: 1, Enrolled: 4}},
 		Unenrolled:   map[string]uint64{"unknown": 1, "uninstalled": 2, "general-opt-out": 3, "individual-opt-out": 4, "recipe-not-seen": 5},
 		EnrollFailed: map[string]uint64{"z-error": 1, "a-error": 2, "m-error": 3}}
 	var first string

@@ -15,10 +15,10 @@ import (
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/app"
-	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/recipe"
 	"github.com/studyd/studyd/simulate"
+	"github.com/studyd/studyd/srm"
 )
 
 // TestDecodeCommandKeepsPublishedArguments sends a recipe_run carrying every action's
@@ -153,13 +153,13 @@ func TestHealthUsesRecordedRatios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got audit.StudyHealth
+	var got srm.StudyHealth
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("health output %s: %v", out, err)
 	}
-	if got.Enrolled != clients || got.RatiosFrom != audit.RatiosRecipe || got.SRM {
+	if got.Enrolled != clients || got.RatiosFrom != srm.RatiosRecipe || got.SRM {
 		t.Fatalf("health: %d enrolled, ratios from %q, SRM %t (p %g); want %d, %q, no SRM",
-			got.Enrolled, got.RatiosFrom, got.SRM, got.PValue, clients, audit.RatiosRecipe)
+			got.Enrolled, got.RatiosFrom, got.SRM, got.PValue, clients, srm.RatiosRecipe)
 	}
 	weights := map[string]float64{}
 	for _, b := range got.Branches {

@@ -16,6 +16,7 @@ import (
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/srm"
 )
 
 // asofCmd prints a client's state as it was at a time of its own, a storage time, or
@@ -223,7 +224,7 @@ func (c *cli) healthCmd(app *fisk.Application) (string, func(context.Context) er
 }
 
 func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlags, ratios string) error {
-	w, err := audit.ParseRatios(ratios)
+	w, err := srm.ParseRatios(ratios)
 	if err != nil {
 		return fmt.Errorf("--ratios: %w", err)
 	}
@@ -259,17 +260,17 @@ func (c *cli) health(ctx context.Context, ref domain.StudyRef, sf *selectionFlag
 	if err != nil {
 		return err
 	}
-	h := audit.Health(view, w)
+	h := srm.Health(view, w)
 	if c.json {
 		return c.printJSON(h)
 	}
 	return printHealth(c.stdout, h)
 }
 
-func printHealth(w io.Writer, h audit.StudyHealth) error {
+func printHealth(w io.Writer, h srm.StudyHealth) error {
 	fmt.Fprintf(w, "study %s (log to seq %d): %d enrolled, %d active\n", h.Study, h.Seq, h.Enrolled, h.Active)
-	fmt.Fprintf(w, "expected split: %s\n\n", orDash(map[string]string{audit.RatiosGiven: "the --ratios given",
-		audit.RatiosRecipe: "the study's recipe ratios", audit.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom]))
+	fmt.Fprintf(w, "expected split: %s\n\n", orDash(map[string]string{srm.RatiosGiven: "the --ratios given",
+		srm.RatiosRecipe: "the study's recipe ratios", srm.RatiosEqual: "equal (no ratios in the log)"}[h.RatiosFrom]))
 	t := newTable("branch", "weight", "enrolled", "expected", "share", "active")
 	for _, b := range h.Branches {
 		t.AppendRow(row(b.Branch, strconv.FormatFloat(b.Weight, 'g', -1, 64), b.Enrolled, fmt.Sprintf("%.1f", b.Expected), fmt.Sprintf("%.2f%%", 100*b.Share), b.Active))
@@ -279,7 +280,7 @@ func printHealth(w io.Writer, h audit.StudyHealth) error {
 	}
 	verdict := "no sample-ratio mismatch"
 	if h.SRM {
-		verdict = fmt.Sprintf("SAMPLE-RATIO MISMATCH (p < %g)", audit.SRMThreshold)
+		verdict = fmt.Sprintf("SAMPLE-RATIO MISMATCH (p < %g)", srm.Threshold)
 	}
 	pairs := [][2]string{{"chi-squared", fmt.Sprintf("%.4f, df %d, p = %.4g: %s", h.ChiSquared, h.DF, h.PValue, verdict)}}
 	if h.Note != "" {

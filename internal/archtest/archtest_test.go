@@ -18,7 +18,7 @@ const module = "github.com/studyd/studyd"
 
 // pure are the packages that do no I/O: the recipe's data, the domain, its rules and
 // folds, the store contract, the handler, the audit logic and the fleet model.
-var pure = []string{"recipe", "domain", "fsm", "projections", "audit", "eventstore", "app", "simulate", "wire"}
+var pure = []string{"recipe", "domain", "fsm", "projections", "audit", "srm", "eventstore", "app", "simulate", "wire"}
 
 // leaves are pure packages below domain and what each may link besides the standard
 // library (path prefixes): recipe knows nothing of studyd, only JSON and msgpack.

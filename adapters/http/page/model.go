@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/projections"
+	"github.com/studyd/studyd/srm"
 )
 
 // maxBuckets bounds the buckets a chart shows: the latest three days of hours, or
@@ -39,7 +39,7 @@ type srmLight struct {
 	P     float64
 }
 
-func lightOf(h audit.StudyHealth) srmLight {
+func lightOf(h srm.StudyHealth) srmLight {
 	switch {
 	case h.SRM:
 		return srmLight{Class: "alarm", Text: "mismatch, p = " + formatP(h.PValue), P: h.PValue}
@@ -95,7 +95,7 @@ func rowOf(v *projections.StudyView, days []projections.StudyBucket, totals map[
 	}
 	w := ratios(v)
 	row := studyRow{Object: v.Object, Key: v.Key, Slug: slug, Href: studyHref(v.Study()), Enrolled: v.Enrolled,
-		Active: v.Active, Unenrolled: sum(v.Unenrolled), Failed: sum(v.EnrollFailed), SRM: lightOf(audit.Health(v, w)),
+		Active: v.Active, Unenrolled: sum(v.Unenrolled), Failed: sum(v.EnrollFailed), SRM: lightOf(srm.Health(v, w)),
 		Ratios: ratioText(w), ErrorRate: "–"}
 	var candidates []domain.RecipeID
 	var events uint64
@@ -227,7 +227,7 @@ type branchRow struct {
 type studyPage struct {
 	Row      studyRow
 	Period   string
-	Health   audit.StudyHealth
+	Health   srm.StudyHealth
 	Branches []branchRow
 	Charts   []*chart
 	Failures []reasonRow
@@ -250,7 +250,7 @@ func reasonRows(m map[string]uint64) []reasonRow {
 func studyModel(v *projections.StudyView, period projections.Period, buckets, days []projections.StudyBucket,
 	uptake, totals map[projections.UptakeKey]uint64, ratios func(*projections.StudyView) map[string]float64) studyPage {
 	w := ratios(v)
-	h := audit.Health(v, w)
+	h := srm.Health(v, w)
 	p := studyPage{Row: rowOf(v, days, totals, ratios), Period: period.String(), Health: h,
 		Failures: reasonRows(v.EnrollFailed), Reasons: reasonRows(v.Unenrolled)}
 	var totalW float64
@@ -299,8 +299,8 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 	share := &chart{ID: "split", Title: "Share of enrollments per branch against the target split", Period: period, X: x,
 		YLabel: "share", MaxY: 1, Percent: true,
 		Desc: "Each branch's share of all enrollments so far, at the end of each UTC " + unit + "; dashed lines are the target shares."}
-	srm := &chart{ID: "srm", Title: "Sample-ratio mismatch over time (p-value, log scale)", Period: period, X: x,
-		YLabel: "p-value", LogY: true, Threshold: audit.SRMThreshold, ThresholdLabel: "p = 0.001",
+	srmChart := &chart{ID: "srm", Title: "Sample-ratio mismatch over time (p-value, log scale)", Period: period, X: x,
+		YLabel: "p-value", LogY: true, Threshold: srm.Threshold, ThresholdLabel: "p = 0.001",
 		Desc: "The chi-squared test of the enrollments so far against the target split, at the end of each UTC " + unit + "; below the line is a mismatch."}
 	cum := map[string]uint64{}
 	perBranch := make(map[string][]float64, len(names))
@@ -346,7 +346,7 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 				shares[name][i] = float64(cum[name]) / float64(total)
 			}
 		}
-		pvals[i] = audit.Health(&sv, w).PValue
+		pvals[i] = srm.Health(&sv, w).PValue
 	}
 	var totalWeight float64
 	for _, b := range h.Branches {
@@ -377,13 +377,13 @@ func studyModel(v *projections.StudyView, period projections.Period, buckets, da
 		share.Series = append(share.Series, series{Name: b.Branch + " target", Values: target, Dashed: true,
 			Like: slices.Index(names, b.Branch) + 1})
 	}
-	srm.Series = []series{{Name: "p-value", Values: pvals}}
+	srmChart.Series = []series{{Name: "p-value", Values: pvals}}
 
 	unenroll := countChart("unenrollments", "Unenrollments by reason per "+unit, "Unenroll events by reason in each UTC "+unit+".",
 		"unenrollments", period, x, at, buckets, sortedKeys(reasons), func(b *projections.StudyBucket) map[string]uint64 { return b.Unenrolled })
 	failed := countChart("failures", "Enroll failures by reason per "+unit, "Enroll-failed events by reason in each UTC "+unit+".",
 		"failures", period, x, at, buckets, sortedKeys(failures), func(b *projections.StudyBucket) map[string]uint64 { return b.EnrollFailed })
-	p.Charts = []*chart{enroll, share, srm, unenroll, failed}
+	p.Charts = []*chart{enroll, share, srmChart, unenroll, failed}
 	if p.Row.HasRecipe {
 		p.Charts = append(p.Charts, uptakeChart("recipe-uptake", "Uptake of its recipe "+p.Row.Recipe+" per "+unit, period, uptake,
 			func(src string) bool { return src == p.Row.Recipe }))

@@ -1,4 +1,4 @@
-package audit
+package srm
 
 import (
 	"fmt"
@@ -12,9 +12,9 @@ import (
 	"github.com/studyd/studyd/projections"
 )
 
-// SRMThreshold is the p-value below which a sample-ratio mismatch is flagged; the
+// Threshold is the p-value below which a sample-ratio mismatch is flagged; the
 // usual choice for SRM checks, strict because a real mismatch is a broken experiment.
-const SRMThreshold = 0.001
+const Threshold = 0.001
 
 // ParseRatios reads "control=1,treatment=1" into branch weights.
 func ParseRatios(v string) (map[string]float64, error) {
@@ -60,7 +60,7 @@ type StudyHealth struct {
 	ChiSquared   float64           `json:"chi_squared"`
 	DF           int               `json:"df"`
 	PValue       float64           `json:"p_value"`
-	SRM          bool              `json:"srm"` // p below SRMThreshold
+	SRM          bool              `json:"srm"` // p below Threshold
 	Unenrolled   map[string]uint64 `json:"unenrolled,omitempty"`
 	EnrollFailed map[string]uint64 `json:"enroll_failed,omitempty"`
 	// RatiosFrom says where the expected split came from: "given" (the caller's),
@@ -144,6 +144,6 @@ func Health(v *projections.StudyView, ratios map[string]float64) StudyHealth {
 	}
 	h.DF = len(names) - 1
 	h.PValue = ChiSquaredSF(h.ChiSquared, h.DF)
-	h.SRM = h.PValue < SRMThreshold
+	h.SRM = h.PValue < Threshold
 	return h
 }

@@ -1,12 +1,12 @@
-package audit_test
+package srm_test
 
 import (
 	"math"
 	"testing"
 
-	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/projections"
 	"github.com/studyd/studyd/recipe"
+	"github.com/studyd/studyd/srm"
 )
 
 func TestChiSquaredSF(t *testing.T) {
@@ -38,13 +38,13 @@ func TestChiSquaredSF(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := audit.ChiSquaredSF(tt.x, tt.df)
+			got := srm.ChiSquaredSF(tt.x, tt.df)
 			if rel := math.Abs(got-tt.want) / math.Max(tt.want, 1e-300); rel > tt.tol {
 				t.Errorf("ChiSquaredSF(%v, %d) = %.15g, want %.15g (relative error %.3g > %.3g)", tt.x, tt.df, got, tt.want, rel, tt.tol)
 			}
 		})
 	}
-	if got := audit.ChiSquaredSF(1, 0); !math.IsNaN(got) {
+	if got := srm.ChiSquaredSF(1, 0); !math.IsNaN(got) {
 		t.Errorf("ChiSquaredSF(1, 0) = %v, want NaN", got)
 	}
 }
@@ -70,9 +70,9 @@ func TestHealth(t *testing.T) {
 	}{
 		{name: "balanced, equal by default", counts: map[string]uint64{"control": 500, "treatment": 500}, wantP: 1},
 		// chi² = (450−500)²/500·2 = 10, df 1: p ≈ 0.0016, suspicious but above the threshold.
-		{name: "borderline", counts: map[string]uint64{"control": 550, "treatment": 450}, wantP: audit.ChiSquaredSF(10, 1)},
+		{name: "borderline", counts: map[string]uint64{"control": 550, "treatment": 450}, wantP: srm.ChiSquaredSF(10, 1)},
 		// chi² = 2·60²/500 = 14.4: p ≈ 0.00015.
-		{name: "mismatch", counts: map[string]uint64{"control": 560, "treatment": 440}, wantP: audit.ChiSquaredSF(14.4, 1), srm: true},
+		{name: "mismatch", counts: map[string]uint64{"control": 560, "treatment": 440}, wantP: srm.ChiSquaredSF(14.4, 1), srm: true},
 		// 1:3 ratios met exactly.
 		{name: "unequal ratios met", counts: map[string]uint64{"a": 250, "b": 750}, ratios: "a=1,b=3", wantP: 1},
 		{name: "branch outside the ratios", counts: map[string]uint64{"a": 10, "c": 1}, ratios: "a=1,b=1", wantP: 0, srm: true},
@@ -81,24 +81,24 @@ func TestHealth(t *testing.T) {
 		// so it is healthy (equal weights would give chi² = 125, p ≈ 1e-27).
 		{name: "recorded ratios by default", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
 			recorded: []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
-			wantP:    1, from: audit.RatiosRecipe},
+			wantP:    1, from: srm.RatiosRecipe},
 		{name: "given ratios win over recorded", counts: map[string]uint64{"control": 500, "a": 250, "b": 250},
 			recorded: []recipe.Ratio{{Slug: "control", Ratio: 50}, {Slug: "a", Ratio: 25}, {Slug: "b", Ratio: 25}},
-			ratios:   "control=1,a=1,b=1", wantP: audit.ChiSquaredSF(125, 2), srm: true, from: audit.RatiosGiven},
+			ratios:   "control=1,a=1,b=1", wantP: srm.ChiSquaredSF(125, 2), srm: true, from: srm.RatiosGiven},
 		{name: "a recorded zero-weight branch enrolled into", counts: map[string]uint64{"a": 10, "b": 10, "never": 1},
 			recorded: []recipe.Ratio{{Slug: "a", Ratio: 1}, {Slug: "b", Ratio: 1}, {Slug: "never", Ratio: 0}},
-			wantP:    0, srm: true, from: audit.RatiosRecipe},
+			wantP:    0, srm: true, from: srm.RatiosRecipe},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ratios, err := audit.ParseRatios(tt.ratios)
+			ratios, err := srm.ParseRatios(tt.ratios)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v := view(tt.counts)
 			v.Ratios = tt.recorded
-			h := audit.Health(v, ratios)
+			h := srm.Health(v, ratios)
 			if math.Abs(h.PValue-tt.wantP) > 1e-12*math.Max(1, tt.wantP) || h.SRM != tt.srm {
 				t.Errorf("got p %v srm %t, want p %v srm %t (%+v)", h.PValue, h.SRM, tt.wantP, tt.srm, h)
 			}
@@ -108,7 +108,7 @@ func TestHealth(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"a", "a=0", "a=-1", "a=1,a=2", "=1"} {
-		if _, err := audit.ParseRatios(bad); err == nil {
+		if _, err := srm.ParseRatios(bad); err == nil {
 			t.Errorf("ParseRatios(%q): got nil error, want one", bad)
 		}
 	}
