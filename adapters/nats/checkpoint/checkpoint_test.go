@@ -11,6 +11,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/checkpoint"
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/eventlog/eventlogtest"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/adapters/nats/views"
 	"github.com/studyd/studyd/app"
@@ -22,15 +23,15 @@ import (
 
 func TestWriteCheckpoint(t *testing.T) {
 	t.Parallel()
-	l := newAuditLog(t, 10, 2)
+	l := eventlogtest.New(t, 10, 2)
 	ctx := context.Background()
 	pub, key := mustKey(t)
-	cp1, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
+	cp1, err := checkpoint.Write(ctx, l.JS, key, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var d audit.LogDigest
-	for _, e := range l.entries {
+	for _, e := range l.Entries {
 		d.AddEntry(e)
 	}
 	if cp1.Seq != d.Seq || cp1.Count != d.Count || cp1.Digest != d.Hex() || cp1.Stream != eventlog.EventsStream {
@@ -40,28 +41,28 @@ func TestWriteCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Nothing new: the same checkpoint, nothing written.
-	again, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
+	again, err := checkpoint.Write(ctx, l.JS, key, checkpoint.Options{})
 	if err != nil || again != cp1 {
 		t.Fatalf("second checkpoint with nothing new: got %+v, %v; want the first", again, err)
 	}
 	// Appended since: the next checkpoint continues the digest.
-	if _, err := l.store.Reject(ctx, eventstore.Rejection{Code: "malformed", Error: "x", At: time.Now()}); err != nil {
+	if _, err := l.Store.Reject(ctx, eventstore.Rejection{Code: "malformed", Error: "x", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	cp2, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{})
+	cp2, err := checkpoint.Write(ctx, l.JS, key, checkpoint.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	all := replayAll(t, l.js, eventlog.ReplayOptions{})
+	all := eventlogtest.ReplayAll(t, l.JS, eventlog.ReplayOptions{})
 	d.AddEntry(all[len(all)-1])
 	if cp2.Seq != cp1.Seq+1 || cp2.Digest != d.Hex() {
 		t.Errorf("next checkpoint %+v, want seq %d digest %s", cp2, cp1.Seq+1, d.Hex())
 	}
-	cps, err := checkpoint.Read(ctx, l.js, "", eventlog.EventsStream)
+	cps, err := checkpoint.Read(ctx, l.JS, "", eventlog.EventsStream)
 	if err != nil || len(cps) != 2 || cps[0] != cp1 || cps[1] != cp2 {
 		t.Errorf("Read: got %+v, %v; want both", cps, err)
 	}
-	r, err := checkpoint.VerifyLog(ctx, l.js, checkpoint.VerifyConfig{PublicKey: pub})
+	r, err := checkpoint.VerifyLog(ctx, l.JS, checkpoint.VerifyConfig{PublicKey: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,21 +75,21 @@ func TestWriteCheckpoint(t *testing.T) {
 // returns nil when its context ends.
 func TestWriterRunsUntilCancelled(t *testing.T) {
 	t.Parallel()
-	l := newAuditLog(t, 3, 1)
+	l := eventlogtest.New(t, 3, 1)
 	_, key := mustKey(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w := checkpoint.NewWriter(l.js, key, checkpoint.WriterConfig{Every: 10 * time.Millisecond})
+	w := checkpoint.NewWriter(l.JS, key, checkpoint.WriterConfig{Every: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		cps, err := checkpoint.Read(ctx, l.js, "", eventlog.EventsStream)
-		if err == nil && len(cps) > 0 && cps[len(cps)-1].Seq == l.lastSeq(t) {
+		cps, err := checkpoint.Read(ctx, l.JS, "", eventlog.EventsStream)
+		if err == nil && len(cps) > 0 && cps[len(cps)-1].Seq == l.LastSeq(t) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no checkpoint of seq %d after 10s: %+v, %v", l.lastSeq(t), cps, err)
+			t.Fatalf("no checkpoint of seq %d after 10s: %+v, %v", l.LastSeq(t), cps, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -102,20 +103,20 @@ func TestWriterRunsUntilCancelled(t *testing.T) {
 // projector wrote, and a view edited behind its back is named.
 func TestVerifyViewsOfLiveProjector(t *testing.T) {
 	t.Parallel()
-	l := newAuditLog(t, 15, 3)
+	l := eventlogtest.New(t, 15, 3)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := views.NewProjector(l.js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
+	p := views.NewProjector(l.JS, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	last := l.lastSeq(t)
-	for p.Seq() < lastCommitSeq(l.entries) {
+	last := l.LastSeq(t)
+	for p.Seq() < lastCommitSeq(l.Entries) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	r, err := checkpoint.VerifyLog(context.Background(), l.js, checkpoint.VerifyConfig{Views: true})
+	r, err := checkpoint.VerifyLog(context.Background(), l.JS, checkpoint.VerifyConfig{Views: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestVerifyViewsOfLiveProjector(t *testing.T) {
 		t.Errorf("verified to seq %d, want %d", r.LastSeq, last)
 	}
 	// Edit one study view in KV, keeping its seq stamp.
-	kv, err := l.js.KeyValue(context.Background(), client.StudiesBucket)
+	kv, err := l.JS.KeyValue(context.Background(), client.StudiesBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestVerifyViewsOfLiveProjector(t *testing.T) {
 	if _, err := kv.Put(context.Background(), keys[0], b); err != nil {
 		t.Fatal(err)
 	}
-	r, err = checkpoint.VerifyLog(context.Background(), l.js, checkpoint.VerifyConfig{Views: true})
+	r, err = checkpoint.VerifyLog(context.Background(), l.JS, checkpoint.VerifyConfig{Views: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,13 +173,13 @@ func lastCommitSeq(entries []audit.Entry) uint64 {
 // checkpoints.
 func TestVerifyTamperedCopy(t *testing.T) {
 	t.Parallel()
-	l := newAuditLog(t, 15, 3)
+	l := eventlogtest.New(t, 15, 3)
 	ctx := context.Background()
 	pub, key := mustKey(t)
-	if _, err := checkpoint.Write(ctx, l.js, key, checkpoint.Options{}); err != nil {
+	if _, err := checkpoint.Write(ctx, l.JS, key, checkpoint.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	client, commits := l.busiest(t)
+	client, commits := l.Busiest(t)
 	b, c := commits[1], commits[2] // consecutive commits of one client
 	idx := func(e audit.Entry) int { return int(e.Seq - 1) }
 	edit := func(t *testing.T, e audit.Entry, fn func(*eventstore.Commit)) []byte {
@@ -221,7 +222,7 @@ func TestVerifyTamperedCopy(t *testing.T) {
 				})}
 				return slices.Insert(es, idx(b)+1, forged), 0
 			}},
-		{name: "edited last message, only the checkpoint knows", kind: audit.FaultCheckpoint, seq: uint64(len(l.entries)),
+		{name: "edited last message, only the checkpoint knows", kind: audit.FaultCheckpoint, seq: uint64(len(l.Entries)),
 			tamper: func(t *testing.T, es []audit.Entry) ([]audit.Entry, uint64) {
 				last := es[len(es)-1]
 				if last.Kind() == audit.KindCommit {
@@ -236,14 +237,14 @@ func TestVerifyTamperedCopy(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, _, js := natstest.Start(t)
-			es, del := tt.tamper(t, slices.Clone(l.entries))
-			st := copyStream(t, js, "TAMPERED", es)
+			es, del := tt.tamper(t, slices.Clone(l.Entries))
+			st := eventlogtest.CopyStream(t, js, "TAMPERED", es)
 			if del != 0 {
 				if err := st.DeleteMsg(ctx, del); err != nil {
 					t.Fatal(err)
 				}
 			}
-			copyCheckpoints(t, l.js, js)
+			copyCheckpoints(t, l.JS, js)
 			r, err := checkpoint.VerifyLog(ctx, js, checkpoint.VerifyConfig{Replay: eventlog.ReplayOptions{Stream: "TAMPERED"},
 				PublicKey: pub})
 			if err != nil {
@@ -281,14 +282,14 @@ func TestVerifyTamperedCopy(t *testing.T) {
 // checkpoint only).
 func TestVerifyFailsWhenTheViewsAreBehind(t *testing.T) {
 	t.Parallel()
-	l := newAuditLog(t, 10, 2)
+	l := eventlogtest.New(t, 10, 2)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := views.NewProjector(l.js, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
+	p := views.NewProjector(l.JS, views.ProjectorConfig{FlushInterval: 10 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	for deadline := time.Now().Add(30 * time.Second); p.Seq() < lastCommitSeq(l.entries); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); p.Seq() < lastCommitSeq(l.Entries); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("projector at %d, want %d", p.Seq(), lastCommitSeq(l.entries))
+			t.Fatalf("projector at %d, want %d", p.Seq(), lastCommitSeq(l.Entries))
 		}
 	}
 	cancel()
@@ -297,13 +298,13 @@ func TestVerifyFailsWhenTheViewsAreBehind(t *testing.T) {
 	}
 	reflected := p.Seq()
 	// The projector is stopped; the log moves on.
-	h := app.NewHandler(l.store, app.Config{})
+	h := app.NewHandler(l.Store, app.Config{})
 	res, err := h.Handle(context.Background(), domain.Command{Type: domain.CommandOptOut, CommandID: "late-1", ClientID: "late-client",
 		At: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}, app.Source{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := checkpoint.VerifyLog(context.Background(), l.js, checkpoint.VerifyConfig{Views: true, ViewsWait: 300 * time.Millisecond})
+	r, err := checkpoint.VerifyLog(context.Background(), l.JS, checkpoint.VerifyConfig{Views: true, ViewsWait: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
