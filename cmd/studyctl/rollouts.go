@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -23,18 +22,8 @@ func (c *cli) rolloutsCmd(app *fisk.Application) (string, func(context.Context) 
 	var minSeq uint64
 	minSeqFlag(cmd, &minSeq)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		js, closer, err := c.jsConnect("rollouts")
+		v, err := c.readViews(ctx, "rollouts", minSeq, client.RolloutViews)
 		if err != nil {
-			return err
-		}
-		defer closer()
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
-			return err
-		}
-		v, err := client.ReadViews(ctx, js, client.RolloutViews)
-		if err != nil && !errors.Is(err, client.ErrNoViews) {
 			return err
 		}
 		views := v.Rollouts

@@ -60,6 +60,26 @@ func parseClient(s string) (domain.ClientID, error) {
 	return c, nil
 }
 
+// readViews reads the view buckets in set once they reflect at least minSeq (none yet
+// is an empty answer, not an error): what every command listing a view does.
+func (c *cli) readViews(ctx context.Context, name string, minSeq uint64, set client.ViewSet) (client.Views, error) {
+	js, closer, err := c.jsConnect(name)
+	if err != nil {
+		return client.Views{}, err
+	}
+	defer closer()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
+		return client.Views{}, err
+	}
+	v, err := client.ReadViews(ctx, js, set)
+	if err != nil && !errors.Is(err, client.ErrNoViews) {
+		return client.Views{}, err
+	}
+	return v, nil
+}
+
 // minSeqFlag declares --min-seq on a view command.
 func minSeqFlag(cmd *fisk.CmdClause, dst *uint64) {
 	cmd.Flag("min-seq", "wait (up to --timeout) until the answer reflects at least this log sequence, e.g. a command's outcome seq (read your own writes)").
@@ -72,18 +92,8 @@ func (c *cli) studiesCmd(app *fisk.Application) (string, func(context.Context) e
 	var minSeq uint64
 	minSeqFlag(cmd, &minSeq)
 	return cmd.FullCommand(), func(ctx context.Context) error {
-		js, closer, err := c.jsConnect("studies")
+		v, err := c.readViews(ctx, "studies", minSeq, client.StudyViews)
 		if err != nil {
-			return err
-		}
-		defer closer()
-		ctx, cancel := context.WithTimeout(ctx, c.timeout)
-		defer cancel()
-		if _, err := client.WaitViews(ctx, js, minSeq); err != nil {
-			return err
-		}
-		v, err := client.ReadViews(ctx, js, client.StudyViews)
-		if err != nil && !errors.Is(err, client.ErrNoViews) {
 			return err
 		}
 		seq, views := v.Checkpoint, v.Studies
