@@ -223,40 +223,24 @@ func (v *ViewCheck) Finish(lastSeq uint64) ViewResult {
 	// Keys the fold has at the checkpoint but KV lacks. (The fold may have run past the
 	// checkpoint; a key first created after it is allowed to be missing.)
 	atCheckpoint := v.checkpoint >= v.lastPos
-	for ref, sv := range v.studies.Views {
-		name := studyName(ref)
-		if _, ok := live[name]; !ok && (atCheckpoint || sv.Seq <= v.checkpoint) {
-			c := *sv
-			c.Seq = 0
-			v.fold[name] = canonical(c)
+	missing := func(name string, seq uint64, value func() []byte) {
+		if _, ok := live[name]; !ok && (atCheckpoint || seq <= v.checkpoint) {
+			v.fold[name] = value()
 			live[name] = liveKey{name: name, seq: v.checkpoint}
 		}
+	}
+	for ref, sv := range v.studies.Views {
+		missing(studyName(ref), sv.Seq, func() []byte { c := *sv; c.Seq = 0; return canonical(c) })
 	}
 	for k, b := range v.timeline.Buckets {
-		name := bucketName(k)
-		if _, ok := live[name]; !ok && (atCheckpoint || b.Seq <= v.checkpoint) {
-			c := *b
-			c.Seq = 0
-			v.fold[name] = canonical(c)
-			live[name] = liveKey{name: name, seq: v.checkpoint}
-		}
+		missing(bucketName(k), b.Seq, func() []byte { c := *b; c.Seq = 0; return canonical(c) })
 	}
 	for slug, r := range v.rollouts.Views {
-		name := rolloutName(slug)
-		if _, ok := live[name]; !ok && (atCheckpoint || r.Seq <= v.checkpoint) {
-			c := *r
-			c.Seq = 0
-			v.fold[name] = canonical(c)
-			live[name] = liveKey{name: name, seq: v.checkpoint}
-		}
+		missing(rolloutName(slug), r.Seq, func() []byte { c := *r; c.Seq = 0; return canonical(c) })
 	}
-	if atCheckpoint {
+	if atCheckpoint { // tallies carry no stamp of their own
 		for k, n := range v.uptake.Counts {
-			name := tallyName(k)
-			if _, ok := live[name]; !ok {
-				v.fold[name] = []byte(strconv.FormatUint(n, 10))
-				live[name] = liveKey{name: name, seq: v.checkpoint}
-			}
+			missing(tallyName(k), v.checkpoint, func() []byte { return []byte(strconv.FormatUint(n, 10)) })
 		}
 	}
 	names := make([]string, 0, len(live))
