@@ -11,19 +11,21 @@ import (
 
 // OutcomeOf finds a command's outcome in the log: the client's commit that applied it
 // (status duplicate: it was applied before, with that commit's sequence and events) or,
-// failing that, its latest recorded rejection. ok is false when the log holds neither
-// (the command is still queued, or was never sent).
-func OutcomeOf(ctx context.Context, handler *app.Handler, clientID domain.ClientID, commandID string) (client.Outcome, bool, error) {
-	op := fmt.Sprintf("outcome of %s/%s", clientID, commandID)
-	r, ok, err := handler.Applied(ctx, clientID, commandID)
+// failing that, its latest recorded rejection. A commit that applied another body under
+// the same id is not this command's outcome: its outcome is that refusal (id_reused).
+// ok is false when the log holds neither (the command is still queued, or was never
+// sent).
+func OutcomeOf(ctx context.Context, handler *app.Handler, cmd domain.Command) (client.Outcome, bool, error) {
+	op := fmt.Sprintf("outcome of %s/%s", cmd.ClientID, cmd.CommandID)
+	r, ok, err := handler.Applied(ctx, cmd.ClientID, cmd.CommandID)
 	if err != nil {
 		return client.Outcome{}, false, fmt.Errorf("%s: %w", op, err)
 	}
-	if ok {
-		return client.Outcome{CommandID: commandID, ClientID: clientID, Status: client.OutcomeDuplicate,
+	if ok && (r.Commit.CommandDigest == "" || r.Commit.CommandDigest == cmd.Digest()) {
+		return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: client.OutcomeDuplicate,
 			Seq: r.Position, Events: r.Commit.Events}, true, nil
 	}
-	rej, pos, ok, err := handler.Rejected(ctx, clientID, commandID)
+	rej, pos, ok, err := handler.Rejected(ctx, cmd.ClientID, cmd.CommandID)
 	if err != nil || !ok {
 		return client.Outcome{}, false, err
 	}

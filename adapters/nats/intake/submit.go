@@ -160,7 +160,7 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 func (s *SubmitService) respondRecorded(ctx context.Context, cmd domain.Command, req micro.Request) {
 	wait := 20 * time.Millisecond
 	for {
-		out, ok, err := OutcomeOf(ctx, s.handler, cmd.ClientID, cmd.CommandID)
+		out, ok, err := OutcomeOf(ctx, s.handler, cmd)
 		if ok {
 			b, _ := json.Marshal(out)
 			_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))

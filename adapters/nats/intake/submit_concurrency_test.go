@@ -40,7 +40,7 @@ func TestSameCommandIDOnTwoClientsAppliesBoth(t *testing.T) {
 				return client.Outcome{}, err
 			}
 			for ctx.Err() == nil { // fire and forget: look for the commit
-				out, ok, err := intake.OutcomeOf(ctx, app.NewHandler(store, app.Config{CacheSize: -1}), c.ClientID, c.CommandID)
+				out, ok, err := intake.OutcomeOf(ctx, app.NewHandler(store, app.Config{CacheSize: -1}), c)
 				if err != nil || ok {
 					out.Status = client.OutcomeApplied
 					return out, err
@@ -172,5 +172,32 @@ func once(c domain.Command) func() (domain.Command, bool) {
 		}
 		sent = true
 		return c, true
+	}
+}
+
+// TestResentReusedIDIsAnsweredWithItsRefusal: a command id applied with one body, sent
+// again with another (refused id_reused), and that other body resent: the stream holds
+// the resend once, and its answer is its own refusal — not the first body's commit
+// (found by attacking the build: it was answered "duplicate" with the other commit).
+func TestResentReusedIDIsAnsweredWithItsRefusal(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	startService(t, nc, js, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	first := domain.Command{Type: domain.CommandOptOut, CommandID: "same", ClientID: "c-reuse", At: at}
+	other := first
+	other.StudiesEnabled = true
+	if out, err := client.Submit(ctx, nc, first); err != nil || out.Status != client.OutcomeApplied {
+		t.Fatalf("first body: %+v, %v; want applied", out, err)
+	}
+	refused, err := client.Submit(ctx, nc, other)
+	if err != nil || refused.Code != domain.RejectIDReused {
+		t.Fatalf("other body: %+v, %v; want rejected id_reused", refused, err)
+	}
+	again, err := client.Submit(ctx, nc, other)
+	if err != nil || again.Status != client.OutcomeRejected || again.Code != domain.RejectIDReused || again.Seq != refused.Seq {
+		t.Errorf("other body resent: got %+v, %v; want its refusal, id_reused at seq %d", again, err, refused.Seq)
 	}
 }
