@@ -1,0 +1,99 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/domain"
+)
+
+// pinHeader carries, on every delivery of a pinned consumer, the id of the pin.
+const pinHeader = "Nats-Pin-Id"
+
+// fenceRefresh is how often a fenced partition reads its consumer's ack floor.
+const fenceRefresh = 100 * time.Millisecond
+
+// fence keeps a client's commands in order across a takeover. When an instance is
+// pinned a partition, commands delivered before may still be in the previous owner's
+// hands (it died, or paused past pinnedTTL): they come back after AckWait, while
+// newer ones are delivered at once. Until every command delivered before the takeover
+// (those at or below top) is acknowledged, a command is held back if an older command
+// of its client is still in the stream and not this instance's.
+type fence struct {
+	top     uint64          // the highest sequence that may be another instance's
+	floor   uint64          // the consumer's ack floor, as last read
+	read    time.Time       // when floor was read
+	settled map[uint64]bool // commands this instance acknowledged while fenced
+}
+
+// active reports whether the fence still holds anything back.
+func (f *fence) active() bool { return f.floor < f.top }
+
+// settled notes a command this instance acknowledged: the stream may still hold it
+// for a moment, and it must not hold back its client's next command.
+func (f *fence) settledSeq(seq uint64) {
+	if f.active() {
+		f.settled[seq] = true
+	}
+}
+
+// observePin notices a new pin on a group's deliveries. If the consumer has more
+// commands in flight than were just delivered here, those delivered before may be
+// another instance's, and the partition is fenced until they are acknowledged.
+func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
+	if len(items) == 0 {
+		return
+	}
+	pin := items[0].msg.Headers().Get(pinHeader)
+	if pin == p.pin {
+		return
+	}
+	p.pin = pin
+	p.held = make(map[domain.ClientID]uint64)
+	first := items[0].seq
+	for _, it := range items {
+		first = min(first, it.seq)
+	}
+	p.fence = fence{read: time.Now(), settled: make(map[uint64]bool)}
+	info, err := p.cons.Info(ctx)
+	if err == nil && info.NumAckPending <= len(items) {
+		return // nothing is in flight but what was just delivered here
+	}
+	if err == nil {
+		p.fence.floor = info.AckFloor.Stream
+	}
+	p.fence.top = first - 1
+	if p.fence.active() {
+		in.cfg.Logger.Info("intake: partition taken over; fenced until the commands delivered before are settled",
+			"partition", p.n, "ack_floor", p.fence.floor, "fenced_to", p.fence.top)
+	}
+}
+
+// fenced reports whether it must wait: an older command of its client, delivered
+// before this instance took the partition over, is still unsettled.
+func (in *Intake) fenced(ctx context.Context, p *partition, it item) bool {
+	f := &p.fence
+	if !f.active() {
+		return false
+	}
+	if time.Since(f.read) >= fenceRefresh {
+		if info, err := p.cons.Info(ctx); err == nil {
+			f.floor, f.read = info.AckFloor.Stream, time.Now()
+		}
+		if !f.active() {
+			in.cfg.Logger.Info("intake: partition fence lifted", "partition", p.n)
+			return false
+		}
+	}
+	older, err := in.stream.GetMsg(ctx, f.floor+1, jetstream.WithGetMsgSubject(it.msg.Subject()))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false
+	case err != nil:
+		return true // cannot tell: wait, rather than risk the order
+	}
+	return older.Sequence < it.seq && older.Sequence <= f.top && !f.settled[older.Sequence]
+}
