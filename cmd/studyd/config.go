@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/internal/buildinfo"
@@ -51,6 +52,8 @@ type config struct {
 	// PoisonAfter is how many times in a row a command may fail the same way before it
 	// is parked and its partition moves on.
 	PoisonAfter int
+	// Window is how many commands of one partition an instance holds at once.
+	Window int
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
@@ -105,6 +108,7 @@ func defaultConfig() config {
 		CheckpointEvery: time.Minute,
 		Sync:            syncMode{Always: true},
 		PoisonAfter:     5,
+		Window:          intake.DefaultWindow,
 		AtNotBefore:     domain.DefaultAtRange.NotBefore,
 		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
@@ -144,6 +148,9 @@ func (c config) Validate() error {
 	}
 	if !c.embedded() && c.Sync.set {
 		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.Window < 1 || c.Window > 1000 {
+		errs = append(errs, fmt.Errorf("--window %d: want 1..1000", c.Window))
 	}
 	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
 		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
@@ -247,6 +254,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		}
 	}
 	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.IntVar(&cfg.Window, "window", envInt("STUDYD_WINDOW", cfg.Window), "commands of one partition decided and appended together, at most (env STUDYD_WINDOW)")
 	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
@@ -355,6 +363,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("at_max_ahead", c.AtMaxAhead.String()),
 		slog.String("sync", c.Sync.String()),
 		slog.Int("poison_after", c.PoisonAfter),
+		slog.Int("window", c.Window),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")

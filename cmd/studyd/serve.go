@@ -194,7 +194,7 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
 	reg.MustRegister(intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 	in, submit := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter,
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter, Window: cfg.Window,
 		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
 	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -33,9 +33,9 @@ const pullExpiry = time.Second
 // request: a dead instance's partitions pass to another one after it.
 const pinnedTTL = 2 * time.Second
 
-// priorityGroup is the partition consumers' one priority group. Its policy is pinned:
+// PriorityGroup is the partition consumers' one priority group. Its policy is pinned:
 // the server delivers a partition's commands to one instance at a time.
-const priorityGroup = "studyd"
+const PriorityGroup = "studyd"
 
 // DefaultWindow is how many of a partition's commands may be in hand at once.
 const DefaultWindow = 128
@@ -190,7 +190,7 @@ func (in *Intake) Prepare(ctx context.Context) error {
 			MaxAckPending:  in.cfg.Window,
 			MaxDeliver:     -1,
 			PriorityPolicy: jetstream.PriorityPolicyPinned,
-			PriorityGroups: []string{priorityGroup},
+			PriorityGroups: []string{PriorityGroup},
 			PinnedTTL:      pinnedTTL,
 		})
 		if err != nil {

@@ -44,7 +44,7 @@ type item struct {
 func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
 	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]uint64)}
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(priorityGroup))
+		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
 			// E.g. no leader while the cluster elects one: pause so that a persistent
 			// error does not spin.

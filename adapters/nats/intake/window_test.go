@@ -1,0 +1,137 @@
+package intake_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/adapters/nats/natstest"
+	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
+)
+
+// publishJSON queues one JSON command on subject.
+func publishJSON(t *testing.T, js jetstream.JetStream, subject, body string) {
+	t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Data = []byte(body)
+	msg.Header.Set(client.HeaderContentType, client.ContentTypeJSON)
+	if _, err := js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commandOrder waits until the log holds want commits, then returns each client's
+// command ids in log order.
+func commandOrder(t *testing.T, store eventstore.Store, want int) map[domain.ClientID][]string {
+	t.Helper()
+	ctx := context.Background()
+	order := map[domain.ClientID][]string{}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		clear(order)
+		n := 0
+		_ = store.Read(ctx, eventstore.Query{}, func(r eventstore.Record) error {
+			order[r.Commit.Client] = append(order[r.Commit.Client], r.Commit.CommandID)
+			n++
+			return nil
+		})
+		if n >= want {
+			return order
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log holds %d commits after 30s, want %d", n, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A window holds many commands of one client at once: they are decided one wave after
+// another, in publish order, while other clients' commands share the waves.
+func TestWindowAppliesAClientsCommandsInOrder(t *testing.T) {
+	t.Parallel()
+	nc, js, store := setup(t)
+	const busy, perBusy, others = "busy", 60, 40
+	for i := range perBusy {
+		publishJSON(t, js, "studyd.cmd."+busy, optOutAt(busy, fmt.Sprintf("b%02d", i), i))
+		if i < others {
+			c := fmt.Sprintf("o%d", i)
+			publishJSON(t, js, "studyd.cmd."+c, optOutAt(c, c, 0))
+		}
+	}
+	startIntake(t, nc, js, store) // everything is queued: the first pulls take whole windows
+	order := commandOrder(t, store, perBusy+others)
+	got := order[busy]
+	if len(got) != perBusy {
+		t.Fatalf("client %s: %d commits, want %d", busy, len(got), perBusy)
+	}
+	for i, id := range got {
+		if want := fmt.Sprintf("b%02d", i); id != want {
+			t.Fatalf("client %s commit %d = %s, want %s (publish order)", busy, i, id, want)
+		}
+	}
+}
+
+// When an instance stops pulling with a command in hand (it died, or froze), the
+// server pins the partition to another instance after a short while, and delivers it
+// the newer commands at once; the command in hand comes back only after AckWait. The
+// new owner must not apply a client's newer command before that older one: the fence
+// holds it back. Without the fence the newer command is applied first.
+func TestTakeoverKeepsAClientsOrder(t *testing.T) {
+	t.Parallel()
+	_, nc, js := natstest.Start(t)
+	ctx := context.Background()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.EnsureCommandsStream(ctx, js, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	store := eventlog.NewStore(js)
+	const ackWait = 3 * time.Second
+	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: 1, AckWait: ackWait})
+	if err := in.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The old owner: it takes x's first command and is never heard of again.
+	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-first", 1))
+	cons, err := js.Consumer(ctx, client.CommandsStream, intake.PartitionConsumer(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := cons.Fetch(1, jetstream.FetchPriorityGroup(intake.PriorityGroup), jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for range held.Messages() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("the old owner got %d commands, want 1", n)
+	}
+	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-second", 2))
+	publishJSON(t, js, "studyd.cmd.y", optOutAt("y", "y-only", 2))
+
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- in.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	order := commandOrder(t, store, 3)
+	if got := order["x"]; len(got) != 2 || got[0] != "x-first" || got[1] != "x-second" {
+		t.Errorf("client x's commits = %v, want [x-first x-second] (publish order)", got)
+	}
+}
