@@ -196,7 +196,7 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	in, submit := intake.New(nc, js, handler, intake.Config{
 		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter, Window: cfg.Window,
 		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
-	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
+	}), intake.NewSubmitService(nc, handler, intake.SubmitConfig{Batch: cfg.Window, Logger: log})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "studyd_parked_commands", Help: "Commands parked in " + client.ParkedStream + " (studyctl parked lists them); -1 if unknown.",
 	}, func() float64 {

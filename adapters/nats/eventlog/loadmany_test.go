@@ -64,21 +64,56 @@ func TestLoadManyLoadsWhatLoadLoads(t *testing.T) {
 	}
 }
 
-// AppendBatch checks each commit as Append does: the new ones are stored, one decided
-// on a stale position is a conflict, one already stored is a duplicate, and none of
-// them disturbs the others.
+// AppendBatch checks each commit as Append does, in either mode: the new ones are
+// stored where their records say, one decided on a stale position is a conflict, one
+// already stored is a duplicate, and none of them disturbs the others (an atomic batch
+// refused as a whole is appended commit by commit).
 func TestAppendBatchChecksEachCommit(t *testing.T) {
 	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		opts []eventlog.StoreOption
+	}{{"async", nil}, {"atomic", []eventlog.StoreOption{eventlog.WithAtomicBatches()}}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testAppendBatch(t, len(tt.opts) > 0, tt.opts...)
+		})
+	}
+}
+
+func testAppendBatch(t *testing.T, atomic bool, opts ...eventlog.StoreOption) {
 	_, _, js := natstest.Start(t)
 	ctx := t.Context()
 	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	store := eventlog.NewStore(js)
+	store := eventlog.NewStore(js, opts...)
 	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	commit := func(c domain.ClientID, id string) eventstore.Commit {
 		return eventstore.Commit{Schema: eventstore.SchemaVersion, CommitID: id, CommandID: id, CommandType: domain.CommandOptOut,
 			Client: c, At: at, State: domain.ClientState{Client: c, StudiesDisabled: true}}
+	}
+	// A clean batch: every commit where its record says.
+	clean := store.AppendBatch(ctx, []eventstore.Pending{{Commit: commit("a", "a1")}, {Commit: commit("b", "b1")}, {Commit: commit("c", "c1")}})
+	for _, a := range clean {
+		if a.Err != nil {
+			t.Fatalf("clean batch: %v", a.Err)
+		}
+		got, err := store.Get(ctx, a.Record.Position)
+		if err != nil || got.Commit.CommandID != a.Record.Commit.CommandID || got.Hash != a.Record.Hash {
+			t.Errorf("Get(%d) = %s %s, %v; want %s %s", a.Record.Position, got.Commit.CommandID, got.Hash, err, a.Record.Commit.CommandID, a.Record.Hash)
+		}
+	}
+	stream, err := js.Stream(ctx, eventlog.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := stream.GetMsg(ctx, clean[0].Record.Position)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.Header.Get("Nats-Batch-Id") != ""; got != atomic {
+		t.Errorf("clean batch stored as an atomic batch: %t, want %t", got, atomic)
 	}
 	old, err := store.Append(ctx, commit("moved", "m1"), 0)
 	if err != nil {

@@ -28,8 +28,9 @@ var _ eventstore.Store = (*Store)(nil)
 // commit that carries a valid one: a commit someone else wrote on studyd.evt.<client>
 // — even one that names the right predecessor — never decides a command.
 type Store struct {
-	js  jetstream.JetStream
-	key *audit.CommitKey
+	js     jetstream.JetStream
+	key    *audit.CommitKey
+	atomic bool // AppendBatch writes atomic batches (WithAtomicBatches)
 
 	mu      sync.Mutex
 	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
@@ -44,6 +45,13 @@ type head struct{ authentic, last uint64 }
 
 // StoreOption configures a Store.
 type StoreOption func(*Store)
+
+// WithAtomicBatches makes AppendBatch write a batch's commits as one JetStream atomic
+// batch: on a server that syncs every write to disk (studyd --sync always) that is one
+// fsync per batch instead of one per commit. A batch the server refuses as a whole (a
+// conflict or a duplicate in it) is appended commit by commit, which tells each
+// commit's outcome.
+func WithAtomicBatches() StoreOption { return func(s *Store) { s.atomic = true } }
 
 // WithCommitKey makes the Store authenticate what it appends with k and trust only
 // commits authenticated by k.
@@ -145,6 +153,11 @@ const appendTimeout = 10 * time.Second
 func (s *Store) AppendBatch(ctx context.Context, batch []eventstore.Pending) []eventstore.Appended {
 	ctx, cancel := context.WithTimeout(ctx, appendTimeout)
 	defer cancel()
+	if s.atomic && len(batch) > 1 {
+		if out, err := s.appendAtomic(ctx, batch); err == nil {
+			return out
+		}
+	}
 	out := make([]eventstore.Appended, len(batch))
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	raws := make([][]byte, len(batch))

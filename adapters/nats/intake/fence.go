@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/studyd/studyd/domain"
 )
 
 // pinHeader carries, on every delivery of a pinned consumer, the id of the pin.
@@ -52,20 +50,18 @@ func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
 		return
 	}
 	p.pin = pin
-	p.held = make(map[domain.ClientID]uint64)
-	first := items[0].seq
-	for _, it := range items {
-		first = min(first, it.seq)
-	}
 	p.fence = fence{read: time.Now(), settled: make(map[uint64]bool)}
 	info, err := p.cons.Info(ctx)
-	if err == nil && info.NumAckPending <= len(items) {
+	switch {
+	case err != nil:
+		p.fence.top = ^uint64(0) // cannot tell what was delivered: check everything
+	case info.NumAckPending <= len(items):
 		return // nothing is in flight but what was just delivered here
+	default:
+		// Everything delivered so far may be another's: this group's redeliveries can
+		// be older than a command the previous owner still holds.
+		p.fence.floor, p.fence.top = info.AckFloor.Stream, info.Delivered.Stream
 	}
-	if err == nil {
-		p.fence.floor = info.AckFloor.Stream
-	}
-	p.fence.top = first - 1
 	if p.fence.active() {
 		in.cfg.Logger.Info("intake: partition taken over; fenced until the commands delivered before are settled",
 			"partition", p.n, "ack_floor", p.fence.floor, "fenced_to", p.fence.top)
@@ -82,6 +78,7 @@ func (in *Intake) fenced(ctx context.Context, p *partition, it item) bool {
 	if time.Since(f.read) >= fenceRefresh {
 		if info, err := p.cons.Info(ctx); err == nil {
 			f.floor, f.read = info.AckFloor.Stream, time.Now()
+			f.top = min(f.top, info.Delivered.Stream) // known now, if the takeover's read failed
 		}
 		if !f.active() {
 			in.cfg.Logger.Info("intake: partition fence lifted", "partition", p.n)

@@ -206,6 +206,9 @@ func (in *Intake) Prepare(ctx context.Context) error {
 // it stops pulling, finishes the commands in hand, and returns.
 func (in *Intake) Run(ctx context.Context) error {
 	if err := in.Prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
 	var wg sync.WaitGroup
@@ -259,10 +262,16 @@ func subjectClient(msg jetstream.Msg) domain.ClientID {
 	return domain.ClientID(msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:])
 }
 
+func (in *Intake) conclude(ctx context.Context, inc app.Incoming, cmd domain.Command, res app.Result, err error) (client.Outcome, error) {
+	return conclude(ctx, in.handler, in.cfg.Logger, inc, cmd, res, err)
+}
+
 // conclude turns the handler's answer into the command's outcome: applied or
 // duplicate; a rejection is recorded first (if that fails, the command is retried
-// later rather than acknowledged unrecorded); any other error is transient.
-func (in *Intake) conclude(ctx context.Context, inc app.Incoming, cmd domain.Command, res app.Result, err error) (client.Outcome, error) {
+// later rather than acknowledged unrecorded), unless the command was refused by its
+// decision the same way before — a resend is answered with its first refusal; any
+// other error is transient.
+func conclude(ctx context.Context, h *app.Handler, log *slog.Logger, inc app.Incoming, cmd domain.Command, res app.Result, err error) (client.Outcome, error) {
 	if err == nil {
 		status := client.OutcomeApplied
 		if res.Duplicate {
@@ -274,12 +283,23 @@ func (in *Intake) conclude(ctx context.Context, inc app.Incoming, cmd domain.Com
 	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
-	r, pos, rerr := in.handler.Reject(ctx, inc, cmd, err)
+	if code := domain.ClassifyRejection(err); decisionRefusal[code] {
+		if r, pos, ok, rerr := h.Rejected(ctx, cmd.ClientID, cmd.CommandID); rerr == nil && ok && r.Code == code {
+			return rejected(r, pos), nil
+		}
+	}
+	r, pos, rerr := h.Reject(ctx, inc, cmd, err)
 	if rerr != nil {
 		return client.Outcome{}, rerr
 	}
-	in.cfg.Logger.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", inc.Seq, "code", r.Code, "err", err)
+	log.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", inc.Seq, "code", r.Code, "err", err)
 	return rejected(r, pos), nil
+}
+
+// decisionRefusal are the codes of a well-formed command refused by its client's state:
+// sent again, it is refused again, and answered with its first refusal.
+var decisionRefusal = map[domain.RejectionCode]bool{
+	domain.RejectIllegal: true, domain.RejectStale: true, domain.RejectIDReused: true,
 }
 
 // rejected is the outcome of a recorded rejection at pos.

@@ -24,7 +24,14 @@ type partition struct {
 	fence fence
 	// held maps a client to its command that was put back undecided: its later
 	// commands are put back too until that one is settled, so they cannot overtake it.
-	held map[domain.ClientID]uint64
+	held map[domain.ClientID]heldCommand
+}
+
+// heldCommand is a command put back undecided, and when. After heldFor it has been
+// redelivered, or settled by another instance, and no longer holds its client.
+type heldCommand struct {
+	seq   uint64
+	since time.Time
 }
 
 // item is one command message in hand.
@@ -42,7 +49,7 @@ type item struct {
 // next is sent. Commands are taken as they arrive, as many as have arrived at once (a
 // group), and each group is decided and appended together.
 func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
-	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]uint64)}
+	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]heldCommand)}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
@@ -115,7 +122,7 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 		inWave := make(map[domain.ClientID]bool)
 		for _, it := range items {
 			switch held, ok := p.held[it.client]; {
-			case ok && it.seq > held:
+			case ok && it.seq > held.seq && time.Since(held.since) < 2*in.cfg.AckWait:
 				in.putBack(it)
 			case inWave[it.client]:
 				later = append(later, it)
@@ -136,8 +143,8 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 
 // hold notes that it was put back: its client's later commands wait for it.
 func (p *partition) hold(it item) {
-	if held, ok := p.held[it.client]; !ok || it.seq < held {
-		p.held[it.client] = it.seq
+	if held, ok := p.held[it.client]; !ok || it.seq <= held.seq {
+		p.held[it.client] = heldCommand{seq: it.seq, since: time.Now()}
 	}
 }
 
@@ -219,7 +226,7 @@ func (in *Intake) settled(p *partition, it item, out client.Outcome) {
 		in.cfg.Logger.Warn("intake: ack", "seq", it.seq, "err", err)
 	}
 	p.fence.settledSeq(it.seq)
-	if p.held[it.client] == it.seq {
+	if p.held[it.client].seq == it.seq {
 		delete(p.held, it.client)
 	}
 	in.cfg.Metrics.observe(out, time.Since(it.start))

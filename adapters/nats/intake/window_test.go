@@ -79,13 +79,29 @@ func TestWindowAppliesAClientsCommandsInOrder(t *testing.T) {
 	}
 }
 
-// When an instance stops pulling with a command in hand (it died, or froze), the
-// server pins the partition to another instance after a short while, and delivers it
-// the newer commands at once; the command in hand comes back only after AckWait. The
-// new owner must not apply a client's newer command before that older one: the fence
-// holds it back. Without the fence the newer command is applied first.
+// When an instance stops pulling with commands in hand (it died, or froze), the server
+// pins the partition to another instance after a short while, and delivers it the
+// newer commands at once; the commands in hand come back only after AckWait. The new
+// owner must not apply a client's newer command before an older one still in the old
+// owner's hands: the fence holds it back. Without the fence, x-second is applied
+// first. In the second case the old owner keeps x-first alive (a frozen instance
+// coming back, or one retrying it) while w-first, which it took before x-first, is
+// redelivered to the new owner with x-second: the fence must cover every command
+// delivered before the takeover, not only those below the new owner's first delivery.
 func TestTakeoverKeepsAClientsOrder(t *testing.T) {
 	t.Parallel()
+	for _, tt := range []struct {
+		name      string
+		keepAlive time.Duration // how long the old owner keeps x-first in hand
+	}{{"old owner dead", 0}, {"old owner holding on", 6 * time.Second}} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testTakeoverOrder(t, tt.keepAlive)
+		})
+	}
+}
+
+func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 	_, nc, js := natstest.Start(t)
 	ctx := context.Background()
 	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
@@ -101,25 +117,34 @@ func TestTakeoverKeepsAClientsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The old owner: it takes x's first command and is never heard of again.
+	// The old owner takes w's and x's first commands and stops pulling.
+	publishJSON(t, js, "studyd.cmd.w", optOutAt("w", "w-first", 1))
 	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-first", 1))
 	cons, err := js.Consumer(ctx, client.CommandsStream, intake.PartitionConsumer(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, err := cons.Fetch(1, jetstream.FetchPriorityGroup(intake.PriorityGroup), jetstream.FetchMaxWait(time.Second))
+	held, err := cons.Fetch(2, jetstream.FetchPriorityGroup(intake.PriorityGroup), jetstream.FetchMaxWait(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for range held.Messages() {
-		n++
+	var inHand []jetstream.Msg
+	for m := range held.Messages() {
+		inHand = append(inHand, m)
 	}
-	if n != 1 {
-		t.Fatalf("the old owner got %d commands, want 1", n)
+	if len(inHand) != 2 {
+		t.Fatalf("the old owner got %d commands, want 2", len(inHand))
+	}
+	if keepAlive > 0 {
+		// w-first comes back after AckWait; x-first is kept in hand a while longer.
+		go func() {
+			for end := time.Now().Add(keepAlive); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+				_ = inHand[1].InProgress()
+			}
+		}()
+		time.Sleep(ackWait + 500*time.Millisecond)
 	}
 	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-second", 2))
-	publishJSON(t, js, "studyd.cmd.y", optOutAt("y", "y-only", 2))
 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
