@@ -54,6 +54,10 @@ type config struct {
 	PoisonAfter int
 	// Window is how many commands of one partition an instance holds at once.
 	Window int
+	// Append is how a batch of commits is written: "atomic" (one JetStream atomic
+	// batch: one fsync), "async" (every publish in flight at once) or "auto" (atomic
+	// when the embedded server syncs every write, async otherwise).
+	Append string
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
@@ -109,6 +113,7 @@ func defaultConfig() config {
 		Sync:            syncMode{Always: true},
 		PoisonAfter:     5,
 		Window:          intake.DefaultWindow,
+		Append:          "auto",
 		AtNotBefore:     domain.DefaultAtRange.NotBefore,
 		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
@@ -121,6 +126,12 @@ func (c config) atRange() domain.AtRange {
 
 // embedded reports whether studyd runs its own nats-server.
 func (c config) embedded() bool { return c.NATSURL == "" }
+
+// atomicAppends reports whether batches of commits are written as atomic batches:
+// measured in docs/BENCHMARKS.md, they pay off where every write costs an fsync.
+func (c config) atomicAppends() bool {
+	return c.Append == "atomic" || c.Append == "auto" && c.embedded() && c.Sync.Always
+}
 
 // Validate rejects settings studyd cannot run with.
 func (c config) Validate() error {
@@ -148,6 +159,9 @@ func (c config) Validate() error {
 	}
 	if !c.embedded() && c.Sync.set {
 		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.Append != "auto" && c.Append != "atomic" && c.Append != "async" {
+		errs = append(errs, fmt.Errorf("--append %q: want auto, atomic or async", c.Append))
 	}
 	if c.Window < 1 || c.Window > 1000 {
 		errs = append(errs, fmt.Errorf("--window %d: want 1..1000", c.Window))
@@ -254,6 +268,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		}
 	}
 	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.StringVar(&cfg.Append, "append", env("STUDYD_APPEND", cfg.Append), "how a batch of commits is written: atomic (one atomic batch, one fsync), async (all publishes in flight), or auto (atomic when the embedded server syncs always) (env STUDYD_APPEND)")
 	fs.IntVar(&cfg.Window, "window", envInt("STUDYD_WINDOW", cfg.Window), "commands of one partition decided and appended together, at most (env STUDYD_WINDOW)")
 	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
@@ -364,6 +379,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("sync", c.Sync.String()),
 		slog.Int("poison_after", c.PoisonAfter),
 		slog.Int("window", c.Window),
+		slog.String("append", c.Append),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")

@@ -185,6 +185,9 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	if commitKey != nil {
 		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
 	}
+	if cfg.atomicAppends() {
+		storeOpts = append(storeOpts, eventlog.WithAtomicBatches())
+	}
 	store := eventlog.NewStore(js, storeOpts...)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
 	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
