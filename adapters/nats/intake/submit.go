@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 
@@ -24,8 +25,12 @@ const SubmitInFlight = 512
 // SubmitConfig tunes the submit endpoint. The zero value is usable.
 type SubmitConfig struct {
 	// Batch is the most commands decided and appended together; default DefaultWindow.
-	Batch  int
-	Logger *slog.Logger
+	Batch int
+	// Committers is how many batches are decided and written at once, each for its own
+	// share of the clients (so one client's commands stay in one queue, in order):
+	// while one batch waits for the disk, another is decided. Default 4.
+	Committers int
+	Logger     *slog.Logger
 }
 
 // SubmitService serves the micro endpoint studyd.submit: a request carrying one
@@ -47,7 +52,7 @@ type SubmitService struct {
 	nc      *nats.Conn
 	handler *app.Handler
 	cfg     SubmitConfig
-	queue   chan submission
+	queues  []chan submission // by client: queueOf
 	ready   chan struct{}
 	once    sync.Once // closes ready
 }
@@ -69,10 +74,17 @@ func NewSubmitService(nc *nats.Conn, handler *app.Handler, cfg SubmitConfig) *Su
 	if cfg.Batch <= 0 {
 		cfg.Batch = DefaultWindow
 	}
+	if cfg.Committers <= 0 {
+		cfg.Committers = 4
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &SubmitService{nc: nc, handler: handler, cfg: cfg, queue: make(chan submission, SubmitInFlight), ready: make(chan struct{})}
+	queues := make([]chan submission, cfg.Committers)
+	for i := range queues {
+		queues[i] = make(chan submission, SubmitInFlight)
+	}
+	return &SubmitService{nc: nc, handler: handler, cfg: cfg, queues: queues, ready: make(chan struct{})}
 }
 
 // Ready is closed once the endpoint answers.
@@ -83,14 +95,15 @@ func (s *SubmitService) Ready() <-chan struct{} { return s.ready }
 func (s *SubmitService) Run(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	in := inflight.New(SubmitInFlight)
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
-		s.commit(base)
-	}()
+	var committers sync.WaitGroup
+	for _, q := range s.queues {
+		committers.Go(func() { s.commit(base, q) })
+	}
 	defer func() {
-		close(s.queue) // every request in hand has queued its command by now
-		<-committed
+		for _, q := range s.queues {
+			close(q) // every request in hand has queued its command by now
+		}
+		committers.Wait()
 	}()
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        client.SubmitService,
@@ -134,7 +147,7 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 	} else {
 		inc.Client = cmd.ClientID
 		done := make(chan settledSubmission, 1)
-		s.queue <- submission{inc: inc, cmd: cmd, done: done}
+		s.queueOf(cmd.ClientID) <- submission{inc: inc, cmd: cmd, done: done}
 		r := <-done
 		out, err = r.out, r.err
 	}
@@ -146,16 +159,23 @@ func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
 	_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
 }
 
-// commit takes the queued commands in batches until the queue is closed: whatever has
-// arrived while the previous batch was written, up to Batch, decided in waves of
-// distinct clients (a client's commands in the order they arrived).
-func (s *SubmitService) commit(ctx context.Context) {
-	for first := range s.queue {
+// queueOf is the queue of client's commands.
+func (s *SubmitService) queueOf(client domain.ClientID) chan submission {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(client))
+	return s.queues[h.Sum32()%uint32(len(s.queues))]
+}
+
+// commit takes queue's commands in batches until it is closed: whatever has arrived
+// while the previous batch was written, up to Batch, decided in waves of distinct
+// clients (a client's commands in the order they arrived).
+func (s *SubmitService) commit(ctx context.Context, queue chan submission) {
+	for first := range queue {
 		batch := []submission{first}
 	gather:
 		for len(batch) < s.cfg.Batch {
 			select {
-			case next, ok := <-s.queue:
+			case next, ok := <-queue:
 				if !ok {
 					break gather
 				}
