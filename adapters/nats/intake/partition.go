@@ -1,8 +1,10 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,16 +24,12 @@ type partition struct {
 	cons  jetstream.Consumer
 	pin   string // the pin id of the last delivery
 	fence fence
-	// held maps a client to its command that was put back undecided: its later
-	// commands are put back too until that one is settled, so they cannot overtake it.
-	held map[domain.ClientID]heldCommand
-}
-
-// heldCommand is a command put back undecided, and when. After heldFor it has been
-// redelivered, or settled by another instance, and no longer holds its client.
-type heldCommand struct {
-	seq   uint64
-	since time.Time
+	// held maps a client to its commands that were put back undecided, and when. Only
+	// the oldest of them may be decided next: the others, and any newer command of the
+	// client, are put back until it is settled, however the server orders their
+	// redeliveries. An entry older than twice AckWait is forgotten: by then its command
+	// came back, or another instance settled it.
+	held map[domain.ClientID]map[uint64]time.Time
 }
 
 // item is one command message in hand.
@@ -49,7 +47,7 @@ type item struct {
 // next is sent. Commands are taken as they arrive, as many as have arrived at once (a
 // group), and each group is decided and appended together.
 func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
-	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]heldCommand)}
+	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]map[uint64]time.Time)}
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
@@ -116,13 +114,16 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 		}
 		items = append(items, item{msg: msg, seq: meta.Sequence.Stream, client: subjectClient(msg), start: start})
 	}
+	// Redeliveries can come back in another order than the commands were published.
+	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
 	in.observePin(apply, p, items)
 	for len(items) > 0 {
 		var wave, later []item
 		inWave := make(map[domain.ClientID]bool)
 		for _, it := range items {
-			switch held, ok := p.held[it.client]; {
-			case ok && it.seq > held.seq && time.Since(held.since) < 2*in.cfg.AckWait:
+			switch oldest, ok := p.oldestHeld(it.client, 2*in.cfg.AckWait); {
+			case ok && it.seq > oldest:
+				p.hold(it)
 				in.putBack(it)
 			case inWave[it.client]:
 				later = append(later, it)
@@ -143,8 +144,36 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 
 // hold notes that it was put back: its client's later commands wait for it.
 func (p *partition) hold(it item) {
-	if held, ok := p.held[it.client]; !ok || it.seq <= held.seq {
-		p.held[it.client] = heldCommand{seq: it.seq, since: time.Now()}
+	if p.held[it.client] == nil {
+		p.held[it.client] = make(map[uint64]time.Time)
+	}
+	p.held[it.client][it.seq] = time.Now()
+}
+
+// oldestHeld is the oldest of client's commands put back within forget, if any.
+func (p *partition) oldestHeld(client domain.ClientID, forget time.Duration) (uint64, bool) {
+	var oldest uint64
+	for seq, since := range p.held[client] {
+		switch {
+		case time.Since(since) >= forget:
+			delete(p.held[client], seq)
+		case oldest == 0 || seq < oldest:
+			oldest = seq
+		}
+	}
+	if oldest == 0 {
+		delete(p.held, client)
+	}
+	return oldest, oldest != 0
+}
+
+// release forgets a settled command of its client's held ones.
+func (p *partition) release(it item) {
+	if h := p.held[it.client]; h != nil {
+		delete(h, it.seq)
+		if len(h) == 0 {
+			delete(p.held, it.client)
+		}
 	}
 }
 
@@ -226,9 +255,7 @@ func (in *Intake) settled(p *partition, it item, out client.Outcome) {
 		in.cfg.Logger.Warn("intake: ack", "seq", it.seq, "err", err)
 	}
 	p.fence.settledSeq(it.seq)
-	if p.held[it.client].seq == it.seq {
-		delete(p.held, it.client)
-	}
+	p.release(it)
 	in.cfg.Metrics.observe(out, time.Since(it.start))
 }
 

@@ -160,3 +160,76 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 		t.Errorf("client x's commits = %v, want [x-first x-second] (publish order)", got)
 	}
 }
+
+// An instance killed under load (its connection gone with a window of commands in
+// hand) hands its partition to another, which must apply every client's commands in
+// publish order: those the dead one held come back only after AckWait, while newer
+// ones are delivered to the new owner at once.
+func TestKilledOwnerUnderLoadKeepsEveryClientsOrder(t *testing.T) {
+	t.Parallel()
+	s, _, js := natstest.Start(t)
+	ctx := context.Background()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intake.EnsureCommandsStream(ctx, js, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	start := func(slow time.Duration) (*nats.Conn, func()) {
+		nc, js := natstest.Connect(t, s)
+		store := &slowAppends{Store: eventlog.NewStore(js), delay: slow}
+		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: 1, AckWait: 2 * time.Second})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(runCtx) }()
+		return nc, func() { cancel(); <-done }
+	}
+	ncA, stopA := start(300 * time.Millisecond) // a slow owner: its window fills
+	defer stopA()
+	time.Sleep(300 * time.Millisecond) // a is pinned first
+	_, stopB := start(0)
+	defer stopB()
+
+	const clients, perClient = 30, 40
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for i := range perClient {
+			for c := range clients {
+				id := fmt.Sprintf("c%d", c)
+				publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%02d", id, i), i))
+			}
+			time.Sleep(100 * time.Millisecond)
+			if i == perClient/4 {
+				ncA.Close() // a dies with its window in hand
+			}
+		}
+	}()
+	<-published
+	order := commandOrder(t, eventlog.NewStore(js), clients*perClient)
+	for c := range clients {
+		id := domain.ClientID(fmt.Sprintf("c%d", c))
+		got := order[id]
+		if len(got) != perClient {
+			t.Errorf("client %s: %d commits, want %d", id, len(got), perClient)
+			continue
+		}
+		for i, cmd := range got {
+			if want := fmt.Sprintf("%s-%02d", id, i); cmd != want {
+				t.Errorf("client %s commit %d = %s, want %s (publish order)", id, i, cmd, want)
+				break
+			}
+		}
+	}
+}
+
+// slowAppends is a store whose batches take delay longer to append.
+type slowAppends struct {
+	*eventlog.Store
+	delay time.Duration
+}
+
+func (s *slowAppends) AppendBatch(ctx context.Context, batch []eventstore.Pending) []eventstore.Appended {
+	time.Sleep(s.delay)
+	return s.Store.AppendBatch(ctx, batch)
+}
