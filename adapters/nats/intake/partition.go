@@ -41,13 +41,28 @@ type item struct {
 }
 
 // work applies partition n's commands until ctx is done, then finishes those in hand.
+// One goroutine pulls while this one decides: the pull requests keep coming while a
+// group is decided and appended, however long that takes, so the server keeps the
+// partition pinned here (a pinned consumer passes to another instance after pinnedTTL
+// without a request).
+func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
+	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]map[uint64]time.Time)}
+	// At most Window commands are delivered and unacknowledged at once (MaxAckPending),
+	// so the puller never waits on this channel for long.
+	msgs := make(chan jetstream.Msg, in.cfg.Window)
+	go in.pull(ctx, n, cons, msgs)
+	for group := groupOf(msgs, in.cfg.Window); len(group) > 0; group = groupOf(msgs, in.cfg.Window) {
+		in.settleGroup(ctx, p, group)
+	}
+}
+
+// pull sends partition n's deliveries to out until ctx is done, then closes it.
 //
 // Each pull is a fresh request for up to Window commands that expires after
 // pullExpiry, so nothing can wedge a partition: at worst a request ends empty and the
-// next is sent. Commands are taken as they arrive, as many as have arrived at once (a
-// group), and each group is decided and appended together.
-func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
-	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]map[uint64]time.Time)}
+// next is sent.
+func (in *Intake) pull(ctx context.Context, n int, cons jetstream.Consumer, out chan<- jetstream.Msg) {
+	defer close(out)
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
@@ -57,14 +72,13 @@ func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
 			pause(ctx, 100*time.Millisecond)
 			continue
 		}
-		msgs := batch.Messages()
-		for group := groupOf(msgs, in.cfg.Window); len(group) > 0; group = groupOf(msgs, in.cfg.Window) {
-			in.settleGroup(ctx, p, group)
+		for msg := range batch.Messages() {
+			out <- msg
 		}
 		switch err := batch.Error(); {
 		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
 		case errors.Is(err, jetstream.ErrPinIDMismatch):
-			// Another instance took the partition over (this one paused past pinnedTTL):
+			// Another instance holds the partition (this one was gone past pinnedTTL):
 			// the next request waits its turn.
 			in.cfg.Logger.Info("intake: partition pinned to another instance", "partition", n)
 		default:
