@@ -19,9 +19,10 @@ const fenceRefresh = 100 * time.Millisecond
 // hands (it died, or paused past pinnedTTL): they come back after AckWait, while
 // newer ones are delivered at once. Until every command delivered before the takeover
 // (those at or below top) is acknowledged, a command is held back if an older command
-// of its client is still in the stream and not this instance's.
+// of its client, delivered before the takeover, is still in the stream and was not
+// settled here.
 type fence struct {
-	top     uint64          // the highest sequence that may be another instance's
+	top     uint64          // the last sequence delivered when the takeover was seen
 	floor   uint64          // the consumer's ack floor, as last read
 	read    time.Time       // when floor was read
 	settled map[uint64]bool // commands this instance acknowledged while fenced
@@ -30,9 +31,9 @@ type fence struct {
 // active reports whether the fence still holds anything back.
 func (f *fence) active() bool { return f.floor < f.top }
 
-// settled notes a command this instance acknowledged: the stream may still hold it
-// for a moment, and it must not hold back its client's next command.
-func (f *fence) settledSeq(seq uint64) {
+// noteSettled notes a command this instance acknowledged: the stream may still hold
+// it for a moment, and it must not hold back its client's next command.
+func (f *fence) noteSettled(seq uint64) {
 	if f.active() {
 		f.settled[seq] = true
 	}

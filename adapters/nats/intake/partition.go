@@ -268,7 +268,7 @@ func (in *Intake) settled(p *partition, it item, out client.Outcome) {
 		// as a duplicate.
 		in.cfg.Logger.Warn("intake: ack", "seq", it.seq, "err", err)
 	}
-	p.fence.settledSeq(it.seq)
+	p.fence.noteSettled(it.seq)
 	p.release(it)
 	in.cfg.Metrics.observe(out, time.Since(it.start))
 }
