@@ -102,14 +102,8 @@ func TestTakeoverKeepsAClientsOrder(t *testing.T) {
 }
 
 func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
-	_, nc, js := natstest.Start(t)
+	_, nc, js := setupPartitions(t, 1)
 	ctx := context.Background()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := intake.EnsureCommandsStream(ctx, js, 1, 1); err != nil {
-		t.Fatal(err)
-	}
 	store := eventlog.NewStore(js)
 	const ackWait = 3 * time.Second
 	in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: 1, AckWait: ackWait})
@@ -167,14 +161,8 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 // ones are delivered to the new owner at once.
 func TestKilledOwnerUnderLoadKeepsEveryClientsOrder(t *testing.T) {
 	t.Parallel()
-	s, _, js := natstest.Start(t)
+	s, _, js := setupPartitions(t, 1)
 	ctx := context.Background()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := intake.EnsureCommandsStream(ctx, js, 1, 1); err != nil {
-		t.Fatal(err)
-	}
 	start := func(slow time.Duration) (*nats.Conn, func()) {
 		nc, js := natstest.Connect(t, s)
 		store := &slowAppends{Store: eventlog.NewStore(js), delay: slow}
