@@ -3,6 +3,7 @@ package intake_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -156,29 +157,25 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 }
 
 // An instance killed under load (its connection gone with a window of commands in
-// hand) hands its partition to another, which must apply every client's commands in
+// hand) hands its partitions to another, which must apply every client's commands in
 // publish order: those the dead one held come back only after AckWait, while newer
-// ones are delivered to the new owner at once.
-func TestKilledOwnerUnderLoadKeepsEveryClientsOrder(t *testing.T) {
+// ones are delivered to the new owner at once. Here owners are killed one after another,
+// faster than AckWait, as the container suite's crash test does with the process.
+func TestKilledOwnersUnderLoadKeepEveryClientsOrder(t *testing.T) {
 	t.Parallel()
-	s, _, js := setupPartitions(t, 1)
+	s, _, js := setupPartitions(t, 2)
 	ctx := context.Background()
-	start := func(slow time.Duration) (*nats.Conn, func()) {
+	start := func() (*nats.Conn, func()) {
 		nc, js := natstest.Connect(t, s)
-		store := &slowAppends{Store: eventlog.NewStore(js), delay: slow}
-		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: 1, AckWait: 2 * time.Second})
+		// Slow appends: the window fills, so a killed owner leaves many commands behind.
+		store := &slowAppends{Store: eventlog.NewStore(js), delay: 200 * time.Millisecond}
+		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: 2, AckWait: 2 * time.Second, Window: 32})
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- in.Run(runCtx) }()
 		return nc, func() { cancel(); <-done }
 	}
-	ncA, stopA := start(300 * time.Millisecond) // a slow owner: its window fills
-	defer stopA()
-	time.Sleep(300 * time.Millisecond) // a is pinned first
-	_, stopB := start(0)
-	defer stopB()
-
-	const clients, perClient = 30, 40
+	const clients, perClient, kills = 40, 60, 5
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
@@ -187,12 +184,17 @@ func TestKilledOwnerUnderLoadKeepsEveryClientsOrder(t *testing.T) {
 				id := fmt.Sprintf("c%d", c)
 				publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%02d", id, i), i))
 			}
-			time.Sleep(100 * time.Millisecond)
-			if i == perClient/4 {
-				ncA.Close() // a dies with its window in hand
-			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}()
+	for range kills {
+		nc, stop := start()
+		defer stop()
+		time.Sleep(time.Duration(700+rand.IntN(1500)) * time.Millisecond)
+		nc.Close() // killed with its window in hand
+	}
+	_, stop := start() // the last one lives
+	defer stop()
 	<-published
 	order := commandOrder(t, eventlog.NewStore(js), clients*perClient)
 	for c := range clients {
