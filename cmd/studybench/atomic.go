@@ -40,9 +40,9 @@ const (
 	atomicWait = 30 * time.Second
 )
 
-// enableAtomicPublish lets STUDYD_EVENTS take atomic batches (AllowAtomicPublish),
-// which studyd's own stream configuration does not ask for: the baseline measures
-// what the engine offers, whatever studyd currently uses.
+// enableAtomicPublish lets STUDYD_EVENTS take atomic batches (AllowAtomicPublish)
+// if studyd's own stream configuration has not already: the baseline measures what the
+// engine offers, whatever studyd currently asks of it.
 func enableAtomicPublish(ctx context.Context, js jetstream.JetStream) error {
 	st, err := js.Stream(ctx, eventlog.EventsStream)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
 
 // TestRawAtomicPublish checks the atomic-batch baseline against a real server: every
@@ -31,8 +33,18 @@ func TestRawAtomicPublish(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer n.stop()
-			if tt.allow {
-				if err := enableAtomicPublish(ctx, n.js); err != nil {
+			// studyd's own stream may allow atomic batches or not; the case says which.
+			if err := enableAtomicPublish(ctx, n.js); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.allow {
+				st, err := n.js.Stream(ctx, eventlog.EventsStream)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg := st.CachedInfo().Config
+				cfg.AllowAtomicPublish = false
+				if _, err := n.js.UpdateStream(ctx, cfg); err != nil {
 					t.Fatal(err)
 				}
 			}
