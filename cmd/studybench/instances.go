@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -47,8 +48,8 @@ func (b *bencher) instances(ctx context.Context) error {
 		b.rep.Details[fmt.Sprintf("instances_%d", k)] = map[string]any{"throughput": tp, "intake": st, "cores_busy": busy}
 		b.rep.add(row{Scenario: "instances", Figure: fmt.Sprintf("commands/s visible, %s, %d partitions", plural(k, "instance"), b.cfg.Partitions),
 			Value: tp.Visible, Unit: "cmds/s", Baseline: "1 instance", BaseVal: one,
-			Note: fmt.Sprintf("%d commands of %d simulated clients on one server; appended %s/s; intake: %s mean from receipt to ack, %.0f retries; this process (studyd and the server) kept %.2f of %d cores busy",
-				len(cmds), b.cfg.Clients, grouped(tp.Appended), st.Mean.Round(time.Microsecond), st.Retries, busy, runtime.NumCPU())})
+			Note: fmt.Sprintf("%d commands of %d simulated clients on one server; appended %s/s; settled by each instance: %s; intake: %s mean from receipt to ack, %.0f retries; this process (studyd and the server) kept %.2f of %d cores busy",
+				len(cmds), b.cfg.Clients, grouped(tp.Appended), shares(st.PerInstance), st.Mean.Round(time.Microsecond), st.Retries, busy, runtime.NumCPU())})
 	}
 	return nil
 }
@@ -59,4 +60,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// shares prints each instance's settled commands: 6000 / 4000.
+func shares(per []float64) string {
+	parts := make([]string, len(per))
+	for i, v := range per {
+		parts[i] = fmt.Sprintf("%.0f", v)
+	}
+	return strings.Join(parts, " / ")
 }

@@ -204,17 +204,19 @@ func (n *node) stop() {
 
 // intakeStats are the intake's own figures, summed over the instances: commands
 // settled, their mean time in the intake (receipt to ack), and retries after transient
-// failures.
+// failures; and how the settled commands were shared among the instances.
 type intakeStats struct {
-	Settled float64       `json:"settled"`
-	Mean    time.Duration `json:"mean_ns"`
-	Retries float64       `json:"retries"`
+	Settled     float64       `json:"settled"`
+	Mean        time.Duration `json:"mean_ns"`
+	Retries     float64       `json:"retries"`
+	PerInstance []float64     `json:"settled_per_instance"`
 }
 
 func (n *node) intakeStats() intakeStats {
 	var st intakeStats
 	var seconds float64
 	for _, reg := range n.regs {
+		st.PerInstance = append(st.PerInstance, 0)
 		mfs, err := reg.Gather()
 		if err != nil {
 			continue
@@ -225,6 +227,7 @@ func (n *node) intakeStats() intakeStats {
 				case "studyd_command_seconds":
 					h := m.GetHistogram()
 					st.Settled += float64(h.GetSampleCount())
+					st.PerInstance[len(st.PerInstance)-1] += float64(h.GetSampleCount())
 					seconds += h.GetSampleSum()
 				case "studyd_command_retries_total":
 					st.Retries += m.GetCounter().GetValue()
