@@ -39,7 +39,7 @@ type config struct {
 }
 
 // scenarios are the parts of a run, in order.
-var scenarios = []string{"baseline", "e2e", "sync", "latency", "replay", "memory", "scale", "idempotency"}
+var scenarios = []string{"baseline", "e2e", "sync", "instances", "latency", "replay", "memory", "scale", "idempotency"}
 
 func defaultConfig() config {
 	return config{Size: 50_000, Duration: 10 * time.Second, Partitions: 16, MorePartitions: []int{64},
