@@ -51,6 +51,7 @@ func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
 		return
 	}
 	p.pin = pin
+	p.owner.Store(pin)
 	p.fence = fence{read: time.Now(), settled: make(map[uint64]bool)}
 	info, err := p.cons.Info(ctx)
 	switch {
@@ -86,12 +87,20 @@ func (in *Intake) fenced(ctx context.Context, p *partition, it item) bool {
 			return false
 		}
 	}
-	older, err := in.stream.GetMsg(ctx, f.floor+1, jetstream.WithGetMsgSubject(it.msg.Subject()))
-	switch {
-	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return false
-	case err != nil:
-		return true // cannot tell: wait, rather than risk the order
+	// The client's commands still in the stream, oldest first: any but those settled
+	// here, delivered before the takeover and older than it, holds it back.
+	for from := f.floor + 1; ; {
+		older, err := in.stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(it.msg.Subject()))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return false
+		case err != nil:
+			return true // cannot tell: wait, rather than risk the order
+		case older.Sequence >= it.seq || older.Sequence > f.top:
+			return false
+		case !f.settled[older.Sequence]:
+			return true
+		}
+		from = older.Sequence + 1
 	}
-	return older.Sequence < it.seq && older.Sequence <= f.top && !f.settled[older.Sequence]
 }

@@ -211,10 +211,13 @@ func (in *Intake) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	parts := make([]*partition, len(in.consumers))
 	var wg sync.WaitGroup
 	for n, cons := range in.consumers {
-		wg.Go(func() { in.work(ctx, n, cons) })
+		parts[n] = newPartition(n, cons)
+		wg.Go(func() { in.work(ctx, parts[n]) })
 	}
+	wg.Go(func() { in.balance(ctx, parts) })
 	wg.Wait()
 	return nil
 }

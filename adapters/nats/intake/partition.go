@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,8 +23,12 @@ const retryPause = 250 * time.Millisecond
 type partition struct {
 	n     int
 	cons  jetstream.Consumer
-	pin   string // the pin id of the last delivery
+	pin   string // the pin id of the last delivery (the worker's own)
 	fence fence
+	// owner is the pin id this instance holds the partition by ("" when it does not),
+	// for the balancer; yieldUntil (Unix ns) stops the puller, to hand the partition on.
+	owner      atomic.Value
+	yieldUntil atomic.Int64
 	// held maps a client to its commands that were put back undecided, and when. Only
 	// the oldest of them may be decided next: the others, and any newer command of the
 	// client, are put back until it is settled, however the server orders their
@@ -45,25 +50,36 @@ type item struct {
 // group is decided and appended, however long that takes, so the server keeps the
 // partition pinned here (a pinned consumer passes to another instance after pinnedTTL
 // without a request).
-func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
-	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]map[uint64]time.Time)}
+func (in *Intake) work(ctx context.Context, p *partition) {
 	// At most Window commands are delivered and unacknowledged at once (MaxAckPending),
 	// so the puller never waits on this channel for long.
 	msgs := make(chan jetstream.Msg, in.cfg.Window)
-	go in.pull(ctx, n, cons, msgs)
+	go in.pull(ctx, p, msgs)
 	for group := groupOf(msgs, in.cfg.Window); len(group) > 0; group = groupOf(msgs, in.cfg.Window) {
 		in.settleGroup(ctx, p, group)
 	}
 }
 
-// pull sends partition n's deliveries to out until ctx is done, then closes it.
+// newPartition is partition n's worker state.
+func newPartition(n int, cons jetstream.Consumer) *partition {
+	p := &partition{n: n, cons: cons, held: make(map[domain.ClientID]map[uint64]time.Time)}
+	p.owner.Store("")
+	return p
+}
+
+// pull sends partition p's deliveries to out until ctx is done, then closes it.
 //
 // Each pull is a fresh request for up to Window commands that expires after
 // pullExpiry, so nothing can wedge a partition: at worst a request ends empty and the
-// next is sent.
-func (in *Intake) pull(ctx context.Context, n int, cons jetstream.Consumer, out chan<- jetstream.Msg) {
+// next is sent. While the balancer has it yield, it sends none.
+func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.Msg) {
 	defer close(out)
+	n, cons := p.n, p.cons
 	for ctx.Err() == nil {
+		if d := time.Until(time.Unix(0, p.yieldUntil.Load())); d > 0 {
+			pause(ctx, d)
+			continue
+		}
 		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
 			// E.g. no leader while the cluster elects one: pause so that a persistent
@@ -78,8 +94,9 @@ func (in *Intake) pull(ctx context.Context, n int, cons jetstream.Consumer, out 
 		switch err := batch.Error(); {
 		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
 		case errors.Is(err, jetstream.ErrPinIDMismatch):
-			// Another instance holds the partition (this one was gone past pinnedTTL):
-			// the next request waits its turn.
+			// Another instance holds the partition (this one was gone past pinnedTTL, or
+			// yielded it): the next request waits its turn.
+			p.owner.Store("")
 			in.cfg.Logger.Info("intake: partition pinned to another instance", "partition", n)
 		default:
 			in.cfg.Logger.Warn("intake: fetch", "partition", n, "err", err)

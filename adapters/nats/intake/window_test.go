@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,16 +95,23 @@ func TestTakeoverKeepsAClientsOrder(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name      string
-		keepAlive time.Duration // how long the old owner keeps x-first in hand
-	}{{"old owner dead", 0}, {"old owner holding on", 6 * time.Second}} {
+		keepAlive time.Duration // how long the old owner keeps its second command in hand
+		first     string        // the client of the old owner's first command
+	}{
+		{"old owner dead", 0, "w"},
+		{"old owner holding on", 6 * time.Second, "w"},
+		// x-first comes back to the new owner and is settled there: the fence must look
+		// past it, at x-second, still in the old owner's hands.
+		{"old owner holding on to the second of two", 6 * time.Second, "x"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			testTakeoverOrder(t, tt.keepAlive)
+			testTakeoverOrder(t, tt.first, tt.keepAlive)
 		})
 	}
 }
 
-func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
+func testTakeoverOrder(t *testing.T, first string, keepAlive time.Duration) {
 	_, nc, js := setupPartitions(t, 1)
 	ctx := context.Background()
 	store := eventlog.NewStore(js)
@@ -112,9 +121,17 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 		t.Fatal(err)
 	}
 
-	// The old owner takes w's and x's first commands and stops pulling.
-	publishJSON(t, js, "studyd.cmd.w", optOutAt("w", "w-first", 1))
-	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-first", 1))
+	// The old owner takes two commands and stops pulling: w's first and x's first, or
+	// x's first and second.
+	want := []string{"x-first", "x-second"}
+	if first == "x" {
+		publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-first", 1))
+		publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-second", 2))
+		want = []string{"x-first", "x-second", "x-third"}
+	} else {
+		publishJSON(t, js, "studyd.cmd.w", optOutAt("w", "w-first", 1))
+		publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-first", 1))
+	}
 	cons, err := js.Consumer(ctx, client.CommandsStream, intake.PartitionConsumer(0))
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +148,7 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 		t.Fatalf("the old owner got %d commands, want 2", len(inHand))
 	}
 	if keepAlive > 0 {
-		// w-first comes back after AckWait; x-first is kept in hand a while longer.
+		// The first comes back after AckWait; the second is kept in hand a while longer.
 		go func() {
 			for end := time.Now().Add(keepAlive); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
 				_ = inHand[1].InProgress()
@@ -139,7 +156,7 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 		}()
 		time.Sleep(ackWait + 500*time.Millisecond)
 	}
-	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", "x-second", 2))
+	publishJSON(t, js, "studyd.cmd.x", optOutAt("x", want[len(want)-1], 3))
 
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -151,8 +168,8 @@ func testTakeoverOrder(t *testing.T, keepAlive time.Duration) {
 		}
 	})
 	order := commandOrder(t, store, 3)
-	if got := order["x"]; len(got) != 2 || got[0] != "x-first" || got[1] != "x-second" {
-		t.Errorf("client x's commits = %v, want [x-first x-second] (publish order)", got)
+	if got := order["x"]; !slices.Equal(got, want) {
+		t.Errorf("client x's commits = %v, want %v (publish order)", got, want)
 	}
 }
 
@@ -222,4 +239,51 @@ type slowAppends struct {
 func (s *slowAppends) AppendBatch(ctx context.Context, batch []eventstore.Pending) []eventstore.Appended {
 	time.Sleep(s.delay)
 	return s.Store.AppendBatch(ctx, batch)
+}
+
+// countingAppends counts the commits appended through it.
+type countingAppends struct {
+	*eventlog.Store
+	n atomic.Int64
+}
+
+func (s *countingAppends) AppendBatch(ctx context.Context, batch []eventstore.Pending) []eventstore.Appended {
+	s.n.Add(int64(len(batch)))
+	return s.Store.AppendBatch(ctx, batch)
+}
+
+// A pinned partition stays with whoever pulled it first: an instance started after
+// another must still get its share, or it only stands by. Instance b starts when a
+// already holds every partition; within a few balancing rounds both apply commands.
+func TestALaterInstanceGetsItsShare(t *testing.T) {
+	t.Parallel()
+	s, _, js := setupPartitions(t, testPartitions)
+	ctx := context.Background()
+	start := func() (*countingAppends, func()) {
+		nc, js := natstest.Connect(t, s)
+		store := &countingAppends{Store: eventlog.NewStore(js)}
+		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: testPartitions, AckWait: 2 * time.Second})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(runCtx) }()
+		return store, func() { cancel(); <-done }
+	}
+	a, stopA := start()
+	defer stopA()
+	publishJSON(t, js, "studyd.cmd.first", optOutAt("first", "first", 0))
+	commandOrder(t, a, 1) // a holds the partitions now
+	b, stopB := start()
+	defer stopB()
+	const rounds, clients = 150, 20
+	for i := range rounds {
+		for c := range clients {
+			id := fmt.Sprintf("c%d", c)
+			publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%03d", id, i), i%60))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	commandOrder(t, a, 1+rounds*clients)
+	if a.n.Load() == 0 || b.n.Load() == 0 {
+		t.Errorf("commits appended by a: %d, by b: %d; want both to have a share", a.n.Load(), b.n.Load())
+	}
 }
