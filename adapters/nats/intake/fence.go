@@ -57,7 +57,7 @@ func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
 	switch {
 	case err != nil:
 		p.fence.top = ^uint64(0) // cannot tell what was delivered: check everything
-	case info.NumAckPending <= len(items):
+	case info.NumAckPending <= distinct(items):
 		return // nothing is in flight but what was just delivered here
 	default:
 		// Everything delivered so far may be another's: this group's redeliveries can
@@ -103,4 +103,13 @@ func (in *Intake) fenced(ctx context.Context, p *partition, it item) bool {
 		}
 		from = older.Sequence + 1
 	}
+}
+
+// distinct is how many commands items holds: a redelivery may sit beside its original.
+func distinct(items []item) int {
+	seqs := make(map[uint64]bool, len(items))
+	for _, it := range items {
+		seqs[it.seq] = true
+	}
+	return len(seqs)
 }
