@@ -43,10 +43,12 @@ func (f *fence) noteSettled(seq uint64) {
 // commands in flight than were just delivered here, those delivered before may be
 // another instance's, and the partition is fenced until they are acknowledged.
 func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
-	if len(items) == 0 {
-		return
+	pin := p.pin
+	for _, it := range items { // a group may span a change of pin
+		if got := it.msg.Headers().Get(pinHeader); got != p.pin {
+			pin = got
+		}
 	}
-	pin := items[0].msg.Headers().Get(pinHeader)
 	if pin == p.pin {
 		return
 	}
