@@ -31,7 +31,8 @@ type Response struct {
 // costs. A command whose append fails in the batch (another writer moved its client
 // first, say) is handled again alone, with Handle's reload and retry. Responses are in
 // the order of reqs. Two requests of one client in a batch would be decided on the same
-// record, so the caller must not send them: the later one would conflict.
+// record, so callers send a client's commands in successive batches (the later one
+// would conflict, and be decided again alone).
 func (h *Handler) HandleBatch(ctx context.Context, reqs []Request) []Response {
 	out := make([]Response, len(reqs))
 	digests := make([]string, len(reqs))
