@@ -34,32 +34,40 @@ func (f *fence) active() bool { return f.floor < f.top }
 // noteSettled notes a command this instance acknowledged: the stream may still hold
 // it for a moment, and it must not hold back its client's next command.
 func (f *fence) noteSettled(seq uint64) {
-	if f.active() {
+	if f.active() && f.settled != nil {
 		f.settled[seq] = true
 	}
 }
 
-// observePin notices a new pin on a group's deliveries. If the consumer has more
-// commands in flight than were just delivered here, those delivered before may be
-// another instance's, and the partition is fenced until they are acknowledged.
-func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
+// observePin notices a new pin on a group's deliveries, or a delivery that never
+// arrived (lost: a gap in the consumer's delivery sequence, say when the connection
+// moved to another server, or the consumer's leader did). After a new pin, if the
+// consumer has more commands in flight than were just delivered here, those delivered
+// before may be another instance's; after a lost delivery, one is in nobody's hands
+// until it comes back. Either way the partition is fenced until the commands
+// delivered so far are acknowledged.
+func (in *Intake) observePin(ctx context.Context, p *partition, items []item, lost bool) {
 	pin := p.pin
 	for _, it := range items { // a group may span a change of pin
 		if got := it.msg.Headers().Get(pinHeader); got != p.pin {
 			pin = got
 		}
 	}
-	if pin == p.pin {
+	if pin == p.pin && !lost {
 		return
 	}
 	p.pin = pin
 	p.owner.Store(pin)
-	p.fence = fence{read: time.Now(), settled: make(map[uint64]bool)}
+	settled := p.fence.settled // what was settled here stays so
+	if settled == nil {
+		settled = make(map[uint64]bool)
+	}
+	p.fence = fence{read: time.Now(), settled: settled}
 	info, err := p.cons.Info(ctx)
 	switch {
 	case err != nil:
 		p.fence.top = ^uint64(0) // cannot tell what was delivered: check everything
-	case info.NumAckPending <= distinct(items):
+	case !lost && info.NumAckPending <= distinct(items):
 		return // nothing is in flight but what was just delivered here
 	default:
 		// Everything delivered so far may be another's: this group's redeliveries can
@@ -67,8 +75,8 @@ func (in *Intake) observePin(ctx context.Context, p *partition, items []item) {
 		p.fence.floor, p.fence.top = info.AckFloor.Stream, info.Delivered.Stream
 	}
 	if p.fence.active() {
-		in.cfg.Logger.Info("intake: partition taken over; fenced until the commands delivered before are settled",
-			"partition", p.n, "ack_floor", p.fence.floor, "fenced_to", p.fence.top)
+		in.cfg.Logger.Info("intake: partition fenced until the commands delivered before are settled",
+			"partition", p.n, "taken_over", !lost, "delivery_lost", lost, "ack_floor", p.fence.floor, "fenced_to", p.fence.top)
 	}
 }
 
@@ -85,6 +93,7 @@ func (in *Intake) fenced(ctx context.Context, p *partition, it item) bool {
 			f.top = min(f.top, info.Delivered.Stream) // known now, if the takeover's read failed
 		}
 		if !f.active() {
+			f.settled = nil // nothing is fenced: nothing to remember
 			in.cfg.Logger.Info("intake: partition fence lifted", "partition", p.n)
 			return false
 		}

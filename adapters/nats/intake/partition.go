@@ -24,7 +24,10 @@ type partition struct {
 	n     int
 	cons  jetstream.Consumer
 	pin   string // the pin id of the last delivery (the worker's own)
-	fence fence
+	// delivered is the consumer sequence of the last delivery: every delivery,
+	// redeliveries too, takes the next one, so a gap is a delivery that never arrived.
+	delivered uint64
+	fence     fence
 	// owner is the pin id this instance holds the partition by ("" when it does not),
 	// for the balancer; yieldUntil (Unix ns) stops the puller, to hand the partition on.
 	owner      atomic.Value
@@ -136,6 +139,7 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 	apply := context.WithoutCancel(ctx) // a command in hand is finished even during shutdown
 	start := time.Now()
 	items := make([]item, 0, len(msgs))
+	lost := false
 	for _, msg := range msgs {
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -143,11 +147,13 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 			_ = msg.Term()
 			continue
 		}
+		lost = lost || p.delivered != 0 && meta.Sequence.Consumer != p.delivered+1
+		p.delivered = meta.Sequence.Consumer
 		items = append(items, item{msg: msg, seq: meta.Sequence.Stream, client: subjectClient(msg), start: start})
 	}
 	// Redeliveries can come back in another order than the commands were published.
 	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
-	in.observePin(apply, p, items)
+	in.observePin(apply, p, items, lost)
 	for len(items) > 0 {
 		var wave, later []item
 		inWave := make(map[domain.ClientID]bool)
