@@ -19,6 +19,17 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeLean is BenchmarkDecode with the lean decode an audit replay uses
+// (audit.DecodeLean).
+func BenchmarkDecodeLean(b *testing.B) {
+	l := fleet(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		_ = audit.DecodeLean(l.Entries[i%len(l.Entries)])
+	}
+}
+
 // BenchmarkVerifyDecoded is the ordered part per message: hash chain, legality,
 // state continuity, running digest, and both folds.
 func BenchmarkVerifyDecoded(b *testing.B) {

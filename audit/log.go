@@ -68,7 +68,7 @@ func allClientSubjects(subjects []string) bool {
 // replay itself failing.
 func Verify(ctx context.Context, log Log, r Range, opts VerifyOptions, progress func(seq uint64)) (Report, error) {
 	v := NewVerifier(opts)
-	err := ReplayDecoded(ctx, log, r, 0, func(d Decoded) error {
+	err := ReplayLean(ctx, log, r, 0, func(d Decoded) error {
 		v.AddDecoded(d)
 		if progress != nil {
 			progress(d.Seq)
@@ -95,6 +95,16 @@ type decodeJob struct {
 // on the caller's goroutine. Decoding dominates an audit replay, so this is what lets
 // it keep up with the raw read on more than one core.
 func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
+	return replayDecoded(ctx, log, r, workers, Decode, fn)
+}
+
+// ReplayLean is ReplayDecoded with lean records (DecodeLean): what verifying and
+// folding the log read of each commit, and no more.
+func ReplayLean(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
+	return replayDecoded(ctx, log, r, workers, DecodeLean, fn)
+}
+
+func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode func(Entry) Decoded, fn func(Decoded) error) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -109,7 +119,7 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 			defer wg.Done()
 			for j := range work {
 				for i := range j.items {
-					j.items[i] = Decode(j.items[i].Entry)
+					j.items[i] = decode(j.items[i].Entry)
 				}
 				close(j.done)
 			}

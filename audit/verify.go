@@ -254,11 +254,19 @@ type Decoded struct {
 }
 
 // Decode does e's order-free work.
-func Decode(e Entry) Decoded {
+func Decode(e Entry) Decoded { return decode(e, eventstore.DecodeRecord) }
+
+// DecodeLean is Decode with a lean record (eventstore.DecodeCommitLean): the same
+// verdict on every entry, but of a commit only what the verifier and the projections'
+// folds read, which is what an audit replay needs and most of what it costs. A caller
+// that exports or keeps commits decodes them whole (Decode).
+func DecodeLean(e Entry) Decoded { return decode(e, eventstore.DecodeRecordLean) }
+
+func decode(e Entry, record func(pos uint64, data []byte) (eventstore.Record, error)) Decoded {
 	d := Decoded{Entry: e}
 	if e.Kind() == KindCommit {
 		// The record's hash is the sha256 of the bytes: decode it rather than hash twice.
-		if d.Record, d.Err = e.Record(); d.Err == nil {
+		if d.Record, d.Err = e.recordWith(record); d.Err == nil {
 			if _, err := hex.Decode(d.Sum[:], []byte(d.Record.Hash)); err == nil {
 				return d
 			}

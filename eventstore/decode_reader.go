@@ -20,6 +20,10 @@ type reader struct {
 	// enrollments cost one allocation. Sharing equal immutable strings within one commit
 	// retains nothing that commit would not hold anyway.
 	strs [64]string
+	// lean makes the reads of what an audit replay does not need (opt, optEnum, and the
+	// lists the decoder reads with keep false) check the bytes exactly as the full reads
+	// do but make nothing: DecodeCommitLean.
+	lean bool
 }
 
 // fail marks the input as not fast-decodable and returns 0 for the caller's convenience.
@@ -153,6 +157,27 @@ func (r *reader) key() []byte {
 
 // str reads a free-form string.
 func (r *reader) str() string { return r.intern(r.raw()) }
+
+// strIf is str if keep, and otherwise reads the same bytes and returns "".
+func (r *reader) strIf(keep bool) string {
+	if !keep {
+		r.raw()
+		return ""
+	}
+	return r.str()
+}
+
+// opt is str for a field a lean reader skips.
+func (r *reader) opt() string { return r.strIf(!r.lean) }
+
+// optEnum is enum for a field a lean reader skips.
+func (r *reader) optEnum() string {
+	if r.lean {
+		r.raw()
+		return ""
+	}
+	return r.enum()
+}
 
 // enum reads a string that is usually one of the domain's constants, which it returns
 // without allocating; anything else is read as str does.

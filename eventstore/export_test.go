@@ -8,3 +8,9 @@ var DecodeCommitReflect = decodeCommitReflect
 
 // DecodeCommitFast is the reflection-free decoder alone; ok is false where it defers.
 var DecodeCommitFast = decodeCommitFast
+
+// DecodeCommitLeanFast is the lean read alone; ok is false where DecodeCommitLean
+// defers to DecodeCommit.
+func DecodeCommitLeanFast(b []byte) (Commit, bool) {
+	return decodeCommitWith(&reader{b: b, lean: true})
+}

@@ -1,0 +1,91 @@
+package eventstore_test
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/studyd/studyd/eventstore"
+)
+
+// sameLean fails unless DecodeCommitLean agrees with DecodeCommit on b: both refuse it
+// with the same message and sentinels, or the lean commit is exactly the full one's
+// Lean(); and unless the lean read takes b itself exactly when the reflection-free
+// decoder does (so that agreement is not merely the fallback agreeing with itself).
+func sameLean(tb testing.TB, b []byte) {
+	tb.Helper()
+	full, fullErr := eventstore.DecodeCommit(b)
+	lean, leanErr := eventstore.DecodeCommitLean(b)
+	if (fullErr == nil) != (leanErr == nil) {
+		tb.Fatalf("lean decode: got error %v, the full decode's is %v (input %x)", leanErr, fullErr, b)
+	}
+	if fullErr != nil {
+		if leanErr.Error() != fullErr.Error() {
+			tb.Fatalf("lean decode: got error %q, the full decode's is %q", leanErr, fullErr)
+		}
+		for _, sentinel := range []error{eventstore.ErrCorrupt, eventstore.ErrUnknownSchema} {
+			if errors.Is(leanErr, sentinel) != errors.Is(fullErr, sentinel) {
+				tb.Fatalf("lean decode: got error %v, full %v: they disagree on %v", leanErr, fullErr, sentinel)
+			}
+		}
+	} else if want := full.Lean(); !reflect.DeepEqual(want, lean) {
+		tb.Fatalf("the lean decode is not the full decode's Lean() (-full.Lean() +lean):\n%s\ninput %x", cmp.Diff(want, lean), b)
+	}
+	_, fastOK := eventstore.DecodeCommitFast(b)
+	_, leanOK := eventstore.DecodeCommitLeanFast(b)
+	if fastOK != leanOK {
+		tb.Fatalf("the lean read takes the input: %v, the reflection-free decoder: %v (input %x)", leanOK, fastOK, b)
+	}
+}
+
+func TestLeanDecodeTakesRealCommits(t *testing.T) {
+	inputs := append([][]byte{golden(t), recipeGolden(t), v1Bytes(t)}, fleetCommits(t)...)
+	for i, b := range inputs {
+		sameLean(t, b)
+		if _, ok := eventstore.DecodeCommitLeanFast(b); !ok && i != 2 {
+			t.Fatalf("commit %d: the lean read deferred on a canonical commit", i)
+		}
+	}
+}
+
+// TestLeanDecodeSkipsTheState checks that a lean decode is lean: of the golden commit
+// with recipe fields (every field set) it keeps the events whole and of the state only
+// what the verifier and the folds read.
+func TestLeanDecodeSkipsTheState(t *testing.T) {
+	b := recipeGolden(t)
+	full, err := eventstore.DecodeCommit(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lean, err := eventstore.DecodeCommitLean(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Recent) == 0 || full.CommitID == "" || len(full.State.Enrollments) == 0 {
+		t.Fatal("the golden commit should have recent ids, a commit id and enrollments")
+	}
+	if lean.Recent != nil || lean.CommitID != "" {
+		t.Errorf("lean commit kept recent %v, commit id %q", lean.Recent, lean.CommitID)
+	}
+	if !reflect.DeepEqual(lean.Events, full.Events) {
+		t.Errorf("lean events differ: %s", cmp.Diff(full.Events, lean.Events))
+	}
+	for i, e := range lean.State.Enrollments {
+		f := full.State.Enrollments[i]
+		if e.Object != f.Object || e.Key != f.Key || e.State != f.State || e.Action != f.Action {
+			t.Errorf("enrollment %d: got %s %s %s %s, want %s %s %s %s", i, e.Object, e.Key, e.State, e.Action, f.Object, f.Key, f.State, f.Action)
+		}
+		if e.Slug != "" || e.Branch != "" || e.BranchValue != "" || e.Ratios != nil || e.Preferences != nil {
+			t.Errorf("enrollment %d kept what a lean decode skips: %+v", i, e)
+		}
+	}
+}
+
+func FuzzDecodeLean(f *testing.F) {
+	addDecodeSeeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sameLean(t, b)
+	})
+}
