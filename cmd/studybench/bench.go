@@ -277,7 +277,7 @@ func (b *bencher) replay(ctx context.Context) error {
 		}
 		how, g := "sequential (Replay)", (*goal)(nil)
 		if parallel {
-			how, g = fmt.Sprintf("parallel decode (ReplayDecoded, %d workers)", runtime.GOMAXPROCS(0)), &goal{MinRatio: 0.85}
+			how, g = fmt.Sprintf("parallel decode (ReplayLean, %d workers)", runtime.GOMAXPROCS(0)), &goal{MinRatio: 0.85}
 		}
 		b.rep.Details["replay_"+map[bool]string{false: "sequential", true: "parallel"}[parallel]] = res
 		b.rep.add(row{Scenario: "audit replay", Figure: how, Value: rate, Unit: "msgs/s",

@@ -23,10 +23,9 @@ type replayResult struct {
 }
 
 // auditReplay replays the whole events stream the way an audit does: every message
-// through an ordered consumer (eventlog.Replay, or eventlog.ReplayDecoded when
-// parallel, which decodes on GOMAXPROCS workers and verifies in order) into the audit
-// verifier
-// (decode, hash chains, legality of every transition under the FSM table, state
+// through an ordered consumer (eventlog.Replay, or eventlog.ReplayLean when parallel,
+// which decodes on GOMAXPROCS workers and verifies in order) into the audit verifier
+// (the lean decode audit.Verify reads with, hash chains, legality of every transition under the FSM table, state
 // continuity, running digest), and every commit into all the projections' folds
 // (uptake tallies, study views). A fault in a benchmark's log is an error: the figures
 // would not be of a valid replay.
@@ -42,13 +41,13 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	start := time.Now()
 	var err error
 	if parallel {
-		err = eventlog.ReplayDecoded(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
+		err = eventlog.ReplayLean(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
 			fold(v.AddDecoded(d))
 			return nil
 		})
 	} else {
 		err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{}, func(e audit.Entry) error {
-			fold(v.Add(e))
+			fold(v.AddDecoded(audit.DecodeLean(e)))
 			return nil
 		})
 	}

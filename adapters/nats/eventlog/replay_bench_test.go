@@ -120,25 +120,32 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		report(b, start)
 	})
-	b.Run("verify+folds-parallel-decode", func(b *testing.B) {
-		start := time.Now()
-		for range b.N {
-			v := audit.NewVerifier(audit.VerifyOptions{Complete: true})
-			u, s := projections.NewUptake(), projections.NewStudies()
-			err := eventlog.ReplayDecoded(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
-				if r, ok := v.AddDecoded(d); ok {
-					u.Apply(r.Position, &r.Commit)
-					s.Apply(r.Position, &r.Commit)
+	// The parallel replays: decoded whole (ReplayDecoded), and lean as an audit reads
+	// (ReplayLean).
+	for _, p := range []struct {
+		name   string
+		replay func(context.Context, jetstream.JetStream, eventlog.ReplayOptions, int, func(audit.Decoded) error) error
+	}{{"verify+folds-parallel-decode", eventlog.ReplayDecoded}, {"verify+folds-lean", eventlog.ReplayLean}} {
+		b.Run(p.name, func(b *testing.B) {
+			start := time.Now()
+			for range b.N {
+				v := audit.NewVerifier(audit.VerifyOptions{Complete: true})
+				u, s := projections.NewUptake(), projections.NewStudies()
+				err := p.replay(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
+					if r, ok := v.AddDecoded(d); ok {
+						u.Apply(r.Position, &r.Commit)
+						s.Apply(r.Position, &r.Commit)
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
+				if r := v.Finish(); r.Err() != nil || r.Messages != uint64(n) {
+					b.Fatalf("verify: %v after %d messages, want none after %d", r.Err(), r.Messages, n)
+				}
 			}
-			if r := v.Finish(); r.Err() != nil || r.Messages != uint64(n) {
-				b.Fatalf("verify: %v after %d messages, want none after %d", r.Err(), r.Messages, n)
-			}
-		}
-		report(b, start)
-	})
+			report(b, start)
+		})
+	}
 }
