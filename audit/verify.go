@@ -220,7 +220,7 @@ func NewVerifier(opts VerifyOptions) *Verifier {
 	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
 		applied: make(map[uint64]uint64),
-		report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
+		report:  Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
 }
 
 func (v *Verifier) fault(f Fault) {
