@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/studyd/studyd/eventstore"
 )
 
 // The event log as an audit reads it. An audit does no I/O of its own: it is handed a
@@ -88,23 +90,34 @@ const decodeBatch = 64
 type decodeJob struct {
 	items []Decoded
 	done  chan struct{}
+	arena eventstore.Arena // a lean replay's events and enrollments of the items
 }
 
-// ReplayDecoded is log.Replay with the order-free work (sha256, decoding) spread over
-// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence order
-// on the caller's goroutine. Decoding dominates an audit replay, so this is what lets
-// it keep up with the raw read on more than one core.
+// freeJobs are jobs fn is done with, for the readers of every replay to fill again:
+// with their items' slice and (lean) their arena, a replay's memory is mostly that of
+// the jobs in flight rather than some ten kilobytes made and collected per commit.
+var freeJobs = sync.Pool{New: func() any { return &decodeJob{items: make([]Decoded, 0, decodeBatch)} }}
+
+// ReplayDecoded is log.Replay with the order-free work (sha256, decoding, the checks
+// of each commit alone) spread over workers goroutines (0: GOMAXPROCS), while fn still
+// sees every entry in sequence order on the caller's goroutine. Decoding dominates an
+// audit replay, so this is what lets it keep up with the raw read on more than one
+// core.
 func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
-	return replayDecoded(ctx, log, r, workers, Decode, fn)
+	return replayDecoded(ctx, log, r, workers, false, fn)
 }
 
 // ReplayLean is ReplayDecoded with lean records (DecodeLean): what verifying and
-// folding the log read of each commit, and no more.
+// folding the log read of each commit, and no more. Its events and enrollments are
+// carved from memory the replay reuses once fn has seen a batch of entries, so fn must
+// not keep a record's Events or State.Enrollments slices (or pointers into them) after
+// it returns; the strings, and the events' ratios, are its own. The verifier and the
+// projections' folds copy what they keep.
 func ReplayLean(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
-	return replayDecoded(ctx, log, r, workers, DecodeLean, fn)
+	return replayDecoded(ctx, log, r, workers, true, fn)
 }
 
-func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode func(Entry) Decoded, fn func(Decoded) error) error {
+func replayDecoded(ctx context.Context, log Log, r Range, workers int, lean bool, fn func(Decoded) error) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -119,7 +132,11 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode fu
 			defer wg.Done()
 			for j := range work {
 				for i := range j.items {
-					j.items[i] = decode(j.items[i].Entry)
+					if lean {
+						j.items[i] = decodeLeanIn(&j.arena, j.items[i].Entry)
+					} else {
+						j.items[i] = Decode(j.items[i].Entry)
+					}
 				}
 				close(j.done)
 			}
@@ -129,7 +146,12 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode fu
 	go func() {
 		defer close(ordered)
 		defer close(work)
-		j := &decodeJob{items: make([]Decoded, 0, decodeBatch), done: make(chan struct{})}
+		next := func() *decodeJob {
+			j := freeJobs.Get().(*decodeJob)
+			j.done = make(chan struct{})
+			return j
+		}
+		j := next()
 		send := func() bool {
 			select {
 			case ordered <- j:
@@ -137,7 +159,7 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode fu
 				return false
 			}
 			work <- j
-			j = &decodeJob{items: make([]Decoded, 0, decodeBatch), done: make(chan struct{})}
+			j = next()
 			return true
 		}
 		err := log.Replay(ctx, r, func(e Entry) error {
@@ -164,6 +186,10 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, decode fu
 				break
 			}
 		}
+		clear(j.items) // let the entries' bytes go while the job waits
+		j.items = j.items[:0]
+		j.arena.Reset()
+		freeJobs.Put(j)
 	}
 	wg.Wait()
 	err := <-readErr

@@ -251,7 +251,15 @@ func Decode(e Entry) Decoded { return decode(e, eventstore.DecodeRecord) }
 // verdict on every entry, but of a commit only what the verifier and the projections'
 // folds read, which is what an audit replay needs and most of what it costs. A caller
 // that exports or keeps commits decodes them whole (Decode).
-func DecodeLean(e Entry) Decoded { return decode(e, eventstore.DecodeRecordLean) }
+func DecodeLean(e Entry) Decoded { return decodeLeanIn(nil, e) }
+
+// decodeLeanIn is DecodeLean with the events and enrollments carved from a
+// (eventstore.DecodeCommitLeanIn).
+func decodeLeanIn(a *eventstore.Arena, e Entry) Decoded {
+	return decode(e, func(pos uint64, data []byte) (eventstore.Record, error) {
+		return eventstore.DecodeRecordLean(a, pos, data)
+	})
+}
 
 func decode(e Entry, record func(pos uint64, data []byte) (eventstore.Record, error)) Decoded {
 	d := Decoded{Entry: e}

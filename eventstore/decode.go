@@ -79,7 +79,7 @@ func (r *reader) events() []domain.Event {
 	if n <= 0 {
 		return nil // nil or empty: normalizeCommit makes both nil
 	}
-	s := make([]domain.Event, n)
+	s := r.arena.eventsFor(n)
 	for i := range s {
 		if r.event(&s[i]); r.bad {
 			return nil
@@ -190,7 +190,7 @@ func (r *reader) enrollments() []domain.Enrollment {
 	if n <= 0 {
 		return nil
 	}
-	s := make([]domain.Enrollment, n)
+	s := r.arena.enrollmentsFor(n)
 	for i := range s {
 		if r.enrollment(&s[i]); r.bad {
 			return nil

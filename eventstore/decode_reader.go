@@ -24,6 +24,9 @@ type reader struct {
 	// lists the decoder reads with keep false) check the bytes exactly as the full reads
 	// do but make nothing: DecodeCommitLean.
 	lean bool
+	// arena, if set, holds the events and enrollments the read makes (nil: each its own
+	// allocation).
+	arena *Arena
 }
 
 // fail marks the input as not fast-decodable and returns 0 for the caller's convenience.

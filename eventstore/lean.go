@@ -18,8 +18,13 @@ import (
 // skips), so it takes exactly the bytes that decoder takes; Validate reads only fields
 // a lean commit keeps; anything else goes through DecodeCommit itself.
 // FuzzDecodeLean holds the two together.
-func DecodeCommitLean(b []byte) (Commit, error) {
-	c, ok := decodeCommitWith(&reader{b: b, lean: true})
+func DecodeCommitLean(b []byte) (Commit, error) { return DecodeCommitLeanIn(nil, b) }
+
+// DecodeCommitLeanIn is DecodeCommitLean with the commit's events and enrollments
+// carved from a (nil: allocated), so that a replay reuses their memory rather than
+// making and collecting some ten kilobytes a commit: they are valid until a.Reset.
+func DecodeCommitLeanIn(a *Arena, b []byte) (Commit, error) {
+	c, ok := decodeCommitWith(&reader{b: b, lean: true, arena: a})
 	if !ok {
 		full, err := DecodeCommit(b)
 		if err != nil {
@@ -34,13 +39,57 @@ func DecodeCommitLean(b []byte) (Commit, error) {
 	return c, nil
 }
 
-// DecodeRecordLean is DecodeRecord through DecodeCommitLean.
-func DecodeRecordLean(pos uint64, data []byte) (Record, error) {
-	c, err := DecodeCommitLean(data)
+// DecodeRecordLean is DecodeRecord through DecodeCommitLeanIn.
+func DecodeRecordLean(a *Arena, pos uint64, data []byte) (Record, error) {
+	c, err := DecodeCommitLeanIn(a, data)
 	if err != nil {
 		return Record{}, err
 	}
 	return Record{Position: pos, Commit: c, Hash: Hash(data)}, nil
+}
+
+// Arena is memory for the events and enrollments of lean decodes
+// (DecodeCommitLeanIn), reused after Reset. The zero value is ready; it is not safe
+// for concurrent use.
+type Arena struct {
+	events      []domain.Event
+	enrollments []domain.Enrollment
+}
+
+// Reset makes the arena's memory available again. Every commit decoded into it before
+// must no longer be used: its events and enrollments will be overwritten.
+func (a *Arena) Reset() {
+	a.events, a.enrollments = a.events[:0], a.enrollments[:0]
+}
+
+// eventsFor returns n zero events from a, or newly made ones if a is nil.
+func (a *Arena) eventsFor(n int) []domain.Event {
+	if a == nil {
+		return make([]domain.Event, n)
+	}
+	return carve(&a.events, n)
+}
+
+// enrollmentsFor returns n zero enrollments from a, or newly made ones if a is nil.
+func (a *Arena) enrollmentsFor(n int) []domain.Enrollment {
+	if a == nil {
+		return make([]domain.Enrollment, n)
+	}
+	return carve(&a.enrollments, n)
+}
+
+// carve returns the next n elements of *slab, zeroed, growing it into a new array when
+// it is full (the old one stays with the commits already carved from it). n is
+// bounded by the bytes of the commit being read, as the reader bounds every count.
+func carve[T any](slab *[]T, n int) []T {
+	s := *slab
+	if cap(s)-len(s) < n {
+		s = make([]T, 0, max(2*cap(s), n, 256))
+	}
+	out := s[len(s) : len(s)+n : len(s)+n]
+	clear(out)
+	*slab = s[:len(s)+n]
+	return out
 }
 
 // Lean returns c without what a lean decode (DecodeCommitLean) skips: CommitID,

@@ -12,7 +12,7 @@ import (
 
 // sameLean fails unless DecodeCommitLean agrees with DecodeCommit on b: both refuse it
 // with the same message and sentinels, or the lean commit is exactly the full one's
-// Lean(); and unless the lean read takes b itself exactly when the reflection-free
+// Lean(); unless decoding into a used arena gives the same; and unless the lean read takes b itself exactly when the reflection-free
 // decoder does (so that agreement is not merely the fallback agreeing with itself).
 func sameLean(tb testing.TB, b []byte) {
 	tb.Helper()
@@ -32,6 +32,15 @@ func sameLean(tb testing.TB, b []byte) {
 		}
 	} else if want := full.Lean(); !reflect.DeepEqual(want, lean) {
 		tb.Fatalf("the lean decode is not the full decode's Lean() (-full.Lean() +lean):\n%s\ninput %x", cmp.Diff(want, lean), b)
+	}
+	// An arena whose memory held another commit's events gives the same commit.
+	var a eventstore.Arena
+	if _, err := eventstore.DecodeCommitLeanIn(&a, recipeGolden(tb)); err != nil {
+		tb.Fatal(err)
+	}
+	a.Reset()
+	if in, err := eventstore.DecodeCommitLeanIn(&a, b); (err == nil) != (leanErr == nil) || !reflect.DeepEqual(in, lean) {
+		tb.Fatalf("decoded in an arena: got %v, %v; want %v, %v", in, err, lean, leanErr)
 	}
 	_, fastOK := eventstore.DecodeCommitFast(b)
 	_, leanOK := eventstore.DecodeCommitLeanFast(b)
