@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,4 +62,31 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	}
 	return replayResult{Messages: rep.Messages, Events: rep.Events,
 		MsgsPerS: float64(rep.Messages) / took.Seconds(), EvtsPerS: float64(rep.Events) / took.Seconds()}, nil
+}
+
+// processCPU is the CPU time the whole process (studyd's code, the client and the
+// embedded server) has used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuPerMessage runs repeatRate over measure, whose every call reads msgs messages,
+// and also returns the process CPU time spent per message read. On a machine other
+// work shares, the CPU per message moves much less than the rates: it prices a
+// replay against the raw read when their wall-clock ratio says more about the load.
+func cpuPerMessage(msgs uint64, measure func() (float64, error)) (float64, time.Duration, error) {
+	runs := uint64(0)
+	start := processCPU()
+	rate, err := repeatRate(func() (float64, error) {
+		runs++
+		return measure()
+	})
+	if err != nil || runs*msgs == 0 {
+		return rate, 0, err
+	}
+	return rate, (processCPU() - start) / time.Duration(runs*msgs), nil
 }
