@@ -97,8 +97,9 @@ func TestCoverage(t *testing.T) {
 }
 
 // TestReplayLeanRecordsAreWhole: a lean replay reuses its events' and enrollments'
-// memory batch after batch (ReplayLean); every record fn sees must still be exactly
-// the lean decode of its entry, in order, however the workers run ahead.
+// memory batch after batch (ReplayLean), a LeanDecoder entry after entry; every record
+// fn sees must still be exactly the lean decode of its entry, in order, however the
+// workers run ahead.
 func TestReplayLeanRecordsAreWhole(t *testing.T) {
 	l := fleet(t)
 	// The reader runs at most 4×workers jobs of 64 entries (and the one it fills) ahead
@@ -122,6 +123,13 @@ func TestReplayLeanRecordsAreWhole(t *testing.T) {
 		}
 		if n != len(l.Entries) {
 			t.Fatalf("%d workers: replayed %d entries, want %d", workers, n, len(l.Entries))
+		}
+	}
+	var lean audit.LeanDecoder
+	for i, e := range l.Entries {
+		got, want := lean.Decode(e), audit.DecodeLean(e)
+		if !reflect.DeepEqual(got.Record, want.Record) || got.Sum != want.Sum || (got.Err == nil) != (want.Err == nil) {
+			t.Fatalf("LeanDecoder: entry %d is not its lean decode: %s", i, cmp.Diff(want.Record, got.Record))
 		}
 	}
 }

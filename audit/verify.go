@@ -253,6 +253,17 @@ func Decode(e Entry) Decoded { return decode(e, eventstore.DecodeRecord) }
 // that exports or keeps commits decodes them whole (Decode).
 func DecodeLean(e Entry) Decoded { return decodeLeanIn(nil, e) }
 
+// LeanDecoder is DecodeLean for a sequential reader, into memory it reuses: each
+// record's events and enrollments are valid until the next Decode (as in ReplayLean).
+// The zero value is ready.
+type LeanDecoder struct{ arena eventstore.Arena }
+
+// Decode is DecodeLean(e), reusing the memory of the record it returned last.
+func (l *LeanDecoder) Decode(e Entry) Decoded {
+	l.arena.Reset()
+	return decodeLeanIn(&l.arena, e)
+}
+
 // decodeLeanIn is DecodeLean with the events and enrollments carved from a
 // (eventstore.DecodeCommitLeanIn).
 func decodeLeanIn(a *eventstore.Arena, e Entry) Decoded {

@@ -47,8 +47,9 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 			return nil
 		})
 	} else {
+		var lean audit.LeanDecoder
 		err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{}, func(e audit.Entry) error {
-			fold(v.AddDecoded(audit.DecodeLean(e)))
+			fold(v.AddDecoded(lean.Decode(e)))
 			return nil
 		})
 	}
