@@ -125,6 +125,19 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, lean bool
 	defer cancel()
 	ordered := make(chan *decodeJob, 4*workers)
 	work := make(chan *decodeJob, 4*workers)
+	// free holds the jobs fn is done with, for this replay's reader to fill again (the
+	// pool, which a collection empties, only carries them from one replay to the next).
+	free := make(chan *decodeJob, 4*workers+2)
+	defer func() {
+		for {
+			select {
+			case j := <-free:
+				freeJobs.Put(j)
+			default:
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -147,7 +160,12 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, lean bool
 		defer close(ordered)
 		defer close(work)
 		next := func() *decodeJob {
-			j := freeJobs.Get().(*decodeJob)
+			var j *decodeJob
+			select {
+			case j = <-free:
+			default:
+				j = freeJobs.Get().(*decodeJob)
+			}
 			j.done = make(chan struct{})
 			return j
 		}
@@ -189,7 +207,11 @@ func replayDecoded(ctx context.Context, log Log, r Range, workers int, lean bool
 		clear(j.items) // let the entries' bytes go while the job waits
 		j.items = j.items[:0]
 		j.arena.Reset()
-		freeJobs.Put(j)
+		select {
+		case free <- j:
+		default:
+			freeJobs.Put(j)
+		}
 	}
 	wg.Wait()
 	err := <-readErr

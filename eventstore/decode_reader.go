@@ -204,7 +204,7 @@ func (r *reader) intern(p []byte) string {
 	}
 	slot := &r.strs[strHash(p)%uint8(len(r.strs))]
 	if *slot != string(p) {
-		*slot = string(p)
+		*slot = r.arena.intern(p)
 	}
 	return *slot
 }

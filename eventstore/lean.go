@@ -54,6 +54,39 @@ func DecodeRecordLean(a *Arena, pos uint64, data []byte) (Record, error) {
 type Arena struct {
 	events      []domain.Event
 	enrollments []domain.Enrollment
+	// strs are strings made by earlier decodes (study keys, slugs, sources, branches,
+	// actions recur across a log's commits), kept across Reset: strings are immutable,
+	// so sharing them is safe, and a replay then makes each only once per arena.
+	strs     map[string]string
+	strBytes int // the bytes of strs' strings
+}
+
+// Bounds of an arena's strings: none longer than arenaStringLen (recipe arguments
+// recur, larger values are rare), and arenaStringBytes in all, so that unique ids
+// (enrollment ids, command ids) fill it once and then pass through.
+const (
+	arenaStringLen   = 2048
+	arenaStringBytes = 256 << 10
+)
+
+// intern returns p as a string: one a is keeping, or a new one it keeps if there is
+// room (a nil: always new).
+func (a *Arena) intern(p []byte) string {
+	if a == nil || len(p) > arenaStringLen {
+		return string(p)
+	}
+	if s, ok := a.strs[string(p)]; ok {
+		return s
+	}
+	s := string(p)
+	if a.strs == nil {
+		a.strs = make(map[string]string)
+	}
+	if a.strBytes+len(s) <= arenaStringBytes {
+		a.strs[s] = s
+		a.strBytes += len(s)
+	}
+	return s
 }
 
 // Reset makes the arena's memory available again. Every commit decoded into it before
