@@ -11,7 +11,8 @@ import (
 // same error, and returns DecodeCommit's commit less what such a reader never looks at
 // (Commit.Lean). Most of a commit's bytes are its client's state and recent command
 // ids, which the verifier reads only as each enrollment's study and state; skipping
-// them rather than making their strings and lists is most of what a replay saves.
+// them rather than making their strings and lists saves about half of a commit's
+// allocations.
 //
 // Agreement with DecodeCommit holds by construction: a lean read performs the same
 // reads in the same order as the reflection-free decoder (only not keeping what it
@@ -22,7 +23,8 @@ func DecodeCommitLean(b []byte) (Commit, error) { return DecodeCommitLeanIn(nil,
 
 // DecodeCommitLeanIn is DecodeCommitLean with the commit's events and enrollments
 // carved from a (nil: allocated), so that a replay reuses their memory rather than
-// making and collecting some ten kilobytes a commit: they are valid until a.Reset.
+// making and collecting several kilobytes a commit (and makes each recurring string
+// once): the events and enrollments are valid until a.Reset.
 func DecodeCommitLeanIn(a *Arena, b []byte) (Commit, error) {
 	c, ok := decodeCommitWith(&reader{b: b, lean: true, arena: a})
 	if !ok {
