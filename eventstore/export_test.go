@@ -14,3 +14,9 @@ var DecodeCommitFast = decodeCommitFast
 func DecodeCommitLeanFast(b []byte) (Commit, bool) {
 	return decodeCommitWith(&reader{b: b, lean: true})
 }
+
+// StringBytes is the bytes of the strings the arena keeps.
+func (a *Arena) StringBytes() int { return a.strBytes }
+
+// ArenaStringBytes bounds StringBytes.
+const ArenaStringBytes = arenaStringBytes

@@ -87,3 +87,27 @@ func FuzzDecodeLean(f *testing.F) {
 		sameLean(t, b)
 	})
 }
+
+// TestArenaStringsBounded: an arena reused across a log's commits keeps at most
+// ArenaStringBytes of strings, and what it hands out is what a fresh decode makes.
+func TestArenaStringsBounded(t *testing.T) {
+	var a eventstore.Arena
+	for round := range 3 {
+		for i, b := range fleetCommits(t) {
+			a.Reset()
+			got, err := eventstore.DecodeCommitLeanIn(&a, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ := eventstore.DecodeCommitLean(b); !reflect.DeepEqual(got, want) {
+				t.Fatalf("round %d, commit %d: decoded in a used arena: %s", round, i, cmp.Diff(want, got))
+			}
+			if n := a.StringBytes(); n > eventstore.ArenaStringBytes {
+				t.Fatalf("the arena keeps %d bytes of strings, more than %d", n, eventstore.ArenaStringBytes)
+			}
+		}
+	}
+	if a.StringBytes() == 0 {
+		t.Error("the arena kept no strings")
+	}
+}
