@@ -34,7 +34,7 @@ func decodeCommitWith(r *reader) (c Commit, ok bool) {
 		case "commit_id":
 			bit, c.CommitID = 1<<1, r.opt()
 		case "command_id":
-			bit, c.CommandID = 1<<2, r.str()
+			bit, c.CommandID = 1<<2, r.id()
 		case "command_type":
 			bit, c.CommandType = 1<<3, domain.CommandType(r.enum())
 		case "command_seq":
@@ -42,7 +42,7 @@ func decodeCommitWith(r *reader) (c Commit, ok bool) {
 		case "correlation_id":
 			bit, c.CorrelationID = 1<<5, r.opt()
 		case "client":
-			bit, c.Client = 1<<6, domain.ClientID(r.str())
+			bit, c.Client = 1<<6, domain.ClientID(r.id())
 		case "at":
 			bit, c.At = 1<<7, r.time()
 		case "events":
@@ -55,7 +55,7 @@ func decodeCommitWith(r *reader) (c Commit, ok bool) {
 		case "fsm_version":
 			bit, c.FSMVersion = 1<<11, r.str()
 		case "prev_hash":
-			bit, c.PrevHash = 1<<12, r.str()
+			bit, c.PrevHash = 1<<12, r.id()
 		case "command_digest":
 			bit, c.CommandDigest = 1<<13, r.opt()
 		case "schema":
@@ -108,7 +108,7 @@ func (r *reader) event(e *domain.Event) {
 		case "slug":
 			bit, e.Slug = 1<<5, r.str()
 		case "enrollment_id":
-			bit, e.EnrollmentID = 1<<6, r.str()
+			bit, e.EnrollmentID = 1<<6, r.id()
 		case "from":
 			bit, e.From = 1<<7, domain.State(r.enum())
 		case "to":

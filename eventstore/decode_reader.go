@@ -159,7 +159,12 @@ func (r *reader) key() []byte {
 }
 
 // str reads a free-form string.
-func (r *reader) str() string { return r.intern(r.raw()) }
+func (r *reader) str() string { return r.intern(r.raw(), true) }
+
+// id reads a string that recurs within a commit at most (a client or command id, a
+// hash, an enrollment id): an arena does not keep it, so that such strings, which
+// would miss every time, neither cost a lookup nor take the room of recurring ones.
+func (r *reader) id() string { return r.intern(r.raw(), false) }
 
 // strIf is str if keep, and otherwise reads the same bytes and returns "".
 func (r *reader) strIf(keep bool) string {
@@ -194,17 +199,22 @@ func (r *reader) enum() string {
 			return constants[i]
 		}
 	}
-	return r.intern(p)
+	return r.intern(p, true)
 }
 
-// intern returns p as a new string, or as an equal one made earlier from this commit.
-func (r *reader) intern(p []byte) string {
+// intern returns p as a new string, or as an equal one made earlier from this commit
+// or, if shared, kept by the reader's arena.
+func (r *reader) intern(p []byte, shared bool) string {
 	if len(p) == 0 {
 		return ""
 	}
 	slot := &r.strs[strHash(p)%uint8(len(r.strs))]
 	if *slot != string(p) {
-		*slot = r.arena.intern(p)
+		if shared {
+			*slot = r.arena.intern(p)
+		} else {
+			*slot = string(p)
+		}
 	}
 	return *slot
 }
