@@ -390,5 +390,3 @@ func (b *bencher) sync(ctx context.Context) error {
 		Note: fmt.Sprintf("%d commands of %d simulated clients; the price of an acknowledgement that survives power loss", len(cmds), b.cfg.Clients)})
 	return nil
 }
-
-func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

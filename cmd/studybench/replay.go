@@ -91,3 +91,6 @@ func cpuPerMessage(msgs uint64, measure func() (float64, error)) (float64, time.
 	}
 	return rate, (processCPU() - start) / time.Duration(runs*msgs), nil
 }
+
+// micros is d in microseconds, for the CPU per message in the notes.
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
