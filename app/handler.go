@@ -108,67 +108,99 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 	}
 	digest := cmd.Digest()
 	for range h.maxConflicts {
-		last, cached, err := h.load(ctx, cmd.ClientID)
-		if err != nil {
-			return Result{}, err
-		}
-		if orig, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID); err != nil || ok {
-			if err == nil {
-				err = sameContent(cmd, digest, orig)
-			}
-			if err != nil {
-				return Result{}, err
-			}
-			return Result{Record: orig, Duplicate: true}, nil
-		}
-		// The range is checked after the duplicate check: a late retry of an applied
-		// command is answered as the duplicate it is.
-		if err := h.atRange.Check(cmd.At, h.now()); err != nil {
-			return Result{}, err
-		}
-		d, err := fsm.Decide(ctx, last.Commit.State, cmd)
-		if err == nil && len(d.State.Enrollments) > len(last.Commit.State.Enrollments) {
-			err = d.State.CheckLimits()
-		}
-		if err != nil && cached {
-			// The cache may be behind: another instance may have applied commands to
-			// this client since. A stale state must never reject a valid command, so
-			// decide again from the log before answering.
-			h.cache.drop(cmd.ClientID)
-			continue
-		}
-		if err != nil {
-			return Result{}, err
-		}
-		c, evicted := h.commit(last, cmd, digest, src, d)
-		if err := h.remember(ctx, cmd.ClientID, evicted); err != nil {
-			h.cache.drop(cmd.ClientID)
-			return Result{}, err
-		}
-		rec, err := h.store.Append(ctx, c, last.Position)
-		var dupErr *eventstore.DuplicateError
+		st, err := h.loadAndDecide(ctx, cmd, digest, src)
 		switch {
-		case err == nil:
-			h.cache.put(rec)
-			return Result{Record: rec}, nil
-		case errors.As(err, &dupErr):
-			h.cache.drop(cmd.ClientID)
-			if err := sameContent(cmd, digest, dupErr.Original); err != nil {
-				return Result{}, err
-			}
-			return Result{Record: dupErr.Original, Duplicate: true}, nil
-		case errors.Is(err, eventstore.ErrConflict):
-			h.cache.drop(cmd.ClientID) // another writer moved first: reload and decide again
+		case err != nil:
+			return Result{}, err
+		case st.stale:
 			continue
-		case errors.Is(err, eventstore.ErrTooLarge):
-			h.cache.drop(cmd.ClientID)
-			return Result{}, fmt.Errorf("%w: command %s: %w (fewer recipes, or shorter reasons, per run)", domain.ErrTooLarge, cmd.CommandID, err)
-		default:
-			h.cache.drop(cmd.ClientID)
-			return Result{}, fmt.Errorf("append %s: %w", cmd.CommandID, err)
+		case st.done:
+			return st.result, nil
+		}
+		rec, err := h.store.Append(ctx, st.commit, st.last.Position)
+		res, retry, err := h.settle(cmd, digest, rec, err)
+		if !retry {
+			return res, err
 		}
 	}
 	return Result{}, fmt.Errorf("%w: client %s, command %s", ErrTooManyConflicts, cmd.ClientID, cmd.CommandID)
+}
+
+// step is one decision on a command: a commit to append on the client's last record,
+// or an answer without one (done), or nothing because the cache was stale (decide
+// again: the cache entry is dropped).
+type step struct {
+	last   eventstore.Record
+	commit eventstore.Commit
+	result Result
+	done   bool
+	stale  bool
+}
+
+// decide decides cmd against last, its client's latest record (from the cache if
+// cached): a duplicate is answered, anything else is checked and decided by the FSM,
+// and the ids the new commit no longer carries are written to the index.
+func (h *Handler) decide(ctx context.Context, cmd domain.Command, digest string, src Source, last eventstore.Record, cached bool) (step, error) {
+	if orig, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID); err != nil || ok {
+		if err == nil {
+			err = sameContent(cmd, digest, orig)
+		}
+		if err != nil {
+			return step{}, err
+		}
+		return step{result: Result{Record: orig, Duplicate: true}, done: true}, nil
+	}
+	// The range is checked after the duplicate check: a late retry of an applied
+	// command is answered as the duplicate it is.
+	if err := h.atRange.Check(cmd.At, h.now()); err != nil {
+		return step{}, err
+	}
+	d, err := fsm.Decide(ctx, last.Commit.State, cmd)
+	if err == nil && len(d.State.Enrollments) > len(last.Commit.State.Enrollments) {
+		err = d.State.CheckLimits()
+	}
+	if err != nil && cached {
+		// The cache may be behind: another instance may have applied commands to
+		// this client since. A stale state must never reject a valid command, so
+		// decide again from the log before answering.
+		h.cache.drop(cmd.ClientID)
+		return step{stale: true}, nil
+	}
+	if err != nil {
+		return step{}, err
+	}
+	c, evicted := h.commit(last, cmd, digest, src, d)
+	if err := h.remember(ctx, cmd.ClientID, evicted); err != nil {
+		h.cache.drop(cmd.ClientID)
+		return step{}, err
+	}
+	return step{last: last, commit: c}, nil
+}
+
+// settle turns the store's answer to cmd's append into Handle's result; retry means
+// another writer moved first, and the command is to be decided again.
+func (h *Handler) settle(cmd domain.Command, digest string, rec eventstore.Record, err error) (res Result, retry bool, _ error) {
+	var dupErr *eventstore.DuplicateError
+	switch {
+	case err == nil:
+		h.cache.put(rec)
+		return Result{Record: rec}, false, nil
+	case errors.As(err, &dupErr):
+		h.cache.drop(cmd.ClientID)
+		if err := sameContent(cmd, digest, dupErr.Original); err != nil {
+			return Result{}, false, err
+		}
+		return Result{Record: dupErr.Original, Duplicate: true}, false, nil
+	case errors.Is(err, eventstore.ErrConflict):
+		h.cache.drop(cmd.ClientID) // another writer moved first: reload and decide again
+		return Result{}, true, nil
+	case errors.Is(err, eventstore.ErrTooLarge):
+		h.cache.drop(cmd.ClientID)
+		return Result{}, false, fmt.Errorf("%w: command %s: %w (fewer recipes, or shorter reasons, per run)", domain.ErrTooLarge, cmd.CommandID, err)
+	default:
+		h.cache.drop(cmd.ClientID)
+		return Result{}, false, fmt.Errorf("append %s: %w", cmd.CommandID, err)
+	}
 }
 
 // sameContent returns domain.ErrCommandIDReused if the commit that applied cmd's id

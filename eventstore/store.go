@@ -77,3 +77,16 @@ type Query struct {
 	Since  time.Time       // commits at or after this time (commit.At)
 	Until  time.Time       // commits before this time
 }
+
+// Pending is a commit waiting to be appended: what Store.Append takes, as a value, so
+// that several can be handed to a store at once.
+type Pending struct {
+	Commit   Commit
+	Expected uint64 // the client's position the commit was decided on
+}
+
+// Appended is the outcome of one Pending: the new record, or an error as Append's.
+type Appended struct {
+	Record Record
+	Err    error
+}

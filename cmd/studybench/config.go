@@ -39,11 +39,11 @@ type config struct {
 }
 
 // scenarios are the parts of a run, in order.
-var scenarios = []string{"baseline", "e2e", "sync", "latency", "replay", "memory", "scale", "idempotency"}
+var scenarios = []string{"baseline", "e2e", "sync", "instances", "latency", "replay", "memory", "scale", "idempotency"}
 
 func defaultConfig() config {
 	return config{Size: 50_000, Duration: 10 * time.Second, Partitions: 16, MorePartitions: []int{64},
-		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000, 10_000_000}, ScaleCommands: 20_000, Enrollments: 1_000_000, Patience: 5 * time.Minute}
+		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000, 10_000_000}, ScaleCommands: 20_000, Enrollments: 250_000, Patience: 5 * time.Minute}
 }
 
 // quickConfig is a smoke test's: every scenario, tiny.
@@ -62,7 +62,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	parts := fs.String("partitions", "", "command partitions of the end-to-end runs, comma-separated; the first is also the latency run's (default 16,64)")
 	clients := fs.Int("clients", 0, fmt.Sprintf("simulated clients of the end-to-end and latency runs (default %d)", def.Clients))
 	scale := fs.String("scale", "", "log sizes in events for the scale run, e.g. 10k,100k,1M,10M (default 10k,100k,1M,10M)")
-	enroll := fs.String("enrollments", "", "live enrollments of the memory run (default 1M)")
+	enroll := fs.String("enrollments", "", "live enrollments of the memory run; its figure is per 1M (default 250k)")
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(scenarios, ","))
 	jsonOut := fs.Bool("json", false, "print the report as JSON instead of a table")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -71,4 +72,16 @@ func loadAverage() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// processCPU is the CPU time this process (studyd's parts and the embedded server
+// alike) has used so far, user and system; 0 where the OS does not say. Its growth over
+// a run, divided by the run's wall time, is how many cores the run kept busy: whether
+// a figure is bound by the machine or by waiting.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -35,18 +35,24 @@ type nodeConfig struct {
 	// SyncAlways fsyncs before every acknowledgement (studyd's --sync always); off,
 	// the server syncs every 2 minutes, its default (the other scenarios' setting).
 	SyncAlways bool
+	// Instances is how many studyd instances share the server (0 means 1), each with
+	// its own connection, store, handler, intake and projector, as separate studyd
+	// processes would have: they share the partition consumers, and one projector
+	// leads while the others stand by.
+	Instances int
 }
 
 // node is one scenario's world: an embedded nats-server on a fresh store directory
-// and, if asked, studyd's command path and projector in this process.
+// and, if asked, studyd's command path and projector in this process (once per
+// instance).
 type node struct {
 	dir   string
 	ns    *server.Server
-	nc    *nats.Conn // studyd's own connection, as in cmd/studyd
+	nc    *nats.Conn // the first studyd instance's own connection, as in cmd/studyd
 	js    jetstream.JetStream
-	store *eventlog.Store
-	proj  *views.Projector
-	reg   *prometheus.Registry // the intake's metrics
+	proj  *views.Projector       // the first instance's, which leads
+	regs  []*prometheus.Registry // each instance's intake metrics
+	conns []*nats.Conn           // the further instances' connections
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -59,7 +65,8 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
-	n := &node{dir: dir, errs: make(chan error, 2)}
+	instances := max(cfg.Instances, 1)
+	n := &node{dir: dir, errs: make(chan error, 2*instances)}
 	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -84,32 +91,56 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 		n.stop()
 		return nil, err
 	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	for i := range instances {
+		nc, js := n.nc, n.js
+		if i > 0 {
+			if nc, js, err = n.client(fmt.Sprintf("studyd-%d", i+1)); err != nil {
+				n.stop()
+				return nil, err
+			}
+			n.conns = append(n.conns, nc)
+		}
+		proj := n.startInstance(runCtx, nc, js, cfg)
+		if i > 0 {
+			continue
+		}
+		// The projector leads once it holds its lease; a command published before then
+		// would only wait, but the latency figures should not include the start. The
+		// first instance's takes the lease before the others' exist, so it is the one
+		// whose progress the scenarios watch.
+		n.proj = proj
+		deadline := time.Now().Add(10 * time.Second)
+		for !n.proj.Leading() {
+			if time.Now().After(deadline) {
+				n.stop()
+				return nil, errors.New("start node: the projector did not take its lease in 10s")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return n, nil
+}
+
+// startInstance runs one studyd instance's command path and projector on nc until
+// runCtx ends, wired as cmd/studyd wires them, and returns its projector.
+func (n *node) startInstance(runCtx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg nodeConfig) *views.Projector {
 	quiet := slog.New(slog.DiscardHandler)
 	var storeOpts []eventlog.StoreOption
 	if cfg.CommitKey != nil {
 		storeOpts = append(storeOpts, eventlog.WithCommitKey(cfg.CommitKey))
 	}
-	n.store = eventlog.NewStore(n.js, storeOpts...)
-	handler := app.NewHandler(n.store, app.Config{CacheSize: cfg.CacheSize})
-	n.proj = views.NewProjector(n.js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
-	n.reg = prometheus.NewRegistry()
-	intake := intake.New(n.nc, n.js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(n.reg)})
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	n.cancel = cancel
-	n.wg.Go(func() { n.errs <- intake.Run(runCtx) })
-	n.wg.Go(func() { n.errs <- n.proj.Run(runCtx) })
-	// The projector leads once it holds its lease; a command published before then
-	// would only wait, but the latency figures should not include the start.
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.proj.Leading() {
-		if time.Now().After(deadline) {
-			n.stop()
-			return nil, errors.New("start node: the projector did not take its lease in 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return n, nil
+	store := eventlog.NewStore(js, storeOpts...)
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
+	proj := views.NewProjector(js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
+	reg := prometheus.NewRegistry()
+	n.regs = append(n.regs, reg)
+	in := intake.New(nc, js, handler, intake.Config{
+		Partitions: cfg.Partitions, AckWait: 5 * time.Second, Logger: quiet, Metrics: intake.NewMetrics(reg)})
+	n.wg.Go(func() { n.errs <- in.Run(runCtx) })
+	n.wg.Go(func() { n.errs <- proj.Run(runCtx) })
+	return proj
 }
 
 // client opens another in-process connection, as a publisher or reader outside studyd.
@@ -158,6 +189,9 @@ func (n *node) stop() {
 		n.cancel()
 		n.wg.Wait()
 	}
+	for _, nc := range n.conns {
+		nc.Close()
+	}
 	if n.nc != nil {
 		n.nc.Close()
 	}
@@ -168,36 +202,41 @@ func (n *node) stop() {
 	_ = os.RemoveAll(n.dir)
 }
 
-// intakeStats are the intake's own figures: commands settled, their mean time in the
-// intake (receipt to ack), and retries after transient failures.
+// intakeStats are the intake's own figures, summed over the instances: commands
+// settled, their mean time in the intake (receipt to ack), and retries after transient
+// failures; and how the settled commands were shared among the instances.
 type intakeStats struct {
-	Settled float64       `json:"settled"`
-	Mean    time.Duration `json:"mean_ns"`
-	Retries float64       `json:"retries"`
+	Settled     float64       `json:"settled"`
+	Mean        time.Duration `json:"mean_ns"`
+	Retries     float64       `json:"retries"`
+	PerInstance []float64     `json:"settled_per_instance"`
 }
 
 func (n *node) intakeStats() intakeStats {
 	var st intakeStats
-	if n.reg == nil {
-		return st
-	}
-	mfs, err := n.reg.Gather()
-	if err != nil {
-		return st
-	}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "studyd_command_seconds":
-				h := m.GetHistogram()
-				st.Settled = float64(h.GetSampleCount())
-				if h.GetSampleCount() > 0 {
-					st.Mean = time.Duration(h.GetSampleSum() / float64(h.GetSampleCount()) * float64(time.Second))
+	var seconds float64
+	for _, reg := range n.regs {
+		st.PerInstance = append(st.PerInstance, 0)
+		mfs, err := reg.Gather()
+		if err != nil {
+			continue
+		}
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				switch mf.GetName() {
+				case "studyd_command_seconds":
+					h := m.GetHistogram()
+					st.Settled += float64(h.GetSampleCount())
+					st.PerInstance[len(st.PerInstance)-1] += float64(h.GetSampleCount())
+					seconds += h.GetSampleSum()
+				case "studyd_command_retries_total":
+					st.Retries += m.GetCounter().GetValue()
 				}
-			case "studyd_command_retries_total":
-				st.Retries += m.GetCounter().GetValue()
 			}
 		}
+	}
+	if st.Settled > 0 {
+		st.Mean = time.Duration(seconds / st.Settled * float64(time.Second))
 	}
 	return st
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,16 +62,6 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	}
 	return replayResult{Messages: rep.Messages, Events: rep.Events,
 		MsgsPerS: float64(rep.Messages) / took.Seconds(), EvtsPerS: float64(rep.Events) / took.Seconds()}, nil
-}
-
-// processCPU is the CPU time the whole process (studyd's code, the client and the
-// embedded server) has used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // cpuPerMessage runs repeatRate over measure, whose every call reads msgs messages,

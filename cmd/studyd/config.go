@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/client"
+	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/internal/buildinfo"
@@ -51,6 +52,12 @@ type config struct {
 	// PoisonAfter is how many times in a row a command may fail the same way before it
 	// is parked and its partition moves on.
 	PoisonAfter int
+	// Window is how many commands of one partition an instance holds at once.
+	Window int
+	// Append is how a batch of commits is written: "atomic" (one JetStream atomic
+	// batch: one fsync), "async" (every publish in flight at once) or "auto" (atomic
+	// when the embedded server syncs every write, async otherwise).
+	Append string
 	// AtNotBefore and AtMaxAhead are the accepted range of a command's at
 	// (domain.AtRange).
 	AtNotBefore time.Time
@@ -105,6 +112,8 @@ func defaultConfig() config {
 		CheckpointEvery: time.Minute,
 		Sync:            syncMode{Always: true},
 		PoisonAfter:     5,
+		Window:          intake.DefaultWindow,
+		Append:          "auto",
 		AtNotBefore:     domain.DefaultAtRange.NotBefore,
 		AtMaxAhead:      domain.DefaultAtRange.MaxAhead,
 	}
@@ -117,6 +126,12 @@ func (c config) atRange() domain.AtRange {
 
 // embedded reports whether studyd runs its own nats-server.
 func (c config) embedded() bool { return c.NATSURL == "" }
+
+// atomicAppends reports whether batches of commits are written as atomic batches:
+// measured in docs/BENCHMARKS.md, they pay off where every write costs an fsync.
+func (c config) atomicAppends() bool {
+	return c.Append == "atomic" || c.Append == "auto" && c.embedded() && c.Sync.Always
+}
 
 // Validate rejects settings studyd cannot run with.
 func (c config) Validate() error {
@@ -144,6 +159,12 @@ func (c config) Validate() error {
 	}
 	if !c.embedded() && c.Sync.set {
 		errs = append(errs, errors.New("--sync applies to the embedded server; on a cluster set sync_interval in the servers' jetstream config"))
+	}
+	if c.Append != "auto" && c.Append != "atomic" && c.Append != "async" {
+		errs = append(errs, fmt.Errorf("--append %q: want auto, atomic or async", c.Append))
+	}
+	if c.Window < 1 || c.Window > 1000 {
+		errs = append(errs, fmt.Errorf("--window %d: want 1..1000", c.Window))
 	}
 	if c.PoisonAfter < 2 || c.PoisonAfter > 1000 {
 		errs = append(errs, fmt.Errorf("--poison-after %d: want 2..1000", c.PoisonAfter))
@@ -247,6 +268,8 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (c
 		}
 	}
 	fs.Var(&cfg.Sync, "sync", "when the embedded server writes to disk: always (before every acknowledgement) or an interval such as 1s (env STUDYD_SYNC)")
+	fs.StringVar(&cfg.Append, "append", env("STUDYD_APPEND", cfg.Append), "how a batch of commits is written: atomic (one atomic batch, one fsync), async (all publishes in flight), or auto (atomic when the embedded server syncs always) (env STUDYD_APPEND)")
+	fs.IntVar(&cfg.Window, "window", envInt("STUDYD_WINDOW", cfg.Window), "commands of one partition decided and appended together, at most (env STUDYD_WINDOW)")
 	fs.IntVar(&cfg.PoisonAfter, "poison-after", envInt("STUDYD_POISON_AFTER", cfg.PoisonAfter), "park a command after it failed this many times in a row the same way (env STUDYD_POISON_AFTER)")
 	notBefore := fs.String("at-not-before", env("STUDYD_AT_NOT_BEFORE", cfg.AtNotBefore.Format(time.DateOnly)), "earliest accepted command time (date or RFC 3339) (env STUDYD_AT_NOT_BEFORE)")
 	fs.DurationVar(&cfg.AtMaxAhead, "at-max-ahead", envDuration("STUDYD_AT_MAX_AHEAD", cfg.AtMaxAhead), "how far past the server clock a command's time may be (env STUDYD_AT_MAX_AHEAD)")
@@ -355,6 +378,8 @@ func (c config) LogValue() slog.Value {
 		slog.String("at_max_ahead", c.AtMaxAhead.String()),
 		slog.String("sync", c.Sync.String()),
 		slog.Int("poison_after", c.PoisonAfter),
+		slog.Int("window", c.Window),
+		slog.String("append", c.Append),
 	}
 	if c.embedded() {
 		attrs[2] = slog.String("nats_url", "(embedded)")

@@ -328,3 +328,37 @@ func TestReadyzNamesStuckPartitionsAndParkedCommands(t *testing.T) {
 		t.Error("draining: got ready")
 	}
 }
+
+// Batches of commits are atomic batches where every write is an fsync (the embedded
+// server's default, --sync always), and in flight together elsewhere, unless --append
+// says otherwise; a mode that does not exist is refused by name.
+func TestAppendSetting(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		atomic bool
+	}{
+		{name: "default: embedded, sync always", atomic: true},
+		{name: "embedded, sync every second", args: []string{"--sync", "1s"}, atomic: false},
+		{name: "a cluster", args: []string{"--nats-url", "nats://a:4222"}, atomic: false},
+		{name: "atomic on a cluster", args: []string{"--nats-url", "nats://a:4222", "--append", "atomic"}, atomic: true},
+		{name: "async from env", env: map[string]string{"STUDYD_APPEND": "async"}, atomic: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := parseConfig(tt.args, func(k string) string { return tt.env[k] }, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.atomicAppends(); got != tt.atomic {
+				t.Errorf("atomic appends = %t, want %t", got, tt.atomic)
+			}
+		})
+	}
+	if _, err := parseConfig([]string{"--append", "sometimes"}, func(string) string { return "" }, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--append") {
+		t.Errorf("--append sometimes: %v, want an error naming --append", err)
+	}
+}

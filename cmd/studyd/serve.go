@@ -185,6 +185,9 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	if commitKey != nil {
 		storeOpts = append(storeOpts, eventlog.WithCommitKey(commitKey))
 	}
+	if cfg.atomicAppends() {
+		storeOpts = append(storeOpts, eventlog.WithAtomicBatches())
+	}
 	store := eventlog.NewStore(js, storeOpts...)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
 	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
@@ -194,9 +197,9 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 	reg.MustRegister(views.ProjectorCollectors(reads.projector)...)
 	reg.MustRegister(intake.BacklogCollector(js, cfg.Partitions), views.StateCollector(js, log))
 	in, submit := intake.New(nc, js, handler, intake.Config{
-		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter,
+		Partitions: cfg.Partitions, AckWait: cfg.AckWait, Logger: log, Metrics: intake.NewMetrics(reg), PoisonAfter: cfg.PoisonAfter, Window: cfg.Window,
 		Replies: app.ReplyPolicy{Prefixes: cfg.ReplyPrefixes},
-	}), intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
+	}), intake.NewSubmitService(nc, handler, intake.SubmitConfig{Batch: cfg.Window, Logger: log})
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "studyd_parked_commands", Help: "Commands parked in " + client.ParkedStream + " (studyctl parked lists them); -1 if unknown.",
 	}, func() float64 {

@@ -64,8 +64,10 @@ func EventsStreamConfig(replicas int) jetstream.StreamConfig {
 		DenyDelete:        true,
 		DenyPurge:         true,
 		AllowDirect:       true, // Load is one direct get of the client's last message
-		Duplicates:        DefaultDuplicates,
-		Replicas:          max(replicas, 1),
+		// AppendBatch may write a batch's commits as one atomic batch: one fsync.
+		AllowAtomicPublish: true,
+		Duplicates:         DefaultDuplicates,
+		Replicas:           max(replicas, 1),
 	}
 }
 
@@ -74,7 +76,7 @@ func EventsStreamConfig(replicas int) jetstream.StreamConfig {
 // returns ErrStreamMismatch, naming the setting with the found and wanted values, if
 // the existing stream differs where studyd's guarantees depend on it (storage,
 // retention, deny delete/purge, subjects, limits that would drop history); settings
-// that only need raising (direct get, dedup window, replicas) are updated.
+// that only need raising (direct get, atomic batches, dedup window, replicas) are updated.
 func EnsureEventsStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	if _, err := EnsureAppliedIndex(ctx, js, replicas); err != nil {
 		return nil, err
@@ -98,9 +100,11 @@ func EnsureEventsStream(ctx context.Context, js jetstream.JetStream, replicas in
 	}
 	update := have
 	update.AllowDirect = true
+	update.AllowAtomicPublish = true
 	update.Duplicates = max(have.Duplicates, want.Duplicates)
 	update.Replicas = max(have.Replicas, want.Replicas)
-	if update.AllowDirect == have.AllowDirect && update.Duplicates == have.Duplicates && update.Replicas == have.Replicas {
+	if update.AllowDirect == have.AllowDirect && update.AllowAtomicPublish == have.AllowAtomicPublish &&
+		update.Duplicates == have.Duplicates && update.Replicas == have.Replicas {
 		return stream, nil
 	}
 	stream, err = js.UpdateStream(ctx, update)

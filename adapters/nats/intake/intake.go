@@ -25,8 +25,20 @@ import (
 // studyd.cmd.<client> becomes studyd.part.<n>.<client>, n = hash(client) mod P.
 const partitionPrefix = "studyd.part."
 
-// pullExpiry bounds how long one pull request waits on the server.
-const pullExpiry = 2 * time.Second
+// pullExpiry bounds how long one pull request waits on the server. It is shorter than
+// pinnedTTL, so that an idle owner's next request keeps its pin.
+const pullExpiry = time.Second
+
+// pinnedTTL is how long a partition stays pinned to an instance that sends no pull
+// request: a dead instance's partitions pass to another one after it.
+const pinnedTTL = 2 * time.Second
+
+// PriorityGroup is the partition consumers' one priority group. Its policy is pinned:
+// the server delivers a partition's commands to one instance at a time.
+const PriorityGroup = "studyd"
+
+// DefaultWindow is how many of a partition's commands may be in hand at once.
+const DefaultWindow = 128
 
 // ErrStreamConfig: STUDYD_CMDS exists with settings studyd cannot run with (waiting
 // will not change them).
@@ -90,13 +102,20 @@ type Config struct {
 	// PoisonAfter parks a command after it failed this many times in a row the same
 	// way (default DefaultPoisonAfter).
 	PoisonAfter int
+	// Window is how many commands of one partition may be in hand at once (the
+	// consumer's MaxAckPending); default DefaultWindow. 1 decides one command at a time.
+	Window int
 }
 
-// Intake consumes STUDYD_CMDS: one worker per partition, each holding at most one
-// unacknowledged command (MaxAckPending 1), which keeps a client's commands in order
-// even when several studyd instances pull from the same partition consumers. Instances
-// share partitions through JetStream itself: whichever pulls gets the next command, and
-// a dead instance's in-flight command is redelivered after AckWait.
+// Intake consumes STUDYD_CMDS: one worker per partition. A partition's consumer is
+// pinned to one instance at a time (a priority group with the pinned policy), which
+// takes up to Window of its commands at once, decides them in order per client and
+// appends the commits of distinct clients together (app.Handler.HandleBatch). A
+// command is acknowledged once its commit or rejection is stored. When an instance
+// stops pulling, the server pins the partition to another after pinnedTTL; the new
+// owner holds back a client's commands while an older one of that client may still be
+// in the old owner's hands (see fence), so a client's commands stay in order across a
+// takeover.
 type Intake struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
@@ -105,6 +124,7 @@ type Intake struct {
 	heads   []*head // per partition: the failures of its next command
 
 	consumers []jetstream.Consumer // created by Prepare
+	stream    jetstream.Stream     // STUDYD_CMDS, looked up by Prepare (the fence reads it)
 }
 
 // New returns an intake applying commands, and recording rejections, with handler.
@@ -120,6 +140,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg Config
 	}
 	if cfg.PoisonAfter <= 0 {
 		cfg.PoisonAfter = DefaultPoisonAfter
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
 	}
 	cfg.Replies = withOwnInbox(cfg.Replies, nc)
 	heads := make([]*head, cfg.Partitions)
@@ -152,23 +175,30 @@ func (in *Intake) Prepare(ctx context.Context) error {
 	if in.consumers != nil {
 		return nil
 	}
+	stream, err := in.js.Stream(ctx, client.CommandsStream)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", client.CommandsStream, err)
+	}
 	consumers := make([]jetstream.Consumer, in.cfg.Partitions)
 	for n := range in.cfg.Partitions {
 		cons, err := in.js.CreateOrUpdateConsumer(ctx, client.CommandsStream, jetstream.ConsumerConfig{
-			Durable:       PartitionConsumer(n),
-			Description:   fmt.Sprintf("studyd partition %d", n),
-			FilterSubject: fmt.Sprintf("%s%d.*", partitionPrefix, n),
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       in.cfg.AckWait,
-			MaxAckPending: 1,
-			MaxDeliver:    -1,
+			Durable:        PartitionConsumer(n),
+			Description:    fmt.Sprintf("studyd partition %d", n),
+			FilterSubject:  fmt.Sprintf("%s%d.*", partitionPrefix, n),
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        in.cfg.AckWait,
+			MaxAckPending:  in.cfg.Window,
+			MaxDeliver:     -1,
+			PriorityPolicy: jetstream.PriorityPolicyPinned,
+			PriorityGroups: []string{PriorityGroup},
+			PinnedTTL:      pinnedTTL,
 		})
 		if err != nil {
 			return fmt.Errorf("consumer %s: %w", PartitionConsumer(n), err)
 		}
 		consumers[n] = cons
 	}
-	in.consumers = consumers
+	in.consumers, in.stream = consumers, stream
 	return nil
 }
 
@@ -176,94 +206,39 @@ func (in *Intake) Prepare(ctx context.Context) error {
 // it stops pulling, finishes the commands in hand, and returns.
 func (in *Intake) Run(ctx context.Context) error {
 	if err := in.Prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
 		return err
 	}
+	parts := make([]*partition, len(in.consumers))
 	var wg sync.WaitGroup
 	for n, cons := range in.consumers {
-		wg.Go(func() { in.work(ctx, n, cons) })
+		parts[n] = newPartition(n, cons)
+		wg.Go(func() { in.work(ctx, parts[n]) })
 	}
+	wg.Go(func() { in.balance(ctx, parts) })
 	wg.Wait()
 	return nil
-}
-
-// work applies one partition's commands in order until ctx is done.
-//
-// Each command is its own short fetch rather than a long-lived Messages iterator: with
-// MaxAckPending 1 and pulls of one, the iterator was seen to stop delivering for good
-// (3 of 21 probe runs, nats.go 1.55.0 / nats-server 2.15.3), while a fresh request per
-// command cannot wedge — at worst it expires empty and the next one is sent. The short
-// expiry also means a killed instance's requests vanish quickly instead of swallowing
-// the partition's redeliveries, which would delay the takeover.
-func (in *Intake) work(ctx context.Context, n int, cons jetstream.Consumer) {
-	// A command in hand is finished even after shutdown starts, so that its append and
-	// ack complete; ctx only stops the pulling.
-	apply := context.WithoutCancel(ctx)
-	for ctx.Err() == nil {
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(pullExpiry))
-		if err != nil {
-			// E.g. no leader while the cluster elects one: pause so that a persistent
-			// error does not spin.
-			in.cfg.Logger.Warn("intake: fetch", "err", err)
-			pause(ctx, 100*time.Millisecond)
-			continue
-		}
-		for msg := range batch.Messages() {
-			in.process(apply, n, msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			in.cfg.Logger.Warn("intake: fetch", "err", err)
-			pause(ctx, 100*time.Millisecond)
-		}
-	}
-}
-
-// process applies one command message of partition n and settles it: ack when
-// applied or rejected (a rejection is recorded first), nak with a delay when the
-// failure is transient — unless it failed the same way PoisonAfter times in a row:
-// then it is parked and acked, and the partition moves on.
-func (in *Intake) process(ctx context.Context, n int, msg jetstream.Msg) {
-	start := time.Now()
-	meta, err := msg.Metadata()
-	if err != nil {
-		in.cfg.Logger.Error("intake: message without metadata", "subject", msg.Subject(), "err", err)
-		_ = msg.Term()
-		return
-	}
-	seq := meta.Sequence.Stream
-	out, transient := in.apply(ctx, msg, seq)
-	if transient != nil {
-		failures := in.heads[n].failed(seq, transient)
-		in.heads[n].gauge.Set(float64(failures))
-		if in.poisoned(failures, transient) {
-			out, transient = in.park(ctx, msg, seq, failures, transient)
-		}
-	}
-	if transient != nil {
-		in.cfg.Metrics.transient.Inc()
-		in.cfg.Logger.Warn("intake: will retry", "subject", msg.Subject(), "seq", seq, "err", transient)
-		_ = msg.NakWithDelay(250 * time.Millisecond)
-		return
-	}
-	in.heads[n].settled()
-	in.heads[n].gauge.Set(0)
-	if rt := msg.Headers().Get(client.HeaderReplyTo); rt != "" && in.cfg.Replies.Check(rt) == nil {
-		in.reply(rt, out)
-	}
-	if err := msg.Ack(); err != nil {
-		// Harmless: a redelivery is recognised by its client and command id and answered
-		// as a duplicate.
-		in.cfg.Logger.Warn("intake: ack", "seq", meta.Sequence.Stream, "err", err)
-	}
-	in.cfg.Metrics.observe(out, time.Since(start))
 }
 
 // apply admits and applies one command (app.Admit, app.Handler.Handle). It returns the
 // outcome, or a transient error when nothing was decided and the command must be
 // retried.
 func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (client.Outcome, error) {
+	inc, cmd, err := in.admit(msg, seq)
+	var res app.Result
+	if err == nil {
+		res, err = in.handler.Handle(ctx, cmd, in.source(msg, seq))
+	}
+	return in.conclude(ctx, inc, cmd, res, err)
+}
+
+// admit decodes one command message (app.Admit) and checks where its outcome is to go.
+func (in *Intake) admit(msg jetstream.Msg, seq uint64) (app.Incoming, domain.Command, error) {
 	inc := app.Incoming{
 		Subject:     msg.Subject(),
-		Client:      domain.ClientID(msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:]),
+		Client:      subjectClient(msg),
 		ContentType: msg.Headers().Get(client.HeaderContentType),
 		Payload:     msg.Data(),
 		Seq:         seq,
@@ -277,29 +252,57 @@ func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (cli
 			err = rerr
 		}
 	}
+	return inc, cmd, err
+}
+
+// source is where a command message came from, for the commit.
+func (in *Intake) source(msg jetstream.Msg, seq uint64) app.Source {
+	return app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)}
+}
+
+// subjectClient is the client a command message's subject names.
+func subjectClient(msg jetstream.Msg) domain.ClientID {
+	return domain.ClientID(msg.Subject()[strings.LastIndexByte(msg.Subject(), '.')+1:])
+}
+
+func (in *Intake) conclude(ctx context.Context, inc app.Incoming, cmd domain.Command, res app.Result, err error) (client.Outcome, error) {
+	return conclude(ctx, in.handler, in.cfg.Logger, inc, cmd, res, err)
+}
+
+// conclude turns the handler's answer into the command's outcome: applied or
+// duplicate; a rejection is recorded first (if that fails, the command is retried
+// later rather than acknowledged unrecorded), unless the command was refused by its
+// decision the same way before — a resend is answered with its first refusal; any
+// other error is transient.
+func conclude(ctx context.Context, h *app.Handler, log *slog.Logger, inc app.Incoming, cmd domain.Command, res app.Result, err error) (client.Outcome, error) {
 	if err == nil {
-		var res app.Result
-		res, err = in.handler.Handle(ctx, cmd, app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)})
-		if err == nil {
-			status := client.OutcomeApplied
-			if res.Duplicate {
-				status = client.OutcomeDuplicate
-			}
-			return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: status,
-				Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
+		status := client.OutcomeApplied
+		if res.Duplicate {
+			status = client.OutcomeDuplicate
 		}
+		return client.Outcome{CommandID: cmd.CommandID, ClientID: cmd.ClientID, Status: status,
+			Seq: res.Record.Position, Events: res.Record.Commit.Events}, nil
 	}
 	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
-	// If the rejection cannot be recorded the command is retried later rather than
-	// acknowledged unrecorded.
-	r, pos, rerr := in.handler.Reject(ctx, inc, cmd, err)
+	if code := domain.ClassifyRejection(err); decisionRefusal[code] {
+		if r, pos, ok, rerr := h.Rejected(ctx, cmd.ClientID, cmd.CommandID); rerr == nil && ok && r.Code == code {
+			return rejected(r, pos), nil
+		}
+	}
+	r, pos, rerr := h.Reject(ctx, inc, cmd, err)
 	if rerr != nil {
 		return client.Outcome{}, rerr
 	}
-	in.cfg.Logger.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", seq, "code", r.Code, "err", err)
+	log.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", inc.Seq, "code", r.Code, "err", err)
 	return rejected(r, pos), nil
+}
+
+// decisionRefusal are the codes of a well-formed command refused by its client's state:
+// sent again, it is refused again, and answered with its first refusal.
+var decisionRefusal = map[domain.RejectionCode]bool{
+	domain.RejectIllegal: true, domain.RejectStale: true, domain.RejectIDReused: true,
 }
 
 // rejected is the outcome of a recorded rejection at pos.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -29,7 +30,7 @@ func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eve
 	ctx, cancel := context.WithCancel(context.Background())
 	handler := app.NewHandler(store, app.Config{})
 	in := intake.New(nc, js, handler, intake.Config{Partitions: testPartitions, AckWait: time.Second})
-	sub := intake.NewSubmitService(nc, js, handler, intake.SubmitConfig{})
+	sub := intake.NewSubmitService(nc, handler, intake.SubmitConfig{})
 	done := make(chan error, 2)
 	go func() { done <- in.Run(ctx) }()
 	go func() { done <- sub.Run(ctx) }()
@@ -52,15 +53,23 @@ func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eve
 
 func setup(t *testing.T) (*nats.Conn, jetstream.JetStream, eventstore.Store) {
 	t.Helper()
-	_, nc, js := natstest.Start(t)
+	_, nc, js := setupPartitions(t, testPartitions)
+	return nc, js, eventlog.NewStore(js)
+}
+
+// setupPartitions starts a fresh embedded server with studyd's streams, partitions
+// command partitions.
+func setupPartitions(t *testing.T, partitions int) (*server.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s, nc, js := natstest.Start(t)
 	ctx := context.Background()
 	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := intake.EnsureCommandsStream(ctx, js, testPartitions, 1); err != nil {
+	if _, err := intake.EnsureCommandsStream(ctx, js, partitions, 1); err != nil {
 		t.Fatal(err)
 	}
-	return nc, js, eventlog.NewStore(js)
+	return s, nc, js
 }
 
 func optOut(client, id string) string {

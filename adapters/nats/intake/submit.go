@@ -3,13 +3,12 @@ package intake
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"hash/fnv"
+	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/studyd/studyd/adapters/nats/client"
@@ -19,52 +18,93 @@ import (
 	"github.com/studyd/studyd/internal/buildinfo"
 )
 
-// DefaultSubmitTimeout bounds how long studyd.submit waits for a command's outcome.
-const DefaultSubmitTimeout = 10 * time.Second
-
 // SubmitInFlight bounds the studyd.submit requests one instance serves at once; more
 // are answered 503 at once rather than queued behind slow ones.
 const SubmitInFlight = 512
 
 // SubmitConfig tunes the submit endpoint. The zero value is usable.
 type SubmitConfig struct {
-	Timeout time.Duration // how long to wait for an outcome; default DefaultSubmitTimeout
+	// Batch is the most commands decided and appended together; default DefaultWindow.
+	Batch int
+	// Committers is how many batches are decided and written at once, each for its own
+	// share of the clients (so one client's commands stay in one queue, in order):
+	// while one batch waits for the disk, another is decided. Default 4.
+	Committers int
+	Logger     *slog.Logger
 }
 
 // SubmitService serves the micro endpoint studyd.submit: a request carrying one
-// command (JSON or msgpack by Content-Type) is published to STUDYD_CMDS like any other
-// command — so it is applied in order with the client's other commands, by whichever
-// instance owns the partition — and the reply is its Outcome as JSON. A command
-// refused before it can be routed (app.Admit) is recorded here and answered at once.
+// command (JSON or msgpack by Content-Type) is decided and appended by the instance
+// that receives it, without the command stream, and the reply is its Outcome as JSON,
+// sent once the commit (or the recorded rejection) is stored — on a server that syncs
+// every write, on disk. Requests that arrive while a batch is being written wait for
+// the next one, and a batch's commits are appended together (app.Handler.HandleBatch,
+// an atomic batch with eventlog.WithAtomicBatches): one round trip and, durable, one
+// fsync for the batch. A client's commands sent together are decided in the order they
+// arrived; commands of one client sent at once through several instances, or through
+// both the stream and this endpoint, are each applied once, in an order the senders
+// did not fix.
 //
-// Requests are served concurrently (at most SubmitInFlight at once), so one waiting
-// for its outcome never delays another. A resend of a command the stream already
-// holds (a duplicate PubAck) is answered with the outcome recorded in the log.
+// Requests are served concurrently (at most SubmitInFlight at once). A resend of a
+// command is answered with its first outcome: the commit that applied it, or its
+// recorded refusal.
 type SubmitService struct {
 	nc      *nats.Conn
-	js      jetstream.JetStream
 	handler *app.Handler
 	cfg     SubmitConfig
+	queues  []chan submission // by client: queueOf
 	ready   chan struct{}
 	once    sync.Once // closes ready
 }
 
+// submission is one command waiting for its batch.
+type submission struct {
+	inc  app.Incoming
+	cmd  domain.Command
+	done chan settledSubmission
+}
+
+type settledSubmission struct {
+	out client.Outcome
+	err error
+}
+
 // NewSubmitService returns the endpoint's service. It does no I/O: Run serves.
-func NewSubmitService(nc *nats.Conn, js jetstream.JetStream, handler *app.Handler, cfg SubmitConfig) *SubmitService {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultSubmitTimeout
+func NewSubmitService(nc *nats.Conn, handler *app.Handler, cfg SubmitConfig) *SubmitService {
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultWindow
 	}
-	return &SubmitService{nc: nc, js: js, handler: handler, cfg: cfg, ready: make(chan struct{})}
+	if cfg.Committers <= 0 {
+		cfg.Committers = 4
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	queues := make([]chan submission, cfg.Committers)
+	for i := range queues {
+		queues[i] = make(chan submission, SubmitInFlight)
+	}
+	return &SubmitService{nc: nc, handler: handler, cfg: cfg, queues: queues, ready: make(chan struct{})}
 }
 
 // Ready is closed once the endpoint answers.
 func (s *SubmitService) Ready() <-chan struct{} { return s.ready }
 
 // Run serves studyd.submit until ctx is done, then stops serving and returns once
-// every request in hand has been answered (each waits at most the timeout).
+// every request in hand has been answered.
 func (s *SubmitService) Run(ctx context.Context) error {
 	base := context.WithoutCancel(ctx)
 	in := inflight.New(SubmitInFlight)
+	var committers sync.WaitGroup
+	for _, q := range s.queues {
+		committers.Go(func() { s.commit(base, q) })
+	}
+	defer func() {
+		for _, q := range s.queues {
+			close(q) // every request in hand has queued its command by now
+		}
+		committers.Wait()
+	}()
 	svc, err := micro.AddService(s.nc, micro.Config{
 		Name:        client.SubmitService,
 		Version:     buildinfo.SemVer(),
@@ -95,88 +135,81 @@ func (s *SubmitService) Run(ctx context.Context) error {
 	return nil
 }
 
-// submit handles one studyd.submit request.
+// submit handles one studyd.submit request: the command is admitted, queued for the
+// next batch, and answered with its outcome.
 func (s *SubmitService) submit(ctx context.Context, req micro.Request) {
-	contentType := req.Headers().Get(client.HeaderContentType)
-	inc := app.Incoming{Subject: client.SubmitSubject, ContentType: contentType, Payload: req.Data()}
+	inc := app.Incoming{Subject: client.SubmitSubject, ContentType: req.Headers().Get(client.HeaderContentType), Payload: req.Data()}
 	cmd, err := app.Admit(inc, client.DecodeCommand)
+	var out client.Outcome
 	if err != nil {
-		// Refused before it could be routed to a client's partition: record the
-		// rejection here, as the intake would, and answer.
-		r, pos, rerr := s.handler.Reject(ctx, inc, cmd, err)
-		if rerr != nil {
-			_ = req.Error("503", rerr.Error(), nil)
-			return
-		}
-		out, _ := json.Marshal(rejected(r, pos))
-		_ = req.Respond(out)
-		return
-	}
-	inbox := nats.NewInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
-	if err != nil {
-		_ = req.Error("503", "subscribe for outcome: "+err.Error(), nil)
-		return
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
-	defer cancel()
-	msg := nats.NewMsg(client.CommandSubject(cmd.ClientID))
-	msg.Data = req.Data()
-	msg.Header.Set(client.HeaderReplyTo, inbox)
-	if contentType != "" {
-		msg.Header.Set(client.HeaderContentType, contentType)
-	}
-	var opts []jetstream.PublishOpt
-	if cmd.CommandID != "" {
-		opts = append(opts, jetstream.WithMsgID(client.CommandMsgID(cmd)))
-	}
-	ack, err := s.js.PublishMsg(ctx, msg, opts...)
-	if err != nil {
-		_ = req.Error("503", "publish to "+client.CommandsStream+": "+err.Error(), nil)
-		return
-	}
-	if ack.Duplicate {
-		// The stream held this very command already, so no outcome will come to our
-		// inbox: the first one is in the log (or will be, once it is applied).
-		s.respondRecorded(ctx, cmd, req)
-		return
-	}
-	reply, err := sub.NextMsgWithContext(ctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		_ = req.Error("504", fmt.Sprintf("command %s accepted but no outcome within %s (it will still be applied)", cmd.CommandID, s.cfg.Timeout), nil)
-		return
+		// Refused before it could be decided: record the rejection and answer.
+		out, err = conclude(ctx, s.handler, s.cfg.Logger, inc, cmd, app.Result{}, err)
+	} else {
+		inc.Client = cmd.ClientID
+		done := make(chan settledSubmission, 1)
+		s.queueOf(cmd.ClientID) <- submission{inc: inc, cmd: cmd, done: done}
+		r := <-done
+		out, err = r.out, r.err
 	}
 	if err != nil {
-		_ = req.Error("503", "wait for outcome: "+err.Error(), nil)
+		_ = req.Error("503", err.Error(), nil)
 		return
 	}
-	_ = req.Respond(reply.Data, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
+	b, _ := json.Marshal(out)
+	_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
 }
 
-// respondRecorded answers a resent command with the outcome the log records for it,
-// polling while the original is still queued, until ctx ends.
-func (s *SubmitService) respondRecorded(ctx context.Context, cmd domain.Command, req micro.Request) {
-	wait := 20 * time.Millisecond
-	for {
-		out, ok, err := OutcomeOf(ctx, s.handler, cmd)
-		if ok {
-			b, _ := json.Marshal(out)
-			_ = req.Respond(b, micro.WithHeaders(micro.Headers{client.HeaderContentType: []string{client.ContentTypeJSON}}))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			why := "the original is still queued"
-			if err != nil {
-				why = err.Error()
+// queueOf is the queue of client's commands.
+func (s *SubmitService) queueOf(client domain.ClientID) chan submission {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(client))
+	return s.queues[h.Sum32()%uint32(len(s.queues))]
+}
+
+// commit takes queue's commands in batches until it is closed: whatever has arrived
+// while the previous batch was written, up to Batch, decided in waves of distinct
+// clients (a client's commands in the order they arrived).
+func (s *SubmitService) commit(ctx context.Context, queue chan submission) {
+	for first := range queue {
+		batch := []submission{first}
+	gather:
+		for len(batch) < s.cfg.Batch {
+			select {
+			case next, ok := <-queue:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, next)
+			default:
+				break gather
 			}
-			_ = req.Error("504", fmt.Sprintf("command %s was sent before and is held by %s, but no outcome is recorded within %s (%s); it will still be applied",
-				cmd.CommandID, client.CommandsStream, s.cfg.Timeout, why), nil)
-			return
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 500*time.Millisecond)
+		for len(batch) > 0 {
+			var wave, later []submission
+			in := make(map[domain.ClientID]bool)
+			for _, sub := range batch {
+				if in[sub.cmd.ClientID] {
+					later = append(later, sub)
+					continue
+				}
+				in[sub.cmd.ClientID] = true
+				wave = append(wave, sub)
+			}
+			s.settle(ctx, wave)
+			batch = later
+		}
+	}
+}
+
+// settle decides and appends one wave and answers each of its commands.
+func (s *SubmitService) settle(ctx context.Context, wave []submission) {
+	reqs := make([]app.Request, len(wave))
+	for i, sub := range wave {
+		reqs[i] = app.Request{Cmd: sub.cmd}
+	}
+	for i, r := range s.handler.HandleBatch(ctx, reqs) {
+		sub := wave[i]
+		out, err := conclude(ctx, s.handler, s.cfg.Logger, sub.inc, sub.cmd, r.Result, r.Err)
+		sub.done <- settledSubmission{out: out, err: err}
 	}
 }

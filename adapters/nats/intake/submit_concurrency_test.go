@@ -13,6 +13,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/intake"
 	"github.com/studyd/studyd/app"
 	"github.com/studyd/studyd/domain"
+	"github.com/studyd/studyd/eventstore"
 )
 
 // TestSameCommandIDOnTwoClientsAppliesBoth: a command id is unique per client, not per
@@ -103,18 +104,31 @@ func TestResentCommandIsAnsweredWithItsFirstOutcome(t *testing.T) {
 	}
 }
 
+// stalledLoads is a store whose loads wait until release is closed.
+type stalledLoads struct {
+	eventstore.Store
+	release chan struct{}
+}
+
+func (s *stalledLoads) Load(ctx context.Context, c domain.ClientID) (eventstore.Record, error) {
+	<-s.release
+	return s.Store.Load(ctx, c)
+}
+
 // TestSubmitServesRequestsConcurrently: a submit waiting for its outcome does not hold
 // up the next request (issue 12, case 6: one request at a time, each unanswerable one
-// held for 10 s). No intake runs, so the first command's outcome never comes; a
+// held for 10 s). The first command's client cannot be loaded until the end; a
 // malformed command is answered by the endpoint itself and must come back first.
 func TestSubmitServesRequestsConcurrently(t *testing.T) {
 	t.Parallel()
-	nc, js, store := setup(t)
-	svc := intake.NewSubmitService(nc, js, app.NewHandler(store, app.Config{}), intake.SubmitConfig{})
+	nc, _, store := setup(t)
+	stalled := &stalledLoads{Store: store, release: make(chan struct{})}
+	svc := intake.NewSubmitService(nc, app.NewHandler(stalled, app.Config{}), intake.SubmitConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	defer func() {
+		close(stalled.release)
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("submit service: %v", err)

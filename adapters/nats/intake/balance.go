@@ -1,0 +1,62 @@
+package intake
+
+import (
+	"context"
+	"time"
+)
+
+// balanceEvery is how often an instance compares the partitions it holds with its
+// share.
+const balanceEvery = 5 * time.Second
+
+// yieldFor is how long a partition handed on is not pulled: past pinnedTTL, so that
+// the server pins it to an instance waiting for it.
+const yieldFor = pinnedTTL + time.Second
+
+// balance hands partitions on to other instances while this one holds more than its
+// share. A pinned partition stays with the instance that first pulled it, so without
+// this the first studyd to start would keep every partition and the others would only
+// stand by. Every instance keeps a pull request waiting on every partition, so the
+// requests waiting on a partition this instance holds count the instances: with N of
+// them, each should hold at most ceil(P/N) partitions. An instance over its share stops
+// pulling its highest-numbered ones for yieldFor; the server pins each to a waiting
+// instance, whose fence keeps every client's commands in order across the handover.
+func (in *Intake) balance(ctx context.Context, parts []*partition) {
+	t := time.NewTicker(balanceEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var held []*partition
+		instances := 1
+		for _, p := range parts {
+			pin, _ := p.owner.Load().(string)
+			if pin == "" {
+				continue
+			}
+			info, err := p.cons.Info(ctx)
+			if err != nil {
+				continue
+			}
+			for _, g := range info.PriorityGroups {
+				if g.Group == PriorityGroup && g.PinnedClientID == pin {
+					held = append(held, p)
+					// One waiting request is this instance's own (most of the time).
+					instances = max(instances, info.NumWaiting)
+				}
+			}
+		}
+		share := (len(parts) + instances - 1) / instances
+		if len(held) <= share {
+			continue
+		}
+		for _, p := range held[share:] {
+			p.yieldUntil.Store(time.Now().Add(yieldFor).UnixNano())
+			p.owner.Store("")
+		}
+		in.cfg.Logger.Info("intake: handing partitions on", "held", len(held), "instances", instances, "share", share)
+	}
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// instanceCounts are the studyd instances the instances scenario runs side by side.
+var instanceCounts = []int{1, 2, 3}
+
+// instances measures studyd scaled out on one server: 1, 2 and 3 instances (each its
+// own connection, store, handler, intake and projector, as separate studyd processes
+// would be) take the same fleet's commands end to end. Throughput should grow with
+// the instances until the server, or here the machine's two cores, saturates; how the
+// instances share the partitions is the intake's business, measured unchanged.
+func (b *bencher) instances(ctx context.Context) error {
+	f, err := fleet(b.cfg.Clients, 30, 3)
+	if err != nil {
+		return err
+	}
+	// Three fresh servers in a row: a fifth of the end-to-end run each (10k by
+	// default, seconds on a quiet machine) keeps the default run's total in bounds.
+	cmds, err := commands(f, min(b.cfg.Size/5, 10_000))
+	if err != nil {
+		return err
+	}
+	var one float64
+	for _, k := range instanceCounts {
+		b.progress(fmt.Sprintf("instances: %d commands, %s, %d partitions", len(cmds), plural(k, "instance"), b.cfg.Partitions))
+		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, Instances: k})
+		if err != nil {
+			return err
+		}
+		cpu0, wall0 := processCPU(), time.Now()
+		tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)
+		busy := float64(processCPU()-cpu0) / float64(time.Since(wall0))
+		st := n.intakeStats()
+		n.stop()
+		if err != nil {
+			return err
+		}
+		if k == instanceCounts[0] {
+			one = tp.Visible
+		}
+		b.rep.Details[fmt.Sprintf("instances_%d", k)] = map[string]any{"throughput": tp, "intake": st, "cores_busy": busy}
+		b.rep.add(row{Scenario: "instances", Figure: fmt.Sprintf("commands/s visible, %s, %d partitions", plural(k, "instance"), b.cfg.Partitions),
+			Value: tp.Visible, Unit: "cmds/s", Baseline: "1 instance", BaseVal: one,
+			Note: fmt.Sprintf("%d commands of %d simulated clients on one server; appended %s/s; settled by each instance: %s; intake: %s mean from receipt to ack, %.0f retries; this process (studyd and the server) kept %.2f of %d cores busy",
+				len(cmds), b.cfg.Clients, grouped(tp.Appended), shares(st.PerInstance), st.Mean.Round(time.Microsecond), st.Retries, busy, runtime.NumCPU())})
+	}
+	return nil
+}
+
+// plural is "1 instance", "2 instances".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// shares prints each instance's settled commands: 6000 / 4000.
+func shares(per []float64) string {
+	parts := make([]string, len(per))
+	for i, v := range per {
+		parts[i] = fmt.Sprintf("%.0f", v)
+	}
+	return strings.Join(parts, " / ")
+}
