@@ -117,7 +117,7 @@ func TestVerifyDetectsForgedCommit(t *testing.T) {
 	}
 	forgedSeq := uint64(len(log.Entries))
 
-	without := verify(log.Entries, audit.VerifyOptions{Anchored: true})
+	without := verify(t, log.Entries, audit.VerifyOptions{Anchored: true})
 	if err := without.Err(); err != nil {
 		t.Fatalf("without a key: got fault %v, want none (the forgery is well chained)", err)
 	}
@@ -128,7 +128,7 @@ func TestVerifyDetectsForgedCommit(t *testing.T) {
 		t.Errorf("without a key: Complete() = true, want false")
 	}
 
-	r := verify(log.Entries, audit.VerifyOptions{Anchored: true, CommitKey: k})
+	r := verify(t, log.Entries, audit.VerifyOptions{Anchored: true, CommitKey: k})
 	var f *audit.Fault
 	if !errors.As(r.Err(), &f) || f.Kind != audit.FaultAuthorship || f.Seq != forgedSeq || f.Client != client {
 		t.Fatalf("with the key: got %v, want %s at seq %d for %s", r.Err(), audit.FaultAuthorship, forgedSeq, client)
@@ -149,7 +149,7 @@ func TestVerifyDetectsForgedCommit(t *testing.T) {
 	}
 	n := len(log.Entries) - 1
 	log.Entries[n].MAC = k.Sign(log.Entries[n].Subject, log.Entries[n].Data)
-	r = verify(log.Entries, audit.VerifyOptions{Anchored: true, CommitKey: k})
+	r = verify(t, log.Entries, audit.VerifyOptions{Anchored: true, CommitKey: k})
 	if r.FaultCount != 1 || r.Faults[0].Kind != audit.FaultAuthorship {
 		t.Errorf("after a genuine commit past the forgery: faults %v, want only the forgery's", r.Faults)
 	}
@@ -160,7 +160,7 @@ func TestVerifyDetectsForgedCommit(t *testing.T) {
 func TestVerifyChecksNamed(t *testing.T) {
 	t.Parallel()
 	l := fleet(t)
-	r := verify(l.Entries, audit.VerifyOptions{Complete: true})
+	r := verify(t, l.Entries, audit.VerifyOptions{Complete: true})
 	want := map[string]audit.CheckStatus{
 		audit.CheckDecode: audit.CheckOK, audit.CheckTransitions: audit.CheckOK, audit.CheckChain: audit.CheckOK,
 		audit.CheckAuthorship: audit.CheckNotChecked, audit.CheckCheckpoints: audit.CheckNotChecked,

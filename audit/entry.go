@@ -49,8 +49,11 @@ func (e Entry) SubjectClient() domain.ClientID {
 
 // Record decodes e as a commit: Position is its sequence and Hash the sha256 of its
 // bytes as stored, which the client's next commit names as PrevHash.
-func (e Entry) Record() (eventstore.Record, error) {
-	r, err := eventstore.DecodeRecord(e.Seq, e.Data)
+func (e Entry) Record() (eventstore.Record, error) { return e.recordWith(eventstore.DecodeRecord) }
+
+// recordWith is Record through decode (DecodeRecord or DecodeRecordLean).
+func (e Entry) recordWith(decode func(pos uint64, data []byte) (eventstore.Record, error)) (eventstore.Record, error) {
+	r, err := decode(e.Seq, e.Data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("commit at seq %d (%s): %w", e.Seq, e.Subject, err)
 	}

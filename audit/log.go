@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/studyd/studyd/eventstore"
 )
 
 // The event log as an audit reads it. An audit does no I/O of its own: it is handed a
@@ -68,7 +70,7 @@ func allClientSubjects(subjects []string) bool {
 // replay itself failing.
 func Verify(ctx context.Context, log Log, r Range, opts VerifyOptions, progress func(seq uint64)) (Report, error) {
 	v := NewVerifier(opts)
-	err := ReplayDecoded(ctx, log, r, 0, func(d Decoded) error {
+	err := ReplayLean(ctx, log, r, 0, func(d Decoded) error {
 		v.AddDecoded(d)
 		if progress != nil {
 			progress(d.Seq)
@@ -88,13 +90,34 @@ const decodeBatch = 64
 type decodeJob struct {
 	items []Decoded
 	done  chan struct{}
+	arena eventstore.Arena // a lean replay's events and enrollments of the items
 }
 
-// ReplayDecoded is log.Replay with the order-free work (sha256, decoding) spread over
-// workers goroutines (0: GOMAXPROCS), while fn still sees every entry in sequence order
-// on the caller's goroutine. Decoding dominates an audit replay, so this is what lets
-// it keep up with the raw read on more than one core.
+// freeJobs are jobs fn is done with, for the readers of every replay to fill again:
+// with their items' slice and (lean) their arena, a replay's memory is mostly that of
+// the jobs in flight rather than some ten kilobytes made and collected per commit.
+var freeJobs = sync.Pool{New: func() any { return &decodeJob{items: make([]Decoded, 0, decodeBatch)} }}
+
+// ReplayDecoded is log.Replay with the order-free work (sha256, decoding, the checks
+// of each commit alone) spread over workers goroutines (0: GOMAXPROCS), while fn still
+// sees every entry in sequence order on the caller's goroutine. Decoding dominates an
+// audit replay, so this is what lets it keep up with the raw read on more than one
+// core.
 func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
+	return replayDecoded(ctx, log, r, workers, false, fn)
+}
+
+// ReplayLean is ReplayDecoded with lean records (DecodeLean): what verifying and
+// folding the log read of each commit, and no more. Its events and enrollments are
+// carved from memory the replay reuses once fn has seen a batch of entries, so fn must
+// not keep a record's Events or State.Enrollments slices (or pointers into them) after
+// it returns; the strings, and the events' ratios, are its own. The verifier and the
+// projections' folds copy what they keep.
+func ReplayLean(ctx context.Context, log Log, r Range, workers int, fn func(Decoded) error) error {
+	return replayDecoded(ctx, log, r, workers, true, fn)
+}
+
+func replayDecoded(ctx context.Context, log Log, r Range, workers int, lean bool, fn func(Decoded) error) error {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -102,6 +125,19 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 	defer cancel()
 	ordered := make(chan *decodeJob, 4*workers)
 	work := make(chan *decodeJob, 4*workers)
+	// free holds the jobs fn is done with, for this replay's reader to fill again (the
+	// pool, which a collection empties, only carries them from one replay to the next).
+	free := make(chan *decodeJob, 4*workers+2)
+	defer func() {
+		for {
+			select {
+			case j := <-free:
+				freeJobs.Put(j)
+			default:
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -109,7 +145,11 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 			defer wg.Done()
 			for j := range work {
 				for i := range j.items {
-					j.items[i] = Decode(j.items[i].Entry)
+					if lean {
+						j.items[i] = decodeLeanIn(&j.arena, j.items[i].Entry)
+					} else {
+						j.items[i] = Decode(j.items[i].Entry)
+					}
 				}
 				close(j.done)
 			}
@@ -119,7 +159,17 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 	go func() {
 		defer close(ordered)
 		defer close(work)
-		j := &decodeJob{items: make([]Decoded, 0, decodeBatch), done: make(chan struct{})}
+		next := func() *decodeJob {
+			var j *decodeJob
+			select {
+			case j = <-free:
+			default:
+				j = freeJobs.Get().(*decodeJob)
+			}
+			j.done = make(chan struct{})
+			return j
+		}
+		j := next()
 		send := func() bool {
 			select {
 			case ordered <- j:
@@ -127,7 +177,7 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 				return false
 			}
 			work <- j
-			j = &decodeJob{items: make([]Decoded, 0, decodeBatch), done: make(chan struct{})}
+			j = next()
 			return true
 		}
 		err := log.Replay(ctx, r, func(e Entry) error {
@@ -153,6 +203,14 @@ func ReplayDecoded(ctx context.Context, log Log, r Range, workers int, fn func(D
 				cancel()
 				break
 			}
+		}
+		clear(j.items) // let the entries' bytes go while the job waits
+		j.items = j.items[:0]
+		j.arena.Reset()
+		select {
+		case free <- j:
+		default:
+			freeJobs.Put(j)
 		}
 	}
 	wg.Wait()

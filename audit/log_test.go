@@ -3,8 +3,12 @@ package audit_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/audit"
 )
@@ -88,6 +92,44 @@ func TestCoverage(t *testing.T) {
 		complete, anchored := audit.Coverage(tt.r, 1)
 		if complete != tt.complete || anchored != tt.anchored {
 			t.Errorf("%s: Coverage = %t, %t; want %t, %t", tt.name, complete, anchored, tt.complete, tt.anchored)
+		}
+	}
+}
+
+// TestReplayLeanRecordsAreWhole: a lean replay reuses its events' and enrollments'
+// memory batch after batch (ReplayLean), a LeanDecoder entry after entry; every record
+// fn sees must still be exactly the lean decode of its entry, in order, however the
+// workers run ahead.
+func TestReplayLeanRecordsAreWhole(t *testing.T) {
+	l := fleet(t)
+	// The reader runs at most 4×workers jobs of 64 entries (and the one it fills) ahead
+	// of fn, so with one or two workers the log's later jobs are reused ones.
+	if len(l.Entries) < 12*64 {
+		t.Fatalf("the fleet log has %d entries: too few to reuse jobs", len(l.Entries))
+	}
+	for _, workers := range []int{1, 2} {
+		n := 0
+		err := audit.ReplayLean(context.Background(), sliceLog(l.Entries), audit.Range{}, workers, func(d audit.Decoded) error {
+			e := l.Entries[n]
+			n++
+			want := audit.DecodeLean(e)
+			if d.Seq != e.Seq || !reflect.DeepEqual(d.Record, want.Record) || d.Sum != want.Sum || (d.Err == nil) != (want.Err == nil) {
+				return fmt.Errorf("entry %d (seq %d) is not its lean decode: %s", n-1, e.Seq, cmp.Diff(want.Record, d.Record))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%d workers: %v", workers, err)
+		}
+		if n != len(l.Entries) {
+			t.Fatalf("%d workers: replayed %d entries, want %d", workers, n, len(l.Entries))
+		}
+	}
+	var lean audit.LeanDecoder
+	for i, e := range l.Entries {
+		got, want := lean.Decode(e), audit.DecodeLean(e)
+		if !reflect.DeepEqual(got.Record, want.Record) || got.Sum != want.Sum || (got.Err == nil) != (want.Err == nil) {
+			t.Fatalf("LeanDecoder: entry %d is not its lean decode: %s", i, cmp.Diff(want.Record, got.Record))
 		}
 	}
 }

@@ -2,16 +2,12 @@ package audit
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
-	"github.com/studyd/studyd/fsm"
-	"github.com/studyd/studyd/projections"
 )
 
 // ErrFault is wrapped by every *Fault: the log failed verification.
@@ -196,19 +192,12 @@ func parseHash(h string) (sum [32]byte, ok bool) {
 	return sum, err == nil
 }
 
-type transitionKey struct {
-	t        domain.EventType
-	from, to domain.State
-	rollout  bool // which machine: a rollout's, or a study's
-}
-
 // Verifier checks a replayed stream message by message. It is not safe for
 // concurrent use.
 type Verifier struct {
 	opts     VerifyOptions
 	clients  map[domain.ClientID]*chain
 	dangling map[string]link // prev hashes no commit had yet: seq and client of who named them
-	legal    map[transitionKey]error
 	digest   LogDigest
 	nextCP   int
 	report   Report
@@ -230,8 +219,8 @@ type touch struct {
 func NewVerifier(opts VerifyOptions) *Verifier {
 	opts.Anchored = opts.Anchored || opts.Complete
 	return &Verifier{opts: opts, clients: make(map[domain.ClientID]*chain), dangling: make(map[string]link),
-		legal: make(map[transitionKey]error), applied: make(map[uint64]uint64),
-		report: Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
+		applied: make(map[uint64]uint64),
+		report:  Report{FSMVersions: map[string]uint64{}, Faults: []Fault{}}, byKind: make(map[FaultKind]int)}
 }
 
 func (v *Verifier) fault(f Fault) {
@@ -243,22 +232,52 @@ func (v *Verifier) fault(f Fault) {
 }
 
 // Decoded is an entry with the work that does not depend on the log's order done:
-// the sha256 of its bytes and, for a commit, its decoded record (or the decode error),
-// so that a replay can decode on several cores and verify in order.
+// the sha256 of its bytes and, for a commit, its decoded record (or the decode error)
+// and the verifier's checks of the commit alone (precheck), so that a replay can
+// decode on several cores and verify in order.
 type Decoded struct {
 	Entry
 	Sum       [32]byte
 	Record    eventstore.Record // commits only
 	Rejection eventstore.Rejection
 	Err       error // the decode error of a commit or rejection
+	pre       precheck
 }
 
 // Decode does e's order-free work.
-func Decode(e Entry) Decoded {
+func Decode(e Entry) Decoded { return decode(e, eventstore.DecodeRecord) }
+
+// DecodeLean is Decode with a lean record (eventstore.DecodeCommitLean): the same
+// verdict on every entry, but of a commit only what the verifier and the projections'
+// folds read, which is what an audit replay needs and most of what it costs. A caller
+// that exports or keeps commits decodes them whole (Decode).
+func DecodeLean(e Entry) Decoded { return decodeLeanIn(nil, e) }
+
+// LeanDecoder is DecodeLean for a sequential reader, into memory it reuses: each
+// record's events and enrollments are valid until the next Decode (as in ReplayLean).
+// The zero value is ready.
+type LeanDecoder struct{ arena eventstore.Arena }
+
+// Decode is DecodeLean(e), reusing the memory of the record it returned last.
+func (l *LeanDecoder) Decode(e Entry) Decoded {
+	l.arena.Reset()
+	return decodeLeanIn(&l.arena, e)
+}
+
+// decodeLeanIn is DecodeLean with the events and enrollments carved from a
+// (eventstore.DecodeCommitLeanIn).
+func decodeLeanIn(a *eventstore.Arena, e Entry) Decoded {
+	return decode(e, func(pos uint64, data []byte) (eventstore.Record, error) {
+		return eventstore.DecodeRecordLean(a, pos, data)
+	})
+}
+
+func decode(e Entry, record func(pos uint64, data []byte) (eventstore.Record, error)) Decoded {
 	d := Decoded{Entry: e}
 	if e.Kind() == KindCommit {
 		// The record's hash is the sha256 of the bytes: decode it rather than hash twice.
-		if d.Record, d.Err = e.Record(); d.Err == nil {
+		if d.Record, d.Err = e.recordWith(record); d.Err == nil {
+			d.pre = precheckCommit(&d.Record.Commit)
 			if _, err := hex.Decode(d.Sum[:], []byte(d.Record.Hash)); err == nil {
 				return d
 			}
@@ -320,17 +339,21 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 	}
 	rec := d.Record
 	c := &rec.Commit
+	pre := d.pre
+	if !pre.done { // a Decoded not made by Decode
+		pre = precheckCommit(c)
+	}
 	r.FSMVersions[c.FSMVersion]++
 	if sc := e.SubjectClient(); sc != c.Client {
 		v.fault(Fault{Kind: FaultSubject, Seq: e.Seq, Client: sc,
 			Detail: fmt.Sprintf("commit of client %q stored on %s", c.Client, e.Subject)})
 	}
-	v.checkApplied(e.Seq, c)
+	v.checkApplied(e.Seq, c, &pre)
 	ch := v.clients[c.Client]
-	v.checkChain(e.Seq, c, rec.Hash, ch)
-	v.checkEvents(e.Seq, c, ch)
-	if err := projections.CheckTime(c); err != nil {
-		v.fault(Fault{Kind: FaultTime, Seq: e.Seq, Client: c.Client, Detail: err.Error()})
+	v.checkChain(e.Seq, c, rec.Hash, ch, &pre)
+	v.checkEvents(e.Seq, c, ch, pre.bad)
+	if pre.timeErr != nil {
+		v.fault(Fault{Kind: FaultTime, Seq: e.Seq, Client: c.Client, Detail: pre.timeErr.Error()})
 	}
 	if ch == nil {
 		ch = &chain{}
@@ -347,15 +370,11 @@ func (v *Verifier) AddDecoded(d Decoded) (eventstore.Record, bool) {
 }
 
 // checkApplied reports a command id the client had applied in an earlier commit.
-func (v *Verifier) checkApplied(seq uint64, c *eventstore.Commit) {
+func (v *Verifier) checkApplied(seq uint64, c *eventstore.Commit, pre *precheck) {
 	if c.CommandID == "" {
 		return
 	}
-	h := sha256.New()
-	_, _ = h.Write([]byte(c.Client))
-	_, _ = h.Write([]byte{0})
-	_, _ = h.Write([]byte(c.CommandID))
-	k := binary.BigEndian.Uint64(h.Sum(nil))
+	k := pre.applied
 	if first, ok := v.applied[k]; ok {
 		v.fault(Fault{Kind: FaultAppliedTwice, Seq: seq, Client: c.Client, Related: first,
 			Detail: fmt.Sprintf("command %q was applied already by the commit at seq %d", c.CommandID, first)})
@@ -365,7 +384,7 @@ func (v *Verifier) checkApplied(seq uint64, c *eventstore.Commit) {
 }
 
 // checkChain compares c's PrevHash with the hash of the client's previous commit ch.
-func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch *chain) {
+func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch *chain, pre *precheck) {
 	if l, ok := v.dangling[hash]; ok {
 		delete(v.dangling, hash)
 		v.fault(Fault{Kind: FaultChain, Seq: seq, Client: c.Client, Related: l.seq,
@@ -382,7 +401,7 @@ func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch 
 			Detail: fmt.Sprintf("the client's first commit in the log names a predecessor %s: a commit before it was removed or edited", short(c.PrevHash))})
 		return
 	}
-	prev, named := parseHash(c.PrevHash)
+	prev, named := pre.prev, pre.prevNamed
 	switch {
 	case named && prev == ch.lastHash:
 		return
@@ -404,19 +423,17 @@ func (v *Verifier) checkChain(seq uint64, c *eventstore.Commit, hash string, ch 
 			short(c.PrevHash), short(hex.EncodeToString(ch.lastHash[:])), ch.lastSeq, ch.lastSeq)})
 }
 
-// checkEvents checks every event of c: well formed, a legal transition, from the state
-// the client was in, and ending in the state the commit records.
-func (v *Verifier) checkEvents(seq uint64, c *eventstore.Commit, ch *chain) {
+// checkEvents checks every event of c: well formed and a legal transition (bad, from
+// precheckCommit), from the state the client was in, and ending in the state the
+// commit records.
+func (v *Verifier) checkEvents(seq uint64, c *eventstore.Commit, ch *chain, bad []eventFault) {
 	v.touched = v.touched[:0]
 	for i := range c.Events {
 		e := &c.Events[i]
 		v.report.Events++
-		if err := e.Validate(); err != nil {
-			v.fault(Fault{Kind: FaultInvalidEvent, Seq: seq, Client: c.Client, Detail: fmt.Sprintf("events[%d]: %v", i, err)})
-			continue
-		}
-		if err := v.checkTransition(e); err != nil {
-			v.fault(Fault{Kind: FaultIllegalTransition, Seq: seq, Client: c.Client, Detail: fmt.Sprintf("events[%d]: %v", i, err)})
+		if len(bad) > 0 && bad[0].i == i {
+			v.fault(Fault{Kind: bad[0].kind, Seq: seq, Client: c.Client, Detail: fmt.Sprintf("events[%d]: %v", i, bad[0].err)})
+			bad = bad[1:]
 			continue
 		}
 		if e.Type.Method() == "" {
@@ -459,18 +476,6 @@ func (v *Verifier) touchedIndex(s domain.StudyRef) int {
 		}
 	}
 	return -1
-}
-
-// checkTransition is fsm.CheckTransition, remembered per (type, from, to): the table
-// is fixed, and building a state machine per event would dominate a replay.
-func (v *Verifier) checkTransition(e *domain.Event) error {
-	k := transitionKey{t: e.Type, from: e.From, to: e.To, rollout: e.Object.IsRollout()}
-	err, ok := v.legal[k]
-	if !ok {
-		err = fsm.CheckTransition(domain.Event{Type: e.Type, From: e.From, To: e.To, Object: e.Object, Key: e.Key})
-		v.legal[k] = err
-	}
-	return err
 }
 
 // checkpointsBefore checks the checkpoints whose sequence lies before seq: the log has

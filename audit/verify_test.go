@@ -3,11 +3,14 @@ package audit_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/audit/audittest"
@@ -33,12 +36,28 @@ func fleet(t testing.TB) *audittest.Log {
 	return fleetLog
 }
 
-func verify(entries []audit.Entry, opts audit.VerifyOptions) audit.Report {
+// verify runs entries through a verifier with opts, decoded whole (Verifier.Add), and
+// again decoded lean (audit.DecodeLean) as audit.Verify reads a log: both must give the
+// same report, faults and their wording included. A view check keeps state, so with
+// opts.Views the entries are verified once, lean.
+func verify(t testing.TB, entries []audit.Entry, opts audit.VerifyOptions) audit.Report {
+	t.Helper()
+	lean := audit.NewVerifier(opts)
+	for _, e := range entries {
+		lean.AddDecoded(audit.DecodeLean(e))
+	}
+	if opts.Views != nil {
+		return lean.Finish()
+	}
 	v := audit.NewVerifier(opts)
 	for _, e := range entries {
 		v.Add(e)
 	}
-	return v.Finish()
+	r, lr := v.Finish(), lean.Finish()
+	if !reflect.DeepEqual(r, lr) {
+		t.Fatalf("the lean decode's report differs from the full decode's:\n%s", cmp.Diff(r, lr))
+	}
+	return r
 }
 
 // chainOf returns the indexes (into entries) of the commits of the client with the
@@ -84,7 +103,7 @@ func encode(t *testing.T, c eventstore.Commit) []byte {
 func TestVerifyCleanLog(t *testing.T) {
 	t.Parallel()
 	l := fleet(t)
-	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	r := verify(t, l.Entries, audit.VerifyOptions{Anchored: true})
 	if err := r.Err(); err != nil {
 		t.Fatalf("clean log: got fault %v (of %d), want none", err, r.FaultCount)
 	}
@@ -105,7 +124,7 @@ func TestVerifyMixedVersionLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	r := verify(t, l.Entries, audit.VerifyOptions{Anchored: true})
 	if err := r.Err(); err != nil {
 		t.Fatalf("clean mixed-version log: got fault %v (of %d), want none", err, r.FaultCount)
 	}
@@ -130,7 +149,7 @@ func TestVerifyMixedVersionLog(t *testing.T) {
 	if err := l.Apply(run); err != nil {
 		t.Fatal(err)
 	}
-	if r := verify(l.Entries, audit.VerifyOptions{Anchored: true}); r.Err() != nil {
+	if r := verify(t, l.Entries, audit.VerifyOptions{Anchored: true}); r.Err() != nil {
 		t.Fatalf("two clients' rollouts: got fault %v, want none", r.Err())
 	}
 	c := decode(t, l.Entries[1])
@@ -146,7 +165,7 @@ func TestVerifyMixedVersionLog(t *testing.T) {
 	}
 	entries := slices.Clone(l.Entries)
 	entries[1].Data = encode(t, c)
-	r = verify(entries, audit.VerifyOptions{})
+	r = verify(t, entries, audit.VerifyOptions{})
 	if !slices.ContainsFunc(r.Faults, func(f audit.Fault) bool { return f.Kind == audit.FaultIllegalTransition }) {
 		t.Errorf("a study event with the rollout machine's enrollFailed none→none: got faults %v, want an illegal transition", r.Faults)
 	}
@@ -225,7 +244,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			es := tt.tamper(t, slices.Clone(l.Entries))
-			r := verify(es, audit.VerifyOptions{Anchored: true})
+			r := verify(t, es, audit.VerifyOptions{Anchored: true})
 			err := r.Err()
 			var f *audit.Fault
 			if !errors.As(err, &f) || !errors.Is(err, audit.ErrFault) {
@@ -252,7 +271,7 @@ func TestVerifyReorderNamed(t *testing.T) {
 	b, c := idx[1], idx[2]
 	es := slices.Clone(l.Entries)
 	es[b].Data, es[c].Data = es[c].Data, es[b].Data
-	r := verify(es, audit.VerifyOptions{Anchored: true})
+	r := verify(t, es, audit.VerifyOptions{Anchored: true})
 	found := false
 	for _, f := range r.Faults {
 		if f.Kind == audit.FaultChain && f.Seq == uint64(c+1) && strings.Contains(f.Detail, "reordered") {
@@ -319,7 +338,7 @@ func TestVerifyTransitions(t *testing.T) {
 			if err := forged.AppendCommit(c); err != nil {
 				t.Fatal(err)
 			}
-			r := verify(forged.Entries, audit.VerifyOptions{Anchored: true})
+			r := verify(t, forged.Entries, audit.VerifyOptions{Anchored: true})
 			var f *audit.Fault
 			if !errors.As(r.Err(), &f) {
 				t.Fatalf("got %v, want a fault", r.Err())
@@ -384,7 +403,7 @@ func TestVerifyCheckpoints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			es := tt.tamper(slices.Clone(l.Entries))
-			r := verify(es, audit.VerifyOptions{Complete: true, Checkpoints: tt.cps, PublicKey: pub})
+			r := verify(t, es, audit.VerifyOptions{Complete: true, Checkpoints: tt.cps, PublicKey: pub})
 			if r.CheckpointsChecked != len(tt.cps) || !r.SignaturesChecked {
 				t.Errorf("checked %d checkpoints (signatures %t), want %d (true)", r.CheckpointsChecked, r.SignaturesChecked, len(tt.cps))
 			}
@@ -483,7 +502,7 @@ func TestVerifyReportsCommandAppliedTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := verify(l.Entries, audit.VerifyOptions{Anchored: true})
+	r := verify(t, l.Entries, audit.VerifyOptions{Anchored: true})
 	if r.FaultCount != 1 || r.Faults[0].Kind != audit.FaultAppliedTwice {
 		t.Fatalf("faults %v: want one %s", r.Faults, audit.FaultAppliedTwice)
 	}

@@ -196,7 +196,7 @@ func TestVerifyViewsBehindTheLog(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := verify(l.Entries, audit.VerifyOptions{Complete: true, Views: audit.NewViewCheck(tt.live)})
+			r := verify(t, l.Entries, audit.VerifyOptions{Complete: true, Views: audit.NewViewCheck(tt.live)})
 			if r.Views == nil || !r.Views.Equal() {
 				t.Fatalf("views %+v: want equal to the fold at their sequence", r.Views)
 			}

@@ -13,8 +13,12 @@ import (
 // decoder), a struct encoded as an array, a type msgpack would refuse. The caller then
 // takes the reflective path, which also writes the error, so an audit sees the same
 // result and the same message either way. FuzzDecodeEquivalence holds the two together.
-func decodeCommitFast(b []byte) (c Commit, ok bool) {
-	r := reader{b: b}
+func decodeCommitFast(b []byte) (c Commit, ok bool) { return decodeCommitWith(&reader{b: b}) }
+
+// decodeCommitWith is decodeCommitFast through r, which may be lean (see reader.lean):
+// the same reads in the same order either way, so both accept exactly the same bytes.
+func decodeCommitWith(r *reader) (c Commit, ok bool) {
+	b := r.b
 	// The envelope opens with its schema (peekSchema's rule); anything but 2 is the
 	// reflective path's business (upcasts, unknown-schema errors).
 	n := r.mapLen()
@@ -28,17 +32,17 @@ func decodeCommitFast(b []byte) (c Commit, ok bool) {
 		var bit uint32
 		switch string(k) {
 		case "commit_id":
-			bit, c.CommitID = 1<<1, r.str()
+			bit, c.CommitID = 1<<1, r.opt()
 		case "command_id":
-			bit, c.CommandID = 1<<2, r.str()
+			bit, c.CommandID = 1<<2, r.id()
 		case "command_type":
 			bit, c.CommandType = 1<<3, domain.CommandType(r.enum())
 		case "command_seq":
 			bit, c.CommandSeq = 1<<4, r.uint()
 		case "correlation_id":
-			bit, c.CorrelationID = 1<<5, r.str()
+			bit, c.CorrelationID = 1<<5, r.opt()
 		case "client":
-			bit, c.Client = 1<<6, domain.ClientID(r.str())
+			bit, c.Client = 1<<6, domain.ClientID(r.id())
 		case "at":
 			bit, c.At = 1<<7, r.time()
 		case "events":
@@ -47,13 +51,13 @@ func decodeCommitFast(b []byte) (c Commit, ok bool) {
 			bit = 1 << 9
 			r.state(&c.State)
 		case "recent":
-			bit, c.Recent = 1<<10, r.recent()
+			bit, c.Recent = 1<<10, r.recent(!r.lean)
 		case "fsm_version":
 			bit, c.FSMVersion = 1<<11, r.str()
 		case "prev_hash":
-			bit, c.PrevHash = 1<<12, r.str()
+			bit, c.PrevHash = 1<<12, r.id()
 		case "command_digest":
-			bit, c.CommandDigest = 1<<13, r.str()
+			bit, c.CommandDigest = 1<<13, r.opt()
 		case "schema":
 			bit = 1 // a second schema: repeated key
 		default:
@@ -75,7 +79,7 @@ func (r *reader) events() []domain.Event {
 	if n <= 0 {
 		return nil // nil or empty: normalizeCommit makes both nil
 	}
-	s := make([]domain.Event, n)
+	s := r.arena.eventsFor(n)
 	for i := range s {
 		if r.event(&s[i]); r.bad {
 			return nil
@@ -104,7 +108,7 @@ func (r *reader) event(e *domain.Event) {
 		case "slug":
 			bit, e.Slug = 1<<5, r.str()
 		case "enrollment_id":
-			bit, e.EnrollmentID = 1<<6, r.str()
+			bit, e.EnrollmentID = 1<<6, r.id()
 		case "from":
 			bit, e.From = 1<<7, domain.State(r.enum())
 		case "to":
@@ -138,7 +142,7 @@ func (r *reader) event(e *domain.Event) {
 		case "branch_value":
 			bit, e.BranchValue = 1<<22, domain.JSONText(r.str())
 		case "ratios":
-			bit, e.Ratios = 1<<23, r.ratios()
+			bit, e.Ratios = 1<<23, r.ratios(true)
 		case "firefox_version":
 			bit, e.FirefoxVersion = 1<<24, domain.FirefoxVersion(r.uint())
 		case "original_reason":
@@ -186,7 +190,7 @@ func (r *reader) enrollments() []domain.Enrollment {
 	if n <= 0 {
 		return nil
 	}
-	s := make([]domain.Enrollment, n)
+	s := r.arena.enrollmentsFor(n)
 	for i := range s {
 		if r.enrollment(&s[i]); r.bad {
 			return nil
@@ -207,23 +211,23 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 		case "key":
 			bit, e.Key = 1<<1, r.str()
 		case "slug":
-			bit, e.Slug = 1<<2, r.str()
+			bit, e.Slug = 1<<2, r.opt()
 		case "action":
 			bit, e.Action = 1<<3, r.str()
 		case "enrollment_id":
-			bit, e.EnrollmentID = 1<<4, r.str()
+			bit, e.EnrollmentID = 1<<4, r.opt()
 		case "state":
 			bit, e.State = 1<<5, domain.State(r.enum())
 		case "branch":
-			bit, e.Branch = 1<<6, r.str()
+			bit, e.Branch = 1<<6, r.opt()
 		case "experiment_type":
-			bit, e.ExperimentType = 1<<7, domain.ExperimentType(r.enum())
+			bit, e.ExperimentType = 1<<7, domain.ExperimentType(r.optEnum())
 		case "preference":
-			bit, e.Preference = 1<<8, r.str()
+			bit, e.Preference = 1<<8, r.opt()
 		case "addon_id":
-			bit, e.AddonID = 1<<9, r.str()
+			bit, e.AddonID = 1<<9, r.opt()
 		case "addon_version":
-			bit, e.AddonVersion = 1<<10, r.str()
+			bit, e.AddonVersion = 1<<10, r.opt()
 		case "enrolled_at":
 			bit, e.EnrolledAt = 1<<11, r.time()
 		case "last_seen":
@@ -231,23 +235,23 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 		case "ended_at":
 			bit, e.EndedAt = 1<<13, r.time()
 		case "reason":
-			bit, e.Reason = 1<<14, r.enum()
+			bit, e.Reason = 1<<14, r.optEnum()
 		case "failures":
 			bit, e.Failures = 1<<15, int(r.int())
 		case "preference_type":
-			bit, e.PreferenceType = 1<<16, r.enum()
+			bit, e.PreferenceType = 1<<16, r.optEnum()
 		case "preference_branch_type":
-			bit, e.PreferenceBranchType = 1<<17, r.enum()
+			bit, e.PreferenceBranchType = 1<<17, r.optEnum()
 		case "branch_value":
-			bit, e.BranchValue = 1<<18, domain.JSONText(r.str())
+			bit, e.BranchValue = 1<<18, domain.JSONText(r.opt())
 		case "ratios":
-			bit, e.Ratios = 1<<19, r.ratios()
+			bit, e.Ratios = 1<<19, r.ratios(!r.lean)
 		case "temporary_error_deadline":
 			bit, e.TemporaryErrorDeadline = 1<<20, r.time()
 		case "preferences":
-			bit, e.Preferences = 1<<21, r.strings()
+			bit, e.Preferences = 1<<21, r.strings(!r.lean)
 		case "overridden":
-			bit, e.Overridden = 1<<22, r.strings()
+			bit, e.Overridden = 1<<22, r.strings(!r.lean)
 		default:
 			r.bad = true
 		}
@@ -259,10 +263,19 @@ func (r *reader) enrollment(e *domain.Enrollment) {
 	}
 }
 
-// strings decodes a list of strings; nil and empty both come back nil.
-func (r *reader) strings() []string {
+// strings decodes a list of strings; nil and empty both come back nil, and so does
+// every list unless keep (the same reads, nothing made).
+func (r *reader) strings(keep bool) []string {
 	n := r.arrayLen()
 	if n <= 0 {
+		return nil
+	}
+	if !keep {
+		for range n {
+			if r.raw(); r.bad {
+				return nil
+			}
+		}
 		return nil
 	}
 	s := make([]string, n)
@@ -275,15 +288,22 @@ func (r *reader) strings() []string {
 }
 
 // ratios decodes a study's branches and ratios; nil and empty both come back nil, as
-// normalizeCommit leaves them.
-func (r *reader) ratios() []recipe.Ratio {
+// normalizeCommit leaves them, and so does every list unless keep.
+func (r *reader) ratios(keep bool) []recipe.Ratio {
 	n := r.arrayLen()
 	if n <= 0 {
 		return nil
 	}
-	s := make([]recipe.Ratio, n)
-	for i := range s {
-		br := &s[i]
+	var s []recipe.Ratio
+	if keep {
+		s = make([]recipe.Ratio, n)
+	}
+	var scratch recipe.Ratio
+	for i := range n {
+		br := &scratch
+		if keep {
+			br = &s[i]
+		}
 		m := r.structLen()
 		var seen uint32
 		for range m {
@@ -291,7 +311,7 @@ func (r *reader) ratios() []recipe.Ratio {
 			var bit uint32
 			switch string(k) {
 			case "slug":
-				bit, br.Slug = 1<<0, r.str()
+				bit, br.Slug = 1<<0, r.strIf(keep)
 			case "ratio":
 				bit, br.Ratio = 1<<1, r.uint()
 			default:
@@ -307,14 +327,23 @@ func (r *reader) ratios() []recipe.Ratio {
 	return s
 }
 
-func (r *reader) recent() []Applied {
+// recent decodes the recent command ids; nil and empty both come back nil, and so does
+// every list unless keep.
+func (r *reader) recent(keep bool) []Applied {
 	n := r.arrayLen()
 	if n <= 0 {
 		return nil
 	}
-	s := make([]Applied, n)
-	for i := range s {
-		a := &s[i]
+	var s []Applied
+	if keep {
+		s = make([]Applied, n)
+	}
+	var scratch Applied
+	for i := range n {
+		a := &scratch
+		if keep {
+			a = &s[i]
+		}
 		m := r.structLen()
 		var seen uint32
 		for range m {
@@ -322,7 +351,7 @@ func (r *reader) recent() []Applied {
 			var bit uint32
 			switch string(k) {
 			case "command_id":
-				bit, a.CommandID = 1<<0, r.str()
+				bit, a.CommandID = 1<<0, r.strIf(keep)
 			case "command_seq":
 				bit, a.CommandSeq = 1<<1, r.uint()
 			case "position":

@@ -20,6 +20,13 @@ type reader struct {
 	// enrollments cost one allocation. Sharing equal immutable strings within one commit
 	// retains nothing that commit would not hold anyway.
 	strs [64]string
+	// lean makes the reads of what an audit replay does not need (opt, optEnum, and the
+	// lists the decoder reads with keep false) check the bytes exactly as the full reads
+	// do but make nothing: DecodeCommitLean.
+	lean bool
+	// arena, if set, holds the events and enrollments the read makes (nil: each its own
+	// allocation).
+	arena *Arena
 }
 
 // fail marks the input as not fast-decodable and returns 0 for the caller's convenience.
@@ -152,7 +159,33 @@ func (r *reader) key() []byte {
 }
 
 // str reads a free-form string.
-func (r *reader) str() string { return r.intern(r.raw()) }
+func (r *reader) str() string { return r.intern(r.raw(), true) }
+
+// id reads a string that recurs within a commit at most (a client or command id, a
+// hash, an enrollment id): an arena does not keep it, so that such strings, which
+// would miss every time, neither cost a lookup nor take the room of recurring ones.
+func (r *reader) id() string { return r.intern(r.raw(), false) }
+
+// strIf is str if keep, and otherwise reads the same bytes and returns "".
+func (r *reader) strIf(keep bool) string {
+	if !keep {
+		r.raw()
+		return ""
+	}
+	return r.str()
+}
+
+// opt is str for a field a lean reader skips.
+func (r *reader) opt() string { return r.strIf(!r.lean) }
+
+// optEnum is enum for a field a lean reader skips.
+func (r *reader) optEnum() string {
+	if r.lean {
+		r.raw()
+		return ""
+	}
+	return r.enum()
+}
 
 // enum reads a string that is usually one of the domain's constants, which it returns
 // without allocating; anything else is read as str does.
@@ -166,17 +199,22 @@ func (r *reader) enum() string {
 			return constants[i]
 		}
 	}
-	return r.intern(p)
+	return r.intern(p, true)
 }
 
-// intern returns p as a new string, or as an equal one made earlier from this commit.
-func (r *reader) intern(p []byte) string {
+// intern returns p as a new string, or as an equal one made earlier from this commit
+// or, if shared, kept by the reader's arena.
+func (r *reader) intern(p []byte, shared bool) string {
 	if len(p) == 0 {
 		return ""
 	}
 	slot := &r.strs[strHash(p)%uint8(len(r.strs))]
 	if *slot != string(p) {
-		*slot = string(p)
+		if shared {
+			*slot = r.arena.intern(p)
+		} else {
+			*slot = string(p)
+		}
 	}
 	return *slot
 }

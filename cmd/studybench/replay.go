@@ -23,10 +23,9 @@ type replayResult struct {
 }
 
 // auditReplay replays the whole events stream the way an audit does: every message
-// through an ordered consumer (eventlog.Replay, or eventlog.ReplayDecoded when
-// parallel, which decodes on GOMAXPROCS workers and verifies in order) into the audit
-// verifier
-// (decode, hash chains, legality of every transition under the FSM table, state
+// through an ordered consumer (eventlog.Replay, or eventlog.ReplayLean when parallel,
+// which decodes on GOMAXPROCS workers and verifies in order) into the audit verifier
+// (the lean decode audit.Verify reads with, hash chains, legality of every transition under the FSM table, state
 // continuity, running digest), and every commit into all the projections' folds
 // (uptake tallies, study views). A fault in a benchmark's log is an error: the figures
 // would not be of a valid replay.
@@ -42,13 +41,14 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	start := time.Now()
 	var err error
 	if parallel {
-		err = eventlog.ReplayDecoded(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
+		err = eventlog.ReplayLean(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
 			fold(v.AddDecoded(d))
 			return nil
 		})
 	} else {
+		var lean audit.LeanDecoder
 		err = eventlog.Replay(ctx, js, eventlog.ReplayOptions{}, func(e audit.Entry) error {
-			fold(v.Add(e))
+			fold(v.AddDecoded(lean.Decode(e)))
 			return nil
 		})
 	}
@@ -63,3 +63,23 @@ func auditReplay(ctx context.Context, js jetstream.JetStream, parallel bool) (re
 	return replayResult{Messages: rep.Messages, Events: rep.Events,
 		MsgsPerS: float64(rep.Messages) / took.Seconds(), EvtsPerS: float64(rep.Events) / took.Seconds()}, nil
 }
+
+// cpuPerMessage runs repeatRate over measure, whose every call reads msgs messages,
+// and also returns the process CPU time spent per message read. On a machine other
+// work shares, the CPU per message moves much less than the rates: it prices a
+// replay against the raw read when their wall-clock ratio says more about the load.
+func cpuPerMessage(msgs uint64, measure func() (float64, error)) (float64, time.Duration, error) {
+	runs := uint64(0)
+	start := processCPU()
+	rate, err := repeatRate(func() (float64, error) {
+		runs++
+		return measure()
+	})
+	if err != nil || runs*msgs == 0 {
+		return rate, 0, err
+	}
+	return rate, (processCPU() - start) / time.Duration(runs*msgs), nil
+}
+
+// micros is d in microseconds, for the CPU per message in the notes.
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

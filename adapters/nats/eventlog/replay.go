@@ -164,6 +164,12 @@ func ReplayDecoded(ctx context.Context, js jetstream.JetStream, o ReplayOptions,
 	return audit.ReplayDecoded(ctx, NewLog(js, o.Stream, o.Batch), o.Range(), workers, fn)
 }
 
+// ReplayLean is ReplayDecoded with lean records (audit.ReplayLean): an audit's replay,
+// which verifies and folds the commits but neither exports nor keeps them.
+func ReplayLean(ctx context.Context, js jetstream.JetStream, o ReplayOptions, workers int, fn func(audit.Decoded) error) error {
+	return audit.ReplayLean(ctx, NewLog(js, o.Stream, o.Batch), o.Range(), workers, fn)
+}
+
 // Log is a stream as audit reads it (audit.Log).
 type Log struct {
 	js     jetstream.JetStream

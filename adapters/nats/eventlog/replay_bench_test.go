@@ -99,46 +99,36 @@ func BenchmarkReplay(b *testing.B) {
 		}
 		report(b, start)
 	})
-	b.Run("verify+folds", func(b *testing.B) {
-		start := time.Now()
-		for range b.N {
-			v := audit.NewVerifier(audit.VerifyOptions{Complete: true})
-			u, s := projections.NewUptake(), projections.NewStudies()
-			err := eventlog.Replay(ctx, js, eventlog.ReplayOptions{}, func(e audit.Entry) error {
-				if r, ok := v.Add(e); ok {
-					u.Apply(r.Position, &r.Commit)
-					s.Apply(r.Position, &r.Commit)
+	// The audit replays: sequential (Replay, each entry decoded whole on the reader's
+	// goroutine, as Verifier.Add does), decoded whole on workers (ReplayDecoded), and
+	// lean as an audit reads (ReplayLean).
+	sequential := func(ctx context.Context, js jetstream.JetStream, o eventlog.ReplayOptions, _ int, fn func(audit.Decoded) error) error {
+		return eventlog.Replay(ctx, js, o, func(e audit.Entry) error { return fn(audit.Decode(e)) })
+	}
+	for _, p := range []struct {
+		name   string
+		replay func(context.Context, jetstream.JetStream, eventlog.ReplayOptions, int, func(audit.Decoded) error) error
+	}{{"verify+folds", sequential}, {"verify+folds-parallel-decode", eventlog.ReplayDecoded}, {"verify+folds-lean", eventlog.ReplayLean}} {
+		b.Run(p.name, func(b *testing.B) {
+			start := time.Now()
+			for range b.N {
+				v := audit.NewVerifier(audit.VerifyOptions{Complete: true})
+				u, s := projections.NewUptake(), projections.NewStudies()
+				err := p.replay(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
+					if r, ok := v.AddDecoded(d); ok {
+						u.Apply(r.Position, &r.Commit)
+						s.Apply(r.Position, &r.Commit)
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
 				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
-			if r := v.Finish(); r.Err() != nil || r.Messages != uint64(n) {
-				b.Fatalf("verify: %v after %d messages, want none after %d", r.Err(), r.Messages, n)
-			}
-		}
-		report(b, start)
-	})
-	b.Run("verify+folds-parallel-decode", func(b *testing.B) {
-		start := time.Now()
-		for range b.N {
-			v := audit.NewVerifier(audit.VerifyOptions{Complete: true})
-			u, s := projections.NewUptake(), projections.NewStudies()
-			err := eventlog.ReplayDecoded(ctx, js, eventlog.ReplayOptions{}, 0, func(d audit.Decoded) error {
-				if r, ok := v.AddDecoded(d); ok {
-					u.Apply(r.Position, &r.Commit)
-					s.Apply(r.Position, &r.Commit)
+				if r := v.Finish(); r.Err() != nil || r.Messages != uint64(n) {
+					b.Fatalf("verify: %v after %d messages, want none after %d", r.Err(), r.Messages, n)
 				}
-				return nil
-			})
-			if err != nil {
-				b.Fatal(err)
 			}
-			if r := v.Finish(); r.Err() != nil || r.Messages != uint64(n) {
-				b.Fatalf("verify: %v after %d messages, want none after %d", r.Err(), r.Messages, n)
-			}
-		}
-		report(b, start)
-	})
+			report(b, start)
+		})
+	}
 }
