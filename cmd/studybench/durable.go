@@ -21,12 +21,12 @@ import (
 const submitters = 256
 
 // durableSubmit sends cmds to studyd.submit on n as submitters concurrent senders (a
-// client's commands by one sender, in order), with the commits written as atomic
-// batches, and measures until every answer has come (each is sent once its commit is
+// client's commands by one sender, in order), with the commits written as studyd
+// writes them (atomic batches on a --sync always server), and measures until every answer has come (each is sent once its commit is
 // stored: on a --sync always server, on disk) and until the projector has folded the
 // last commit.
 func durableSubmit(ctx context.Context, n *node, cmds []domain.Command, patience time.Duration) (throughput, error) {
-	store := eventlog.NewStore(n.js, eventlog.WithAtomicBatches())
+	store := eventlog.NewStore(n.js, n.storeOpts...)
 	svc := intake.NewSubmitService(n.nc, app.NewHandler(store, app.Config{CacheSize: 100_000}),
 		intake.SubmitConfig{Logger: slog.New(slog.DiscardHandler)})
 	runCtx, cancel := context.WithCancel(ctx)

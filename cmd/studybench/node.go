@@ -53,6 +53,8 @@ type node struct {
 	proj  *views.Projector       // the first instance's, which leads
 	regs  []*prometheus.Registry // each instance's intake metrics
 	conns []*nats.Conn           // the further instances' connections
+	// storeOpts are the event store's options, as studyd's defaults choose them.
+	storeOpts []eventlog.StoreOption
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -67,6 +69,12 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 	}
 	instances := max(cfg.Instances, 1)
 	n := &node{dir: dir, errs: make(chan error, 2*instances)}
+	if cfg.CommitKey != nil {
+		n.storeOpts = append(n.storeOpts, eventlog.WithCommitKey(cfg.CommitKey))
+	}
+	if cfg.SyncAlways { // studyd's --append auto
+		n.storeOpts = append(n.storeOpts, eventlog.WithAtomicBatches())
+	}
 	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways})
 	if err != nil {
 		_ = os.RemoveAll(dir)
@@ -127,11 +135,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 // runCtx ends, wired as cmd/studyd wires them, and returns its projector.
 func (n *node) startInstance(runCtx context.Context, nc *nats.Conn, js jetstream.JetStream, cfg nodeConfig) *views.Projector {
 	quiet := slog.New(slog.DiscardHandler)
-	var storeOpts []eventlog.StoreOption
-	if cfg.CommitKey != nil {
-		storeOpts = append(storeOpts, eventlog.WithCommitKey(cfg.CommitKey))
-	}
-	store := eventlog.NewStore(js, storeOpts...)
+	store := eventlog.NewStore(js, n.storeOpts...)
 	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize})
 	proj := views.NewProjector(js, views.ProjectorConfig{Logger: quiet, CommitKey: cfg.CommitKey})
 	reg := prometheus.NewRegistry()
