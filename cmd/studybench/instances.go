@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/studyd/studyd/adapters/nats/intake"
 )
 
 // instanceCounts are the studyd instances the instances scenario runs side by side.
@@ -33,6 +35,11 @@ func (b *bencher) instances(ctx context.Context) error {
 		n, err := startNode(ctx, nodeConfig{Service: true, Partitions: b.cfg.Partitions, CacheSize: 100_000, Instances: k})
 		if err != nil {
 			return err
+		}
+		if k > 1 && !b.cfg.Quick {
+			// The first instance holds every partition at first; the others get their
+			// share within a few balancing rounds.
+			time.Sleep(intake.ShareSettles)
 		}
 		cpu0, wall0 := processCPU(), time.Now()
 		tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)

@@ -13,6 +13,10 @@ const balanceEvery = 5 * time.Second
 // the server pins it to an instance waiting for it.
 const yieldFor = pinnedTTL + time.Second
 
+// ShareSettles is how long after an instance starts the partitions are shared out:
+// two balancing rounds and a handover.
+const ShareSettles = 2*balanceEvery + yieldFor
+
 // balance hands partitions on to other instances while this one holds more than its
 // share. A pinned partition stays with the instance that first pulled it, so without
 // this the first studyd to start would keep every partition and the others would only
