@@ -21,9 +21,9 @@ const retryPause = 250 * time.Millisecond
 
 // partition is one partition's worker: its consumer and what it knows of its pin.
 type partition struct {
-	n     int
-	cons  jetstream.Consumer
-	pin   string // the pin id of the last delivery (the worker's own)
+	n    int
+	cons jetstream.Consumer
+	pin  string // the pin id of the last delivery (the worker's own)
 	// delivered is the consumer sequence of the last delivery: every delivery,
 	// redeliveries too, takes the next one, so a gap is a delivery that never arrived.
 	delivered uint64
