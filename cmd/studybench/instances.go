@@ -29,6 +29,16 @@ func (b *bencher) instances(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Other clients' commands run first, so that every instance has pulled and the
+	// first one knows the partitions it holds (it learns its pins from deliveries).
+	warmFleet, err := fleet(b.cfg.Clients, 30, 4)
+	if err != nil {
+		return err
+	}
+	warm, err := commands(warmFleet, min(len(cmds), 2_000))
+	if err != nil {
+		return err
+	}
 	var one float64
 	for _, k := range instanceCounts {
 		b.progress(fmt.Sprintf("instances: %d commands, %s, %d partitions", len(cmds), plural(k, "instance"), b.cfg.Partitions))
@@ -38,7 +48,11 @@ func (b *bencher) instances(ctx context.Context) error {
 		}
 		if k > 1 && !b.cfg.Quick {
 			// The first instance holds every partition at first; the others get their
-			// share within a few balancing rounds.
+			// share within a few balancing rounds once commands flow.
+			if _, err := endToEnd(ctx, n, warm, b.cfg.Patience); err != nil {
+				n.stop()
+				return err
+			}
 			time.Sleep(intake.ShareSettles)
 		}
 		cpu0, wall0 := processCPU(), time.Now()
