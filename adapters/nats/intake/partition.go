@@ -108,17 +108,17 @@ func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.M
 	}
 }
 
-// groupOf waits for the next message of msgs, then takes those that have arrived
-// behind it, up to max. It returns nothing once msgs is closed.
-func groupOf(msgs <-chan jetstream.Msg, max int) []jetstream.Msg {
-	first, ok := <-msgs
+// groupOf waits for the next value of ch, then takes those that have arrived behind
+// it, up to max. It returns nothing once ch is closed.
+func groupOf[T any](ch <-chan T, max int) []T {
+	first, ok := <-ch
 	if !ok {
 		return nil
 	}
-	group := []jetstream.Msg{first}
+	group := []T{first}
 	for len(group) < max {
 		select {
-		case m, ok := <-msgs:
+		case m, ok := <-ch:
 			if !ok {
 				return group
 			}

@@ -170,20 +170,7 @@ func (s *SubmitService) queueOf(client domain.ClientID) chan submission {
 // while the previous batch was written, up to Batch, decided in waves of distinct
 // clients (a client's commands in the order they arrived).
 func (s *SubmitService) commit(ctx context.Context, queue chan submission) {
-	for first := range queue {
-		batch := []submission{first}
-	gather:
-		for len(batch) < s.cfg.Batch {
-			select {
-			case next, ok := <-queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, next)
-			default:
-				break gather
-			}
-		}
+	for batch := groupOf(queue, s.cfg.Batch); len(batch) > 0; batch = groupOf(queue, s.cfg.Batch) {
 		for len(batch) > 0 {
 			var wave, later []submission
 			in := make(map[domain.ClientID]bool)
