@@ -13,9 +13,14 @@ const balanceEvery = 5 * time.Second
 // the server pins it to an instance waiting for it.
 const yieldFor = pinnedTTL + time.Second
 
-// ShareSettles is how long after an instance starts the partitions are shared out:
-// two balancing rounds and a handover.
-const ShareSettles = 2*balanceEvery + yieldFor
+// ShareSettles is how long after commands start to flow the partitions are shared
+// out: the balancing rounds that must agree, one more, and a handover.
+const ShareSettles = (agreeingRounds+1)*balanceEvery + yieldFor
+
+// agreeingRounds is how many rounds in a row must find this instance over its share
+// before it hands partitions on: a pull request counted once (one that was about to
+// expire, a dead instance's) does not move partitions back and forth.
+const agreeingRounds = 2
 
 // balance hands partitions on to other instances while this one holds more than its
 // share. A pinned partition stays with the instance that first pulled it, so without
@@ -28,6 +33,7 @@ const ShareSettles = 2*balanceEvery + yieldFor
 func (in *Intake) balance(ctx context.Context, parts []*partition) {
 	t := time.NewTicker(balanceEvery)
 	defer t.Stop()
+	over := 0 // rounds in a row over the share
 	for {
 		select {
 		case <-ctx.Done():
@@ -55,8 +61,13 @@ func (in *Intake) balance(ctx context.Context, parts []*partition) {
 		}
 		share := (len(parts) + instances - 1) / instances
 		if len(held) <= share {
+			over = 0
 			continue
 		}
+		if over++; over < agreeingRounds {
+			continue
+		}
+		over = 0
 		for _, p := range held[share:] {
 			p.yieldUntil.Store(time.Now().Add(yieldFor).UnixNano())
 			p.owner.Store("")
