@@ -122,8 +122,8 @@ func (b *bencher) baseline(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		note := map[bool]string{true: "the intake's pattern (MaxAckPending 1, pulls of 1) with no work: the ceiling of studyd's end to end",
-			false: "the same queue with a window of 256 per partition and batched pulls"}[window == 1]
+		note := map[bool]string{true: "the intake's pattern before issue 15 (MaxAckPending 1, pulls of 1) with no work: its ceiling",
+			false: "the same queue with a window of 256 per partition and batched pulls: about the windowed intake's pattern (window 128), with no work"}[window == 1]
 		if stalled > 0 {
 			note += fmt.Sprintf("; STALLED: %d messages were never delivered (rate until the stall)", stalled)
 		}
