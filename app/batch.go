@@ -56,7 +56,7 @@ func (h *Handler) HandleBatch(ctx context.Context, reqs []Request) []Response {
 		switch {
 		case err != nil:
 			out[i].Err = err
-		case st.stale:
+		case st.stale: // the cache was filled again meanwhile: Handle decides until it is not
 			out[i].Result, out[i].Err = h.Handle(ctx, r.Cmd, r.Src)
 		case st.done:
 			out[i].Result = st.result
