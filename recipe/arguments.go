@@ -12,6 +12,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -51,6 +52,17 @@ func Must(v any) Arguments {
 
 // Parse canonicalises one JSON value. null is "".
 func Parse(b []byte) (Arguments, error) {
+	if a, ok := parsedJSON.getBytes(b); ok {
+		return a, nil
+	}
+	a, err := parse(b)
+	if err == nil {
+		parsedJSON.put(string(b), a)
+	}
+	return a, err
+}
+
+func parse(b []byte) (Arguments, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
@@ -101,33 +113,65 @@ func (a Arguments) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if a == "" {
 		return enc.EncodeNil()
 	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(a)))
+	// Sorting stays on for the rest of enc's value, as it always did.
+	enc.SetSortMapKeys(true)
+	b, ok := encodedMsgp.get(string(a))
+	if !ok {
+		var err error
+		if b, err = a.encodeMsgpack(); err != nil {
+			return err
+		}
+		encodedMsgp.put(string(a), b)
+	}
+	return msgpack.RawMessage(b).EncodeMsgpack(enc)
+}
+
+func (a Arguments) encodeMsgpack() ([]byte, error) {
+	dec := json.NewDecoder(strings.NewReader(string(a)))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("recipe arguments: %w", err)
+		return nil, fmt.Errorf("recipe arguments: %w", err)
 	}
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
-	return enc.Encode(fromJSONNumbers(v))
+	if err := enc.Encode(fromJSONNumbers(v)); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // DecodeMsgpack reads any msgpack value whose map keys are strings and keeps it whole,
 // as canonical JSON.
 func (a *Arguments) DecodeMsgpack(dec *msgpack.Decoder) error {
-	v, err := dec.DecodeInterface()
+	raw, err := dec.DecodeRaw()
 	if err != nil {
 		return err
 	}
-	v, err = toJSONValue(v)
+	if out, ok := decodedMsgp.getBytes(raw); ok {
+		*a = out
+		return nil
+	}
+	out, err := decodeMsgpack(raw)
 	if err != nil {
 		return err
 	}
-	out, err := canonical(v)
-	if err != nil {
-		return err
-	}
+	decodedMsgp.put(string(raw), out)
 	*a = out
 	return nil
+}
+
+// decodeMsgpack decodes one msgpack value (raw, whole) as canonical JSON.
+func decodeMsgpack(raw []byte) (Arguments, error) {
+	v, err := msgpack.NewDecoder(bytes.NewReader(raw)).DecodeInterface()
+	if err != nil {
+		return "", err
+	}
+	if v, err = toJSONValue(v); err != nil {
+		return "", err
+	}
+	return canonical(v)
 }
 
 // fromJSONNumbers turns json.Numbers into msgpack integers or floats.

@@ -94,8 +94,20 @@ type Ratio struct {
 
 // Study reads the fields studyd uses. It fails when the arguments are not an object or
 // a field studyd uses has the wrong JSON type; the caller decides what that means for
-// the recipe (domain.RecipeReport.StudyArguments).
+// the recipe (domain.RecipeReport.StudyArguments). The Study's slices and maps are
+// shared with every other caller reading the same arguments: read them, never modify.
 func (a Arguments) Study() (Study, error) {
+	if s, ok := studyOfMemo.get(string(a)); ok {
+		return s, nil
+	}
+	s, err := a.study()
+	if err == nil {
+		studyOfMemo.put(string(a), s)
+	}
+	return s, err
+}
+
+func (a Arguments) study() (Study, error) {
 	var s Study
 	if a == "" {
 		return s, nil
