@@ -182,6 +182,23 @@ func (m *MemoryStore) Rejections(ctx context.Context, q Query, fn func(uint64, R
 	return nil
 }
 
+// Rejection implements Store.
+func (m *MemoryStore) Rejection(ctx context.Context, pos uint64) (Rejection, error) {
+	if err := ctx.Err(); err != nil {
+		return Rejection{}, fmt.Errorf("rejection: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if pos == 0 || pos > uint64(len(m.entries)) || m.entries[pos-1].rejection == nil {
+		return Rejection{}, fmt.Errorf("rejection at %d: %w", pos, ErrNotFound)
+	}
+	r, err := DecodeRejection(m.entries[pos-1].rejection)
+	if err != nil {
+		return Rejection{}, fmt.Errorf("rejection at %d: %w", pos, err)
+	}
+	return r, nil
+}
+
 // Applied returns the position of the commit that applied commandID to client: the
 // MemoryStore remembers every id it appended, for ever (app.AppliedIndex).
 func (m *MemoryStore) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {

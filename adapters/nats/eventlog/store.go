@@ -433,6 +433,38 @@ func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint
 	})
 }
 
+// Rejection implements eventstore.Store like Get: one direct get of the message at
+// stream sequence pos, which must be a rejection studyd recorded (with a commit key,
+// one carrying a valid code; anything else there is ErrNotFound).
+func (s *Store) Rejection(ctx context.Context, pos uint64) (eventstore.Rejection, error) {
+	op := fmt.Sprintf("rejection at %d", pos)
+	if pos == 0 {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, err)
+	}
+	msg, err := st.GetMsg(ctx, pos)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return eventstore.Rejection{}, storeError(op, err)
+	}
+	if !strings.HasPrefix(msg.Subject, RejectionPrefix) {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
+	}
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+	}
+	r, err := eventstore.DecodeRejection(msg.Data)
+	if err != nil {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return r, nil
+}
+
 // scan replays the messages on filter from q.From through min(q.To, the stream's last
 // sequence at the call), in order: the stop sequence is fixed first, so that a read
 // racing with appends ends. each's errors are returned as they are; the replay's own
