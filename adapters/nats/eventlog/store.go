@@ -35,6 +35,7 @@ type Store struct {
 	mu      sync.Mutex
 	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
 	applied jetstream.KeyValue // the applied-id index, looked up on first use
+	refused jetstream.KeyValue // the refusal index, looked up on first use
 	// heads maps a client whose subject ends in messages studyd did not write to the
 	// sequence of its last authentic commit (what Load returned, and the handler will
 	// expect) and the subject's real last sequence (what the server checks).
