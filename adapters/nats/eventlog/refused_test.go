@@ -182,3 +182,32 @@ func BenchmarkRefusalLookup(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRefusalRecord prices Handler.Reject: recording a refusal, and with the
+// refusal index writing its key besides (one KV put).
+func BenchmarkRefusalRecord(b *testing.B) {
+	_, _, js := natstest.Start(b)
+	ctx := b.Context()
+	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
+		b.Fatal(err)
+	}
+	store := eventlog.NewStore(js)
+	cause := fmt.Errorf("%w: bench", domain.ErrIllegalTransition)
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for _, bb := range []struct {
+		name  string
+		store eventstore.Store
+	}{{"indexed", store}, {"unindexed", struct{ eventstore.Store }{store}}} {
+		h := app.NewHandler(bb.store, app.Config{})
+		b.Run(bb.name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				cmd := unenroll("hostile", fmt.Sprintf("%s-%d", bb.name, i), t0)
+				if _, _, err := h.Reject(ctx, app.Incoming{Subject: "studyd.submit"}, cmd, cause); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
