@@ -13,7 +13,7 @@ import (
 // RefusedBucket is the KV bucket of the command ids refused to each client: key
 // AppliedKey(client, command id), value the position of the latest recorded rejection
 // of that id. It makes finding a command's earlier refusal one get, however often its
-// client was refused (docs/commands.md, "Refusals").
+// client was refused (docs/commands.md, "Idempotency").
 const RefusedBucket = "studyd_refused"
 
 // RefusedConfig is the configuration EnsureRefusalIndex creates: AppliedConfig's
