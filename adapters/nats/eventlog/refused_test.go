@@ -47,12 +47,8 @@ func unenroll(client domain.ClientID, id string, at time.Time) domain.Command {
 // or not, however many the client has.
 func TestRefusalLookupReadsOneRejection(t *testing.T) {
 	t.Parallel()
-	_, _, js := natstest.Start(t)
 	ctx := t.Context()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	store := &countingStore{Store: eventlog.NewStore(js)}
+	store := &countingStore{Store: newJetStreamStore(t).(*eventlog.Store)}
 	h := app.NewHandler(store, app.Config{})
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	const refusals = 300
@@ -100,12 +96,8 @@ func TestRefusalLookupReadsOneRejection(t *testing.T) {
 // with what the log last said about it.
 func TestRefusalLookupFindsTheLatest(t *testing.T) {
 	t.Parallel()
-	_, _, js := natstest.Start(t)
 	ctx := t.Context()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		t.Fatal(err)
-	}
-	h := app.NewHandler(eventlog.NewStore(js), app.Config{})
+	h := app.NewHandler(newJetStreamStore(t), app.Config{})
 	cmd := unenroll("c1", "twice", time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	var last uint64
 	for _, cause := range []error{domain.ErrIllegalTransition, domain.ErrStaleRun} {
@@ -151,12 +143,8 @@ func TestRefusalWithoutTheIndexIsRecorded(t *testing.T) {
 // attack of README's former known limit): with the refusal index, and without one (a
 // store that hides it: the scan every lookup was before).
 func BenchmarkRefusalLookup(b *testing.B) {
-	_, _, js := natstest.Start(b)
+	store, _ := benchStore(b)
 	ctx := b.Context()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		b.Fatal(err)
-	}
-	store := eventlog.NewStore(js)
 	h := app.NewHandler(store, app.Config{})
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	cause := fmt.Errorf("%w: bench", domain.ErrIllegalTransition)
@@ -186,12 +174,8 @@ func BenchmarkRefusalLookup(b *testing.B) {
 // BenchmarkRefusalRecord prices Handler.Reject: recording a refusal, and with the
 // refusal index writing its key besides (one KV put).
 func BenchmarkRefusalRecord(b *testing.B) {
-	_, _, js := natstest.Start(b)
+	store, _ := benchStore(b)
 	ctx := b.Context()
-	if _, err := eventlog.EnsureEventsStream(ctx, js, 1); err != nil {
-		b.Fatal(err)
-	}
-	store := eventlog.NewStore(js)
 	cause := fmt.Errorf("%w: bench", domain.ErrIllegalTransition)
 	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, bb := range []struct {

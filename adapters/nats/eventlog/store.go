@@ -324,31 +324,42 @@ func (s *Store) loadAuthentic(ctx context.Context, client domain.ClientID, last 
 // a commit (a rejection or nothing there is ErrNotFound).
 func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) {
 	op := fmt.Sprintf("get %d", pos)
-	if pos == 0 {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	st, err := s.eventsStream(ctx)
+	msg, err := s.getAuthentic(ctx, op, pos, EventPrefix)
 	if err != nil {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
-	}
-	msg, err := st.GetMsg(ctx, pos)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	if err != nil {
-		return eventstore.Record{}, storeError(op, err)
-	}
-	if !strings.HasPrefix(msg.Subject, EventPrefix) {
-		return eventstore.Record{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
-	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
-		return eventstore.Record{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+		return eventstore.Record{}, err
 	}
 	r, err := record(msg.Sequence, msg.Data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return r, nil
+}
+
+// getAuthentic is one direct get of the message at stream sequence pos, which must be
+// on a subject under prefix and written by studyd (with a commit key, carry a valid
+// code); anything else there, or nothing, is ErrNotFound.
+func (s *Store) getAuthentic(ctx context.Context, op string, pos uint64, prefix string) (*jetstream.RawStreamMsg, error) {
+	if pos == 0 {
+		return nil, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	msg, err := st.GetMsg(ctx, pos)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return nil, storeError(op, err)
+	}
+	if !strings.HasPrefix(msg.Subject, prefix) {
+		return nil, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
+	}
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+	}
+	return msg, nil
 }
 
 // record decodes the commit at seq (eventstore.DecodeRecord), naming the sequence in an
@@ -439,25 +450,9 @@ func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint
 // one carrying a valid code; anything else there is ErrNotFound).
 func (s *Store) Rejection(ctx context.Context, pos uint64) (eventstore.Rejection, error) {
 	op := fmt.Sprintf("rejection at %d", pos)
-	if pos == 0 {
-		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	st, err := s.eventsStream(ctx)
+	msg, err := s.getAuthentic(ctx, op, pos, RejectionPrefix)
 	if err != nil {
-		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, err)
-	}
-	msg, err := st.GetMsg(ctx, pos)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	if err != nil {
-		return eventstore.Rejection{}, storeError(op, err)
-	}
-	if !strings.HasPrefix(msg.Subject, RejectionPrefix) {
-		return eventstore.Rejection{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
-	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
-		return eventstore.Rejection{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+		return eventstore.Rejection{}, err
 	}
 	r, err := eventstore.DecodeRejection(msg.Data)
 	if err != nil {
