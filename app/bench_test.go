@@ -115,3 +115,7 @@ func (s *lastOnly) Reject(context.Context, eventstore.Rejection) (uint64, error)
 func (s *lastOnly) Rejections(context.Context, eventstore.Query, func(uint64, eventstore.Rejection) error) error {
 	return nil
 }
+
+func (s *lastOnly) Rejection(context.Context, uint64) (eventstore.Rejection, error) {
+	return eventstore.Rejection{}, eventstore.ErrNotFound
+}

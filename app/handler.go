@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -35,6 +36,13 @@ type Config struct {
 	// only while it is among the client's RecentCommands or within the store's own
 	// duplicate detection.
 	Index AppliedIndex
+	// Refusals remembers where each command id's latest refusal is recorded; nil = the
+	// store, if it implements RefusalIndex. Without one, Rejected reads all of the
+	// client's rejections.
+	Refusals RefusalIndex
+	// Logger receives what the handler survives (a refusal it could not index); nil =
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // AppliedIndex remembers, for ever, which command ids each client has applied. The
@@ -50,6 +58,21 @@ type AppliedIndex interface {
 	Remember(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error
 }
 
+// RefusalIndex remembers, for each client and command id, where the latest refusal of
+// the id is recorded, so that finding a resent command's earlier refusal is one lookup
+// and one read, not a read of all its client's refusals (which a client refused
+// thousands of times makes long). The Handler writes to it after Reject has recorded a
+// refusal that names a command id and a client.
+type RefusalIndex interface {
+	// Refused returns the position of the latest refusal of commandID to client the
+	// index holds, or ok false if it holds none. An invalid client id is an error. Safe
+	// for concurrent use.
+	Refused(ctx context.Context, client domain.ClientID, commandID string) (pos uint64, ok bool, err error)
+	// RememberRefusal records pos as the latest refusal of commandID to client, over
+	// any earlier one. Idempotent; an error means the refusal may not be remembered.
+	RememberRefusal(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error
+}
+
 // Handler applies commands to clients. It is safe for concurrent use, but commands of
 // one client must arrive in order (the partitioned intake guarantees it); concurrent
 // commands for one client are still safe, as the store's optimistic check serialises
@@ -57,6 +80,8 @@ type AppliedIndex interface {
 type Handler struct {
 	store        eventstore.Store
 	index        AppliedIndex
+	refusals     RefusalIndex
+	log          *slog.Logger
 	cache        *cache
 	maxConflicts int
 	fsmVersion   string
@@ -81,7 +106,14 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 	if cfg.Index == nil {
 		cfg.Index, _ = store.(AppliedIndex)
 	}
-	return &Handler{store: store, index: cfg.Index, cache: newCache(cfg.CacheSize, cfg.CacheBytes), maxConflicts: cfg.MaxConflicts,
+	if cfg.Refusals == nil {
+		cfg.Refusals, _ = store.(RefusalIndex)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Handler{store: store, index: cfg.Index, refusals: cfg.Refusals, log: cfg.Logger,
+		cache: newCache(cfg.CacheSize, cfg.CacheBytes), maxConflicts: cfg.MaxConflicts,
 		fsmVersion: fsm.Version(), atRange: cfg.AtRange, now: cfg.Now}
 }
 
@@ -225,9 +257,43 @@ func (h *Handler) Applied(ctx context.Context, client domain.ClientID, commandID
 	return h.findApplied(ctx, last, false, commandID)
 }
 
-// Rejected looks up the latest recorded rejection of client's commandID (a scan of
-// the client's rejections); ok is false if there is none.
-func (h *Handler) Rejected(ctx context.Context, client domain.ClientID, commandID string) (r eventstore.Rejection, pos uint64, ok bool, err error) {
+// Rejected looks up the latest recorded rejection of client's commandID; ok is false if
+// there is none. With a RefusalIndex that is one index lookup and one read of the
+// rejection it names, however often the client was refused; a refusal the index does
+// not name (recorded before the index existed, or its index write failed) is not
+// found, and the caller records the command's refusal anew. Without an index it is a
+// scan of the client's rejections.
+func (h *Handler) Rejected(ctx context.Context, client domain.ClientID, commandID string) (eventstore.Rejection, uint64, bool, error) {
+	if h.refusals == nil {
+		return h.scanRejected(ctx, client, commandID)
+	}
+	if client.Validate() != nil {
+		return eventstore.Rejection{}, 0, false, nil // Reject indexes no such client
+	}
+	pos, ok, err := h.refusals.Refused(ctx, client, commandID)
+	if err != nil {
+		return eventstore.Rejection{}, 0, false, fmt.Errorf("look up refusal of %s/%s: %w", client, commandID, err)
+	}
+	if !ok {
+		return eventstore.Rejection{}, 0, false, nil
+	}
+	r, err := h.store.Rejection(ctx, pos)
+	switch {
+	case errors.Is(err, eventstore.ErrNotFound):
+		// The index names a position the log does not hold a rejection at (a log
+		// restored without the index, say): not this command's refusal.
+		return eventstore.Rejection{}, 0, false, nil
+	case err != nil:
+		return eventstore.Rejection{}, 0, false, fmt.Errorf("get refusal of %s/%s at %d: %w", client, commandID, pos, err)
+	case r.Client != client || r.CommandID != commandID:
+		return eventstore.Rejection{}, 0, false, nil // never answer with another command's refusal
+	}
+	return r, pos, true, nil
+}
+
+// scanRejected is Rejected without an index: the last match among all of the client's
+// rejections.
+func (h *Handler) scanRejected(ctx context.Context, client domain.ClientID, commandID string) (r eventstore.Rejection, pos uint64, ok bool, err error) {
 	err = h.store.Rejections(ctx, eventstore.Query{Client: client}, func(seq uint64, rej eventstore.Rejection) error {
 		if rej.CommandID == commandID {
 			r, pos, ok = rej, seq, true

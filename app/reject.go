@@ -85,5 +85,23 @@ func (h *Handler) Reject(ctx context.Context, in Incoming, cmd domain.Command, c
 	if err != nil {
 		return eventstore.Rejection{}, 0, fmt.Errorf("record rejection of %s: %w", in.Subject, err)
 	}
+	h.rememberRefusal(ctx, r, pos)
 	return r, pos, nil
+}
+
+// rememberRefusal writes the recorded rejection r, at pos, to the refusal index, so
+// that Rejected finds it when the command comes back. A failure is logged, not
+// returned: the refusal is recorded, which is what the caller needs, and an index that
+// misses it only means a resend of the command is refused and recorded again — a
+// second record of the same refusal, as before the index existed. The write replaces
+// the id's earlier refusal: two refusals of one id recorded at once (on two instances)
+// may leave the index at the earlier of the two, a refusal of that command all the same.
+func (h *Handler) rememberRefusal(ctx context.Context, r eventstore.Rejection, pos uint64) {
+	if h.refusals == nil || r.CommandID == "" || r.Client == "" {
+		return
+	}
+	if err := h.refusals.RememberRefusal(ctx, r.Client, r.CommandID, pos); err != nil {
+		h.log.Warn("refusal recorded but not indexed: a resend of the command will be recorded again",
+			"client", r.Client, "command_id", r.CommandID, "seq", pos, "err", err)
+	}
 }

@@ -1,9 +1,11 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -83,5 +85,91 @@ func TestRejectRecordsTheRefusal(t *testing.T) {
 	_ = store.Rejections(ctx, eventstore.Query{}, func(uint64, eventstore.Rejection) error { n++; return nil })
 	if n != 2 {
 		t.Errorf("store holds %d rejections, want 2", n)
+	}
+}
+
+// failingRefusals is a refusal index that cannot be written to.
+type failingRefusals struct{ app.RefusalIndex }
+
+func (failingRefusals) RememberRefusal(context.Context, domain.ClientID, string, uint64) error {
+	return eventstore.ErrUnavailable
+}
+
+// bareStore is a store without indexes: only eventstore.Store's methods.
+type bareStore struct{ eventstore.Store }
+
+// refuse records the illegal_transition refusal of client's commandID.
+func refuse(t *testing.T, h *app.Handler, client domain.ClientID, commandID string) uint64 {
+	t.Helper()
+	cmd := domain.Command{Type: domain.CommandOptOut, CommandID: commandID, ClientID: client, At: t0}
+	_, pos, err := h.Reject(context.Background(), app.Incoming{Subject: "studyd.submit"}, cmd, fmt.Errorf("%w: test", domain.ErrIllegalTransition))
+	if err != nil {
+		t.Fatalf("Reject(%s/%s): %v", client, commandID, err)
+	}
+	return pos
+}
+
+func TestRejectedFindsTheLatestRefusal(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		store func(*eventstore.MemoryStore) eventstore.Store
+	}{
+		{"with the index", func(m *eventstore.MemoryStore) eventstore.Store { return m }},
+		{"without an index: a scan", func(m *eventstore.MemoryStore) eventstore.Store { return bareStore{m} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := app.NewHandler(tt.store(eventstore.NewMemoryStore()), app.Config{})
+			refuse(t, h, "c1", "x")
+			refuse(t, h, "c2", "x")
+			latest := refuse(t, h, "c1", "x")
+			refuse(t, h, "c1", "y")
+			r, pos, ok, err := h.Rejected(context.Background(), "c1", "x")
+			if err != nil || !ok || pos != latest || r.Client != "c1" || r.CommandID != "x" {
+				t.Errorf("got Rejected(c1, x) = %s/%s at %d (found %t, %v), want c1/x at %d", r.Client, r.CommandID, pos, ok, err, latest)
+			}
+			if _, _, ok, err := h.Rejected(context.Background(), "c1", "z"); ok || err != nil {
+				t.Errorf("got Rejected(c1, z) found %t, %v; want not found", ok, err)
+			}
+		})
+	}
+}
+
+// A refusal that could not be indexed is recorded all the same: the command is
+// answered, and the failure logged.
+func TestRejectSurvivesAnIndexThatFails(t *testing.T) {
+	var logged bytes.Buffer
+	store := eventstore.NewMemoryStore()
+	h := app.NewHandler(store, app.Config{Refusals: failingRefusals{store}, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	pos := refuse(t, h, "c1", "x")
+	if _, err := store.Rejection(context.Background(), pos); err != nil {
+		t.Fatalf("the refusal at %d is not recorded: %v", pos, err)
+	}
+	if !strings.Contains(logged.String(), "not indexed") || !strings.Contains(logged.String(), "command_id=x") {
+		t.Errorf("got log %q, want the failed index write reported", logged.String())
+	}
+	if _, _, ok, err := h.Rejected(context.Background(), "c1", "x"); ok || err != nil {
+		t.Errorf("got Rejected(c1, x) found %t, %v; want not found (the caller records it anew)", ok, err)
+	}
+}
+
+// An index entry that names anything but this command's refusal (another command's,
+// a commit, nothing) is no answer: a log restored without its index, say.
+func TestRejectedNeverAnswersWithAnotherRecord(t *testing.T) {
+	store := eventstore.NewMemoryStore()
+	h := app.NewHandler(store, app.Config{})
+	ctx := context.Background()
+	other := refuse(t, h, "c1", "other")
+	elsewhere := refuse(t, h, "c2", "x")
+	res, err := h.Handle(ctx, domain.Command{Type: domain.CommandOptOut, CommandID: "applied", ClientID: "c1", At: t0}, app.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pos := range []uint64{other, elsewhere, res.Record.Position, res.Record.Position + 100} {
+		if err := store.RememberRefusal(ctx, "c1", "x", pos); err != nil {
+			t.Fatal(err)
+		}
+		if r, got, ok, err := h.Rejected(ctx, "c1", "x"); ok || err != nil {
+			t.Errorf("index at %d: got Rejected(c1, x) = %s/%s at %d (found %t, %v), want not found", pos, r.Client, r.CommandID, got, ok, err)
+		}
 	}
 }

@@ -21,6 +21,7 @@ type MemoryStore struct {
 	entries []memEntry                 // entries[i] is position i+1
 	last    map[domain.ClientID]uint64 // the client's latest commit position
 	applied map[string]uint64          // client + "\x00" + command id → commit position
+	refused map[string]uint64          // client + "\x00" + command id → rejection position
 	// MaxCommitBytes is the largest encoded commit Append accepts (ErrTooLarge beyond);
 	// 0 means DefaultMaxCommitBytes. Set it before the first Append.
 	MaxCommitBytes int
@@ -33,7 +34,7 @@ type memEntry struct {
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{last: map[domain.ClientID]uint64{}, applied: map[string]uint64{}}
+	return &MemoryStore{last: map[domain.ClientID]uint64{}, applied: map[string]uint64{}, refused: map[string]uint64{}}
 }
 
 func appliedKey(client domain.ClientID, commandID string) string {
@@ -182,6 +183,23 @@ func (m *MemoryStore) Rejections(ctx context.Context, q Query, fn func(uint64, R
 	return nil
 }
 
+// Rejection implements Store.
+func (m *MemoryStore) Rejection(ctx context.Context, pos uint64) (Rejection, error) {
+	if err := ctx.Err(); err != nil {
+		return Rejection{}, fmt.Errorf("rejection: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if pos == 0 || pos > uint64(len(m.entries)) || m.entries[pos-1].rejection == nil {
+		return Rejection{}, fmt.Errorf("rejection at %d: %w", pos, ErrNotFound)
+	}
+	r, err := DecodeRejection(m.entries[pos-1].rejection)
+	if err != nil {
+		return Rejection{}, fmt.Errorf("rejection at %d: %w", pos, err)
+	}
+	return r, nil
+}
+
 // Applied returns the position of the commit that applied commandID to client: the
 // MemoryStore remembers every id it appended, for ever (app.AppliedIndex).
 func (m *MemoryStore) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
@@ -197,4 +215,35 @@ func (m *MemoryStore) Applied(ctx context.Context, client domain.ClientID, comma
 // Remember is a no-op: Append already remembered the id (app.AppliedIndex).
 func (m *MemoryStore) Remember(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error {
 	return ctx.Err()
+}
+
+// Refused returns the position last remembered for client's refused commandID
+// (app.RefusalIndex). Unlike the applied ids, Reject does not remember a refusal: the
+// handler does, as on JetStream, so both stores hold the same index.
+func (m *MemoryStore) Refused(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, false, fmt.Errorf("refused: %w", err)
+	}
+	if err := client.Validate(); err != nil {
+		return 0, false, fmt.Errorf("refused: %w", err)
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	pos := m.refused[appliedKey(client, commandID)]
+	return pos, pos != 0, nil
+}
+
+// RememberRefusal records that the latest refusal of client's commandID is at pos
+// (app.RefusalIndex).
+func (m *MemoryStore) RememberRefusal(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remember refusal: %w", err)
+	}
+	if err := client.Validate(); err != nil {
+		return fmt.Errorf("remember refusal: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.refused[appliedKey(client, commandID)] = pos
+	return nil
 }

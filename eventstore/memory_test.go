@@ -10,3 +10,7 @@ import (
 func TestMemoryStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) eventstore.Store { return eventstore.NewMemoryStore() })
 }
+
+func TestMemoryStoreRefusalIndexConformance(t *testing.T) {
+	storetest.RunRefusalIndex(t, func(t *testing.T) storetest.RefusalStore { return eventstore.NewMemoryStore() })
+}

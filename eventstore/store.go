@@ -64,9 +64,12 @@ type Store interface {
 	Reject(ctx context.Context, r Rejection) (uint64, error)
 	// Rejections calls fn for every recorded rejection matching q, in log order.
 	Rejections(ctx context.Context, q Query, fn func(uint64, Rejection) error) error
+	// Rejection returns the rejection recorded at position pos (what Reject returned).
+	// ErrNotFound if there is none: nothing there, or a commit.
+	Rejection(ctx context.Context, pos uint64) (Rejection, error)
 }
 
-// ErrNotFound: no commit at that position.
+// ErrNotFound: no commit (Get) or rejection (Rejection) at that position.
 var ErrNotFound = errors.New("eventstore: not found")
 
 // Query selects part of the log. Zero fields select everything.

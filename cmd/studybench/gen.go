@@ -110,6 +110,10 @@ func (s *sinkStore) Rejections(context.Context, eventstore.Query, func(uint64, e
 	return nil
 }
 
+func (s *sinkStore) Rejection(context.Context, uint64) (eventstore.Rejection, error) {
+	return eventstore.Rejection{}, eventstore.ErrNotFound
+}
+
 // generator turns a fleet's commands into the commits studyd would append, through the
 // real handler on a sinkStore.
 type generator struct {

@@ -189,7 +189,7 @@ func start(ctx context.Context, cfg config, rd *readiness, reg *prometheus.Regis
 		storeOpts = append(storeOpts, eventlog.WithAtomicBatches())
 	}
 	store := eventlog.NewStore(js, storeOpts...)
-	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange()})
+	handler := app.NewHandler(store, app.Config{CacheSize: cfg.CacheSize, CacheBytes: cfg.CacheBytes, AtRange: cfg.atRange(), Logger: log})
 	reads, err := newReadSide(cfg, nc, js, store, commitKey, log)
 	if err != nil {
 		return err

@@ -470,6 +470,19 @@ func testRejections(t *testing.T, s eventstore.Store) {
 	if got := commandIDs(readAll(t, s, eventstore.Query{})); !cmp.Equal(got, []string{"a1", "a2"}) {
 		t.Errorf("got commits %v, want [a1 a2]: rejections are not commits", got)
 	}
+	for _, w := range []rej{{posA, rejA}, {posNone, rejNone}} {
+		got, err := s.Rejection(ctx, w.Pos)
+		if err != nil {
+			t.Errorf("Rejection(%d): %v", w.Pos, err)
+		} else if diff := cmp.Diff(w.R, got); diff != "" {
+			t.Errorf("Rejection(%d) (-want +got):\n%s", w.Pos, diff)
+		}
+	}
+	for _, pos := range []uint64{0, r1.Position, r2.Position, posNone + 1000} {
+		if _, err := s.Rejection(ctx, pos); !errors.Is(err, eventstore.ErrNotFound) {
+			t.Errorf("got %v from Rejection(%d), want ErrNotFound (nothing there, or a commit)", err, pos)
+		}
+	}
 	loaded, err := s.Load(ctx, "client-a")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/embedded"
+	"github.com/studyd/studyd/adapters/nats/eventlog"
 )
 
 // TestRolesAgreeWithDeployConfig: deploy/nats-server.conf, the configuration
@@ -132,6 +133,13 @@ func TestRolesOnTheEmbeddedServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The log's indexes: a key there names the record that answers a resent command.
+	indexes := []jetstream.KeyValueConfig{eventlog.AppliedConfig(1), eventlog.RefusedConfig(1)}
+	for _, cfg := range indexes {
+		if _, err := sjs.CreateKeyValue(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := sjs.Publish(ctx, "studyd.evt.c1", []byte("genuine")); err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +206,14 @@ func TestRolesOnTheEmbeddedServer(t *testing.T) {
 			return err
 		}},
 		{"delete a view", func(ctx context.Context) error { return ajs.DeleteKeyValue(ctx, "studyd_uptake") }},
+		{"write the applied-id index", func(ctx context.Context) error {
+			_, err := ajs.Publish(ctx, "$KV."+eventlog.AppliedBucket+"."+eventlog.AppliedKey("c1", "x"), []byte("1"))
+			return err
+		}},
+		{"write the refusal index", func(ctx context.Context) error {
+			_, err := ajs.Publish(ctx, "$KV."+eventlog.RefusedBucket+"."+eventlog.AppliedKey("c1", "x"), []byte("1"))
+			return err
+		}},
 		{"consume the commands", func(ctx context.Context) error {
 			_, err := ajs.CreateOrUpdateConsumer(ctx, "STUDYD_CMDS", jetstream.ConsumerConfig{Durable: "thief"})
 			return err
@@ -215,6 +231,15 @@ func TestRolesOnTheEmbeddedServer(t *testing.T) {
 	}
 	if e, err := kv.Get(ctx, "runner.RUNNER_SUCCESS"); err != nil || string(e.Value()) != "468" {
 		t.Errorf("view after the attempts: %v, %v; want 468", e, err)
+	}
+	for _, cfg := range indexes {
+		idx, err := sjs.KeyValue(ctx, cfg.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := idx.Get(ctx, eventlog.AppliedKey("c1", "x")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("%s after the attempts: %v, %v; want no key", cfg.Bucket, e, err)
+		}
 	}
 
 	// The admin nkey may do what the publisher may not.

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,17 +33,7 @@ func AppliedConfig(replicas int) jetstream.KeyValueConfig {
 // EnsureAppliedIndex creates the applied-id bucket if it does not exist. EnsureEventsStream
 // calls it: the index is part of the log.
 func EnsureAppliedIndex(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, AppliedBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, AppliedConfig(replicas))
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			kv, err = js.KeyValue(ctx, AppliedBucket) // another instance created it first
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ensure bucket %s: %w", AppliedBucket, err)
-	}
-	return kv, nil
+	return ensureBucket(ctx, js, AppliedConfig(replicas))
 }
 
 // AppliedKey is the index key of a client's command id. The id is hashed: a command id
@@ -55,35 +43,18 @@ func AppliedKey(client domain.ClientID, commandID string) string {
 	return string(client) + "." + hex.EncodeToString(sum[:16])
 }
 
-func (s *Store) appliedIndex(ctx context.Context) (jetstream.KeyValue, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.applied != nil {
-		return s.applied, nil
-	}
-	kv, err := s.js.KeyValue(ctx, AppliedBucket)
-	if err != nil {
-		return nil, storeError("look up bucket "+AppliedBucket, err)
-	}
-	s.applied = kv
-	return kv, nil
-}
-
 // Applied implements app.AppliedIndex (checked in applied_test.go: studyctl links this
 // package and must not link the command handler): one direct get.
 func (s *Store) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
-	kv, err := s.appliedIndex(ctx)
+	kv, err := s.index(ctx, AppliedBucket, &s.applied)
 	if err != nil {
 		return 0, false, err
 	}
-	e, err := kv.Get(ctx, AppliedKey(client, commandID))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, false, nil
+	v, ok, err := lookUp(ctx, kv, AppliedKey(client, commandID), "applied "+string(client))
+	if err != nil || !ok {
+		return 0, false, err
 	}
-	if err != nil {
-		return 0, false, storeError("applied "+string(client), err)
-	}
-	pos, err := strconv.ParseUint(string(e.Value()), 10, 64)
+	pos, err := strconv.ParseUint(string(v), 10, 64)
 	if err != nil {
 		return 0, true, nil // applied; its commit unknown (a value this build did not write)
 	}
@@ -92,12 +63,9 @@ func (s *Store) Applied(ctx context.Context, client domain.ClientID, commandID s
 
 // Remember implements app.AppliedIndex: one put, acknowledged by the server.
 func (s *Store) Remember(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error {
-	kv, err := s.appliedIndex(ctx)
+	kv, err := s.index(ctx, AppliedBucket, &s.applied)
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Put(ctx, AppliedKey(client, commandID), strconv.AppendUint(nil, pos, 10)); err != nil {
-		return storeError("remember "+string(client), err)
-	}
-	return nil
+	return putPosition(ctx, kv, AppliedKey(client, commandID), pos, "remember "+string(client))
 }

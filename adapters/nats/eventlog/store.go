@@ -35,6 +35,7 @@ type Store struct {
 	mu      sync.Mutex
 	stream  jetstream.Stream   // looked up on first use; its cached info enables direct get
 	applied jetstream.KeyValue // the applied-id index, looked up on first use
+	refused jetstream.KeyValue // the refusal index, looked up on first use
 	// heads maps a client whose subject ends in messages studyd did not write to the
 	// sequence of its last authentic commit (what Load returned, and the handler will
 	// expect) and the subject's real last sequence (what the server checks).
@@ -323,31 +324,42 @@ func (s *Store) loadAuthentic(ctx context.Context, client domain.ClientID, last 
 // a commit (a rejection or nothing there is ErrNotFound).
 func (s *Store) Get(ctx context.Context, pos uint64) (eventstore.Record, error) {
 	op := fmt.Sprintf("get %d", pos)
-	if pos == 0 {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	st, err := s.eventsStream(ctx)
+	msg, err := s.getAuthentic(ctx, op, pos, EventPrefix)
 	if err != nil {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
-	}
-	msg, err := st.GetMsg(ctx, pos)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return eventstore.Record{}, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
-	}
-	if err != nil {
-		return eventstore.Record{}, storeError(op, err)
-	}
-	if !strings.HasPrefix(msg.Subject, EventPrefix) {
-		return eventstore.Record{}, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
-	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
-		return eventstore.Record{}, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+		return eventstore.Record{}, err
 	}
 	r, err := record(msg.Sequence, msg.Data)
 	if err != nil {
 		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
 	}
 	return r, nil
+}
+
+// getAuthentic is one direct get of the message at stream sequence pos, which must be
+// on a subject under prefix and written by studyd (with a commit key, carry a valid
+// code); anything else there, or nothing, is ErrNotFound.
+func (s *Store) getAuthentic(ctx context.Context, op string, pos uint64, prefix string) (*jetstream.RawStreamMsg, error) {
+	if pos == 0 {
+		return nil, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	st, err := s.eventsStream(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	msg, err := st.GetMsg(ctx, pos)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, fmt.Errorf("%s: %w", op, eventstore.ErrNotFound)
+	}
+	if err != nil {
+		return nil, storeError(op, err)
+	}
+	if !strings.HasPrefix(msg.Subject, prefix) {
+		return nil, fmt.Errorf("%s: %w (a message on %s)", op, eventstore.ErrNotFound, msg.Subject)
+	}
+	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", op, eventstore.ErrNotFound, err)
+	}
+	return msg, nil
 }
 
 // record decodes the commit at seq (eventstore.DecodeRecord), naming the sequence in an
@@ -431,6 +443,22 @@ func (s *Store) Rejections(ctx context.Context, q eventstore.Query, fn func(uint
 		}
 		return fn(e.Seq, r)
 	})
+}
+
+// Rejection implements eventstore.Store like Get: one direct get of the message at
+// stream sequence pos, which must be a rejection studyd recorded (with a commit key,
+// one carrying a valid code; anything else there is ErrNotFound).
+func (s *Store) Rejection(ctx context.Context, pos uint64) (eventstore.Rejection, error) {
+	op := fmt.Sprintf("rejection at %d", pos)
+	msg, err := s.getAuthentic(ctx, op, pos, RejectionPrefix)
+	if err != nil {
+		return eventstore.Rejection{}, err
+	}
+	r, err := eventstore.DecodeRejection(msg.Data)
+	if err != nil {
+		return eventstore.Rejection{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return r, nil
 }
 
 // scan replays the messages on filter from q.From through min(q.To, the stream's last

@@ -28,6 +28,12 @@ func TestStoreConformance(t *testing.T) {
 	storetest.Run(t, newJetStreamStore)
 }
 
+func TestRefusalIndexConformance(t *testing.T) {
+	storetest.RunRefusalIndex(t, func(t *testing.T) storetest.RefusalStore {
+		return newJetStreamStore(t).(*eventlog.Store)
+	})
+}
+
 func firstCommit(client domain.ClientID, cmd string) eventstore.Commit {
 	return eventstore.Commit{
 		CommitID: "commit-" + cmd, CommandID: cmd, CommandType: domain.CommandOptOut, Client: client,

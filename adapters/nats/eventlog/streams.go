@@ -71,14 +71,18 @@ func EventsStreamConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// EnsureEventsStream creates STUDYD_EVENTS (and the applied-id index, AppliedBucket), or
-// checks and updates an existing one. It
+// EnsureEventsStream creates STUDYD_EVENTS (and its indexes: the applied ids,
+// AppliedBucket, and the refusals, RefusedBucket), or checks and updates an existing
+// one. It
 // returns ErrStreamMismatch, naming the setting with the found and wanted values, if
 // the existing stream differs where studyd's guarantees depend on it (storage,
 // retention, deny delete/purge, subjects, limits that would drop history); settings
 // that only need raising (direct get, atomic batches, dedup window, replicas) are updated.
 func EnsureEventsStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	if _, err := EnsureAppliedIndex(ctx, js, replicas); err != nil {
+		return nil, err
+	}
+	if _, err := EnsureRefusalIndex(ctx, js, replicas); err != nil {
 		return nil, err
 	}
 	want := EventsStreamConfig(replicas)
