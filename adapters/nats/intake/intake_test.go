@@ -30,7 +30,7 @@ func startService(t *testing.T, nc *nats.Conn, js jetstream.JetStream, store eve
 	ctx, cancel := context.WithCancel(context.Background())
 	handler := app.NewHandler(store, app.Config{})
 	in := intake.New(nc, js, handler, intake.Config{Partitions: testPartitions, AckWait: time.Second})
-	sub := intake.NewSubmitService(nc, handler, intake.SubmitConfig{})
+	sub := intake.NewSubmitService(nc, handler, intake.SubmitConfig{Committers: 4})
 	done := make(chan error, 2)
 	go func() { done <- in.Run(ctx) }()
 	go func() { done <- sub.Run(ctx) }()

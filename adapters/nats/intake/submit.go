@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"sync"
 
 	"github.com/nats-io/nats.go"
@@ -28,10 +29,18 @@ type SubmitConfig struct {
 	Batch int
 	// Committers is how many batches are decided and written at once, each for its own
 	// share of the clients (so one client's commands stay in one queue, in order):
-	// while one batch waits for the disk, another is decided. Default 4.
+	// while one batch waits for the disk, another is decided. Default
+	// DefaultCommitters.
 	Committers int
 	Logger     *slog.Logger
 }
+
+// DefaultCommitters is one committer per two cores. The committers share the cores
+// with the server and the projector, and fewer committers write fewer, larger
+// batches: on two cores one committer answered 4.8 k commands/s with --sync always
+// where four answered 3.4–3.5 k (8.5 k against 7.9 k with --sync 2m;
+// docs/BENCHMARKS.md, "Issue 15, sixth session"). More cores were not measured.
+func DefaultCommitters() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // SubmitService serves the micro endpoint studyd.submit: a request carrying one
 // command (JSON or msgpack by Content-Type) is decided and appended by the instance
@@ -75,7 +84,7 @@ func NewSubmitService(nc *nats.Conn, handler *app.Handler, cfg SubmitConfig) *Su
 		cfg.Batch = DefaultWindow
 	}
 	if cfg.Committers <= 0 {
-		cfg.Committers = 4
+		cfg.Committers = DefaultCommitters()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
