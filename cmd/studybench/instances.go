@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/studyd/studyd/adapters/nats/intake"
+	"github.com/studyd/studyd/domain"
 )
 
 // instanceCounts are the studyd instances the instances scenario runs side by side.
@@ -29,13 +30,13 @@ func (b *bencher) instances(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// Other clients' commands run first, so that every instance has pulled and the
-	// first one knows the partitions it holds (it learns its pins from deliveries).
+	// Other clients' commands trickle in first, so that the partitions are shared out
+	// before the measurement (see settle).
 	warmFleet, err := fleet(b.cfg.Clients, 30, 4)
 	if err != nil {
 		return err
 	}
-	warm, err := commands(warmFleet, min(len(cmds), 2_000))
+	warm, err := commands(warmFleet, 8_000)
 	if err != nil {
 		return err
 	}
@@ -48,12 +49,13 @@ func (b *bencher) instances(ctx context.Context) error {
 		}
 		if k > 1 && !b.cfg.Quick {
 			// The first instance holds every partition at first; the others get their
-			// share within a few balancing rounds once commands flow.
-			if _, err := endToEnd(ctx, n, warm, b.cfg.Patience); err != nil {
+			// share within a few balancing rounds while commands flow. The partitions
+			// handed on may all go to one instance, which hands some on in turn: with
+			// three instances that can take a second handover.
+			if err := settle(ctx, n, warm, time.Duration(k-1)*intake.ShareSettles, b.cfg.Patience); err != nil {
 				n.stop()
 				return err
 			}
-			time.Sleep(intake.ShareSettles)
 		}
 		cpu0, wall0 := processCPU(), time.Now()
 		tp, err := endToEnd(ctx, n, cmds, b.cfg.Patience)
@@ -90,4 +92,20 @@ func shares(per []float64) string {
 		parts[i] = fmt.Sprintf("%.0f", v)
 	}
 	return strings.Join(parts, " / ")
+}
+
+// settle keeps other clients' commands trickling in for d (about 200 a second), each
+// small group applied before the next: an instance learns which partitions it holds
+// from their deliveries, and the server pins a partition handed on only when it next
+// delivers from it, so without traffic the balancer could neither count nor hand on.
+func settle(ctx context.Context, n *node, warm []domain.Command, d, patience time.Duration) error {
+	const group, every = 50, 250 * time.Millisecond
+	for end := time.Now().Add(d); time.Now().Before(end) && len(warm) >= group; warm = warm[group:] {
+		next := time.Now().Add(every)
+		if _, err := endToEnd(ctx, n, warm[:group], patience); err != nil {
+			return fmt.Errorf("settle: %w", err)
+		}
+		time.Sleep(time.Until(next))
+	}
+	return nil
 }
