@@ -32,6 +32,9 @@ type partition struct {
 	// for the balancer; yieldUntil (Unix ns) stops the puller, to hand the partition on.
 	owner      atomic.Value
 	yieldUntil atomic.Int64
+	// pulling is true while the puller's request is open on the server, where it is one
+	// of the consumer's waiting requests: the balancer counts instances by them.
+	pulling atomic.Bool
 	// held maps a client to its commands that were put back undecided, and when. Only
 	// the oldest of them may be decided next: the others, and any newer command of the
 	// client, are put back until it is settled, however the server orders their
@@ -83,8 +86,10 @@ func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.M
 			pause(ctx, d)
 			continue
 		}
+		p.pulling.Store(true)
 		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
+			p.pulling.Store(false)
 			// E.g. no leader while the cluster elects one: pause so that a persistent
 			// error does not spin.
 			in.cfg.Logger.Warn("intake: fetch", "partition", n, "err", err)
@@ -94,6 +99,7 @@ func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.M
 		for msg := range batch.Messages() {
 			out <- msg
 		}
+		p.pulling.Store(false)
 		switch err := batch.Error(); {
 		case err == nil, errors.Is(err, nats.ErrTimeout), ctx.Err() != nil:
 		case errors.Is(err, jetstream.ErrPinIDMismatch):

@@ -287,3 +287,42 @@ func TestALaterInstanceGetsItsShare(t *testing.T) {
 		t.Errorf("commits appended by a: %d, by b: %d; want both to have a share", a.n.Load(), b.n.Load())
 	}
 }
+
+// TestThreeInstancesEachGetAShare starts two instances after the first holds every
+// partition. The partitions the first hands on may all go to one of the others, which
+// must then hand some on in turn: two handovers, so the traffic lasts longer than in
+// TestALaterInstanceGetsItsShare. Undercounting the instances (a pull request missed
+// between two pulls) once left a third instance without a partition.
+func TestThreeInstancesEachGetAShare(t *testing.T) {
+	t.Parallel()
+	// With 16 partitions the share is 6, so two instances cannot hold them all.
+	const partitions = 16
+	s, _, js := setupPartitions(t, partitions)
+	ctx := context.Background()
+	start := func() *countingAppends {
+		nc, js := natstest.Connect(t, s)
+		store := &countingAppends{Store: eventlog.NewStore(js)}
+		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions, AckWait: 2 * time.Second})
+		runCtx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- in.Run(runCtx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		return store
+	}
+	a := start()
+	publishJSON(t, js, "studyd.cmd.first", optOutAt("first", "first", 0))
+	commandOrder(t, a, 1) // a holds the partitions now
+	b, c := start(), start()
+	const rounds, clients = 400, 20
+	for i := range rounds {
+		for k := range clients {
+			id := fmt.Sprintf("c%d", k)
+			publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%03d", id, i), i%60))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	commandOrder(t, a, 1+rounds*clients)
+	if a.n.Load() == 0 || b.n.Load() == 0 || c.n.Load() == 0 {
+		t.Errorf("commits appended by a: %d, b: %d, c: %d; want each to have a share", a.n.Load(), b.n.Load(), c.n.Load())
+	}
+}
