@@ -59,10 +59,3 @@ func (m *memo[V]) put(key string, v V) {
 		m.bytes += len(key)
 	}
 }
-
-// len is the number of results kept.
-func (m *memo[V]) len() int {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	return len(m.m)
-}

@@ -257,34 +257,9 @@ func (s *countingAppends) AppendBatch(ctx context.Context, batch []eventstore.Pe
 // already holds every partition; within a few balancing rounds both apply commands.
 func TestALaterInstanceGetsItsShare(t *testing.T) {
 	t.Parallel()
-	s, _, js := setupPartitions(t, testPartitions)
-	ctx := context.Background()
-	start := func() (*countingAppends, func()) {
-		nc, js := natstest.Connect(t, s)
-		store := &countingAppends{Store: eventlog.NewStore(js)}
-		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: testPartitions, AckWait: 2 * time.Second})
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- in.Run(runCtx) }()
-		return store, func() { cancel(); <-done }
-	}
-	a, stopA := start()
-	defer stopA()
-	publishJSON(t, js, "studyd.cmd.first", optOutAt("first", "first", 0))
-	commandOrder(t, a, 1) // a holds the partitions now
-	b, stopB := start()
-	defer stopB()
-	const rounds, clients = 220, 20
-	for i := range rounds {
-		for c := range clients {
-			id := fmt.Sprintf("c%d", c)
-			publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%03d", id, i), i%60))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	commandOrder(t, a, 1+rounds*clients)
-	if a.n.Load() == 0 || b.n.Load() == 0 {
-		t.Errorf("commits appended by a: %d, by b: %d; want both to have a share", a.n.Load(), b.n.Load())
+	counts := shareOut(t, testPartitions, 2, 220)
+	if counts[0] == 0 || counts[1] == 0 {
+		t.Errorf("commits appended by a: %d, by b: %d; want both to have a share", counts[0], counts[1])
 	}
 }
 
@@ -292,37 +267,50 @@ func TestALaterInstanceGetsItsShare(t *testing.T) {
 // partition. The partitions the first hands on may all go to one of the others, which
 // must then hand some on in turn: two handovers, so the traffic lasts longer than in
 // TestALaterInstanceGetsItsShare. Undercounting the instances (a pull request missed
-// between two pulls) once left a third instance without a partition.
+// between two pulls) once left a third instance without a partition. With 16
+// partitions the share is 6, so two instances cannot hold them all.
 func TestThreeInstancesEachGetAShare(t *testing.T) {
 	t.Parallel()
-	// With 16 partitions the share is 6, so two instances cannot hold them all.
-	const partitions = 16
+	counts := shareOut(t, 16, 3, 400)
+	if counts[0] == 0 || counts[1] == 0 || counts[2] == 0 {
+		t.Errorf("commits appended by a: %d, b: %d, c: %d; want each to have a share", counts[0], counts[1], counts[2])
+	}
+}
+
+// shareOut starts one intake, lets it take every partition, starts instances-1 more,
+// and publishes rounds of 20 clients' commands 100 ms apart; it returns how many
+// commits each instance appended.
+func shareOut(t *testing.T, partitions, instances, rounds int) []int64 {
+	t.Helper()
 	s, _, js := setupPartitions(t, partitions)
-	ctx := context.Background()
 	start := func() *countingAppends {
 		nc, js := natstest.Connect(t, s)
 		store := &countingAppends{Store: eventlog.NewStore(js)}
 		in := intake.New(nc, js, app.NewHandler(store, app.Config{}), intake.Config{Partitions: partitions, AckWait: 2 * time.Second})
-		runCtx, cancel := context.WithCancel(ctx)
+		runCtx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- in.Run(runCtx) }()
 		t.Cleanup(func() { cancel(); <-done })
 		return store
 	}
-	a := start()
+	stores := []*countingAppends{start()}
 	publishJSON(t, js, "studyd.cmd.first", optOutAt("first", "first", 0))
-	commandOrder(t, a, 1) // a holds the partitions now
-	b, c := start(), start()
-	const rounds, clients = 400, 20
+	commandOrder(t, stores[0], 1) // the first holds the partitions now
+	for range instances - 1 {
+		stores = append(stores, start())
+	}
+	const clients = 20
 	for i := range rounds {
-		for k := range clients {
-			id := fmt.Sprintf("c%d", k)
+		for c := range clients {
+			id := fmt.Sprintf("c%d", c)
 			publishJSON(t, js, "studyd.cmd."+id, optOutAt(id, fmt.Sprintf("%s-%03d", id, i), i%60))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	commandOrder(t, a, 1+rounds*clients)
-	if a.n.Load() == 0 || b.n.Load() == 0 || c.n.Load() == 0 {
-		t.Errorf("commits appended by a: %d, b: %d, c: %d; want each to have a share", a.n.Load(), b.n.Load(), c.n.Load())
+	commandOrder(t, stores[0], 1+rounds*clients)
+	counts := make([]int64, len(stores))
+	for i, st := range stores {
+		counts[i] = st.n.Load()
 	}
+	return counts
 }
