@@ -76,7 +76,7 @@ func newPartition(n int, cons jetstream.Consumer) *partition {
 // pull sends partition p's deliveries to out until ctx is done, then closes it.
 //
 // Each pull is a fresh request for up to Window commands that expires after
-// pullExpiry, so nothing can wedge a partition: at worst a request ends empty and the
+// pullExpiryFor, so nothing can wedge a partition: at worst a request ends empty and the
 // next is sent. While the balancer has it yield, it sends none.
 func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.Msg) {
 	defer close(out)
@@ -87,7 +87,7 @@ func (in *Intake) pull(ctx context.Context, p *partition, out chan<- jetstream.M
 			continue
 		}
 		p.pulling.Store(true)
-		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiry), jetstream.FetchPriorityGroup(PriorityGroup))
+		batch, err := cons.Fetch(in.cfg.Window, jetstream.FetchMaxWait(pullExpiryFor()), jetstream.FetchPriorityGroup(PriorityGroup))
 		if err != nil {
 			p.pulling.Store(false)
 			// E.g. no leader while the cluster elects one: pause so that a persistent
