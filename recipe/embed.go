@@ -20,11 +20,8 @@ func (a Arguments) AppendEmbedded(dst []byte) ([]byte, error) {
 	if s, ok := embeddedJSON.get(string(a)); ok {
 		return append(dst, s...), nil
 	}
-	if !json.Valid([]byte(a)) {
-		return dst, fmt.Errorf("recipe arguments: not valid JSON")
-	}
 	var buf bytes.Buffer
-	if err := json.Compact(&buf, []byte(a)); err != nil {
+	if err := json.Compact(&buf, []byte(a)); err != nil { // Compact checks the JSON too
 		return dst, fmt.Errorf("recipe arguments: %w", err)
 	}
 	var esc bytes.Buffer
