@@ -59,10 +59,10 @@ type AppliedIndex interface {
 }
 
 // RefusalIndex remembers, for each client and command id, where the latest refusal of
-// the id is recorded, so that finding a resent command's earlier refusal is one lookup
+// the id by decision (domain.RejectionCode.ByDecision) is recorded, so that finding a resent command's earlier refusal is one lookup
 // and one read, not a read of all its client's refusals (which a client refused
-// thousands of times makes long). The Handler writes to it after Reject has recorded a
-// refusal that names a command id and a client.
+// thousands of times makes long). The Handler writes to it after Reject has recorded
+// such a refusal that names a command id and a client.
 type RefusalIndex interface {
 	// Refused returns the position of the latest refusal of commandID to client the
 	// index holds, or ok false if it holds none. An invalid client id is an error. Safe
@@ -257,7 +257,8 @@ func (h *Handler) Applied(ctx context.Context, client domain.ClientID, commandID
 	return h.findApplied(ctx, last, false, commandID)
 }
 
-// Rejected looks up the latest recorded rejection of client's commandID; ok is false if
+// Rejected looks up the latest recorded refusal of client's commandID by decision
+// (domain.RejectionCode.ByDecision: what a resend is answered with); ok is false if
 // there is none. With a RefusalIndex that is one index lookup and one read of the
 // rejection it names, however often the client was refused; a refusal the index does
 // not name (recorded before the index existed, or its index write failed) is not
@@ -285,17 +286,17 @@ func (h *Handler) Rejected(ctx context.Context, client domain.ClientID, commandI
 		return eventstore.Rejection{}, 0, false, nil
 	case err != nil:
 		return eventstore.Rejection{}, 0, false, fmt.Errorf("get refusal of %s/%s at %d: %w", client, commandID, pos, err)
-	case r.Client != client || r.CommandID != commandID:
+	case r.Client != client || r.CommandID != commandID || !r.Code.ByDecision():
 		return eventstore.Rejection{}, 0, false, nil // never answer with another command's refusal
 	}
 	return r, pos, true, nil
 }
 
-// scanRejected is Rejected without an index: the last match among all of the client's
-// rejections.
+// scanRejected is Rejected without an index: the last refusal by decision of
+// commandID among all of the client's rejections.
 func (h *Handler) scanRejected(ctx context.Context, client domain.ClientID, commandID string) (r eventstore.Rejection, pos uint64, ok bool, err error) {
 	err = h.store.Rejections(ctx, eventstore.Query{Client: client}, func(seq uint64, rej eventstore.Rejection) error {
-		if rej.CommandID == commandID {
+		if rej.CommandID == commandID && rej.Code.ByDecision() {
 			r, pos, ok = rej, seq, true
 		}
 		return nil

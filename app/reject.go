@@ -89,15 +89,16 @@ func (h *Handler) Reject(ctx context.Context, in Incoming, cmd domain.Command, c
 	return r, pos, nil
 }
 
-// rememberRefusal writes the recorded rejection r, at pos, to the refusal index, so
-// that Rejected finds it when the command comes back. A failure is logged, not
+// rememberRefusal writes the recorded rejection r, at pos, to the refusal index if it
+// is a refusal by decision, so that Rejected finds it when the command comes back.
+// Other refusals are not looked up, so indexing them would only cost a write each. A failure is logged, not
 // returned: the refusal is recorded, which is what the caller needs, and an index that
 // misses it only means a resend of the command is refused and recorded again — a
 // second record of the same refusal, as before the index existed. The write replaces
 // the id's earlier refusal: two refusals of one id recorded at once (on two instances)
 // may leave the index at the earlier of the two, a refusal of that command all the same.
 func (h *Handler) rememberRefusal(ctx context.Context, r eventstore.Rejection, pos uint64) {
-	if h.refusals == nil || r.CommandID == "" || r.Client == "" {
+	if h.refusals == nil || !r.Code.ByDecision() || r.CommandID == "" || r.Client == "" {
 		return
 	}
 	if err := h.refusals.RememberRefusal(ctx, r.Client, r.CommandID, pos); err != nil {

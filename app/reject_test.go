@@ -173,3 +173,22 @@ func TestRejectedNeverAnswersWithAnotherRecord(t *testing.T) {
 		}
 	}
 }
+
+// A command refused by its decision, then sent under the same id with a body refused
+// before any decision, then sent again as it was: the resend is answered with its own
+// first refusal. Only decision refusals are indexed, so the refusal in between (of
+// another body) does not hide it; it is also no use to a later lookup, which only ever
+// asks for a decision refusal.
+func TestRejectedKeepsTheDecisionRefusal(t *testing.T) {
+	h := app.NewHandler(eventstore.NewMemoryStore(), app.Config{})
+	ctx := context.Background()
+	first := refuse(t, h, "c1", "x")
+	cmd := domain.Command{Type: domain.CommandOptOut, CommandID: "x", ClientID: "c1", At: t0}
+	if _, _, err := h.Reject(ctx, app.Incoming{Subject: "studyd.submit"}, cmd, fmt.Errorf("%w: test", domain.ErrInvalid)); err != nil {
+		t.Fatal(err)
+	}
+	r, pos, ok, err := h.Rejected(ctx, "c1", "x")
+	if err != nil || !ok || pos != first || r.Code != domain.RejectIllegal {
+		t.Errorf("got Rejected(c1, x) = %s at %d (found %t, %v), want %s at %d", r.Code, pos, ok, err, domain.RejectIllegal, first)
+	}
+}

@@ -58,6 +58,13 @@ const (
 	RejectParked RejectionCode = "parked"
 )
 
+// ByDecision reports whether c refuses a well-formed command for its client's state
+// (illegal_transition, stale, id_reused): sent again, the command is refused again the
+// same way, so it is answered with its first refusal rather than recorded twice.
+func (c RejectionCode) ByDecision() bool {
+	return c == RejectIllegal || c == RejectStale || c == RejectIDReused
+}
+
 // RejectionCodes lists every code.
 var RejectionCodes = []RejectionCode{RejectMalformed, RejectUnknownType, RejectInvalid, RejectSubjectMismatch,
 	RejectOversize, RejectIllegal, RejectStale, RejectUnsupported, RejectTooLarge, RejectIDReused, RejectReplyTo, RejectParked}

@@ -297,7 +297,7 @@ func conclude(ctx context.Context, h *app.Handler, log *slog.Logger, inc app.Inc
 	if !domain.IsRejection(err) {
 		return client.Outcome{}, err
 	}
-	if code := domain.ClassifyRejection(err); decisionRefusal[code] {
+	if code := domain.ClassifyRejection(err); code.ByDecision() {
 		if r, pos, ok, rerr := h.Rejected(ctx, cmd.ClientID, cmd.CommandID); rerr == nil && ok && r.Code == code {
 			return rejected(r, pos), nil
 		}
@@ -308,12 +308,6 @@ func conclude(ctx context.Context, h *app.Handler, log *slog.Logger, inc app.Inc
 	}
 	log.Info("command rejected", "client", r.Client, "command_id", r.CommandID, "seq", inc.Seq, "code", r.Code, "err", err)
 	return rejected(r, pos), nil
-}
-
-// decisionRefusal are the codes of a well-formed command refused by its client's state:
-// sent again, it is refused again, and answered with its first refusal.
-var decisionRefusal = map[domain.RejectionCode]bool{
-	domain.RejectIllegal: true, domain.RejectStale: true, domain.RejectIDReused: true,
 }
 
 // rejected is the outcome of a recorded rejection at pos.

@@ -11,7 +11,7 @@ import (
 
 // OutcomeOf finds a command's outcome in the log: the client's commit that applied it
 // (status duplicate: it was applied before, with that commit's sequence and events) or,
-// failing that, its latest recorded rejection. A commit that applied another body under
+// failing that, its latest refusal by decision (app.Handler.Rejected). A commit that applied another body under
 // the same id is not this command's outcome: its outcome is that refusal (id_reused).
 // ok is false when the log holds neither (the command is still queued, or was never
 // sent).
