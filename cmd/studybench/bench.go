@@ -336,14 +336,33 @@ func (b *bencher) scale(ctx context.Context) error {
 		if p.Target != first.Target {
 			g = &goal{MinRatio: 0.8}
 		}
+		at := "at " + count(first.Target)
 		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "end-to-end commands/s", Value: p.Throughput, Unit: "cmds/s",
-			Baseline: "at " + count(first.Target), BaseVal: first.Throughput, Goal: g,
-			Note: fmt.Sprintf("log of %s; %d commands of fresh clients; pre-filled at %s commits/s", size, b.cfg.ScaleCommands, grouped(p.Prefill))})
+			Baseline: at, BaseVal: first.Throughput, Goal: g,
+			Note: fmt.Sprintf("log of %s; %d commands of fresh clients, appended %s/s; pre-filled at %s commits/s",
+				size, b.cfg.ScaleCommands, grouped(p.Appended), grouped(p.Prefill))})
 		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "audit replay", Value: p.Replay.MsgsPerS, Unit: "msgs/s",
-			Baseline: "at " + count(first.Target), BaseVal: first.Replay.MsgsPerS, Goal: g,
-			Note: fmt.Sprintf("raw read of the same log %s msgs/s (replay/raw %.2f)", grouped(p.RawRead), p.Replay.MsgsPerS/p.RawRead)})
+			Baseline: at, BaseVal: first.Replay.MsgsPerS, Goal: g,
+			Note: fmt.Sprintf("%s events/s; raw read of the same log %s msgs/s (%.2f of its rate at %s; replay/raw %.2f)",
+				grouped(p.Replay.EvtsPerS), grouped(p.RawRead), p.RawRead/first.RawRead, count(first.Target), p.Replay.MsgsPerS/p.RawRead)})
+		// The same two figures as work done per second of CPU: what each costs, and so
+		// whether that cost grows with the log, less moved by a busy neighbour.
+		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "end-to-end commands per CPU-second", Value: perCPUSecond(p.CPUPerCommand), Unit: "cmds/cpu-s",
+			Baseline: at, BaseVal: perCPUSecond(first.CPUPerCommand), Goal: g,
+			Note: fmt.Sprintf("%.0f µs of this process's CPU (studyd, the embedded server, the publisher) a command", micros(p.CPUPerCommand))})
+		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "audit replay messages per CPU-second", Value: perCPUSecond(p.CPUPerMessage), Unit: "msgs/cpu-s",
+			Baseline: at, BaseVal: perCPUSecond(first.CPUPerMessage), Goal: g,
+			Note: fmt.Sprintf("%.1f µs of this process's CPU (the replay and the embedded server) a message", micros(p.CPUPerMessage))})
 	}
 	return nil
+}
+
+// perCPUSecond is how many a second of CPU does, at cost each.
+func perCPUSecond(cost time.Duration) float64 {
+	if cost <= 0 {
+		return 0
+	}
+	return float64(time.Second) / float64(cost)
 }
 
 // sync prices studyd's --sync always (the default) against the server's 2-minute

@@ -43,7 +43,7 @@ var scenarios = []string{"baseline", "e2e", "sync", "instances", "latency", "rep
 
 func defaultConfig() config {
 	return config{Size: 50_000, Duration: 10 * time.Second, Partitions: 16, MorePartitions: []int{64},
-		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000, 10_000_000}, ScaleCommands: 20_000, Enrollments: 250_000, Patience: 5 * time.Minute}
+		Clients: 20_000, Scale: []uint64{10_000, 100_000, 1_000_000, 10_000_000}, ScaleCommands: 40_000, Enrollments: 250_000, Patience: 5 * time.Minute}
 }
 
 // quickConfig is a smoke test's: every scenario, tiny.

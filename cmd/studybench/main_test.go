@@ -32,7 +32,7 @@ func TestQuickRun(t *testing.T) {
 	if len(rep.Errors) > 0 {
 		t.Fatalf("scenarios failed: %v", rep.Errors)
 	}
-	want := map[string]int{"baseline": 4, "end to end": 2, "sync": 6, "instances": 3, "latency": 5, "audit replay": 2, "memory": 3, "scale 2k": 2, "scale 10k": 2}
+	want := map[string]int{"baseline": 4, "end to end": 2, "sync": 6, "instances": 3, "latency": 5, "audit replay": 2, "memory": 3, "scale 2k": 4, "scale 10k": 4}
 	got := map[string]int{}
 	for _, r := range rep.Rows {
 		got[r.Scenario]++

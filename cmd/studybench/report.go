@@ -130,7 +130,7 @@ func (r *report) printJSON(w io.Writer) error {
 // valueText formats a figure with its unit.
 func valueText(v float64, unit string) string {
 	switch {
-	case strings.HasSuffix(unit, "/s"):
+	case strings.HasSuffix(unit, "/s"), strings.HasSuffix(unit, "/cpu-s"):
 		return grouped(v) + " " + unit
 	case unit == "ms":
 		return fmt.Sprintf("%.2f ms", v)

@@ -10,13 +10,20 @@ import (
 
 // scalePoint is the figures measured with a log of a given size.
 type scalePoint struct {
-	Target     uint64       `json:"target_events"`
-	Messages   uint64       `json:"messages"`
-	Events     uint64       `json:"events"`
-	Throughput float64      `json:"commands_per_s"` // end to end, commands visible in the views
-	RawRead    float64      `json:"raw_read_msgs_per_s"`
-	Replay     replayResult `json:"replay"`
-	Prefill    float64      `json:"prefill_commits_per_s"`
+	Target     uint64  `json:"target_events"`
+	Messages   uint64  `json:"messages"`
+	Events     uint64  `json:"events"`
+	Throughput float64 `json:"commands_per_s"` // end to end, commands visible in the views
+	Appended   float64 `json:"appended_per_s"` // the same commands decided and appended
+	// CPUPerCommand and CPUPerMessage are this process's CPU (studyd, the embedded
+	// server and the publisher) per end-to-end command and per replayed message: what
+	// the work costs, which a busy neighbour on a shared machine moves much less than
+	// the rates.
+	CPUPerCommand time.Duration `json:"cpu_per_command_ns"`
+	CPUPerMessage time.Duration `json:"cpu_per_replayed_message_ns"`
+	RawRead       float64       `json:"raw_read_msgs_per_s"`
+	Replay        replayResult  `json:"replay"`
+	Prefill       float64       `json:"prefill_commits_per_s"`
 }
 
 // eventsPerCommit sizes the pre-fill fleet; the simulation averages about seven.
@@ -85,7 +92,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 			return nil, err
 		}
 		var rep replayResult
-		if _, err := repeatRate(func() (float64, error) {
+		if _, p.CPUPerMessage, err = cpuPerMessage(last, func() (float64, error) {
 			r, err := auditReplay(ctx, n.js, true)
 			rep = r
 			return r.MsgsPerS, err
@@ -103,11 +110,13 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		if err != nil {
 			return nil, err
 		}
+		cpu := processCPU()
 		tp, err := endToEnd(ctx, n, cmds, cfg.Patience)
 		if err != nil {
 			return nil, fmt.Errorf("scale %s: %w", count(target), err)
 		}
-		p.Throughput = tp.Visible
+		p.CPUPerCommand = (processCPU() - cpu) / time.Duration(len(cmds))
+		p.Throughput, p.Appended = tp.Visible, tp.Appended
 		g.store.next = tp.LastSeq // the pre-fill continues after the live commits
 		out = append(out, p)
 	}
