@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +20,18 @@ import (
 // process so that its RSS is its own.
 const childEnv = "STUDYBENCH_SERVER_DIR"
 
+// runChildRole runs this process as a child if its environment names a role (the
+// memory run's server, the scale run's pre-fill generator), and reports whether it did.
+func runChildRole(ctx context.Context) (isChild bool, err error) {
+	if dir := os.Getenv(childEnv); dir != "" {
+		return true, runChildServer(dir, os.Stdin, os.Stdout)
+	}
+	if url := os.Getenv(prefillEnv); url != "" {
+		return true, runPrefill(ctx, url, os.Stdin, os.Stdout)
+	}
+	return false, nil
+}
+
 // runChildServer serves until stdin closes (the parent exited or is done), after
 // printing the client URL as its first line.
 func runChildServer(dir string, stdin io.Reader, stdout io.Writer) error {
@@ -36,60 +48,61 @@ func runChildServer(dir string, stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-// childServer is a nats-server in a child process.
-type childServer struct {
+// child is this binary re-executed in another process, in the role env selects, so
+// that its memory (and its garbage collector) is not the measured process's. It talks
+// over stdin and stdout, one line at a time; closing stdin ends it.
+type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	url   string
-	dir   string
+	lines chan string // its stdout, a line at a time; closed when it exits
+	dir   string      // removed by stop, if set
 }
 
-// startChildServer re-executes this binary as a server on a fresh store directory.
-func startChildServer() (*childServer, error) {
-	dir, err := os.MkdirTemp("", "studybench-child-")
-	if err != nil {
-		return nil, fmt.Errorf("child server: %w", err)
-	}
+// startChild re-executes this binary with env set to value.
+func startChild(env, value string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("child server: %w", err)
+		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(os.Environ(), env+"="+value)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return nil, fmt.Errorf("child server: %w", err)
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("child server: %w", err)
+		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("child server: %w", err)
+		return nil, err
 	}
-	c := &childServer{cmd: cmd, stdin: stdin, dir: dir}
-	line := make(chan string, 1)
+	c := &child{cmd: cmd, stdin: stdin, lines: make(chan string, 1)}
 	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- strings.TrimSpace(s)
-		_, _ = io.Copy(io.Discard, stdout)
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
 	}()
-	select {
-	case c.url = <-line:
-	case <-time.After(30 * time.Second):
-	}
-	if !strings.HasPrefix(c.url, "nats://") {
-		c.stop()
-		return nil, fmt.Errorf("child server: did not start (said %q)", c.url)
-	}
 	return c, nil
 }
 
-// rss is the child's resident set size in bytes.
-func (c *childServer) rss() (uint64, error) { return vmRSS(strconv.Itoa(c.cmd.Process.Pid)) }
+// line waits up to timeout for the child's next line.
+func (c *child) line(timeout time.Duration) (string, error) {
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			return "", errors.New("the child process exited")
+		}
+		return strings.TrimSpace(l), nil
+	case <-time.After(timeout):
+		return "", fmt.Errorf("no answer from the child process in %s", timeout)
+	}
+}
 
-func (c *childServer) stop() {
+func (c *child) stop() {
 	_ = c.stdin.Close()
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
@@ -99,7 +112,38 @@ func (c *childServer) stop() {
 		_ = c.cmd.Process.Kill()
 		<-done
 	}
-	_ = os.RemoveAll(c.dir)
+	if c.dir != "" {
+		_ = os.RemoveAll(c.dir)
+	}
+}
+
+// rss is the child's resident set size in bytes.
+func (c *child) rss() (uint64, error) { return vmRSS(strconv.Itoa(c.cmd.Process.Pid)) }
+
+// childServer is a nats-server in a child process.
+type childServer struct {
+	*child
+	url string
+}
+
+// startChildServer re-executes this binary as a server on a fresh store directory.
+func startChildServer() (*childServer, error) {
+	dir, err := os.MkdirTemp("", "studybench-child-")
+	if err != nil {
+		return nil, fmt.Errorf("child server: %w", err)
+	}
+	c, err := startChild(childEnv, dir)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, fmt.Errorf("child server: %w", err)
+	}
+	c.dir = dir
+	url, err := c.line(30 * time.Second)
+	if err != nil || !strings.HasPrefix(url, "nats://") {
+		c.stop()
+		return nil, fmt.Errorf("child server: did not start (said %q): %v", url, err)
+	}
+	return &childServer{child: c, url: url}, nil
 }
 
 // vmRSS reads VmRSS of /proc/<pid>/status ("self" for this process), in bytes.

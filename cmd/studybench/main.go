@@ -17,15 +17,15 @@ import (
 )
 
 func main() {
-	if dir := os.Getenv(childEnv); dir != "" {
-		if err := runChildServer(dir, os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "studybench server:", err)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if isChild, err := runChildRole(ctx); isChild {
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "studybench child:", err)
 			os.Exit(1)
 		}
 		return
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "studybench:", err)
 		os.Exit(1)

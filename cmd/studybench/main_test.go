@@ -2,15 +2,17 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"testing"
 )
 
-// TestMain lets the memory scenario re-execute the test binary as its server process.
+// TestMain lets the memory and scale scenarios re-execute the test binary as their
+// child processes (a server, a pre-fill generator).
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childEnv); dir != "" {
-		if err := runChildServer(dir, os.Stdin, os.Stdout); err != nil {
+	if isChild, err := runChildRole(context.Background()); isChild {
+		if err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -40,6 +40,9 @@ type nodeConfig struct {
 	// processes would have: they share the partition consumers, and one projector
 	// leads while the others stand by.
 	Instances int
+	// Listen opens a loopback port for clients in other processes (the scale run's
+	// pre-fill generator); otherwise connections are in-process only.
+	Listen bool
 }
 
 // node is one scenario's world: an embedded nats-server on a fresh store directory
@@ -75,7 +78,11 @@ func startNode(ctx context.Context, cfg nodeConfig) (*node, error) {
 	if cfg.SyncAlways { // studyd's --append auto
 		n.storeOpts = append(n.storeOpts, eventlog.WithAtomicBatches())
 	}
-	n.ns, err = embedded.Start(embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways})
+	ecfg := embedded.Config{StoreDir: dir, SyncAlways: cfg.SyncAlways}
+	if cfg.Listen {
+		ecfg.Listen = "127.0.0.1:-1"
+	}
+	n.ns, err = embedded.Start(ecfg)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

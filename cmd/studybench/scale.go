@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // scalePoint is the figures measured with a log of a given size.
@@ -33,52 +31,33 @@ const eventsPerCommit = 7
 // end-to-end throughput with fresh clients and the audit replay of the whole log. The
 // log is pre-filled with the commits the real handler decides for a simulated fleet,
 // published straight to STUDYD_EVENTS (in order, so each commit's recorded positions
-// are its stream sequences), while studyd's projector folds them as they come.
+// are its stream sequences) by a generator in a child process, while studyd's
+// projector folds them as they come.
 func scale(ctx context.Context, cfg config, targets []uint64, progress func(string)) ([]scalePoint, error) {
-	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: cfg.Partitions, CacheSize: 100_000})
+	n, err := startNode(ctx, nodeConfig{Service: true, Partitions: cfg.Partitions, CacheSize: 100_000, Listen: true})
 	if err != nil {
 		return nil, err
 	}
 	defer n.stop()
-	_, js, err := n.client("prefill")
+	gen, err := startPrefiller(n.ns.ClientURL())
 	if err != nil {
 		return nil, err
 	}
-	js, err = jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(asyncPending))
-	if err != nil {
-		return nil, fmt.Errorf("scale: %w", err)
-	}
-	defer js.Conn().Close()
+	defer gen.stop()
 
 	maxCommits := int(targets[len(targets)-1]/eventsPerCommit) + 1
 	clients := min(max(maxCommits/20, 1000), 100_000)
 	days := maxCommits/(clients*3) + 2
-	g, err := newGenerator(clients, days, 5, false)
-	if err != nil {
-		return nil, err
-	}
-	g.store.lean = true
-	var pubErr error
-	g.store.sink = func(subject string, raw []byte) error {
-		if _, err := js.PublishAsync(subject, raw); err != nil && pubErr == nil {
-			pubErr = err
-		}
-		return pubErr
-	}
 	var out []scalePoint
+	var commits, next uint64
 	for i, target := range targets {
 		progress(fmt.Sprintf("scale: pre-filling to %s events", count(target)))
 		start := time.Now()
-		before := g.store.commits
-		if err := g.until(ctx, func(s *sinkStore) bool { return s.events >= target }); err != nil {
-			return nil, fmt.Errorf("scale: pre-fill: %w", err)
+		before := commits
+		if commits, _, err = gen.fill(clients, days, target, next); err != nil {
+			return nil, fmt.Errorf("scale: %w", err)
 		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(5 * time.Minute):
-			return nil, fmt.Errorf("scale: %d pre-fill appends unacknowledged", js.PublishAsyncPending())
-		}
-		p := scalePoint{Target: target, Prefill: float64(g.store.commits-before) / time.Since(start).Seconds()}
+		p := scalePoint{Target: target, Prefill: float64(commits-before) / time.Since(start).Seconds()}
 		last, _, err := n.lastSeq(ctx)
 		if err != nil {
 			return nil, err
@@ -117,7 +96,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		}
 		p.CPUPerCommand = (processCPU() - cpu) / time.Duration(len(cmds))
 		p.Throughput, p.Appended = tp.Visible, tp.Appended
-		g.store.next = tp.LastSeq // the pre-fill continues after the live commits
+		next = tp.LastSeq // the pre-fill continues after the live commits
 		out = append(out, p)
 	}
 	return out, nil
