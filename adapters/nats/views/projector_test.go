@@ -394,6 +394,36 @@ func TestProjectorReopensStalledTail(t *testing.T) {
 	assertViewsMatchFold(t, js)
 }
 
+// TestProjectorReopensStalledTailByDefault: with the default StallAfter a silent tail
+// keeps the commits waiting out of the views for a couple of seconds, not ten (the
+// benchmark saw a tail go silent for about nine seconds under load).
+func TestProjectorReopensStalledTailByDefault(t *testing.T) {
+	t.Parallel()
+	js := startJetStream(t)
+	p := NewProjector(js, testOptions()) // StallAfter: the default
+	var opens atomic.Int64
+	p.openTail = func(ctx context.Context, js jetstream.JetStream, from uint64) (<-chan tailMsg, func(), error) {
+		if opens.Add(1) == 1 {
+			return make(chan tailMsg), func() {}, nil // stalled from the start
+		}
+		return tailLog(ctx, js, from)
+	}
+	stop := runProjector(p)
+	defer stop()
+	last := publishCommits(t, js, newLogGen(6), 20)
+	bound := 2*DefaultStallAfter + time.Second // one probe may come just before the commits
+	deadline := time.Now().Add(bound)
+	for p.Seq() < last {
+		if time.Now().After(deadline) {
+			t.Fatalf("views at seq %d of %d after %s: a silent tail holds them back too long", p.Seq(), last, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p.Reopens() != 1 {
+		t.Errorf("Reopens = %d, want 1", p.Reopens())
+	}
+}
+
 // TestLastCommitSeq: the probe behind the stall check names the last commit, not a
 // rejection recorded after it, and 0 for a log without commits.
 func TestLastCommitSeq(t *testing.T) {
