@@ -15,7 +15,10 @@ type throughput struct {
 	Published float64 `json:"published_per_s"` // PubAcks from STUDYD_CMDS per second
 	Appended  float64 `json:"appended_per_s"`  // commands decided and appended per second
 	Visible   float64 `json:"visible_per_s"`   // ... and folded into the KV views per second
-	LastSeq   uint64  `json:"last_seq"`
+	// Reopens counts the projector's silent tails re-opened during the run: each holds
+	// the views back for up to views.DefaultStallAfter.
+	Reopens uint64 `json:"projector_tail_reopens"`
+	LastSeq uint64 `json:"last_seq"`
 }
 
 // endToEnd publishes cmds as simulated clients do (client.PublishCommands) to a
@@ -41,6 +44,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time
 		i++
 		return cmds[i-1], true
 	}
+	reopens := n.proj.Reopens()
 	start := time.Now()
 	stats, err := client.PublishCommands(ctx, pub, next, client.PublishOptions{})
 	if err != nil {
@@ -62,7 +66,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time
 	visible := time.Since(start)
 	c := float64(len(cmds))
 	return throughput{Commands: stats.Acked, Published: c / published.Seconds(), Appended: c / appended.Seconds(),
-		Visible: c / visible.Seconds(), LastSeq: last}, nil
+		Visible: c / visible.Seconds(), LastSeq: last, Reopens: n.proj.Reopens() - reopens}, nil
 }
 
 // How often a scenario checks whether the system caught up: small against the runs'
