@@ -15,9 +15,11 @@ type throughput struct {
 	Published float64 `json:"published_per_s"` // PubAcks from STUDYD_CMDS per second
 	Appended  float64 `json:"appended_per_s"`  // commands decided and appended per second
 	Visible   float64 `json:"visible_per_s"`   // ... and folded into the KV views per second
-	// Reopens counts the projector's silent tails re-opened during the run: each holds
-	// the views back for up to views.DefaultStallAfter.
+	// Reopens and Faults count the projector's silent tails re-opened and its terms
+	// ended by a fault during the run: each holds the views back for a while, so a
+	// run whose visible rate trails its appended rate says which.
 	Reopens uint64 `json:"projector_tail_reopens"`
+	Faults  uint64 `json:"projector_faults"`
 	LastSeq uint64 `json:"last_seq"`
 }
 
@@ -44,7 +46,7 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time
 		i++
 		return cmds[i-1], true
 	}
-	reopens := n.proj.Reopens()
+	reopens, faults := n.proj.Reopens(), n.proj.Faults()
 	start := time.Now()
 	stats, err := client.PublishCommands(ctx, pub, next, client.PublishOptions{})
 	if err != nil {
@@ -66,7 +68,8 @@ func endToEnd(ctx context.Context, n *node, cmds []domain.Command, patience time
 	visible := time.Since(start)
 	c := float64(len(cmds))
 	return throughput{Commands: stats.Acked, Published: c / published.Seconds(), Appended: c / appended.Seconds(),
-		Visible: c / visible.Seconds(), LastSeq: last, Reopens: n.proj.Reopens() - reopens}, nil
+		Visible: c / visible.Seconds(), LastSeq: last,
+		Reopens: n.proj.Reopens() - reopens, Faults: n.proj.Faults() - faults}, nil
 }
 
 // How often a scenario checks whether the system caught up: small against the runs'

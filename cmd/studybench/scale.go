@@ -14,6 +14,7 @@ type scalePoint struct {
 	Throughput float64 `json:"commands_per_s"` // end to end, commands visible in the views
 	Appended   float64 `json:"appended_per_s"` // the same commands decided and appended
 	Reopens    uint64  `json:"projector_tail_reopens"`
+	Faults     uint64  `json:"projector_faults"`
 	// CPUPerCommand and CPUPerMessage are this process's CPU (studyd, the embedded
 	// server and the publisher) per end-to-end command and per replayed message: what
 	// the work costs, which a busy neighbour on a shared machine moves much less than
@@ -96,7 +97,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 			return nil, fmt.Errorf("scale %s: %w", count(target), err)
 		}
 		p.CPUPerCommand = (processCPU() - cpu) / time.Duration(len(cmds))
-		p.Throughput, p.Appended, p.Reopens = tp.Visible, tp.Appended, tp.Reopens
+		p.Throughput, p.Appended, p.Reopens, p.Faults = tp.Visible, tp.Appended, tp.Reopens, tp.Faults
 		next = tp.LastSeq // the pre-fill continues after the live commits
 		out = append(out, p)
 	}

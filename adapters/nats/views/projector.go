@@ -27,12 +27,13 @@ import (
 // measurable cost in end-to-end throughput (docs/BENCHMARKS.md).
 const DefaultFlushInterval = 50 * time.Millisecond
 
-// DefaultStallAfter bounds how long a silent tail keeps commits out of the views. A
-// tail does go silent now and then with commits waiting (the client library's ordered
-// consumer, not studyd, as far as could be told): in the benchmark, one end-to-end run
-// in a few dozen appended 40k commands at 11,879/s while they became visible at 3,137/s,
-// about 9 s late with no CPU spent meanwhile, which is the 10 s this bound used to be.
-// A probe costs one request to the stream leader per StallAfter of silence.
+// DefaultStallAfter bounds how long a silent tail keeps commits out of the views. In
+// the benchmark, one end-to-end run in a few dozen appended 40k commands at 11,879/s
+// while they became visible at 3,137/s: about 9 s late, with no CPU spent meanwhile.
+// Three waits of 10 s fit that (this bound, as it was; a view write's WriteTimeout; the
+// client library's missed-heartbeat reset of the tail's ordered consumer); this one,
+// at least, now ends sooner. A probe costs one request to the stream leader per
+// StallAfter of silence.
 const DefaultStallAfter = 2 * time.Second
 
 // ProjectorConfig tunes a Projector. The zero value is usable: zero fields take the
@@ -160,6 +161,10 @@ func (p *Projector) Seq() uint64 { return p.seq.Load() }
 
 // Leading reports whether this projector holds the lease now.
 func (p *Projector) Leading() bool { return p.leading.Load() }
+
+// Faults is how many of this instance's terms ended by a fault
+// (studyd_projector_faults_total).
+func (p *Projector) Faults() uint64 { return p.faults.Load() }
 
 // Reopens is how many times a silent tail was re-opened while commits waited
 // (studyd_projector_tail_reopens_total).
