@@ -143,6 +143,10 @@ func startChildServer() (*childServer, error) {
 		c.stop()
 		return nil, fmt.Errorf("child server: did not start (said %q): %v", url, err)
 	}
+	go func() { // nothing more is read from a server: keep its stdout from filling up
+		for range c.lines {
+		}
+	}()
 	return &childServer{child: c, url: url}, nil
 }
 

@@ -15,8 +15,8 @@ import (
 // prefillEnv, set to a server's URL, turns this program into the scale run's pre-fill
 // generator (runPrefill). The generator's simulated fleet and handler cache run to
 // hundreds of megabytes of pointers at 10M events; in the measured process they would
-// tax its garbage collector with a heap studyd does not have (in one run, 271–278 µs
-// of CPU a command at 10M with it, 222–250 µs without).
+// tax its garbage collector with a heap studyd does not have (271 and 278 µs of CPU
+// a command at 10M in two runs with it, 218–244 µs in three without).
 const prefillEnv = "STUDYBENCH_PREFILL"
 
 // prefillPatience bounds one pre-fill step: 10M events take a few minutes.
