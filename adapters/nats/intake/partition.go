@@ -35,11 +35,14 @@ type partition struct {
 	// pulling is true while the puller's request is open on the server, where it is one
 	// of the consumer's waiting requests: the balancer counts instances by them.
 	pulling atomic.Bool
-	// held maps a client to its commands that were put back undecided, and when. Only
-	// the oldest of them may be decided next: the others, and any newer command of the
-	// client, are put back until it is settled, however the server orders their
-	// redeliveries. An entry older than twice AckWait is forgotten: by then its command
-	// came back, or another instance settled it.
+	// held maps a client to its commands that were put back undecided, and when (or
+	// when last found still queued). Only the oldest of them may be decided next: the
+	// others, and any newer command of the client, are put back until it is settled,
+	// however the server orders their redeliveries. An entry is forgotten when its
+	// command is settled here, or, checked once it is older than twice AckWait, when
+	// the stream no longer holds it (another instance settled it). Time alone does not
+	// do: while a consumer leader is away, a put-back command can stay away longer, and
+	// its client's newer command, come back first, would overtake it.
 	held map[domain.ClientID]map[uint64]time.Time
 }
 
@@ -160,11 +163,12 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 	// Redeliveries can come back in another order than the commands were published.
 	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
 	in.observePin(apply, p, items, lost)
+	queued := in.stillQueued(apply)
 	for len(items) > 0 {
 		var wave, later []item
 		inWave := make(map[domain.ClientID]bool)
 		for _, it := range items {
-			switch oldest, ok := p.oldestHeld(it.client, 2*in.cfg.AckWait); {
+			switch oldest, ok := p.oldestHeld(it.client, 2*in.cfg.AckWait, queued); {
 			case ok && it.seq > oldest:
 				p.hold(it)
 				in.putBack(it)
@@ -193,14 +197,20 @@ func (p *partition) hold(it item) {
 	p.held[it.client][it.seq] = time.Now()
 }
 
-// oldestHeld is the oldest of client's commands put back within forget, if any.
-func (p *partition) oldestHeld(client domain.ClientID, forget time.Duration) (uint64, bool) {
+// oldestHeld is the oldest of client's commands put back and not known to be settled,
+// if any. An entry older than recheck is looked up with queued (is its command still in
+// the stream?): forgotten if not, held for another recheck if so.
+func (p *partition) oldestHeld(client domain.ClientID, recheck time.Duration, queued func(seq uint64) bool) (uint64, bool) {
 	var oldest uint64
 	for seq, since := range p.held[client] {
-		switch {
-		case time.Since(since) >= forget:
-			delete(p.held[client], seq)
-		case oldest == 0 || seq < oldest:
+		if time.Since(since) >= recheck {
+			if !queued(seq) {
+				delete(p.held[client], seq)
+				continue
+			}
+			p.held[client][seq] = time.Now()
+		}
+		if oldest == 0 || seq < oldest {
 			oldest = seq
 		}
 	}
@@ -209,6 +219,22 @@ func (p *partition) oldestHeld(client domain.ClientID, forget time.Duration) (ui
 	}
 	return oldest, oldest != 0
 }
+
+// stillQueued returns a lookup of whether STUDYD_CMDS still holds the command at a
+// sequence: the work queue keeps a command until it is acknowledged, here or by
+// another instance. When the stream cannot tell (a fault), the answer is yes: holding
+// a client's commands a while longer is safe, deciding them out of order is not.
+func (in *Intake) stillQueued(ctx context.Context) func(seq uint64) bool {
+	return func(seq uint64) bool {
+		ctx, cancel := context.WithTimeout(ctx, queuedTimeout)
+		defer cancel()
+		_, err := in.stream.GetMsg(ctx, seq)
+		return !errors.Is(err, jetstream.ErrMsgNotFound)
+	}
+}
+
+// queuedTimeout bounds one stillQueued lookup (the decider waits for it).
+const queuedTimeout = time.Second
 
 // release forgets a settled command of its client's held ones.
 func (p *partition) release(it item) {
