@@ -11,9 +11,10 @@ import (
 
 // TestPutBackCommandHoldsItsClientWhileQueued: a command put back undecided holds its
 // client's newer commands for as long as the work queue still has it, however long
-// that is. Forgotten after twice AckWait, as it was, it let a newer command of the
-// client come back first and be decided before it while a consumer leader was away
-// (the container cluster-faults test: one "stale run" rejection in 22,287 commands).
+// that is. Forgotten after twice AckWait, as it was, it could let a newer command of
+// the client come back first and be decided before it while a consumer leader was
+// away: the likely cause of one "stale run" rejection among the 22,287 commands of a
+// container cluster-faults run.
 // Once the stream no longer holds it (settled by another instance), it is forgotten.
 func TestPutBackCommandHoldsItsClientWhileQueued(t *testing.T) {
 	t.Parallel()
