@@ -30,10 +30,11 @@ const DefaultFlushInterval = 50 * time.Millisecond
 // DefaultStallAfter bounds how long a silent tail keeps commits out of the views. In
 // the benchmark, one end-to-end run in a few dozen appended 40k commands at 11,879/s
 // while they became visible at 3,137/s: about 9 s late, with no CPU spent meanwhile.
-// Three waits of 10 s fit that (this bound, as it was; a view write's WriteTimeout; the
-// client library's missed-heartbeat reset of the tail's ordered consumer); this one,
-// at least, now ends sooner. A probe costs one request to the stream leader per
-// StallAfter of silence.
+// Three waits of 10 s fit that: this bound, as it was; the client library's
+// missed-heartbeat reset of the tail's ordered consumer; a view write's WriteTimeout.
+// The first two are now this bound, since a tail silent while commits wait is
+// re-opened whatever keeps it silent; the third is counted as a fault. A probe costs
+// one request to the stream leader per StallAfter of silence.
 const DefaultStallAfter = 2 * time.Second
 
 // ProjectorConfig tunes a Projector. The zero value is usable: zero fields take the
