@@ -166,8 +166,8 @@ func (b *bencher) endToEnd(ctx context.Context) error {
 		b.rep.Details[fmt.Sprintf("e2e_%d_partitions", parts)] = map[string]any{"throughput": tp, "intake": st}
 		b.rep.add(row{Scenario: "end to end", Figure: fmt.Sprintf("commands/s visible, %d partitions", parts),
 			Value: tp.Visible, Unit: "cmds/s", Baseline: "raw publish", BaseVal: b.rawPublish, BaseUnit: "msgs/s", Goal: &goal{MinRatio: 0.30},
-			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack; projector: %d tails re-opened, %d terms ended by a fault",
-				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond), tp.Reopens, tp.Faults)})
+			Note: fmt.Sprintf("%d commands of %d simulated clients: published %s/s, appended %s/s; intake: %s mean from receipt to ack; %s",
+				len(cmds), b.cfg.Clients, grouped(tp.Published), grouped(tp.Appended), st.Mean.Round(time.Microsecond), tp.projectorNote())})
 	}
 	return b.unauthenticated(ctx, cmds, authenticated)
 }
@@ -337,10 +337,10 @@ func (b *bencher) scale(ctx context.Context) error {
 			g = &goal{MinRatio: 0.8}
 		}
 		at := "at " + count(first.Target)
-		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "end-to-end commands/s", Value: p.Throughput, Unit: "cmds/s",
-			Baseline: at, BaseVal: first.Throughput, Goal: g,
-			Note: fmt.Sprintf("log of %s; %d commands of fresh clients, appended %s/s (projector: %d tails re-opened, %d terms ended by a fault); pre-filled at %s commits/s",
-				size, b.cfg.ScaleCommands, grouped(p.Appended), p.Reopens, p.Faults, grouped(p.Prefill))})
+		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "end-to-end commands/s", Value: p.E2E.Visible, Unit: "cmds/s",
+			Baseline: at, BaseVal: first.E2E.Visible, Goal: g,
+			Note: fmt.Sprintf("log of %s; %d commands of fresh clients, appended %s/s (%s); pre-filled at %s commits/s",
+				size, b.cfg.ScaleCommands, grouped(p.E2E.Appended), p.E2E.projectorNote(), grouped(p.Prefill))})
 		b.rep.add(row{Scenario: "scale " + count(p.Target), Figure: "audit replay", Value: p.Replay.MsgsPerS, Unit: "msgs/s",
 			Baseline: at, BaseVal: first.Replay.MsgsPerS, Goal: g,
 			Note: fmt.Sprintf("%s events/s; raw read of the same log %s msgs/s (%.2f of its rate at %s; replay/raw %.2f)",

@@ -23,6 +23,11 @@ type throughput struct {
 	LastSeq uint64 `json:"last_seq"`
 }
 
+// projectorNote says what held the views back during the run, if anything.
+func (t throughput) projectorNote() string {
+	return fmt.Sprintf("projector: %d tails re-opened, %d terms ended by a fault", t.Reopens, t.Faults)
+}
+
 // endToEnd publishes cmds as simulated clients do (client.PublishCommands) to a
 // node running studyd, and measures until every command is decided, appended, and
 // visible in the projections (the projector's checkpoint reaches the last commit),

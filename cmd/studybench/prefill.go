@@ -36,24 +36,24 @@ func startPrefiller(url string) (*prefiller, error) {
 
 // fill has the generator (made on the first call, of clients over days) append
 // commits until the log holds target events, numbering the next commit next+1 (its
-// stream sequence: 0 on the first call), and returns its totals once the server has
-// stored them all.
-func (p *prefiller) fill(clients, days int, target, next uint64) (commits, events uint64, err error) {
+// stream sequence: 0 on the first call), and returns how many commits it has written
+// in all once the server has stored them.
+func (p *prefiller) fill(clients, days int, target, next uint64) (commits uint64, err error) {
 	if _, err := fmt.Fprintf(p.stdin, "fill %d %d %d %d\n", clients, days, target, next); err != nil {
-		return 0, 0, fmt.Errorf("pre-fill: %w", err)
+		return 0, fmt.Errorf("pre-fill: %w", err)
 	}
 	line, err := p.line(prefillPatience)
 	if err != nil {
-		return 0, 0, fmt.Errorf("pre-fill: %w", err)
+		return 0, fmt.Errorf("pre-fill: %w", err)
 	}
-	if _, err := fmt.Sscanf(line, "done %d %d", &commits, &events); err != nil {
-		return 0, 0, fmt.Errorf("pre-fill: %s", line)
+	if _, err := fmt.Sscanf(line, "done %d", &commits); err != nil {
+		return 0, fmt.Errorf("pre-fill: %s", line)
 	}
-	return commits, events, nil
+	return commits, nil
 }
 
 // runPrefill is the child's side: it answers each "fill clients days target next"
-// line of stdin with "done commits events", or "error …", until stdin closes.
+// line of stdin with "done commits", or "error …", until stdin closes.
 func runPrefill(ctx context.Context, url string, stdin io.Reader, stdout io.Writer) error {
 	nc, err := nats.Connect(url, nats.Name("studybench-prefill"))
 	if err != nil {
@@ -100,7 +100,7 @@ func runPrefill(ctx context.Context, url string, stdin io.Reader, stdout io.Writ
 			fmt.Fprintln(stdout, "error", strconv.Quote(err.Error()))
 			continue
 		}
-		fmt.Fprintln(stdout, "done", g.store.commits, g.store.events)
+		fmt.Fprintln(stdout, "done", g.store.commits)
 	}
 	return sc.Err()
 }

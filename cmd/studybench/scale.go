@@ -8,13 +8,10 @@ import (
 
 // scalePoint is the figures measured with a log of a given size.
 type scalePoint struct {
-	Target     uint64  `json:"target_events"`
-	Messages   uint64  `json:"messages"`
-	Events     uint64  `json:"events"`
-	Throughput float64 `json:"commands_per_s"` // end to end, commands visible in the views
-	Appended   float64 `json:"appended_per_s"` // the same commands decided and appended
-	Reopens    uint64  `json:"projector_tail_reopens"`
-	Faults     uint64  `json:"projector_faults"`
+	Target   uint64     `json:"target_events"`
+	Messages uint64     `json:"messages"`
+	Events   uint64     `json:"events"`
+	E2E      throughput `json:"end_to_end"` // fresh clients' commands on this log
 	// CPUPerCommand and CPUPerMessage are this process's CPU (studyd, the embedded
 	// server and the publisher) per end-to-end command and per replayed message: what
 	// the work costs, which a busy neighbour on a shared machine moves much less than
@@ -56,7 +53,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		progress(fmt.Sprintf("scale: pre-filling to %s events", count(target)))
 		start := time.Now()
 		before := commits
-		if commits, _, err = gen.fill(clients, days, target, next); err != nil {
+		if commits, err = gen.fill(clients, days, target, next); err != nil {
 			return nil, fmt.Errorf("scale: %w", err)
 		}
 		p := scalePoint{Target: target, Prefill: float64(commits-before) / time.Since(start).Seconds()}
@@ -97,7 +94,7 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 			return nil, fmt.Errorf("scale %s: %w", count(target), err)
 		}
 		p.CPUPerCommand = (processCPU() - cpu) / time.Duration(len(cmds))
-		p.Throughput, p.Appended, p.Reopens, p.Faults = tp.Visible, tp.Appended, tp.Reopens, tp.Faults
+		p.E2E = tp
 		next = tp.LastSeq // the pre-fill continues after the live commits
 		out = append(out, p)
 	}
