@@ -21,13 +21,17 @@ import (
 const childEnv = "STUDYBENCH_SERVER_DIR"
 
 // runChildRole runs this process as a child if its environment names a role (the
-// memory run's server, the scale run's pre-fill generator), and reports whether it did.
+// memory run's server, the scale run's pre-fill generator, an audit reader), and
+// reports whether it did.
 func runChildRole(ctx context.Context) (isChild bool, err error) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		return true, runChildServer(dir, os.Stdin, os.Stdout)
 	}
 	if url := os.Getenv(prefillEnv); url != "" {
 		return true, runPrefill(ctx, url, os.Stdin, os.Stdout)
+	}
+	if url := os.Getenv(readerEnv); url != "" {
+		return true, runReader(ctx, url, os.Stdin, os.Stdout)
 	}
 	return false, nil
 }

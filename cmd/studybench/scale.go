@@ -12,15 +12,26 @@ type scalePoint struct {
 	Messages uint64     `json:"messages"`
 	Events   uint64     `json:"events"`
 	E2E      throughput `json:"end_to_end"` // fresh clients' commands on this log
-	// CPUPerCommand and CPUPerMessage are this process's CPU (studyd, the embedded
-	// server and the publisher) per end-to-end command and per replayed message: what
-	// the work costs, which a busy neighbour on a shared machine moves much less than
-	// the rates.
+	// CPUPerCommand is this process's CPU (studyd, the embedded server and the
+	// publisher) per end-to-end command: what the work costs, which a busy neighbour on
+	// a shared machine moves much less than the rate.
 	CPUPerCommand time.Duration `json:"cpu_per_command_ns"`
-	CPUPerMessage time.Duration `json:"cpu_per_replayed_message_ns"`
+	// Replay and RawRead read the whole log the way an audit does, in a process of its
+	// own over a socket (reader); their CPU per message counts that process's and the
+	// server's.
+	Replay  audited `json:"replay"`
+	RawRead audited `json:"raw_read"`
+	// InProcess is the same replay and raw read in this process, over its in-process
+	// connection, as the scale run measured them before issue 15's eighth session.
+	InProcess inProcessRead `json:"in_process"`
+	Prefill   float64       `json:"prefill_commits_per_s"`
+}
+
+// inProcessRead is a replay and a raw read of the log in the measured process.
+type inProcessRead struct {
+	Replay        float64       `json:"replay_msgs_per_s"`
 	RawRead       float64       `json:"raw_read_msgs_per_s"`
-	Replay        replayResult  `json:"replay"`
-	Prefill       float64       `json:"prefill_commits_per_s"`
+	CPUPerMessage time.Duration `json:"cpu_per_replayed_message_ns"`
 }
 
 // eventsPerCommit sizes the pre-fill fleet; the simulation averages about seven.
@@ -43,6 +54,11 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		return nil, err
 	}
 	defer gen.stop()
+	auditor, err := startReader(n.ns.ClientURL())
+	if err != nil {
+		return nil, err
+	}
+	defer auditor.stop()
 
 	maxCommits := int(targets[len(targets)-1]/eventsPerCommit) + 1
 	clients := min(max(maxCommits/20, 1000), 100_000)
@@ -66,18 +82,16 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 			return nil, fmt.Errorf("scale: projector catch-up: %w", err)
 		}
 		progress(fmt.Sprintf("scale: %s events: replay", count(target)))
-		if p.RawRead, err = repeatRate(func() (float64, error) { return rawRead(ctx, n.js, last) }); err != nil {
+		if p.RawRead, err = auditor.read(readRaw, last); err != nil {
 			return nil, err
 		}
-		var rep replayResult
-		if _, p.CPUPerMessage, err = cpuPerMessage(last, func() (float64, error) {
-			r, err := auditReplay(ctx, n.js, true)
-			rep = r
-			return r.MsgsPerS, err
-		}); err != nil {
+		if p.Replay, err = auditor.read(readReplay, last); err != nil {
 			return nil, err
 		}
-		p.Replay, p.Messages, p.Events = rep, rep.Messages, rep.Events
+		p.Messages, p.Events = p.Replay.Last.Messages, p.Replay.Last.Events
+		if p.InProcess, err = readInProcess(ctx, n, last); err != nil {
+			return nil, err
+		}
 
 		progress(fmt.Sprintf("scale: %s events: end to end", count(target)))
 		f, err := fleet(cfg.Clients, 30, uint64(100+i))
@@ -99,6 +113,21 @@ func scale(ctx context.Context, cfg config, targets []uint64, progress func(stri
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// readInProcess measures the replay and the raw read of the log up to last in this
+// process.
+func readInProcess(ctx context.Context, n *node, last uint64) (inProcessRead, error) {
+	var r inProcessRead
+	var err error
+	if r.RawRead, err = repeatRate(func() (float64, error) { return rawRead(ctx, n.js, last) }); err != nil {
+		return r, err
+	}
+	r.Replay, r.CPUPerMessage, err = cpuPerMessage(last, func() (float64, error) {
+		res, err := auditReplay(ctx, n.js, true)
+		return res.MsgsPerS, err
+	})
+	return r, err
 }
 
 // repeatRate runs a rate measurement until it has taken at least minMeasure in all,
