@@ -55,6 +55,48 @@ func TestVerifierKeepsOnlyWhatItsChecksNeed(t *testing.T) {
 	t.Logf("the verifier keeps %d bytes per client", kept)
 }
 
+// TestVerifierKeepsEachStudyNameOnce: the verifier numbers the studies it has seen, so
+// a client's kept enrollments are numbers, not the names its last commit decoded. A
+// thousand clients in eight studies with 512-byte keys must not each keep the names.
+// Not parallel: the heap is measured.
+func TestVerifierKeepsEachStudyNameOnce(t *testing.T) {
+	const clients, enrollments, keyLen = 1000, 8, 512
+	l := audittest.New(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
+	for i := range clients {
+		c := domain.ClientID(fmt.Sprintf("client-%04d", i))
+		st := domain.ClientState{Client: c}
+		for j := range enrollments {
+			key := fmt.Sprintf("study-%d-", j)
+			key += strings.Repeat("k", keyLen-len(key))
+			st.Enrollments = append(st.Enrollments, domain.Enrollment{Object: domain.PreferenceStudy, Key: key,
+				Slug: fmt.Sprintf("study-%d", j), State: domain.StateEnrolled, Branch: "control"})
+		}
+		commit := eventstore.Commit{Schema: eventstore.SchemaVersion, CommitID: fmt.Sprint("commit-", i), CommandID: "cmd-1",
+			CommandType: domain.CommandRecipeRun, Client: c, At: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC), State: st}
+		if err := l.AppendCommit(commit); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	v := audit.NewVerifier(audit.VerifyOptions{Anchored: true})
+	for _, e := range l.Entries {
+		v.Add(e)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if rep := v.Finish(); rep.FaultCount != 0 || rep.Commits != clients {
+		t.Fatalf("report: %d faults (%v), %d commits; want none and %d", rep.FaultCount, rep.Err(), rep.Commits, clients)
+	}
+	runtime.KeepAlive(l)
+	kept := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / clients
+	if limit := int64(keyLen) * enrollments / 4; kept > limit {
+		t.Errorf("the verifier keeps %d bytes per client, want at most %d (its enrollments name %d bytes of study keys)", kept, limit, keyLen*enrollments)
+	}
+	t.Logf("the verifier keeps %d bytes per client", kept)
+}
+
 // TestVerifierChainNeedsTheExactHash: the verifier compares hashes as bytes now; a
 // prev_hash naming the predecessor in upper case (or cut short) is still not its hash.
 func TestVerifierChainNeedsTheExactHash(t *testing.T) {
