@@ -35,20 +35,7 @@ func TestVerifierKeepsOnlyWhatItsChecksNeed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	v := audit.NewVerifier(audit.VerifyOptions{Anchored: true})
-	for _, e := range l.Entries {
-		v.Add(e)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	if rep := v.Finish(); rep.FaultCount != 0 || rep.Commits != clients {
-		t.Fatalf("report: %d faults (%v), %d commits; want none and %d", rep.FaultCount, rep.Err(), rep.Commits, clients)
-	}
-	runtime.KeepAlive(l)
-	kept := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / clients
+	kept := keptPerClient(t, l, clients)
 	if limit := int64(len(value)) * enrollments / 4; kept > limit {
 		t.Errorf("the verifier keeps %d bytes per client, want at most %d (the states hold %d of branch values)", kept, limit, int64(len(value))*enrollments)
 	}
@@ -77,6 +64,17 @@ func TestVerifierKeepsEachStudyNameOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	kept := keptPerClient(t, l, clients)
+	if limit := int64(keyLen) * enrollments / 4; kept > limit {
+		t.Errorf("the verifier keeps %d bytes per client, want at most %d (its enrollments name %d bytes of study keys)", kept, limit, keyLen*enrollments)
+	}
+	t.Logf("the verifier keeps %d bytes per client", kept)
+}
+
+// keptPerClient verifies l, whose commits are each a client's first, and returns the
+// heap the verifier holds per client once it has seen them all.
+func keptPerClient(t *testing.T, l *audittest.Log, clients int) int64 {
+	t.Helper()
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
@@ -86,15 +84,11 @@ func TestVerifierKeepsEachStudyNameOnce(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	if rep := v.Finish(); rep.FaultCount != 0 || rep.Commits != clients {
+	if rep := v.Finish(); rep.FaultCount != 0 || rep.Commits != uint64(clients) {
 		t.Fatalf("report: %d faults (%v), %d commits; want none and %d", rep.FaultCount, rep.Err(), rep.Commits, clients)
 	}
 	runtime.KeepAlive(l)
-	kept := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / clients
-	if limit := int64(keyLen) * enrollments / 4; kept > limit {
-		t.Errorf("the verifier keeps %d bytes per client, want at most %d (its enrollments name %d bytes of study keys)", kept, limit, keyLen*enrollments)
-	}
-	t.Logf("the verifier keeps %d bytes per client", kept)
+	return (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(clients)
 }
 
 // TestVerifierChainNeedsTheExactHash: the verifier compares hashes as bytes now; a

@@ -41,10 +41,10 @@ const (
 // readResult is one read measurement, as the reader reports it: the median rate of
 // repeated whole-log reads, the messages they read in all, and the reader's CPU.
 type readResult struct {
-	Rate   float64       `json:"rate"`
-	Msgs   uint64        `json:"msgs"`
-	CPU    time.Duration `json:"cpu_ns"`
-	Last   replayResult  `json:"last_replay"` // for readReplay
+	Rate float64       `json:"rate"`
+	Msgs uint64        `json:"msgs"`
+	CPU  time.Duration `json:"cpu_ns"`
+	Last replayResult  `json:"last_replay"` // for readReplay
 }
 
 // audited is a read in the reader with its cost: the reader's CPU and this process's
