@@ -144,10 +144,10 @@ type chain struct {
 	recent   [4]link      // older commits, to tell a reorder from an edit
 }
 
-// studyState is one enrollment as the state-continuity check needs it. It holds no
-// pointer (the study is a number of the verifier's studyIDs), so a chain's studies
-// are memory the collector does not scan: at 10 M events, two strings an enrollment
-// made the verifier's per-client state most of what each collection traced.
+// studyState is one enrollment as the state-continuity check needs it. The study is
+// a number of the verifier's studyIDs, not its name: a client does not keep the names
+// its last commit decoded, and a chain's studies hold no pointer for the collector to
+// trace.
 type studyState struct {
 	study studyID
 	state domain.State
