@@ -9,7 +9,7 @@ FUZZTIME      ?= 10s
 # (internal/archtest: import rules from go list); integration tests run in containers.
 UNIT_PKGS     = $(shell $(GO) list ./... | grep -v /tests/integration)
 
-.PHONY: all build run demo test test-unit test-integration lint fuzz bench docs tools clean
+.PHONY: all build run demo test test-unit test-integration browser lint fuzz bench docs tools clean
 
 all: lint test
 
@@ -25,8 +25,12 @@ demo: build
 
 test: test-unit test-integration
 
-test-unit:
+test-unit: browser
 	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+# browser: the study page's browser test drives Debian's chromium; installed if missing.
+browser:
+	./scripts/ensure-chromium.sh
 
 test-integration:
 	./scripts/test-integration.sh
