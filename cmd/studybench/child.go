@@ -106,6 +106,30 @@ func (c *child) line(timeout time.Duration) (string, error) {
 	}
 }
 
+// ask sends the child one request line and waits up to patience for its answer. An
+// answer "error <quoted message>" (answerError) is returned as an error.
+func (c *child) ask(request string, patience time.Duration) (string, error) {
+	if _, err := fmt.Fprintln(c.stdin, request); err != nil {
+		return "", err
+	}
+	line, err := c.line(patience)
+	if err != nil {
+		return "", err
+	}
+	if quoted, failed := strings.CutPrefix(line, "error "); failed {
+		if msg, err := strconv.Unquote(quoted); err == nil {
+			quoted = msg
+		}
+		return "", errors.New(quoted)
+	}
+	return line, nil
+}
+
+// answerError is the child's answer to a request that failed, as ask reads it.
+func answerError(stdout io.Writer, err error) {
+	fmt.Fprintln(stdout, "error", strconv.Quote(err.Error()))
+}
+
 func (c *child) stop() {
 	_ = c.stdin.Close()
 	done := make(chan struct{})

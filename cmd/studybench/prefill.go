@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,10 +38,7 @@ func startPrefiller(url string) (*prefiller, error) {
 // stream sequence: 0 on the first call), and returns how many commits it has written
 // in all once the server has stored them.
 func (p *prefiller) fill(clients, days int, target, next uint64) (commits uint64, err error) {
-	if _, err := fmt.Fprintf(p.stdin, "fill %d %d %d %d\n", clients, days, target, next); err != nil {
-		return 0, fmt.Errorf("pre-fill: %w", err)
-	}
-	line, err := p.line(prefillPatience)
+	line, err := p.ask(fmt.Sprintf("fill %d %d %d %d", clients, days, target, next), prefillPatience)
 	if err != nil {
 		return 0, fmt.Errorf("pre-fill: %w", err)
 	}
@@ -97,7 +93,7 @@ func runPrefill(ctx context.Context, url string, stdin io.Reader, stdout io.Writ
 			}
 		}
 		if err != nil {
-			fmt.Fprintln(stdout, "error", strconv.Quote(err.Error()))
+			answerError(stdout, err)
 			continue
 		}
 		fmt.Fprintln(stdout, "done", g.store.commits)

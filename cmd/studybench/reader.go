@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,15 +64,9 @@ func startReader(url string) (*reader, error) {
 // read has the reader read the events stream up to sequence last, the given way.
 func (r *reader) read(kind readKind, last uint64) (audited, error) {
 	cpu := processCPU()
-	if _, err := fmt.Fprintf(r.stdin, "%s %d\n", kind, last); err != nil {
-		return audited{}, fmt.Errorf("reader: %w", err)
-	}
-	line, err := r.line(readPatience)
+	line, err := r.ask(fmt.Sprintf("%s %d", kind, last), readPatience)
 	if err != nil {
 		return audited{}, fmt.Errorf("reader: %w", err)
-	}
-	if msg, failed := strings.CutPrefix(line, "error "); failed {
-		return audited{}, fmt.Errorf("reader: %s", msg)
 	}
 	var res readResult
 	if err := json.Unmarshal([]byte(line), &res); err != nil || res.Msgs == 0 {
@@ -104,7 +96,7 @@ func runReader(ctx context.Context, url string, stdin io.Reader, stdout io.Write
 		}
 		res, err := readLog(ctx, js, kind, last)
 		if err != nil {
-			fmt.Fprintln(stdout, "error", strconv.Quote(err.Error()))
+			answerError(stdout, err)
 			continue
 		}
 		b, err := json.Marshal(res)
