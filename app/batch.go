@@ -48,16 +48,14 @@ func (h *Handler) HandleBatch(ctx context.Context, reqs []Request) []Response {
 		var st step
 		err := lasts[i].err
 		if err == nil {
-			st, err = h.decide(ctx, r.Cmd, digests[i], r.Src, lasts[i].last, lasts[i].cached)
+			st, err = h.decide(ctx, r.Cmd, digests[i], r.Src, lasts[i].last, lasts[i].from)
 		}
-		if err == nil && st.stale { // the cache was behind: decide again from the log
-			st, err = h.loadAndDecide(ctx, r.Cmd, digests[i], r.Src)
+		if err == nil && st.stale { // the cache or a replica may be behind: decide again from the leader
+			st, err = h.loadAndDecide(ctx, r.Cmd, digests[i], r.Src, true)
 		}
 		switch {
 		case err != nil:
 			out[i].Err = err
-		case st.stale: // the cache was filled again meanwhile: Handle decides until it is not
-			out[i].Result, out[i].Err = h.Handle(ctx, r.Cmd, r.Src)
 		case st.done:
 			out[i].Result = st.result
 		default:
@@ -69,7 +67,7 @@ func (h *Handler) HandleBatch(ctx context.Context, reqs []Request) []Response {
 		i := which[k]
 		res, retry, err := h.settle(reqs[i].Cmd, digests[i], a.Record, a.Err)
 		if retry {
-			res, err = h.Handle(ctx, reqs[i].Cmd, reqs[i].Src)
+			res, err = h.handle(ctx, reqs[i].Cmd, reqs[i].Src, true)
 		}
 		out[i] = Response{Result: res, Err: err}
 	}
@@ -93,9 +91,9 @@ func (h *Handler) appendAll(ctx context.Context, pending []eventstore.Pending) [
 
 // loaded is a client's latest record as loadAll found it.
 type loaded struct {
-	last   eventstore.Record
-	cached bool
-	err    error
+	last eventstore.Record
+	from origin
+	err  error
 }
 
 // batchLoader is a store that loads several clients at once (eventlog.Store does, with
@@ -113,7 +111,7 @@ func (h *Handler) loadAll(ctx context.Context, reqs []Request) []loaded {
 	var which []int // missing[k] is reqs[which[k]]'s client
 	for i, r := range reqs {
 		if rec, ok := h.cache.get(r.Cmd.ClientID); ok {
-			out[i] = loaded{last: rec, cached: true}
+			out[i] = loaded{last: rec, from: fromCache}
 			continue
 		}
 		missing = append(missing, r.Cmd.ClientID)
@@ -121,24 +119,28 @@ func (h *Handler) loadAll(ctx context.Context, reqs []Request) []loaded {
 	}
 	if b, ok := h.store.(batchLoader); ok && len(missing) > 1 {
 		if recs, err := b.LoadMany(ctx, missing); err == nil {
+			from := fromLeader
+			if h.latest != nil {
+				from = fromReplica // LoadMany is direct gets too
+			}
 			for k, rec := range recs {
-				out[which[k]].last = rec
+				out[which[k]].last, out[which[k]].from = rec, from
 			}
 			return out
 		}
 		// Load them one by one: each gets its own error, if any.
 	}
 	for _, i := range which {
-		out[i].last, out[i].cached, out[i].err = h.load(ctx, reqs[i].Cmd.ClientID)
+		out[i].last, out[i].from, out[i].err = h.load(ctx, reqs[i].Cmd.ClientID, false)
 	}
 	return out
 }
 
-// loadAndDecide loads cmd's client and decides cmd.
-func (h *Handler) loadAndDecide(ctx context.Context, cmd domain.Command, digest string, src Source) (step, error) {
-	last, cached, err := h.load(ctx, cmd.ClientID)
+// loadAndDecide loads cmd's client (from the log's leader if latest) and decides cmd.
+func (h *Handler) loadAndDecide(ctx context.Context, cmd domain.Command, digest string, src Source, latest bool) (step, error) {
+	last, from, err := h.load(ctx, cmd.ClientID, latest)
 	if err != nil {
 		return step{}, err
 	}
-	return h.decide(ctx, cmd, digest, src, last, cached)
+	return h.decide(ctx, cmd, digest, src, last, from)
 }

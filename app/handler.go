@@ -73,13 +73,39 @@ type RefusalIndex interface {
 	RememberRefusal(ctx context.Context, client domain.ClientID, commandID string, pos uint64) error
 }
 
+// latestLoader is a store whose Load may trail the log — eventlog.Store's direct get,
+// which a replica behind the stream's leader may answer — and which can also load from
+// the leader. latestIndex is the same for an AppliedIndex.
+type latestLoader interface {
+	LoadLatest(ctx context.Context, client domain.ClientID) (eventstore.Record, error)
+}
+type latestIndex interface {
+	AppliedLatest(ctx context.Context, client domain.ClientID, commandID string) (pos uint64, ok bool, err error)
+}
+
+// origin is where a client's record was read, which says whether a refusal decided on
+// it is final. Only one decided on the log as its leader has it is: from this
+// instance's cache, another instance may have moved the client since; from a replica,
+// the client's last commits, and the index entries written with them, may be missing.
+// Either would refuse a command the client's real state allows (an unenroll of a study
+// a missing commit enrolled), or a redelivered command whose applying it does not see.
+type origin uint8
+
+const (
+	fromCache   origin = iota
+	fromReplica        // Store.Load of a store with a latestLoader
+	fromLeader         // latestLoader.LoadLatest, or Store.Load of a store without one
+)
+
 // Handler applies commands to clients. It is safe for concurrent use, but commands of
 // one client must arrive in order (the partitioned intake guarantees it); concurrent
 // commands for one client are still safe, as the store's optimistic check serialises
 // them.
 type Handler struct {
 	store        eventstore.Store
+	latest       latestLoader // nil: store.Load reads the leader
 	index        AppliedIndex
+	latestIndex  latestIndex // nil: index.Applied reads the leader
 	refusals     RefusalIndex
 	log          *slog.Logger
 	cache        *cache
@@ -112,7 +138,9 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{store: store, index: cfg.Index, refusals: cfg.Refusals, log: cfg.Logger,
+	latest, _ := store.(latestLoader)
+	latestIdx, _ := cfg.Index.(latestIndex)
+	return &Handler{store: store, latest: latest, index: cfg.Index, latestIndex: latestIdx, refusals: cfg.Refusals, log: cfg.Logger,
 		cache: newCache(cfg.CacheSize, cfg.CacheBytes), maxConflicts: cfg.MaxConflicts,
 		fsmVersion: fsm.Version(), atRange: cfg.AtRange, now: cfg.Now}
 }
@@ -135,12 +163,20 @@ type Result struct {
 // to one client, however late it comes back: the same id with the same content returns
 // the original commit as a duplicate, with another content domain.ErrCommandIDReused.
 func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (Result, error) {
+	return h.handle(ctx, cmd, src, false)
+}
+
+// handle is Handle, reading the client from the log's leader from the start if latest.
+// Once a decision was stale or an append conflicted, it reads the leader anyway: a
+// replica that answered may still trail.
+func (h *Handler) handle(ctx context.Context, cmd domain.Command, src Source, latest bool) (Result, error) {
 	if err := cmd.Validate(); err != nil {
 		return Result{}, err
 	}
 	digest := cmd.Digest()
 	for range h.maxConflicts {
-		st, err := h.loadAndDecide(ctx, cmd, digest, src)
+		st, err := h.loadAndDecide(ctx, cmd, digest, src, latest)
+		latest = true
 		switch {
 		case err != nil:
 			return Result{}, err
@@ -159,8 +195,8 @@ func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (R
 }
 
 // step is one decision on a command: a commit to append on the client's last record,
-// or an answer without one (done), or nothing because the cache was stale (decide
-// again: the cache entry is dropped).
+// or an answer without one (done), or nothing because the record, read from the cache
+// or a replica, may be stale (decide again from the leader: the cache entry is dropped).
 type step struct {
 	last   eventstore.Record
 	commit eventstore.Commit
@@ -169,11 +205,12 @@ type step struct {
 	stale  bool
 }
 
-// decide decides cmd against last, its client's latest record (from the cache if
-// cached): a duplicate is answered, anything else is checked and decided by the FSM,
-// and the ids the new commit no longer carries are written to the index.
-func (h *Handler) decide(ctx context.Context, cmd domain.Command, digest string, src Source, last eventstore.Record, cached bool) (step, error) {
-	if orig, ok, err := h.findApplied(ctx, last, cached, cmd.CommandID); err != nil || ok {
+// decide decides cmd against last, its client's latest record as read from where: a
+// duplicate is answered, anything else is checked and decided by the FSM, and the ids
+// the new commit no longer carries are written to the index. A refusal decided on a
+// record not read from the log's leader is not answered but reported stale.
+func (h *Handler) decide(ctx context.Context, cmd domain.Command, digest string, src Source, last eventstore.Record, from origin) (step, error) {
+	if orig, ok, err := h.findApplied(ctx, last, from, cmd.CommandID); err != nil || ok {
 		if err == nil {
 			err = sameContent(cmd, digest, orig)
 		}
@@ -191,10 +228,9 @@ func (h *Handler) decide(ctx context.Context, cmd domain.Command, digest string,
 	if err == nil && len(d.State.Enrollments) > len(last.Commit.State.Enrollments) {
 		err = d.State.CheckLimits()
 	}
-	if err != nil && cached {
-		// The cache may be behind: another instance may have applied commands to
-		// this client since. A stale state must never reject a valid command, so
-		// decide again from the log before answering.
+	if err != nil && from != fromLeader {
+		// A stale state must never refuse a valid command, nor an index behind the log
+		// a redelivered one: decide again from the leader before answering.
 		h.cache.drop(cmd.ClientID)
 		return step{stale: true}, nil
 	}
@@ -246,15 +282,15 @@ func sameContent(cmd domain.Command, digest string, orig eventstore.Record) erro
 	return nil
 }
 
-// Applied looks up, in the log (never the cache), the commit that applied commandID
-// to client. ok is false if the client has not applied it (yet); a zero Record with
-// ok true means applied, by a commit the index does not name.
+// Applied looks up, in the log as its leader has it (never the cache), the commit that
+// applied commandID to client. ok is false if the client has not applied it (yet); a
+// zero Record with ok true means applied, by a commit the index does not name.
 func (h *Handler) Applied(ctx context.Context, client domain.ClientID, commandID string) (eventstore.Record, bool, error) {
-	last, err := h.store.Load(ctx, client)
+	last, from, err := h.load(ctx, client, true)
 	if err != nil {
-		return eventstore.Record{}, false, fmt.Errorf("load %s: %w", client, err)
+		return eventstore.Record{}, false, err
 	}
-	return h.findApplied(ctx, last, false, commandID)
+	return h.findApplied(ctx, last, from, commandID)
 }
 
 // Rejected looks up the latest recorded refusal of client's commandID by decision
@@ -320,23 +356,39 @@ func (h *Handler) remember(ctx context.Context, client domain.ClientID, evicted 
 	return nil
 }
 
-// load returns the client's latest record, from the cache when warm (cached true).
-func (h *Handler) load(ctx context.Context, client domain.ClientID) (r eventstore.Record, cached bool, err error) {
-	if r, ok := h.cache.get(client); ok {
-		return r, true, nil
+// load returns the client's latest record: from the cache when warm, else from the
+// log — from its leader if latest.
+func (h *Handler) load(ctx context.Context, client domain.ClientID, latest bool) (eventstore.Record, origin, error) {
+	if !latest {
+		if r, ok := h.cache.get(client); ok {
+			return r, fromCache, nil
+		}
 	}
-	r, err = h.store.Load(ctx, client)
+	var (
+		r    eventstore.Record
+		from = fromLeader
+		err  error
+	)
+	switch {
+	case h.latest == nil:
+		r, err = h.store.Load(ctx, client)
+	case latest:
+		r, err = h.latest.LoadLatest(ctx, client)
+	default:
+		r, err = h.store.Load(ctx, client)
+		from = fromReplica
+	}
 	if err != nil {
-		return eventstore.Record{}, false, fmt.Errorf("load %s: %w", client, err)
+		return eventstore.Record{}, from, fmt.Errorf("load %s: %w", client, err)
 	}
-	return r, false, nil
+	return r, from, nil
 }
 
 // findApplied reports whether the client has applied commandID: it is among the ids
 // its latest commit carries, or, for a client with more commands than those, in the
 // index. It returns the commit that applied it when that is known. Stream sequences are
 // not consulted: they mean something only within one instance of STUDYD_CMDS.
-func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cached bool, commandID string) (eventstore.Record, bool, error) {
+func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, from origin, commandID string) (eventstore.Record, bool, error) {
 	if last.Position == 0 {
 		return eventstore.Record{}, false, nil
 	}
@@ -346,7 +398,7 @@ func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cache
 		if a.CommandID == commandID {
 			pos, found = a.Position, true
 			if pos == 0 { // the last commit itself
-				if !cached {
+				if from != fromCache {
 					return last, true, nil
 				}
 				pos = last.Position // the cached copy has no events: read the original
@@ -357,7 +409,11 @@ func (h *Handler) findApplied(ctx context.Context, last eventstore.Record, cache
 	if !found && len(last.Commit.Recent) >= eventstore.RecentCommands && h.index != nil {
 		// Older ids than the commit carries: only then is the index asked, so a client's
 		// first RecentCommands commands cost no lookup.
-		p, ok, err := h.index.Applied(ctx, last.Commit.Client, commandID)
+		applied := h.index.Applied
+		if from == fromLeader && h.latestIndex != nil {
+			applied = h.latestIndex.AppliedLatest
+		}
+		p, ok, err := applied(ctx, last.Commit.Client, commandID)
 		if err != nil {
 			return eventstore.Record{}, false, fmt.Errorf("look up %s: %w", commandID, err)
 		}

@@ -44,13 +44,25 @@ func AppliedKey(client domain.ClientID, commandID string) string {
 }
 
 // Applied implements app.AppliedIndex (checked in applied_test.go: studyctl links this
-// package and must not link the command handler): one direct get.
+// package and must not link the command handler): one direct get, which a replica may
+// answer from behind (AppliedLatest does not).
 func (s *Store) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
 	kv, err := s.index(ctx, AppliedBucket, &s.applied)
 	if err != nil {
 		return 0, false, err
 	}
 	v, ok, err := lookUp(ctx, kv, AppliedKey(client, commandID), "applied "+string(client))
+	return appliedAt(v, ok, err)
+}
+
+// AppliedLatest is Applied read from the bucket's leader: app.Handler asks it before a
+// refusal, as a command a lagging replica has not seen applied may be a redelivery.
+func (s *Store) AppliedLatest(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
+	return appliedAt(s.lookUpLatest(ctx, AppliedBucket, AppliedKey(client, commandID), "applied latest "+string(client)))
+}
+
+// appliedAt is an index value as Applied returns it.
+func appliedAt(v []byte, ok bool, err error) (uint64, bool, error) {
 	if err != nil || !ok {
 		return 0, false, err
 	}

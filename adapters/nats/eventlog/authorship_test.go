@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
@@ -72,16 +73,7 @@ func TestForgedCommitNeverDecides(t *testing.T) {
 			forged.Events = nil
 			forged.State = forged.State.With(domain.Enrollment{Object: forgedStudy.Object, Key: forgedStudy.Key, Slug: forgedStudy.Key,
 				Action: "preference-experiment", State: domain.StateEnrolled, Branch: "treatment", EnrolledAt: at})
-			raw, err := eventstore.EncodeCommit(forged)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Written with full rights but without the key (what an admin, or studyd
-			// tricked into publishing for someone, could do); chained correctly.
-			if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: eventlog.EventSubject("vic"), Data: raw,
-				Header: nats.Header{audit.HeaderMAC: []string{"v1 " + k.ID() + " AAAA"}}}); err != nil {
-				t.Fatal(err)
-			}
+			publishForged(t, js, k, forged)
 
 			loaded, err := store.Load(ctx, "vic")
 			if err != nil || loaded.Position != first.Record.Position {
@@ -108,5 +100,20 @@ func TestForgedCommitNeverDecides(t *testing.T) {
 				t.Errorf("Load after = %d, %v; want %d", l.Position, err, next.Record.Position)
 			}
 		})
+	}
+}
+
+// publishForged writes c on its client's subject with full rights but without the
+// commit key (what an admin, or studyd tricked into publishing for someone, could do):
+// its authentication code names k and is wrong.
+func publishForged(t *testing.T, js jetstream.JetStream, k *audit.CommitKey, c eventstore.Commit) {
+	t.Helper()
+	raw, err := eventstore.EncodeCommit(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(t.Context(), &nats.Msg{Subject: eventlog.EventSubject(c.Client), Data: raw,
+		Header: nats.Header{audit.HeaderMAC: []string{"v1 " + k.ID() + " AAAA"}}}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -7,10 +7,13 @@ import (
 	"strconv"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/studyd/studyd/adapters/nats/internal/leaderget"
 )
 
 // The log's indexes (the applied ids, the refusals) are KV buckets of stream
-// positions by key: written by studyd beside the log, read with one direct get.
+// positions by key: written by studyd beside the log, read with one direct get (or,
+// where a replica's lag must not count, from the bucket's leader: lookUpLatest).
 
 // ensureBucket creates the bucket cfg describes if it does not exist.
 func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -52,6 +55,22 @@ func lookUp(ctx context.Context, kv jetstream.KeyValue, key, op string) (value [
 		return nil, false, storeError(op, err)
 	}
 	return e.Value(), true, nil
+}
+
+// lookUpLatest is lookUp read from the bucket's stream leader, which has every
+// acknowledged write.
+func (s *Store) lookUpLatest(ctx context.Context, bucket, key, op string) (value []byte, ok bool, err error) {
+	m, err := leaderget.Last(ctx, s.js.Conn(), "KV_"+bucket, "$KV."+bucket+"."+key)
+	if err != nil {
+		return nil, false, storeError(op, err)
+	}
+	if m.Seq == 0 {
+		return nil, false, nil
+	}
+	if deleted, err := leaderget.KVDeleted(m); err != nil || deleted {
+		return nil, false, err
+	}
+	return m.Data, true, nil
 }
 
 // putPosition sets key to pos in kv: one put, acknowledged by the server.

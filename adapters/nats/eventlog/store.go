@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/studyd/studyd/adapters/nats/internal/leaderget"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -241,7 +242,7 @@ func (s *Store) appended(ctx context.Context, c eventstore.Commit, expected uint
 // applied (*DuplicateError with that commit); otherwise another writer moved first.
 func (s *Store) conflictOrDuplicate(ctx context.Context, c eventstore.Commit, expected uint64, cause error) error {
 	op := "append " + string(c.Client)
-	latest, err := s.Load(ctx, c.Client)
+	latest, err := s.LoadLatest(ctx, c.Client) // the server said the subject moved: a replica may not have seen it
 	if err != nil {
 		return fmt.Errorf("%s: check for a duplicate after a conflict: %w", op, err)
 	}
@@ -264,7 +265,9 @@ func (s *Store) conflictOrDuplicate(ctx context.Context, c eventstore.Commit, ex
 }
 
 // Load implements eventstore.Store with one direct get of the last message on the
-// client's subject.
+// client's subject. On a replicated stream a replica may answer it from behind the
+// leader (see internal/leaderget): the record may trail the log by its last commits.
+// LoadLatest does not.
 func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Record, error) {
 	op := "load " + string(client)
 	if err := client.Validate(); err != nil {
@@ -281,16 +284,48 @@ func (s *Store) Load(ctx context.Context, client domain.ClientID) (eventstore.Re
 	if err != nil {
 		return eventstore.Record{}, storeError(op, err)
 	}
-	if err := s.authentic(msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC)); err != nil {
-		return s.loadAuthentic(ctx, client, msg.Sequence)
-	}
-	s.setHead(client, nil)
-	r, err := record(msg.Sequence, msg.Data)
-	if err != nil {
+	return s.loaded(ctx, client, msg.Sequence, msg.Subject, msg.Data, msg.Header.Get(audit.HeaderMAC))
+}
+
+// LoadLatest is Load read from the stream's leader, which has every acknowledged
+// commit: app.Handler reads it before a refusal, which a stale record must never
+// decide. It costs a JetStream API request instead of a direct get.
+func (s *Store) LoadLatest(ctx context.Context, client domain.ClientID) (eventstore.Record, error) {
+	op := "load latest " + string(client)
+	if err := client.Validate(); err != nil {
 		return eventstore.Record{}, fmt.Errorf("%s: %w", op, err)
 	}
+	m, err := leaderget.Last(ctx, s.js.Conn(), EventsStream, EventSubject(client))
+	if err != nil {
+		return eventstore.Record{}, storeError(op, err)
+	}
+	if m.Seq == 0 {
+		return eventstore.Record{}, nil
+	}
+	var mac string
+	if len(m.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(m.Header)
+		if err != nil {
+			return eventstore.Record{}, fmt.Errorf("%s: headers at %d: %w: %w", op, m.Seq, eventstore.ErrCorrupt, err)
+		}
+		mac = h.Get(audit.HeaderMAC)
+	}
+	return s.loaded(ctx, client, m.Seq, m.Subject, m.Data, mac)
+}
+
+// loaded turns the last message on client's subject, at seq, into the client's latest
+// record: itself if studyd wrote it, else the last commit on the subject that studyd did.
+func (s *Store) loaded(ctx context.Context, client domain.ClientID, seq uint64, subject string, data []byte, mac string) (eventstore.Record, error) {
+	if err := s.authentic(subject, data, mac); err != nil {
+		return s.loadAuthentic(ctx, client, seq)
+	}
+	s.setHead(client, nil)
+	r, err := record(seq, data)
+	if err != nil {
+		return eventstore.Record{}, fmt.Errorf("load %s: %w", client, err)
+	}
 	if r.Commit.Client != client {
-		return eventstore.Record{}, fmt.Errorf("%s: %w: the commit at %d on %s is client %q's", op, eventstore.ErrCorrupt, msg.Sequence, msg.Subject, r.Commit.Client)
+		return eventstore.Record{}, fmt.Errorf("load %s: %w: the commit at %d on %s is client %q's", client, eventstore.ErrCorrupt, seq, subject, r.Commit.Client)
 	}
 	return r, nil
 }

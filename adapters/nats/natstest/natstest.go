@@ -26,6 +26,9 @@ type Config struct {
 	// MaxPayload is the server's max_payload; 0 means 8 MiB (the embedded default).
 	// 1 MiB is what an external server has by default.
 	MaxPayload int32
+	// Users, if any, are the only ones allowed in (nats.UserInfo); Start's and
+	// Connect's anonymous connections then fail, so connect with a user's password.
+	Users []*server.User
 }
 
 // Start runs an embedded JetStream server on a fresh t.TempDir store with no network
@@ -63,6 +66,7 @@ func StartServer(t testing.TB, cfg Config) *server.Server {
 		DontListen:             !cfg.Listen,
 		Host:                   "127.0.0.1",
 		Port:                   -1,
+		Users:                  cfg.Users,
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -80,10 +84,11 @@ func StartServer(t testing.TB, cfg Config) *server.Server {
 	return s
 }
 
-// Connect opens another in-process connection to s, closed when the test ends.
-func Connect(t testing.TB, s *server.Server) (*nats.Conn, jetstream.JetStream) {
+// Connect opens another in-process connection to s with opts (a user's password, say),
+// closed when the test ends.
+func Connect(t testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect("", nats.InProcessServer(s), nats.Name(t.Name()))
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(s), nats.Name(t.Name())}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect in-process: %v", err)
 	}

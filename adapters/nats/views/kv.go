@@ -2,7 +2,6 @@ package views
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/internal/leaderget"
 )
 
 // Errors of the projections' KV layer.
@@ -57,58 +57,18 @@ func viewBuckets(ctx context.Context, js jetstream.JetStream, replicas int, leas
 // based on its stale revision would fail and restart the term, for as long as that
 // replica lagged.
 func (p *Projector) leaderEntry(ctx context.Context, kv jetstream.KeyValue, key string) (client.KeyEntry, error) {
-	m, err := leaderGet(ctx, p.js.Conn(), "KV_"+kv.Bucket(), "$KV."+kv.Bucket()+"."+key)
+	m, err := leaderget.Last(ctx, p.js.Conn(), "KV_"+kv.Bucket(), "$KV."+kv.Bucket()+"."+key)
 	if err != nil || m.Seq == 0 {
 		return client.KeyEntry{}, err
 	}
-	if len(m.Header) > 0 {
-		h, err := nats.DecodeHeadersMsg(m.Header)
-		if err != nil {
-			return client.KeyEntry{}, fmt.Errorf("%s %s: headers: %w", kv.Bucket(), key, err)
-		}
-		if op := h.Get("KV-Operation"); op == "DEL" || op == "PURGE" {
-			return client.KeyEntry{Rev: m.Seq}, nil
-		}
+	deleted, err := leaderget.KVDeleted(m)
+	switch {
+	case err != nil:
+		return client.KeyEntry{}, fmt.Errorf("%s %s: %w", kv.Bucket(), key, err)
+	case deleted:
+		return client.KeyEntry{Rev: m.Seq}, nil
 	}
 	return client.KeyEntry{Value: m.Data, Rev: m.Seq}, nil
-}
-
-// storedMsg is a stream message as the JetStream API's message get returns it.
-type storedMsg struct {
-	Seq    uint64 `json:"seq"`
-	Header []byte `json:"hdrs"`
-	Data   []byte `json:"data"`
-}
-
-// leaderGet fetches the last message on subject (wildcards allowed) from the stream's
-// leader, with a plain message get rather than a direct get, which any replica may
-// answer from behind. No such message is a zero storedMsg.
-func leaderGet(ctx context.Context, nc *nats.Conn, stream, subject string) (storedMsg, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, _ := json.Marshal(struct {
-		LastBySubject string `json:"last_by_subj"`
-	}{subject})
-	m, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
-	if err != nil {
-		return storedMsg{}, err
-	}
-	var resp struct {
-		Message *storedMsg          `json:"message"`
-		Error   *jetstream.APIError `json:"error"`
-	}
-	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return storedMsg{}, fmt.Errorf("message get on %s: %w", stream, err)
-	}
-	switch {
-	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return storedMsg{}, nil
-	case resp.Error != nil:
-		return storedMsg{}, fmt.Errorf("message get on %s: %w", stream, resp.Error)
-	case resp.Message == nil:
-		return storedMsg{}, fmt.Errorf("message get on %s: empty answer", stream)
-	}
-	return *resp.Message, nil
 }
 
 // kvWrite is one compare-and-set write of a view key.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/studyd/studyd/adapters/nats/client"
 	"github.com/studyd/studyd/adapters/nats/eventlog"
+	"github.com/studyd/studyd/adapters/nats/internal/leaderget"
 	"github.com/studyd/studyd/audit"
 	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
@@ -446,7 +447,7 @@ func (l *leader) watchTail(ctx context.Context, tl *tail) error {
 // lastCommitSeq asks the stream leader for the sequence of the log's last commit (0 if
 // there is none).
 func lastCommitSeq(ctx context.Context, nc *nats.Conn) (uint64, error) {
-	m, err := leaderGet(ctx, nc, eventlog.EventsStream, eventlog.EventSubjects)
+	m, err := leaderget.Last(ctx, nc, eventlog.EventsStream, eventlog.EventSubjects)
 	if err != nil {
 		return 0, fmt.Errorf("last commit: %w", err)
 	}
