@@ -104,12 +104,17 @@ type batchLoader interface {
 
 // loadAll loads the latest record of every request's client: cached ones from the
 // cache, the others together, so that a batch of clients new to this instance costs
-// one round trip to the log rather than one per client.
+// one round trip to the log rather than one per client. A redelivered command's
+// client is read from the log's leader (Source.Redelivered).
 func (h *Handler) loadAll(ctx context.Context, reqs []Request) []loaded {
 	out := make([]loaded, len(reqs))
 	var missing []domain.ClientID
 	var which []int // missing[k] is reqs[which[k]]'s client
 	for i, r := range reqs {
+		if r.Src.Redelivered {
+			out[i].last, out[i].from, out[i].err = h.load(ctx, r.Cmd.ClientID, true)
+			continue
+		}
 		if rec, ok := h.cache.get(r.Cmd.ClientID); ok {
 			out[i] = loaded{last: rec, from: fromCache}
 			continue

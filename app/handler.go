@@ -149,6 +149,11 @@ func NewHandler(store eventstore.Store, cfg Config) *Handler {
 type Source struct {
 	Seq           uint64 // its STUDYD_CMDS sequence; 0 if it did not come through the stream
 	CorrelationID string
+	// Redelivered: the stream delivered the command before, so it may have been applied.
+	// Its client is read from the log's leader: a replica's index may not show that yet,
+	// and a command the client's state would accept again (an opt-out) would be applied
+	// twice.
+	Redelivered bool
 }
 
 // Result is the outcome of an applied command.
@@ -163,7 +168,7 @@ type Result struct {
 // to one client, however late it comes back: the same id with the same content returns
 // the original commit as a duplicate, with another content domain.ErrCommandIDReused.
 func (h *Handler) Handle(ctx context.Context, cmd domain.Command, src Source) (Result, error) {
-	return h.handle(ctx, cmd, src, false)
+	return h.handle(ctx, cmd, src, src.Redelivered)
 }
 
 // handle is Handle, reading the client from the log's leader from the start if latest.

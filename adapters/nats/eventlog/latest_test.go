@@ -13,6 +13,7 @@ import (
 	"github.com/studyd/studyd/adapters/nats/eventlog"
 	"github.com/studyd/studyd/adapters/nats/natstest"
 	"github.com/studyd/studyd/app"
+	"github.com/studyd/studyd/domain"
 	"github.com/studyd/studyd/eventstore"
 )
 
@@ -87,5 +88,52 @@ func TestLatestReadsNeverAskAReplica(t *testing.T) {
 	defer cancel()
 	if _, err := latest.Load(short, "c1"); err == nil {
 		t.Errorf("Load(c1) without the right to direct gets: got no error; is Load no longer a direct get?")
+	}
+}
+
+// laggingIndex is the store's applied-id index as a replica that has not seen the ids
+// in unseen answers it; AppliedLatest reads the leader, which has.
+type laggingIndex struct {
+	*eventlog.Store
+	unseen map[string]bool
+}
+
+func (ix laggingIndex) Applied(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
+	if ix.unseen[commandID] {
+		return 0, false, nil
+	}
+	return ix.Store.Applied(ctx, client, commandID)
+}
+
+// TestRedeliveryIsNeverAppliedTwice: a command applied long ago (its id has left the
+// client's last commit, and the stream's dedup window has passed) is delivered again,
+// and the replica answering the index has not seen its id. An opt-out the client's
+// state accepts again would be appended a second time: nothing in the append can tell.
+// A redelivery (app.Source.Redelivered) is looked up on the leader, and is a duplicate.
+func TestRedeliveryIsNeverAppliedTwice(t *testing.T) {
+	t.Parallel()
+	store := shortWindowStore(t)
+	ctx := t.Context()
+	writer := app.NewHandler(store, app.Config{})
+	t0 := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for i := range eventstore.RecentCommands + 2 {
+		if _, err := writer.Handle(ctx, optOut("c1", fmt.Sprintf("opt-%d", i), t0.Add(time.Duration(i)*time.Minute), i%2 == 1), app.Source{Seq: uint64(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // past the stream's dedup window
+	first := optOut("c1", "opt-0", t0, false)
+	index := laggingIndex{Store: store, unseen: map[string]bool{first.CommandID: true}}
+	again := app.Source{Seq: 1, Redelivered: true}
+	res, err := app.NewHandler(store, app.Config{Index: index}).Handle(ctx, first, again)
+	if err != nil || !res.Duplicate {
+		t.Errorf("Handle(redelivered %s) = duplicate %t, %v; want a duplicate", first.CommandID, res.Duplicate, err)
+	}
+	batch := app.NewHandler(store, app.Config{Index: index}).HandleBatch(ctx, []app.Request{{Cmd: first, Src: again}})
+	if batch[0].Err != nil || !batch[0].Result.Duplicate {
+		t.Errorf("HandleBatch(redelivered %s) = duplicate %t, %v; want a duplicate", first.CommandID, batch[0].Result.Duplicate, batch[0].Err)
+	}
+	if n, _ := commitsOf(t, store, "c1", first.CommandID); n != 1 {
+		t.Errorf("%s is applied by %d commits, want 1", first.CommandID, n)
 	}
 }

@@ -266,9 +266,12 @@ func (in *Intake) admit(msg jetstream.Msg, seq uint64) (app.Incoming, domain.Com
 	return inc, cmd, err
 }
 
-// source is where a command message came from, for the commit.
+// source is where a command message came from, for the commit, and whether the
+// stream delivered it before (unknown counts as yes: the handler then reads the leader).
 func (in *Intake) source(msg jetstream.Msg, seq uint64) app.Source {
-	return app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr)}
+	meta, err := msg.Metadata()
+	return app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr),
+		Redelivered: err != nil || meta.NumDelivered > 1}
 }
 
 // subjectClient is the client a command message's subject names.
