@@ -1,6 +1,7 @@
 package eventlog_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -117,7 +118,9 @@ func BenchmarkAppend(b *testing.B) {
 }
 
 // BenchmarkLoad measures loading a random client (one direct get of its last commit and
-// its decode) from a log of many clients with several commits each.
+// its decode) from a log of many clients with several commits each; /latest, the same
+// with LoadLatest (a message get the stream leader answers), what a refusal and a
+// redelivery pay.
 func BenchmarkLoad(b *testing.B) {
 	const clients, perClient = 2000, 3
 	s, _ := benchStore(b)
@@ -132,19 +135,25 @@ func BenchmarkLoad(b *testing.B) {
 			prev = r
 		}
 	}
-	var lat latencies
-	b.ResetTimer()
-	for b.Loop() {
-		client := domain.ClientID("c" + strconv.Itoa(rand.IntN(clients)))
-		t0 := time.Now()
-		r, err := s.Load(b.Context(), client)
-		lat.add(time.Since(t0))
-		if err != nil || r.Position == 0 {
-			b.Fatalf("Load(%s): %v (position %d)", client, err, r.Position)
-		}
+	for _, way := range []struct {
+		name string
+		load func(context.Context, domain.ClientID) (eventstore.Record, error)
+	}{{"direct", s.Load}, {"latest", s.LoadLatest}} {
+		b.Run(way.name, func(b *testing.B) {
+			var lat latencies
+			for b.Loop() {
+				client := domain.ClientID("c" + strconv.Itoa(rand.IntN(clients)))
+				t0 := time.Now()
+				r, err := way.load(b.Context(), client)
+				lat.add(time.Since(t0))
+				if err != nil || r.Position == 0 {
+					b.Fatalf("%s(%s): %v (position %d)", way.name, client, err, r.Position)
+				}
+			}
+			b.StopTimer()
+			lat.report(b)
+		})
 	}
-	b.StopTimer()
-	lat.report(b)
 }
 
 // BenchmarkRawAsyncPublish is the ceiling: js.PublishAsync of payloads the size of a
