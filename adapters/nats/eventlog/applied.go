@@ -56,7 +56,8 @@ func (s *Store) Applied(ctx context.Context, client domain.ClientID, commandID s
 }
 
 // AppliedLatest is Applied read from the bucket's leader: app.Handler asks it before a
-// refusal, as a command a lagging replica has not seen applied may be a redelivery.
+// refusal and for a redelivered command, either of which may have been applied where
+// a lagging replica has not seen it yet.
 func (s *Store) AppliedLatest(ctx context.Context, client domain.ClientID, commandID string) (uint64, bool, error) {
 	return appliedAt(s.lookUpLatest(ctx, AppliedBucket, AppliedKey(client, commandID), "applied latest "+string(client)))
 }
