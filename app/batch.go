@@ -124,10 +124,7 @@ func (h *Handler) loadAll(ctx context.Context, reqs []Request) []loaded {
 	}
 	if b, ok := h.store.(batchLoader); ok && len(missing) > 1 {
 		if recs, err := b.LoadMany(ctx, missing); err == nil {
-			from := fromLeader
-			if h.latest != nil {
-				from = fromReplica // LoadMany is direct gets too
-			}
+			from := h.loadOrigin()
 			for k, rec := range recs {
 				out[which[k]].last, out[which[k]].from = rec, from
 			}

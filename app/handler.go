@@ -371,22 +371,29 @@ func (h *Handler) load(ctx context.Context, client domain.ClientID, latest bool)
 	}
 	var (
 		r    eventstore.Record
-		from = fromLeader
+		from origin
 		err  error
 	)
-	switch {
-	case h.latest == nil:
-		r, err = h.store.Load(ctx, client)
-	case latest:
+	if latest && h.latest != nil {
 		r, err = h.latest.LoadLatest(ctx, client)
-	default:
+		from = fromLeader
+	} else {
 		r, err = h.store.Load(ctx, client)
-		from = fromReplica
+		from = h.loadOrigin()
 	}
 	if err != nil {
 		return eventstore.Record{}, from, fmt.Errorf("load %s: %w", client, err)
 	}
 	return r, from, nil
+}
+
+// loadOrigin is where the store's Load (and LoadMany) reads: a replica, if the store
+// can also read the leader.
+func (h *Handler) loadOrigin() origin {
+	if h.latest != nil {
+		return fromReplica
+	}
+	return fromLeader
 }
 
 // findApplied reports whether the client has applied commandID: it is among the ids
