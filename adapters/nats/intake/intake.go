@@ -236,11 +236,11 @@ func (in *Intake) Run(ctx context.Context) error {
 // apply admits and applies one command (app.Admit, app.Handler.Handle). It returns the
 // outcome, or a transient error when nothing was decided and the command must be
 // retried.
-func (in *Intake) apply(ctx context.Context, msg jetstream.Msg, seq uint64) (client.Outcome, error) {
-	inc, cmd, err := in.admit(msg, seq)
+func (in *Intake) apply(ctx context.Context, it item) (client.Outcome, error) {
+	inc, cmd, err := in.admit(it.msg, it.seq)
 	var res app.Result
 	if err == nil {
-		res, err = in.handler.Handle(ctx, cmd, in.source(msg, seq))
+		res, err = in.handler.Handle(ctx, cmd, in.source(it))
 	}
 	return in.conclude(ctx, inc, cmd, res, err)
 }
@@ -266,12 +266,10 @@ func (in *Intake) admit(msg jetstream.Msg, seq uint64) (app.Incoming, domain.Com
 	return inc, cmd, err
 }
 
-// source is where a command message came from, for the commit, and whether the
-// stream delivered it before (unknown counts as yes: the handler then reads the leader).
-func (in *Intake) source(msg jetstream.Msg, seq uint64) app.Source {
-	meta, err := msg.Metadata()
-	return app.Source{Seq: seq, CorrelationID: msg.Headers().Get(nats.MsgIdHdr),
-		Redelivered: err != nil || meta.NumDelivered > 1}
+// source is where a command came from, for the commit, and whether the stream
+// delivered it before.
+func (in *Intake) source(it item) app.Source {
+	return app.Source{Seq: it.seq, CorrelationID: it.msg.Headers().Get(nats.MsgIdHdr), Redelivered: it.redelivered}
 }
 
 // subjectClient is the client a command message's subject names.

@@ -52,6 +52,9 @@ type item struct {
 	seq    uint64
 	client domain.ClientID // the one its subject names
 	start  time.Time
+	// redelivered: the stream delivered it before, so it may have been applied
+	// (app.Source.Redelivered).
+	redelivered bool
 }
 
 // work applies partition n's commands until ctx is done, then finishes those in hand.
@@ -158,7 +161,8 @@ func (in *Intake) settleGroup(ctx context.Context, p *partition, msgs []jetstrea
 		}
 		lost = lost || p.delivered != 0 && meta.Sequence.Consumer != p.delivered+1
 		p.delivered = meta.Sequence.Consumer
-		items = append(items, item{msg: msg, seq: meta.Sequence.Stream, client: subjectClient(msg), start: start})
+		items = append(items, item{msg: msg, seq: meta.Sequence.Stream, client: subjectClient(msg), start: start,
+			redelivered: meta.NumDelivered > 1})
 	}
 	// Redeliveries can come back in another order than the commands were published.
 	slices.SortFunc(items, func(a, b item) int { return cmp.Compare(a.seq, b.seq) })
@@ -258,7 +262,7 @@ func (in *Intake) settleWave(ctx context.Context, p *partition, wave []item) (un
 	for i, it := range wave {
 		incs[i], cmds[i], errs[i] = in.admit(it.msg, it.seq)
 		if errs[i] == nil {
-			reqs = append(reqs, app.Request{Cmd: cmds[i], Src: in.source(it.msg, it.seq)})
+			reqs = append(reqs, app.Request{Cmd: cmds[i], Src: in.source(it)})
 			which = append(which, i)
 		}
 	}
@@ -303,7 +307,7 @@ func (in *Intake) retry(ctx context.Context, p *partition, it item, err error) (
 			return client.Outcome{}, false
 		}
 		_ = it.msg.InProgress() // still ours: no redelivery while it is retried
-		if out, err = in.apply(apply, it.msg, it.seq); err == nil {
+		if out, err = in.apply(apply, it); err == nil {
 			return out, true
 		}
 	}
